@@ -1,0 +1,131 @@
+"""One forward pass per batch of equal-length prompts; the activations the method reads.
+
+Shapes (per prompt, no batch axis): n positions, L layers, H heads, K kv heads, D d_model,
+r d_head, V vocab.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from sadlang.models.loader import LoadedModel
+
+
+@dataclass
+class PromptActivations:
+    """Clean-run activations of one prompt, all fp32 on the model's device.
+
+    tokens:      (n,)          token ids, BOS first
+    embed:       (n, D)        blocks.0.hook_resid_pre
+    ln_scale:    (L, n)        blocks.l.ln1.hook_scale (frozen norm scale)
+    final_scale: (n,)          ln_final.hook_scale
+    pattern:     (L, H, n, n)  attention weights
+    scores:      (L, H, n, n)  hooked attention scores (after scaling and soft-cap)
+    v:           (L, n, K, r)  value vectors (value bias folded into b_O)
+    attn_out:    (L, n, D)
+    mlp_out:     (L, n, D)
+    resid_pre:   (L, n, D)     for checks and signal alignment
+    normalized:  (L, n, D)     blocks.l.ln1.hook_normalized
+    cos, sin:    (n, r)        RoPE tables from the model's own hooks (None without RoPE)
+    logits_end:  (V,)          logits at the last position
+    """
+
+    tokens: torch.Tensor
+    embed: torch.Tensor
+    ln_scale: torch.Tensor
+    final_scale: torch.Tensor
+    final_normalized: torch.Tensor
+    pattern: torch.Tensor
+    scores: torch.Tensor
+    v: torch.Tensor
+    attn_out: torch.Tensor
+    mlp_out: torch.Tensor
+    resid_pre: torch.Tensor
+    normalized: torch.Tensor
+    cos: torch.Tensor | None
+    sin: torch.Tensor | None
+    logits_end: torch.Tensor
+
+    @property
+    def n(self) -> int:
+        return int(self.tokens.shape[0])
+
+
+_NEEDED = ("hook_resid_pre", "ln1.hook_scale", "ln1.hook_normalized", "attn.hook_pattern",
+           "attn.hook_attn_scores", "attn.hook_v", "hook_attn_out", "hook_mlp_out",
+           "attn.hook_cos", "attn.hook_sin", "ln_final.hook_scale", "ln_final.hook_normalized")
+
+
+class ForwardCounter:
+    """Counts model forward passes (tests use it to prove one pass per batch)."""
+
+    calls = 0
+
+
+def _names_filter(name: str) -> bool:
+    return any(name.endswith(k) for k in _NEEDED)
+
+
+def _scale(t: torch.Tensor) -> torch.Tensor:
+    """hook_scale may be (..., n, 1) or (..., n): squeeze to (..., n)."""
+    return t[..., 0] if t.ndim >= 3 and t.shape[-1] == 1 else t
+
+
+def run_batch(model: LoadedModel, batch: list[list[int]]) -> list[PromptActivations]:
+    """Run prompts of equal token length in one forward pass and split the cache per prompt."""
+    lengths = {len(t) for t in batch}
+    if len(lengths) != 1:
+        raise ValueError(f"run_batch needs equal-length prompts, got lengths {sorted(lengths)}")
+    L = model.info.n_layers
+    tokens = torch.tensor(batch, dtype=torch.long, device=model.device)
+    with torch.no_grad():
+        ForwardCounter.calls += 1
+        logits, cache = model.bridge.run_with_cache(tokens, names_filter=_names_filter)
+    def stack(key: str) -> torch.Tensor:
+        return torch.stack([cache[f"blocks.{l}.{key}"] for l in range(L)], dim=1).float()
+    resid = stack("hook_resid_pre")                      # (b, L, n, D)
+    ln_scale = _scale(stack("ln1.hook_scale"))            # (b, L, n)
+    pattern = stack("attn.hook_pattern")                  # (b, L, H, n, n)
+    scores = stack("attn.hook_attn_scores")
+    v = stack("attn.hook_v")                              # (b, L, n, K, r)
+    attn_out = stack("hook_attn_out")
+    mlp_out = stack("hook_mlp_out")
+    normalized = stack("ln1.hook_normalized")
+    final_scale = _scale(cache["ln_final.hook_scale"].float())
+    final_norm = cache["ln_final.hook_normalized"].float()
+    has_rope = f"blocks.0.attn.hook_cos" in cache.cache_dict if hasattr(cache, "cache_dict") else False
+    out = []
+    for i in range(len(batch)):
+        cos = sin = None
+        if has_rope:
+            cos = cache["blocks.0.attn.hook_cos"].float()
+            sin = cache["blocks.0.attn.hook_sin"].float()
+            # the tables are shared across the batch: (1, n, r) or (n, r)
+            cos = cos[min(i, cos.shape[0] - 1)] if cos.ndim == 3 else cos
+            sin = sin[min(i, sin.shape[0] - 1)] if sin.ndim == 3 else sin
+        out.append(PromptActivations(
+            tokens=tokens[i], embed=resid[i, 0], ln_scale=ln_scale[i],
+            final_scale=final_scale[i], final_normalized=final_norm[i], pattern=pattern[i],
+            scores=scores[i], v=v[i], attn_out=attn_out[i], mlp_out=mlp_out[i],
+            resid_pre=resid[i], normalized=normalized[i], cos=cos, sin=sin,
+            logits_end=logits[i, -1].float()))
+    return out
+
+
+def run_prompts(model: LoadedModel, prompts: list[list[int]], batch_size: int = 32,
+                progress=None) -> list[PromptActivations]:
+    """Activations for many prompts: grouped by token length, one pass per group chunk."""
+    by_len: dict[int, list[int]] = {}
+    for i, toks in enumerate(prompts):
+        by_len.setdefault(len(toks), []).append(i)
+    result: list[PromptActivations | None] = [None] * len(prompts)
+    for _, idxs in sorted(by_len.items()):
+        for start in range(0, len(idxs), batch_size):
+            chunk = idxs[start:start + batch_size]
+            for i, acts in zip(chunk, run_batch(model, [prompts[j] for j in chunk])):
+                result[i] = acts
+            if progress is not None:
+                progress(len(chunk))
+    return result  # type: ignore[return-value]

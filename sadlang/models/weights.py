@@ -1,0 +1,106 @@
+"""Folded weights read off a TransformerLens bridge, as plain fp32 tensors.
+
+Shapes use L layers, H query heads, K key/value heads, D d_model, r d_head, V vocab.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class ModelWeights:
+    """The weights the decomposition needs, after norm folding and centring.
+
+    W_Q: (L, H, D, r)   b_Q: (L, H, r)
+    W_K: (L, K, D, r)   b_K: (L, K, r)    key head of query head h is h // (H // K)
+    W_V: (L, K, D, r)
+    W_O: (L, H, r, D)   b_O: (L, D)       b_O includes folded value biases
+    W_U: (D, V)         b_U: (V,)
+    """
+
+    W_Q: torch.Tensor
+    b_Q: torch.Tensor
+    W_K: torch.Tensor
+    b_K: torch.Tensor
+    W_V: torch.Tensor
+    W_O: torch.Tensor
+    b_O: torch.Tensor
+    W_U: torch.Tensor
+    b_U: torch.Tensor
+    attn_scale: float
+    softcap: float  # 0.0 when the model does not soft-cap attention scores
+    rotary: bool
+
+    @property
+    def n_layers(self) -> int:
+        return self.W_Q.shape[0]
+
+    @property
+    def n_heads(self) -> int:
+        return self.W_Q.shape[1]
+
+    @property
+    def n_kv_heads(self) -> int:
+        return self.W_K.shape[1]
+
+    @property
+    def group(self) -> int:
+        return self.n_heads // self.n_kv_heads
+
+    @property
+    def d_model(self) -> int:
+        return self.W_Q.shape[2]
+
+    @property
+    def d_head(self) -> int:
+        return self.W_Q.shape[3]
+
+    def kv(self, head: int) -> int:
+        """Key/value head index used by query head `head`."""
+        return head // self.group
+
+    def fingerprint(self) -> str:
+        """sha256 over the QK/OV weights: keys caches by the weights, not by a name."""
+        h = hashlib.sha256()
+        for t in (self.W_Q, self.b_Q, self.W_K, self.b_K, self.W_O):
+            h.update(t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+        h.update(repr((self.attn_scale, self.softcap, self.rotary)).encode())
+        return h.hexdigest()[:16]
+
+
+def _param(bridge, name: str, like: torch.Tensor) -> torch.Tensor:
+    try:
+        value = getattr(bridge, name)
+    except AttributeError:
+        value = None
+    if value is None:
+        return torch.zeros_like(like)
+    return value
+
+
+def read_weights(bridge) -> ModelWeights:
+    """Read folded weights from a bridge in compatibility mode (fp32, detached)."""
+    cfg = bridge.cfg
+    with torch.no_grad():
+        W_Q = bridge.W_Q.detach().float()
+        W_K = bridge.W_K.detach().float()
+        W_V = bridge.W_V.detach().float()
+        W_O = bridge.W_O.detach().float()
+        b_Q = _param(bridge, "b_Q", W_Q[:, :, 0, :]).detach().float()
+        b_K = _param(bridge, "b_K", W_K[:, :, 0, :]).detach().float()
+        b_O = _param(bridge, "b_O", W_O[:, 0, 0, :]).detach().float()
+        W_U = bridge.W_U.detach().float()
+        b_U = _param(bridge, "b_U", W_U[0, :]).detach().float()
+    scale = float(getattr(cfg, "attn_scale", -1.0) or -1.0)
+    if scale <= 0:
+        scale = float(W_Q.shape[-1]) ** 0.5 if getattr(cfg, "use_attn_scale", True) else 1.0
+    softcap = float(getattr(cfg, "attn_scores_soft_cap", -1.0) or -1.0)
+    return ModelWeights(
+        W_Q=W_Q, b_Q=b_Q, W_K=W_K, b_K=b_K, W_V=W_V, W_O=W_O, b_O=b_O, W_U=W_U, b_U=b_U,
+        attn_scale=scale, softcap=max(softcap, 0.0),
+        rotary=getattr(cfg, "positional_embedding_type", "standard") == "rotary",
+    )

@@ -1,0 +1,107 @@
+"""accpp: joint (component x singular direction) terms ranked by integrated gradients of the
+softmax weight, then greedily deleted until the attention drops below the firing threshold.
+
+Rows are (component c, singular index k); columns are keys s' <= d. For side "query"
+X[c,k,s'] = a[c,d,k] b_tot[s',k] / scale; for side "key" X[c,k,s'] = a_tot[d,k] b[c,s',k] / scale.
+Summing the rows gives the pre-cap scores of row d.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from sadlang.decomp.prompt import PromptDecomposition, softcap
+from sadlang.trace.firing import Edge, Firing, check_firing_args
+from sadlang.trace.options import TraceOptions
+
+
+def ig_softmax(X: torch.Tensor, j: int, steps: int, cap: float = 0.0) -> torch.Tensor:
+    """Integrated gradients of softmax(cap(sum rows))_j along beta * X, beta in [0, 1].
+
+    X: (N, n) float64. Returns (N,). Completeness: sum = p_j(S) - 1/n (exact without a cap;
+    with a cap the chain rule factor cap'(beta S) is included).
+    """
+    S = X.sum(0)                                                  # (n,)
+    betas = torch.linspace(0.0, 1.0, steps + 1, dtype=X.dtype, device=X.device)
+    z = betas[:, None] * S[None, :]                               # (T, n)
+    if cap > 0:
+        dz = 1.0 - torch.tanh(z / cap) ** 2                        # d cap / dz
+        z = softcap(z, cap)
+    else:
+        dz = torch.ones_like(z)
+    p = torch.softmax(z, dim=-1)                                  # (T, n)
+    grad = p[:, j:j + 1] * ((torch.arange(S.shape[0], device=X.device) == j).to(X.dtype) - p) * dz
+    vals = grad @ X.T                                             # (T, N)
+    w = torch.full((steps + 1,), 1.0 / steps, dtype=X.dtype, device=X.device)
+    w[0] = w[-1] = 0.5 / steps
+    return (w[:, None] * vals).sum(0)
+
+
+def greedy_delete(X: torch.Tensor, order: torch.Tensor, j: int, a_clean: float, tau: float,
+                  cap: float = 0.0) -> tuple[int, torch.Tensor, bool]:
+    """Remove rows of X in `order` until softmax(cap(sum))_j < tau.
+
+    Returns (number of rows removed, per-removed-row drop in attention, reached). Vectorized
+    with a cumulative sum: O(N n) for the whole walk.
+    """
+    S = X.sum(0)
+    running = S[None, :] - torch.cumsum(X[order], 0)              # (N, n) scores after removals
+    att = torch.softmax(softcap(running, cap), dim=-1)[:, j]      # (N,)
+    below = torch.nonzero(att < tau).flatten()
+    reached = len(below) > 0
+    m = int(below[0]) + 1 if reached else len(order)
+    prev = torch.cat([torch.tensor([a_clean], dtype=att.dtype, device=att.device), att[: m - 1]])
+    return m, prev - att[:m], reached
+
+
+def decompose_accpp(dec: PromptDecomposition, layer: int, head: int, d: int, s: int,
+                    opts: TraceOptions) -> Firing:
+    check_firing_args(dec, layer, head, d, s)
+    attn = float(dec.acts.pattern[layer, head, d, s])
+    tau = opts.firing_threshold(d)
+    f = Firing(layer, head, d, s, attn, tau, "accpp")
+    a = dec.a(layer, head)[:, d].double()             # (C, r)
+    b = dec.b(layer, head)[:, : d + 1].double()       # (C, n, r)
+    a_tot, b_tot = a.sum(0), b.sum(0)
+    scale, cap = dec.weights.attn_scale, dec.weights.softcap
+    C, r = a.shape
+    table = dec.table(layer)
+    sides = {
+        "query": (a[:, :, None] * b_tot.T[None]) / scale,                 # (C, r, n)
+        "key": (a_tot[None, :, None] * b.permute(0, 2, 1)) / scale,       # (C, r, n)
+    }
+    for side, X3 in sides.items():
+        X = X3.reshape(C * r, -1)
+        live = torch.nonzero(X.abs().amax(-1) > 0).flatten()
+        Xl = X[live]
+        ig = ig_softmax(Xl, s, opts.ig_steps, cap)
+        order = torch.argsort(ig, descending=True, stable=True)
+        m, drops, reached = greedy_delete(Xl, order, s, attn, tau, cap)
+        if not reached:
+            f.notes.append(f"{side}: removing every term did not push attention below {tau:.3g}")
+        rows = live[order[:m]]
+        comp_ids, svs = torch.div(rows, r, rounding_mode="floor"), rows % r
+        weights: dict[int, float] = {}
+        sv_lists: dict[int, list[int]] = {}
+        for c, k, drop in zip(comp_ids.tolist(), svs.tolist(), drops.tolist()):
+            weights[c] = weights.get(c, 0.0) + drop
+            sv_lists.setdefault(c, []).append(k)
+        f.svs[side] = sorted({k for ks in sv_lists.values() for k in ks})
+        f.totals[side] = float(sum(weights.values()))
+        at = d if side == "query" else s
+        for c, weight in weights.items():
+            comp = table.describe(c)
+            if comp.kind == "head" and comp.src is not None and comp.src > at:
+                f.notes.append(f"{side} edge from {comp.label()} (source {comp.src} after {at}) dropped")
+                continue
+            f.edges.append(Edge(comp, side, at, weight, sv_lists[c]))
+    return f
+
+
+def decompose(dec: PromptDecomposition, layer: int, head: int, d: int, s: int,
+              opts: TraceOptions) -> Firing:
+    """Decompose one firing with the method in `opts`."""
+    if opts.method == "accpp":
+        return decompose_accpp(dec, layer, head, d, s, opts)
+    from sadlang.trace.firing import decompose_linear
+    return decompose_linear(dec, layer, head, d, s, opts)

@@ -1,0 +1,122 @@
+"""Explaining one attention decision (a firing): singular terms, signal subspace, edges.
+
+A firing is (layer, head, d, s): head attends from destination d to source s with weight
+A >= threshold. The explanation is a set of edges, each an upstream component whose share
+of the selected signal (query side at d, key side at s) passed the method's rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+
+from sadlang.decomp.components import Component
+from sadlang.decomp.prompt import PromptDecomposition
+from sadlang.errors import TraceError
+from sadlang.trace.options import TraceOptions
+from sadlang.trace.select import cumulative_rule, smallest_prefix
+
+Side = Literal["query", "key"]
+
+
+@dataclass
+class Edge:
+    """An upstream component feeding a firing through one side.
+
+    The upstream node sits at position `at` (d for query edges, s for key edges); for a head
+    component its own firing is (at -> component.src). `svs` are the singular indices of the
+    downstream head's QK form that carry the signal; `weight` is in the method's units
+    (sad/acc: score units of the relative signal; accpp: attention probability removed).
+    """
+
+    component: Component
+    side: Side
+    at: int
+    weight: float
+    svs: list[int]
+
+
+@dataclass
+class Firing:
+    layer: int
+    head: int
+    d: int
+    s: int
+    attention: float
+    threshold: float
+    method: str
+    svs: dict[str, list[int]] = field(default_factory=dict)   # side -> kept singular indices
+    totals: dict[str, float] = field(default_factory=dict)    # side -> explained total
+    terms: list[float] = field(default_factory=list)          # per-SV (relative) terms
+    edges: list[Edge] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def key(self) -> tuple[int, int, int, int]:
+        return (self.layer, self.head, self.d, self.s)
+
+    def edges_from(self, side: Side | None = None) -> list[Edge]:
+        return [e for e in self.edges if side is None or e.side == side]
+
+
+def check_firing_args(dec: PromptDecomposition, layer: int, head: int, d: int, s: int) -> None:
+    w = dec.weights
+    if not 0 <= layer < w.n_layers:
+        raise TraceError(f"layer {layer} is out of range: the model has layers 0..{w.n_layers - 1}")
+    if not 0 <= head < w.n_heads:
+        raise TraceError(f"head {head} is out of range: the model has heads 0..{w.n_heads - 1}")
+    if not 0 <= d < dec.n:
+        raise TraceError(f"destination position {d} is out of range 0..{dec.n - 1}")
+    if not 0 <= s <= d:
+        raise TraceError(f"source position {s} must be in 0..{d} (causal attention)")
+
+
+def relative_key_delta(b: torch.Tensor, s: int) -> torch.Tensor:
+    """b: (..., n_keys, r) -> (..., r): value at key s minus the mean over the other keys."""
+    n_keys = b.shape[-2]
+    if n_keys == 1:
+        return b[..., 0, :]
+    total = b.sum(-2)
+    own = b[..., s, :]
+    return own - (total - own) / (n_keys - 1)
+
+
+def decompose_linear(dec: PromptDecomposition, layer: int, head: int, d: int, s: int,
+                     opts: TraceOptions) -> Firing:
+    """sad / acc: select singular terms, then split their sum over components per side."""
+    check_firing_args(dec, layer, head, d, s)
+    attn = float(dec.acts.pattern[layer, head, d, s])
+    f = Firing(layer, head, d, s, attn, opts.firing_threshold(d), opts.method)
+    a = dec.a(layer, head)[:, d]                      # (C, r)
+    b = dec.b(layer, head)[:, : d + 1]                # (C, d+1, r)
+    a_tot, b_tot = a.sum(0), b.sum(0)
+    scale = dec.weights.attn_scale
+    if opts.method == "sad":
+        db_tot = b_tot[s]
+        db_comp = b[:, s]                              # (C, r)
+    else:
+        db_tot = relative_key_delta(b_tot, s)
+        db_comp = relative_key_delta(b, s)             # (C, r)
+    terms = a_tot * db_tot / scale                     # (r,)
+    f.terms = terms.tolist()
+    kept = smallest_prefix(terms, opts.term_fraction)
+    if not kept:
+        f.notes.append(f"{'raw' if opts.method == 'sad' else 'relative'} score total "
+                       f"{float(terms.sum()):.4g} <= 0: no signal to trace")
+        return f
+    idx = torch.tensor(kept, device=terms.device)
+    table = dec.table(layer)
+    q_contrib = (a[:, idx] * db_tot[idx]).sum(-1) / scale          # (C,)
+    k_contrib = (a_tot[idx] * db_comp[:, idx]).sum(-1) / scale     # (C,)
+    for side, contrib, at in (("query", q_contrib, d), ("key", k_contrib, s)):
+        f.svs[side] = list(kept)
+        f.totals[side] = float(contrib.sum())
+        for c in cumulative_rule(contrib, opts.edge_fraction):
+            comp = table.describe(c)
+            if comp.kind == "head" and comp.src is not None and comp.src > at:
+                f.notes.append(f"{side} edge from {comp.label()} (source {comp.src} after {at}) dropped")
+                continue
+            f.edges.append(Edge(comp, side, at, float(contrib[c]), list(kept)))
+    return f

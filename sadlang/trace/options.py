@@ -1,0 +1,42 @@
+"""Tracing options shared by the methods, with the published defaults."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Method = Literal["sad", "acc", "accpp"]
+METHODS: tuple[str, ...] = ("sad", "acc", "accpp")
+
+
+class TraceOptions(BaseModel):
+    """How firings are found and explained.
+
+    threshold: a fixed firing threshold overriding the method's own rule
+      (sad: 0.5; acc: 1/(d+1); accpp: min(1, 2.5/(d+1))).
+    term_fraction: the share of the (relative) score the selected singular terms must reach.
+    edge_fraction: the cumulative share of the contributions that edges must cover (sad, acc).
+    accpp_scale: the 2.5 of accpp's dynamic threshold.
+    ig_steps: trapezoid intervals for accpp's integrated gradients.
+    signals: store each edge's signal vector (d_model) on the graph.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    method: Method = "acc"
+    threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    term_fraction: float = Field(default=1.0, gt=0.0, le=1.0)
+    edge_fraction: float = Field(default=0.7, gt=0.0, le=1.0)
+    accpp_scale: float = Field(default=2.5, gt=0.0)
+    ig_steps: int = Field(default=64, ge=2, le=4096)
+    signals: bool = False
+
+    def firing_threshold(self, d: int) -> float:
+        if self.threshold is not None:
+            return self.threshold
+        if self.method == "sad":
+            return 0.5
+        if self.method == "acc":
+            return 1.0 / (d + 1)
+        return min(1.0, self.accpp_scale / (d + 1))

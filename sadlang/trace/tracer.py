@@ -1,0 +1,165 @@
+"""Single-pass circuit tracing: seed from a logit direction, then depth-first into every
+upstream head that fires, memoized per prompt."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import networkx as nx
+import torch
+
+from sadlang.decomp.activations import PromptActivations, run_prompts
+from sadlang.decomp.forms_cache import get_forms
+from sadlang.decomp.prompt import PromptDecomposition
+from sadlang.errors import TraceError
+from sadlang.models.loader import LoadedModel
+from sadlang.trace.accpp import decompose
+from sadlang.trace.firing import Firing
+from sadlang.trace.graph import add_node, head_node, node_id
+from sadlang.trace.options import TraceOptions
+from sadlang.trace.seeds import Seed, direction, find_seeds
+
+
+@dataclass
+class Circuit:
+    """The traced communication graph of one prompt."""
+
+    tokens: list[int]
+    roles: dict[int, str]
+    graph: nx.MultiDiGraph
+    seeds: list[Seed]
+    firings: dict[tuple[int, int, int, int], Firing]
+    logit_total: float
+    method: str
+    notes: list[str] = field(default_factory=list)
+
+    def traced_heads(self) -> set[tuple[int, int]]:
+        return {(f.layer, f.head) for f in self.firings.values()}
+
+
+def forms_for(model: LoadedModel):
+    """The model's per-head SVD factors, memoized on the model (disk-cached by fingerprint)."""
+    if model._forms is None:
+        model._forms = get_forms(model.weights, model.info.fingerprint)
+    return model._forms
+
+
+def decomposition(model: LoadedModel, acts: PromptActivations) -> PromptDecomposition:
+    return PromptDecomposition(model.weights, forms_for(model), acts)
+
+
+def fires(dec: PromptDecomposition, opts: TraceOptions, layer: int, head: int, d: int, s: int) -> bool:
+    if layer == 0 or d == 0 or s > d:
+        return False
+    a = float(dec.acts.pattern[layer, head, d, s])
+    if opts.method == "sad":
+        if s == 0 or float(dec.acts.scores[layer, head, d, s]) < 0:
+            return False
+    return a >= opts.firing_threshold(d)
+
+
+def trace_prompt(model: LoadedModel, acts: PromptActivations, answer: int, against: int | None,
+                 opts: TraceOptions, roles: dict[int, str] | None = None,
+                 end: int | None = None) -> Circuit:
+    """Trace one prompt whose activations are already computed (no model call)."""
+    roles = dict(roles or {})
+    dec = decomposition(model, acts)
+    end = acts.n - 1 if end is None else end
+    roles.setdefault(end, "end")
+    w = direction(model.weights, answer, against)
+    seeds, total = find_seeds(acts, model.weights, w, end)
+    g = nx.MultiDiGraph()
+    root = f"logit@{end}"
+    add_node(g, root, roles, kind="root", dest=end, src=end)
+    firings: dict[tuple[int, int, int, int], Firing] = {}
+    notes: list[str] = []
+    if not seeds:
+        notes.append(f"logit difference from the residual is {total:.3g} <= 0: no seeds")
+
+    def visit(layer: int, head: int, d: int, s: int) -> None:
+        key = (layer, head, d, s)
+        if key in firings or not fires(dec, opts, layer, head, d, s):
+            return
+        f = decompose(dec, layer, head, d, s, opts)
+        firings[key] = f
+        down = head_node(layer, head, d, s)
+        for e in f.edges:
+            c = e.component
+            up = node_id(c, e.at, downstream=(layer, head))
+            if c.kind == "head":
+                add_node(g, up, roles, kind="head", layer=c.layer, head=c.head, dest=e.at, src=c.src,
+                         attn_weight=float(acts.pattern[c.layer, c.head, e.at, c.src]))
+            else:
+                add_node(g, up, roles, kind=c.kind, layer=c.layer if c.kind in ("mlp", "bias") else -1,
+                         dest=e.at, src=e.at)
+            g.add_edge(up, down, side=e.side, weight=e.weight, svs=json.dumps(e.svs))
+            if c.kind == "head":
+                visit(c.layer, c.head, e.at, c.src)
+
+    for seed in seeds:
+        c = seed.component
+        up = node_id(c, end)
+        if c.kind == "head":
+            add_node(g, up, roles, kind="head", layer=c.layer, head=c.head, dest=end, src=c.src,
+                     attn_weight=float(acts.pattern[c.layer, c.head, end, c.src]))
+        else:
+            add_node(g, up, roles, kind=c.kind, layer=c.layer if c.kind in ("mlp", "bias") else -1,
+                     dest=end, src=end)
+        g.add_edge(up, root, side="seed", weight=seed.weight, svs="[]")
+    for seed in seeds:
+        c = seed.component
+        if c.kind == "head":
+            visit(c.layer, c.head, end, c.src)
+    return Circuit(tokens=acts.tokens.tolist(), roles=roles, graph=g, seeds=seeds,
+                   firings=firings, logit_total=total, method=opts.method, notes=notes)
+
+
+def single_token(model: LoadedModel, text: str, what: str) -> int:
+    ids = model.token_ids(text)
+    if len(ids) != 1:
+        raise TraceError(f"{what} {text!r} is not a single token in {model.name}'s tokenizer: "
+                         f"it is {len(ids)} tokens {model.decode(ids)}")
+    return ids[0]
+
+
+def trace(model: LoadedModel, prompts: list[str] | str, answer: str | list[str],
+          against: str | list[str] | None = None, method: str = "acc",
+          options: TraceOptions | None = None, batch_size: int = 32) -> list[Circuit]:
+    """Trace prompts (one forward pass per batch of equal-length prompts).
+
+    answer / against: the tokens whose logit difference is explained (one per prompt, or one
+    shared string), e.g. answer=" Mary", against=" John".
+    """
+    prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+    answers = [answer] * len(prompts) if isinstance(answer, str) else list(answer)
+    againsts = ([against] * len(prompts) if against is None or isinstance(against, str)
+                else list(against))
+    opts = options or TraceOptions(method=method)
+    tokens = [model.to_tokens(p) for p in prompts]
+    acts = run_prompts(model, tokens, batch_size=batch_size)
+    out = []
+    for p_acts, ans, wrong in zip(acts, answers, againsts):
+        a_id = single_token(model, ans, "answer")
+        w_id = single_token(model, wrong, "against token") if wrong is not None else None
+        out.append(trace_prompt(model, p_acts, a_id, w_id, opts))
+    return out
+
+
+def decompose_firing(model: LoadedModel, prompt: str, layer: int, head: int, d: int, s: int,
+                     method: str = "acc", options: TraceOptions | None = None) -> Firing:
+    """Explain one attention decision of one prompt (positions count the BOS as 0)."""
+    opts = options or TraceOptions(method=method)
+    acts = run_prompts(model, [model.to_tokens(prompt)])[0]
+    return decompose(decomposition(model, acts), layer, head, d, s, opts)
+
+
+def fired_at(dec: PromptDecomposition, opts: TraceOptions) -> torch.Tensor:
+    """(L, H, n, n) boolean: which (layer, head, d, s) fire under opts (layer 0 and d=0 never)."""
+    A = dec.acts.pattern
+    n = A.shape[-1]
+    thr = torch.tensor([opts.firing_threshold(d) for d in range(n)], device=A.device)
+    mask = A >= thr[None, None, :, None]
+    mask[0] = False
+    mask[:, :, 0] = False
+    return mask
