@@ -1,0 +1,238 @@
+"""Typed syntax tree of a .sad file (pydantic). Every node carries its source span."""
+
+from __future__ import annotations
+
+from typing import Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Loc(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+
+class Node(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    loc: Loc | None = Field(default=None, repr=False)
+
+
+class HeadRef(Node):
+    """`L.H` with `*` wildcards (None)."""
+    layer: int | None
+    head: int | None
+
+    def text(self) -> str:
+        return f"{'*' if self.layer is None else self.layer}.{'*' if self.head is None else self.head}"
+
+    def matches(self, layer: int, head: int) -> bool:
+        return (self.layer is None or self.layer == layer) and (self.head is None or self.head == head)
+
+    @property
+    def concrete(self) -> bool:
+        return self.layer is not None and self.head is not None
+
+
+class CompRef(Node):
+    """An upstream component: a head pattern, `mlp L`, `bias L`, `embed`, `offset`."""
+    kind: Literal["head", "mlp", "bias", "embed", "offset"]
+    head: HeadRef | None = None
+    layer: int | None = None
+
+    def text(self) -> str:
+        if self.kind == "head":
+            return self.head.text()  # type: ignore[union-attr]
+        if self.kind in ("mlp", "bias"):
+            return f"{self.kind} {self.layer}"
+        return self.kind
+
+
+class Pos(Node):
+    """A position by role: slot name with occurrence and shift, `end`, `bos`, or a word."""
+    role: str | None = None
+    occurrence: int = 1
+    shift: int = 0
+    word: str | None = None
+
+    def text(self) -> str:
+        if self.word is not None:
+            return f'"{self.word}"'
+        occ = f"#{self.occurrence}" if self.occurrence != 1 else ""
+        sh = f"{self.shift:+d}" if self.shift else ""
+        return f"{self.role}{occ}{sh}"
+
+
+class Quantifier(Node):
+    kind: Literal["all", "at_least", "at_most", "forall"] = "all"
+    share: float = 1.0  # fraction in [0, 1]
+    cmp: str = ">="
+    limit: int = 100  # forall: how many prompts the search may try
+
+    def text(self) -> str:
+        if self.kind == "all":
+            return "in all prompts"
+        if self.kind == "forall":
+            return f"forall up to {self.limit} prompts"
+        if self.kind == "at_most":
+            return f"in at most {self.share:.0%} of prompts"
+        return f"in {self.cmp} {self.share:.0%} of prompts"
+
+
+class Bound(Node):
+    cmp: str
+    value: float
+
+    def text(self) -> str:
+        return f"{self.cmp} {self.value:g}"
+
+
+class FiringAt(Node):
+    dest: Pos
+    src: Pos
+
+
+# ---- claim bodies -------------------------------------------------------------------
+
+class Attends(Node):
+    kind: Literal["attends"] = "attends"
+    head: HeadRef
+    fires: bool  # "fires": weight >= the method's firing threshold
+    at: FiringAt
+    weight: Bound | None = None
+
+
+class EdgeClaim(Node):
+    kind: Literal["edge"] = "edge"
+    negated: bool = False
+    upstream: CompRef
+    downstream: HeadRef
+    side: Literal["query", "key"] | None = None
+    at: FiringAt | None = None
+
+
+class SignalClaim(Node):
+    kind: Literal["signal"] = "signal"
+    upstream: CompRef
+    downstream: HeadRef
+    side: Literal["query", "key"] | None = None
+    at: FiringAt | None = None
+    prop: Literal["rank", "stable", "class"]
+    bound: Bound | None = None
+    signal_class: Literal["data", "control"] | None = None
+
+
+class Behaviour(Node):
+    kind: Literal["behaviour"] = "behaviour"
+    metric: Literal["logit_diff", "accuracy"]
+    mean: bool = False
+    bound: Bound
+
+
+class CircuitClaim(Node):
+    kind: Literal["circuit"] = "circuit"
+    prompt_set: str | None = None
+    frequency: float = 0.0
+    op: Literal["contains", "excludes", "matches"]
+    components: list[CompRef]
+    bounds: dict[str, Bound] = Field(default_factory=dict)
+
+
+class AblateClaim(Node):
+    kind: Literal["ablate"] = "ablate"
+    action: Literal["ablate", "boost"]
+    upstream: CompRef
+    downstream: HeadRef
+    side: Literal["query", "key"] | None = None
+    at: FiringAt | None = None
+    mode: Literal["local", "global"] = "local"
+    factor: float = 1.0
+    direction: Literal["lowers", "raises"]
+    metric: Literal["logit_diff", "attention"]
+    amount: Bound
+    relative: bool = False  # amount given in percent of the clean value
+    beats_random: Bound | None = None
+
+
+class SinkClaim(Node):
+    kind: Literal["sink"] = "sink"
+    head: HeadRef
+    to: Pos
+    by_control: bool = False
+
+
+class SharedClaim(Node):
+    kind: Literal["shared"] = "shared"
+    head: HeadRef
+    others: list[HeadRef]
+
+
+class ControlAblate(Node):
+    kind: Literal["control_ablate"] = "control_ablate"
+    head: HeadRef
+    to: Pos
+    amount: Bound
+
+
+ClaimBody = Union[Attends, EdgeClaim, SignalClaim, Behaviour, CircuitClaim, AblateClaim,
+                  SinkClaim, SharedClaim, ControlAblate]
+
+
+class Claim(Node):
+    name: str
+    body: ClaimBody = Field(discriminator="kind")
+    quantifier: Quantifier = Field(default_factory=Quantifier)
+    prompt_set: str | None = None
+    source_line: str = ""
+
+
+# ---- declarations ---------------------------------------------------------------------
+
+class SlotGroup(Node):
+    slots: list[str]
+    pool: str
+    distinct: bool = False
+
+
+class LiteralPrompt(Node):
+    text: str
+    answer: str | None = None
+    against: str | None = None
+
+
+class PromptSetDecl(Node):
+    name: str
+    templates: list[tuple[str, Loc | None]] = Field(default_factory=list)
+    literals: list[LiteralPrompt] = Field(default_factory=list)
+    slots: list[SlotGroup] = Field(default_factory=list)
+    answer: str | None = None
+    against: str | None = None
+    answer_loc: Loc | None = None
+    sample: int = 16
+    seed: int = 0
+
+
+class Pool(Node):
+    name: str
+    values: list[str]
+
+
+class Option(Node):
+    name: str
+    value: float | str
+
+
+class Spec(BaseModel):
+    """A whole .sad file."""
+    file: str
+    source: str
+    model: str = "smollm2-135m"
+    model_loc: Loc | None = None
+    method: str = "acc"
+    method_loc: Loc | None = None
+    options: dict[str, Option] = Field(default_factory=dict)
+    pools: dict[str, Pool] = Field(default_factory=dict)
+    prompt_sets: dict[str, PromptSetDecl] = Field(default_factory=dict)
+    claims: list[Claim] = Field(default_factory=list)
