@@ -1,0 +1,79 @@
+"""Reporters: readable text, JSON (stable schema), JUnit XML."""
+
+from __future__ import annotations
+
+import json
+import math
+from xml.etree import ElementTree as ET
+
+from sadlang.check.verdict import Report, Verdict
+
+JSON_SCHEMA_VERSION = 1
+
+
+def _clean(obj):
+    if isinstance(obj, float):
+        return None if math.isnan(obj) or math.isinf(obj) else round(obj, 6)
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in sorted(obj.items())}
+    if isinstance(obj, list):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def to_json(report: Report) -> str:
+    """Deterministic JSON: sorted keys, floats rounded to 6 digits, NaN as null."""
+    data = {"schema": JSON_SCHEMA_VERSION, **report.model_dump()}
+    data["exit_code"] = report.exit_code
+    data["summary"] = summary_counts(report)
+    return json.dumps(_clean(data), indent=2, sort_keys=True)
+
+
+def summary_counts(report: Report) -> dict[str, int]:
+    out = {"held": 0, "failed": 0, "error": 0}
+    for v in report.verdicts:
+        out[v.status] += 1
+    return out
+
+
+MARK = {"held": "HELD  ", "failed": "FAILED", "error": "ERROR "}
+
+
+def format_verdict(v: Verdict, verbose: bool = False) -> str:
+    lines = [f"{MARK[v.status]} {v.name}  ({v.location})", f"       {v.claim}",
+             f"       claimed:  {v.claimed}", f"       measured: {v.measured}"]
+    worst = v.worst(3) if not verbose else [p for p in v.prompts]
+    if v.status != "held" or verbose:
+        for p in worst:
+            lines.append(f"       {'ok ' if p.passed else 'bad'} prompt {p.index}: {p.text!r}: {p.detail}")
+    if v.counterexample is not None:
+        c = v.counterexample
+        lines.append(f"       counterexample: {c.text!r}: {c.detail}")
+    return "\n".join(lines)
+
+
+def to_text(report: Report, verbose: bool = False) -> str:
+    out = [f"sadlang check {report.spec}  model={report.model} ({report.model_fingerprint})  "
+           f"method={report.method}", ""]
+    for v in report.verdicts:
+        out.append(format_verdict(v, verbose))
+        out.append("")
+    c = summary_counts(report)
+    out.append(f"{c['held']} held, {c['failed']} failed, {c['error']} errors")
+    return "\n".join(out)
+
+
+def to_junit(report: Report) -> str:
+    c = summary_counts(report)
+    suite = ET.Element("testsuite", name=report.spec, tests=str(len(report.verdicts)),
+                       failures=str(c["failed"]), errors=str(c["error"]))
+    for v in report.verdicts:
+        case = ET.SubElement(suite, "testcase", classname=report.spec, name=v.name)
+        if v.status == "failed":
+            ET.SubElement(case, "failure", message=f"claimed {v.claimed}; measured {v.measured}").text = \
+                format_verdict(v)
+        elif v.status == "error":
+            ET.SubElement(case, "error", message=v.measured).text = format_verdict(v)
+        else:
+            ET.SubElement(case, "system-out").text = f"measured: {v.measured}"
+    return ET.tostring(ET.ElementTree(suite).getroot(), encoding="unicode")

@@ -1,0 +1,230 @@
+"""The `sadlang` command line.
+
+Exit codes: 0 every claim held; 1 some claim failed; 2 spec error; 3 runtime error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from sadlang import __version__
+from sadlang.errors import SadError, SpecError
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    import warnings
+    warnings.filterwarnings("ignore")
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    try:
+        from transformers.utils import logging as hf_logging
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def cmd_check(args) -> int:
+    from sadlang.check.executor import load_and_compile, run_plan
+    from sadlang.check.report import to_json, to_junit, to_text
+
+    code = 0
+    for path in args.specs:
+        _, model, plan = load_and_compile(path, args.model, args.device)
+        only = set(args.claim) if args.claim else None
+        report = run_plan(plan, model, explore=args.explore, progress=sys.stderr.isatty() and not args.quiet,
+                          only=only)
+        if args.format == "json":
+            print(to_json(report))
+        else:
+            print(to_text(report, verbose=args.verbose))
+        if args.junit:
+            Path(args.junit).write_text(to_junit(report))
+        if args.json_out:
+            Path(args.json_out).write_text(to_json(report))
+        code = max(code, report.exit_code)
+    return code
+
+
+def cmd_plan(args) -> int:
+    from sadlang.check.executor import load_and_compile
+
+    _, model, plan = load_and_compile(args.spec, args.model, args.device)
+    bs = int(plan.settings["batch_size"])
+    print(f"model    {model.info.name}  ({model.info.architecture}, {model.info.n_layers} layers x "
+          f"{model.info.n_heads} heads, fingerprint {model.info.fingerprint})")
+    print(f"method   {plan.options.method}  (threshold: "
+          f"{plan.options.threshold if plan.options.threshold is not None else 'method rule'})")
+    for name, ps in plan.prompt_sets.items():
+        lens = ", ".join(f"{n} prompts of {L} tokens" for L, n in sorted(ps.lengths.items()))
+        print(f"prompts  {name}: {len(ps.prompts)} prompts ({lens}); e.g. {ps.prompts[0].text!r}")
+    print(f"forward  {plan.forward_passes(bs)} clean pass(es) at batch size {bs}")
+    print("claims")
+    for c, cp in plan.claims:
+        print(f"  {c.name:<16} [{cp.work:<12}] on {cp.prompt_set}: {cp.description}")
+    return 0
+
+
+def cmd_trace(args) -> int:
+    from sadlang.models import load_model
+    from sadlang.trace.graph import save_graph
+    from sadlang.trace.options import TraceOptions
+    from sadlang.trace.tracer import trace
+
+    model = load_model(args.model, args.device)
+    opts = TraceOptions(method=args.method, threshold=args.threshold)
+    circuit = trace(model, args.prompt, args.answer, args.against, options=opts)[0]
+    toks = model.decode(circuit.tokens)
+    print(f"prompt   {args.prompt!r}  ({len(toks)} tokens incl. BOS)")
+    print(f"logit    {args.answer!r} - {args.against!r} from the residual: {circuit.logit_total:.3f}")
+    print(f"seeds    " + ", ".join(f"{s.component.label()}{'<-' + str(s.component.src) if s.component.src is not None else ''}"
+                                   f" ({s.weight:+.2f})" for s in circuit.seeds))
+    g = circuit.graph
+    print(f"graph    {g.number_of_nodes()} nodes, {g.number_of_edges()} edges, {len(circuit.firings)} firings "
+          f"decomposed ({args.method})")
+    counts: dict = {}
+    for f in circuit.firings.values():
+        counts[(f.layer, f.head)] = counts.get((f.layer, f.head), 0) + 1
+    top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[: args.top]
+    print("heads    " + ", ".join(f"{l}.{h} x{n}" for (l, h), n in top))
+    edges = sorted((e for f in circuit.firings.values() for e in f.edges if e.component.kind == "head"),
+                   key=lambda e: -e.weight)
+    print("edges (strongest head -> head):")
+    for f in sorted(circuit.firings.values(), key=lambda f: -max([e.weight for e in f.edges] or [0]))[: args.top]:
+        for e in sorted(f.edges, key=lambda e: -e.weight)[:2]:
+            print(f"  {e.component.label():>8}@{e.at}:{e.component.src if e.component.src is not None else e.at}"
+                  f" -> {f.layer}.{f.head}@{toks[f.d]!r}->{toks[f.s]!r}  {e.side:<5} weight {e.weight:.3g}  "
+                  f"rank {len(e.svs)}")
+    if args.out:
+        path = save_graph(g, args.out)
+        print(f"wrote    {path}")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from sadlang.models import availability, known_models
+
+    for name, desc in known_models():
+        ok, why = availability(name)
+        print(f"{name:<14} {'loadable' if ok else 'missing ':<9} {desc}  [{why}]")
+    return 0
+
+
+def cmd_sinks(args) -> int:
+    from sadlang.check.batch import PromptBatch
+    from sadlang.control.sinks import prototypes, sink_profile
+    from sadlang.models import load_model
+    from sadlang.prompts.build import build_prompt
+    from sadlang.trace.options import TraceOptions
+
+    model = load_model(args.model, args.device)
+    prompts = [build_prompt(model, p, {}) for p in args.prompt]
+    batch = PromptBatch(model, prompts, TraceOptions())
+    rows, sigs = [], {}
+    layers = range(1, model.info.n_layers) if not args.layers else [int(x) for x in args.layers.split(",")]
+    for l in layers:
+        for h in range(model.info.n_heads):
+            prof = sink_profile(batch, l, h, lambda p: 0, max_per_prompt=4)
+            share = sum(prof.shares) / len(prof.shares)
+            if share < args.min_share:
+                continue
+            cls = "control" if prof.is_control(args.consistency) else "data"
+            if cls == "control":
+                sigs[(l, h)] = prof.control_signal
+            rows.append((l, h, share, prof.consistency, prof.n_firings, cls))
+    protos = prototypes(sigs, args.cut) if sigs else []
+    proto_of = {k: i for i, c in enumerate(protos) for k in c}
+    print(f"{'head':>6} {'sink share':>10} {'consistency':>11} {'firings':>7}  class    prototype")
+    for l, h, share, cons, nf, cls in rows:
+        p = proto_of.get((l, h))
+        print(f"{l:>3}.{h:<2} {share:>10.3f} {cons:>11.3f} {nf:>7}  {cls:<8} {'P' + str(p) if p is not None else '-'}")
+    for i, c in enumerate(protos):
+        print(f"P{i}: " + ", ".join(f"{l}.{h}" for l, h in c))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sadlang", description="Check circuit hypotheses about transformer "
+                                "language models, written as .sad specs, by sparse attention decomposition.")
+    p.add_argument("--version", action="version", version=f"sadlang {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks for internal errors")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("check", help="check every claim of one or more specs (exit 0 held, 1 failed, "
+                       "2 spec error, 3 runtime error)")
+    c.add_argument("specs", nargs="+", help=".sad files")
+    c.add_argument("--format", choices=["text", "json"], default="text", help="report format on stdout")
+    c.add_argument("--junit", metavar="FILE", help="also write a JUnit XML report")
+    c.add_argument("--json-out", metavar="FILE", help="also write the JSON report to FILE")
+    c.add_argument("--explore", type=int, default=0, metavar="N",
+                   help="search up to N generated prompts for a counterexample to each per-prompt claim")
+    c.add_argument("--claim", action="append", help="check only this claim (repeatable)")
+    c.add_argument("--model", help="override the spec's model")
+    c.add_argument("--device", help="auto | cpu | cuda (overrides the spec's option)")
+    c.add_argument("-v", "--verbose", action="store_true", help="show every prompt's evidence")
+    c.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    c.set_defaults(fn=cmd_check)
+
+    pl = sub.add_parser("plan", help="print what checking a spec will compute, without running the model")
+    pl.add_argument("spec")
+    pl.add_argument("--model")
+    pl.add_argument("--device")
+    pl.set_defaults(fn=cmd_plan)
+
+    t = sub.add_parser("trace", help="trace one prompt and print its circuit")
+    t.add_argument("--model", default="smollm2-135m")
+    t.add_argument("--prompt", required=True)
+    t.add_argument("--answer", required=True, help='answer token, e.g. " Mary"')
+    t.add_argument("--against", help='competing token, e.g. " John"')
+    t.add_argument("--method", choices=["sad", "acc", "accpp"], default="acc")
+    t.add_argument("--threshold", type=float, help="fixed firing threshold (default: the method's rule)")
+    t.add_argument("--top", type=int, default=10, help="rows to print")
+    t.add_argument("--out", help="write the graph (.graphml or .json)")
+    t.add_argument("--device", default="auto")
+    t.set_defaults(fn=cmd_trace)
+
+    m = sub.add_parser("models", help="list known models and whether each can be loaded now")
+    m.set_defaults(fn=cmd_models)
+
+    s = sub.add_parser("sinks", help="per-head sink share, signal consistency, control/data class, prototypes")
+    s.add_argument("--model", default="smollm2-135m")
+    s.add_argument("--prompt", action="append", required=True, help="a prompt (repeatable)")
+    s.add_argument("--layers", help="comma-separated layers (default: all but 0)")
+    s.add_argument("--min-share", type=float, default=0.5, help="only heads sinking at least this much")
+    s.add_argument("--consistency", type=float, default=0.8, help="control if consistency >= this")
+    s.add_argument("--cut", type=float, default=0.6, help="prototype cosine-distance cut")
+    s.add_argument("--device", default="auto")
+    s.set_defaults(fn=cmd_sinks)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _quiet_libraries()
+    try:
+        return int(args.fn(args) or 0)
+    except SpecError as exc:
+        print(exc.render(), file=sys.stderr)
+        return 2
+    except SadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # never a bare traceback for users
+        if args.debug:
+            raise
+        print(f"internal error: {type(exc).__name__}: {exc}\n(run with --debug for the traceback)",
+              file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

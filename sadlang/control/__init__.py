@@ -1,0 +1,1 @@
+"""Control signals and attention sinks: measured, classified, clustered."""

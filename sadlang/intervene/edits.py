@@ -1,0 +1,120 @@
+"""Batched interventions through TransformerLens hooks.
+
+An `EdgeEdit` removes (ablate) or adds (boost, times a factor) the part of one upstream
+component's signal that lies in a set of singular directions of a downstream head:
+- local: only that query head's attention scores change (hook_attn_scores), so grouped-query
+  siblings sharing the key/value head are untouched. A query-side edit changes row d; a
+  key-side edit changes column s for every query row of that head.
+- global: the component's signal is subtracted/added in the residual stream at its position
+  (hook_attn_out for heads and biases, hook_mlp_out, blocks.0.hook_resid_pre for the
+  embedding), so every later reader sees the change.
+All prompts of a batch run in one forward pass, each with its own edits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from sadlang.decomp.activations import ForwardCounter
+from sadlang.decomp.components import Component
+from sadlang.decomp.prompt import PromptDecomposition
+from sadlang.errors import TraceError
+from sadlang.intervene.signals import component_index, residual_delta
+
+
+@dataclass
+class EdgeEdit:
+    layer: int
+    head: int
+    d: int
+    s: int
+    component: Component
+    side: str            # query | key
+    svs: list[int]
+    mode: str = "local"  # local | global
+    sign: float = -1.0   # -1 ablate, +factor boost
+
+
+def _coords_kept(dec: PromptDecomposition, e: EdgeEdit) -> torch.Tensor:
+    c = component_index(dec, e.layer, e.component)
+    at = e.d if e.side == "query" else e.s
+    coords = (dec.a if e.side == "query" else dec.b)(e.layer, e.head)[c, at]
+    mask = torch.zeros_like(coords)
+    mask[torch.tensor(e.svs, dtype=torch.long)] = 1.0
+    return coords * mask
+
+
+def score_delta(dec: PromptDecomposition, e: EdgeEdit) -> torch.Tensor:
+    """(n, n) change of head (layer, head)'s pre-softmax scores for a local edit."""
+    n = dec.n
+    kept = _coords_kept(dec, e)
+    scale = dec.weights.attn_scale
+    delta = torch.zeros(n, n, dtype=kept.dtype, device=kept.device)
+    if e.side == "query":
+        b_tot = dec.b(e.layer, e.head).sum(0)               # (n, r)
+        delta[e.d] = (b_tot @ kept) / scale
+    else:
+        a_tot = dec.a(e.layer, e.head).sum(0)               # (n, r)
+        delta[:, e.s] = (a_tot @ kept) / scale
+        delta[: e.s, e.s] = 0.0
+    return e.sign * delta
+
+
+def _global_hook(comp: Component) -> str:
+    if comp.kind in ("head", "bias"):
+        return f"blocks.{comp.layer}.hook_attn_out"
+    if comp.kind == "mlp":
+        return f"blocks.{comp.layer}.hook_mlp_out"
+    if comp.kind == "embed":
+        return "blocks.0.hook_resid_pre"
+    raise TraceError("an offset (the head's own Q/K bias) has no place in the residual stream: "
+                     "use a local intervention")
+
+
+def run_edits(model, decs: list[PromptDecomposition], edits: list[list[EdgeEdit]],
+              read: list[tuple[int, int, int, int]] | None = None):
+    """Run one forward pass over equal-length prompts, prompt i edited by edits[i].
+
+    Returns (logits at the last position (b, V), attention weights (b,) read at read[i] =
+    (layer, head, d, s) or None).
+    """
+    n = decs[0].n
+    B = len(decs)
+    H = model.info.n_heads
+    score_deltas: dict[int, torch.Tensor] = {}
+    resid_deltas: dict[str, torch.Tensor] = {}
+    for i, (dec, es) in enumerate(zip(decs, edits)):
+        for e in es:
+            if e.mode == "local":
+                t = score_deltas.setdefault(e.layer, torch.zeros(B, H, n, n, device=model.device))
+                t[i, e.head] += score_delta(dec, e)
+            else:
+                hook = _global_hook(e.component)
+                at = e.d if e.side == "query" else e.s
+                delta = residual_delta(dec, e.layer, e.head, _coords_kept(dec, e), e.side, at)
+                t = resid_deltas.setdefault(hook, torch.zeros(B, n, model.info.d_model, device=model.device))
+                t[i, at] += e.sign * delta
+    hooks = []
+    for layer, delta in score_deltas.items():
+        def add_scores(x, hook, delta=delta):
+            return x + delta.to(x.dtype)
+        hooks.append((f"blocks.{layer}.attn.hook_attn_scores", add_scores))
+    for name, delta in resid_deltas.items():
+        def add_resid(x, hook, delta=delta):
+            return x + delta.to(x.dtype)
+        hooks.append((name, add_resid))
+    read_names = sorted({f"blocks.{r[0]}.attn.hook_pattern" for r in (read or []) if r is not None})
+    tokens = torch.stack([d.acts.tokens for d in decs])
+    with torch.no_grad(), model.bridge.hooks(fwd_hooks=hooks):
+        ForwardCounter.calls += 1
+        if read_names:
+            logits, cache = model.bridge.run_with_cache(tokens, names_filter=lambda nm: nm in read_names)
+        else:
+            logits, cache = model.bridge(tokens), None
+    att = None
+    if read is not None:
+        att = torch.tensor([float(cache[f"blocks.{r[0]}.attn.hook_pattern"][i, r[1], r[2], r[3]])
+                            if r is not None else float("nan") for i, r in enumerate(read)])
+    return logits[:, -1].float(), att
