@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -28,7 +28,7 @@ class Verdict(BaseModel):
     value: float | None = None      # the headline number (share, mean, F1...)
     prompts: list[PromptEvidence] = Field(default_factory=list)
     counterexample: PromptEvidence | None = None
-    details: dict[str, float | str | list] = Field(default_factory=dict)
+    details: dict[str, Any] = Field(default_factory=dict)
 
     @property
     def held(self) -> bool:

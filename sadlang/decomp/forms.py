@@ -51,6 +51,7 @@ class HeadForms:
     WQ_pinv: torch.Tensor
     WK_pinv: torch.Tensor
     fallback_heads: list[tuple[int, int]]
+    rank_deficient: list[tuple[int, int]] = None  # type: ignore[assignment]
 
     def tensors(self) -> dict[str, torch.Tensor]:
         return {k: getattr(self, k).contiguous() for k in ("U", "S", "V", "Gq", "Gk", "WQ_pinv", "WK_pinv")}
@@ -97,26 +98,35 @@ def compute_forms(weights: ModelWeights) -> HeadForms:
     L, H = weights.n_layers, weights.n_heads
     out = {k: [] for k in ("U", "S", "V", "Gq", "Gk", "WQ_pinv", "WK_pinv")}
     fallback: list[tuple[int, int]] = []
+    rank_deficient: list[tuple[int, int]] = []
     for layer in range(L):
         WQ = weights.W_Q[layer].double().cpu()                                     # (H, D, r)
         WK = weights.W_K[layer].double().cpu().repeat_interleave(weights.group, 0)  # (H, D, r)
-        parts = list(_factored(WQ, WK))
-        rel, ident = _check(WQ, WK, *parts[:5])
+        try:
+            parts = list(_factored(WQ, WK))
+            rel, ident = _check(WQ, WK, *parts[:5])
+        except RuntimeError:  # a singular R: some head is rank deficient, go dense for all
+            parts = [torch.stack(x) for x in zip(*(_dense(WQ[h], WK[h]) for h in range(WQ.shape[0])))]
+            rel, ident = _check(WQ, WK, *parts[:5])
+            rel = torch.full_like(rel, float("inf"))
         bad = ((rel > RECON_TOL) | (ident > IDENT_TOL) | ~torch.isfinite(rel) | ~torch.isfinite(ident))
         for h in torch.nonzero(bad).flatten().tolist():
             dense = _dense(WQ[h], WK[h])
             rel_h, ident_h = _check(WQ[h:h + 1], WK[h:h + 1], *(t[None] for t in dense[:5]))
-            if not (rel_h.item() <= RECON_TOL and ident_h.item() <= IDENT_TOL):
+            if not rel_h.item() <= RECON_TOL:
                 raise DecompositionError(
-                    f"head {layer}.{h}: the QK form could not be factored exactly "
-                    f"(reconstruction error {rel_h.item():.2e}, identity error {ident_h.item():.2e}); "
-                    f"W_Q or W_K is rank deficient")
+                    f"head {layer}.{h}: the QK form could not be factored "
+                    f"(reconstruction error {rel_h.item():.2e} even with the dense float64 SVD)")
+            if not ident_h.item() <= IDENT_TOL:
+                # W_Q or W_K has rank < d_head: terms are exact for query/key vectors in their
+                # row spaces (always true without RoPE and biases); the score checks verify it.
+                rank_deficient.append((layer, h))
             for part, value in zip(parts, dense):
                 part[h] = value
             fallback.append((layer, h))
-            log.warning("head %d.%d needed the dense SVD fallback", layer, h)
+            log.info("head %d.%d used the dense SVD fallback", layer, h)
         for key, value in zip(out, parts):
             out[key].append(value.float())
     dev = weights.W_Q.device
     stacked = {k: torch.stack(v).to(dev) for k, v in out.items()}
-    return HeadForms(**stacked, fallback_heads=fallback)
+    return HeadForms(**stacked, fallback_heads=fallback, rank_deficient=rank_deficient)

@@ -42,11 +42,12 @@ def load_cached(path: Path, weights: ModelWeights) -> HeadForms | None:
         if meta.get("version") != FORMS_VERSION:
             raise ValueError("version mismatch")
         fallback = [tuple(x) for x in json.loads(meta.get("fallback", "[]"))]
+        deficient = [tuple(x) for x in json.loads(meta.get("rank_deficient", "[]"))]
     except Exception as exc:  # any unreadable file is a miss, never a crash
         log.warning("ignoring unreadable forms cache %s (%s); recomputing", path, exc)
         return None
     dev = weights.W_Q.device
-    return HeadForms(**{k: v.to(dev) for k, v in tensors.items()}, fallback_heads=fallback)
+    return HeadForms(**{k: v.to(dev) for k, v in tensors.items()}, fallback_heads=fallback, rank_deficient=deficient)
 
 
 def save_cached(path: Path, forms: HeadForms) -> None:
@@ -55,7 +56,8 @@ def save_cached(path: Path, forms: HeadForms) -> None:
     os.close(fd)
     try:
         save_file({k: v.cpu() for k, v in forms.tensors().items()}, tmp,
-                  metadata={"version": FORMS_VERSION, "fallback": json.dumps(forms.fallback_heads)})
+                  metadata={"version": FORMS_VERSION, "fallback": json.dumps(forms.fallback_heads),
+                                "rank_deficient": json.dumps(forms.rank_deficient or [])})
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -14,6 +14,7 @@ from sadlang.models.tiny_tokenizer import build_tiny_tokenizer, tiny_vocabulary
 BUILTIN = {
     "tiny-gpt2": "GPT-2 style: LayerNorm, absolute positions, Q/K/V/O biases (4 layers, 4 heads, d_model 64)",
     "tiny-llama": "Llama style: RMSNorm, RoPE, grouped-query attention 4/2 (4 layers, d_model 64)",
+    "planted": "hand-planted circuit with known ground truth (see sadlang.models.planted)",
 }
 
 
@@ -31,6 +32,9 @@ def _randomize(model: torch.nn.Module, seed: int, std: float = 0.2) -> None:
 
 def build_hf_model(name: str, seed: int = 0, n_layers: int = 4) -> torch.nn.Module:
     """The transformers model behind a built-in name, with seeded random weights."""
+    if name == "planted":
+        from sadlang.models.planted import build_planted
+        return build_planted()
     vocab = len(tiny_vocabulary())
     if name == "tiny-gpt2":
         cfg = GPT2Config(vocab_size=vocab, n_positions=128, n_embd=64, n_layer=n_layers,
@@ -52,7 +56,7 @@ def build_hf_model(name: str, seed: int = 0, n_layers: int = 4) -> torch.nn.Modu
 
 def bridge_name(name: str) -> str:
     """A TransformerLens architecture name the bridge adapts the built-in model with."""
-    return {"tiny-gpt2": "gpt2", "tiny-llama": "meta-llama/Llama-3.2-1B"}[name]
+    return {"tiny-gpt2": "gpt2", "planted": "gpt2", "tiny-llama": "meta-llama/Llama-3.2-1B"}[name]
 
 
 def tokenizer():

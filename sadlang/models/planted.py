@@ -1,0 +1,119 @@
+"""Hand-planted circuits with known ground truth (GPT-2 architecture, MLPs zeroed).
+
+`planted` (2 layers, 4 heads, d_model 64, d_head 16), with orthonormal, zero-mean directions:
+- every token embedding carries a constant direction g; positions are orthonormal;
+  the marker token " x" and the target token " y" have their own directions.
+- layer 0 heads attend to their own position (positional QK):
+    0.0 writes f0 at the marker " x"           (the planted key-side feature)
+    0.1 writes a name's code into subspace F  (content: which name)
+    0.2 writes f2 at the marker " x"           (orthogonal to f0: must not be read)
+- layer 1:
+    1.0 query reads g (constant: a control signal), key reads f0 (strong) and BOS (weaker):
+        it sinks to BOS unless a marker is present, then it attends to the marker.
+        Ground truth: key-side edge 0.0 -> 1.0, signal subspace span{f0}.
+    1.1 query reads F, key reads the names' codes: attends from a name to an earlier copy
+        of the same name. Ground truth: query-side edge 0.1 -> 1.1, data signal in F.
+    1.2 a copy of 1.0 (another reader of f0, and a second head on the same control signal).
+`DIRECTIONS` gives the planted vectors in d_model space for the tests.
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel
+
+from sadlang.models.tiny_tokenizer import NAMES, tiny_vocabulary
+
+D, H, R = 64, 4, 16
+N_POS = 16
+
+
+def _basis(seed: int = 7) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    M = torch.randn(D, D, generator=gen, dtype=torch.float64)
+    ones = torch.ones(D, 1, dtype=torch.float64) / D ** 0.5
+    M = M - ones @ (ones.T @ M)
+    Q, _ = torch.linalg.qr(M)
+    return Q[:, : D - 1].T.contiguous()  # rows: orthonormal, zero-mean
+
+
+def directions() -> dict[str, torch.Tensor]:
+    B = _basis()
+    return {
+        "pos": B[0:N_POS], "g": B[16], "f0": B[17], "f2": B[18], "marker": B[19],
+        "target": B[20], "bos": B[21], "F": B[22:26], "names": B[26:36], "tokens": B[36:56],
+    }
+
+
+DIRECTIONS = directions()
+
+
+def build_planted(strength: float = 6.0) -> GPT2LMHeadModel:
+    vocab = tiny_vocabulary()
+    cfg = GPT2Config(vocab_size=len(vocab), n_positions=N_POS, n_embd=D, n_layer=2, n_head=H,
+                     bos_token_id=0, eos_token_id=0, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                     tie_word_embeddings=True)
+    model = GPT2LMHeadModel(cfg).eval()
+    d = {k: v.float() for k, v in DIRECTIONS.items()}
+    gen = torch.Generator().manual_seed(3)
+    codes = torch.randn(len(NAMES), 4, generator=gen)
+    codes = codes / codes.norm(dim=-1, keepdim=True)          # each name's code in F
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        for blk in model.transformer.h:
+            blk.ln_1.weight.fill_(1.0)
+            blk.ln_2.weight.fill_(1.0)
+        model.transformer.ln_f.weight.fill_(1.0)
+        wte = torch.zeros(len(vocab), D)
+        for i, tok in enumerate(vocab):
+            wte[i] = 0.3 * (d["tokens"].T @ torch.randn(20, generator=gen)) + d["g"]
+        wte[vocab.index("<bos>")] = d["bos"] + d["g"]
+        wte[vocab.index(" x")] = 2.0 * d["marker"] + d["g"]
+        wte[vocab.index(" y")] = 2.0 * d["target"] + d["g"]
+        name_ids = {n: vocab.index(" " + n) for n in NAMES}
+        for k, n in enumerate(NAMES):
+            wte[name_ids[n]] = 2.0 * (d["names"][k]) + d["g"]
+        model.transformer.wte.weight.copy_(wte)
+        model.transformer.wpe.weight.copy_(d["pos"][:N_POS])
+        s = strength
+
+        def put(layer: int, head: int, Wq=None, Wk=None, Wv=None, Wo=None):
+            attn = model.transformer.h[layer].attn
+            W = attn.c_attn.weight                                   # (D, 3D): x @ W -> q|k|v
+            cols = slice(head * R, (head + 1) * R)
+            for j, M in enumerate((Wq, Wk, Wv)):
+                if M is not None:
+                    W[:, j * D + cols.start: j * D + cols.stop] = M
+            if Wo is not None:
+                attn.c_proj.weight[cols, :] = Wo                     # (r, D) rows of head
+
+        # layer 0: self-attention through positions
+        pos_q = s * d["pos"].T                                       # (D, 16): p_i -> e_i
+        for h, (src, dst) in enumerate([("marker", "f0"), (None, None), ("marker", "f2")]):
+            Wv = torch.zeros(D, R)
+            Wo = torch.zeros(R, D)
+            if src is not None:
+                Wv[:, 0] = d[src]
+                Wo[0] = 3.0 * d[dst]
+            put(0, h, pos_q, pos_q, Wv, Wo)
+        # 0.1 writes each name's code into F
+        Wv = torch.zeros(D, R)
+        Wo = torch.zeros(R, D)
+        Wv[:, :10] = d["names"].T                                   # name k -> r-coordinate k
+        Wo[:10] = 3.0 * codes @ d["F"]                              # coordinate k -> code_k in F
+        put(0, 1, pos_q, pos_q, Wv, Wo)
+        # 1.0 and 1.2: query reads g, key reads f0 (and BOS, weaker)
+        for h in (0, 2):
+            Wq = torch.zeros(D, R)
+            Wk = torch.zeros(D, R)
+            Wq[:, 0] = s * d["g"]
+            Wk[:, 0] = s * d["f0"] + 0.5 * s * d["bos"]
+            put(1, h, Wq, Wk, None, None)
+        # 1.1: query reads the code in F, key reads the name's own embedding mapped to its code
+        Wq = torch.zeros(D, R)
+        Wk = torch.zeros(D, R)
+        Wq[:, :4] = s * d["F"].T
+        Wk[:, :4] = s * (d["names"].T @ codes)
+        put(1, 1, Wq, Wk, None, None)
+    return model

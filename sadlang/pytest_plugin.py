@@ -1,0 +1,111 @@
+"""pytest plugin: every claim of every collected .sad file is a test item.
+
+    pytest specs/                 # collects specs/*.sad
+    pytest specs/ioi.sad -k movers
+
+Items are named `file.sad::claim_name` and carry the marker `sad` plus one marker per claim
+kind (`sad_attends`, `sad_edge`, ...). The model of a spec is loaded once per process and
+each spec is evaluated once (lazily, on its first item); failures print the same evidence as
+`sadlang check`. A spec error fails collection with its file:line:col message. Nothing is
+shared between processes, so pytest-xdist works.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from sadlang.errors import SadError, SpecError
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("sadlang")
+    group.addoption("--sad-explore", type=int, default=0, metavar="N",
+                    help="search up to N generated prompts per per-prompt claim")
+    group.addoption("--sad-model", default=None, help="override the model of every collected spec")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "sad: a claim collected from a .sad spec file")
+
+
+def pytest_collect_file(parent, file_path):
+    if file_path.suffix == ".sad":
+        return SadFile.from_parent(parent, path=file_path)
+    return None
+
+
+class SpecCollectError(Exception):
+    pass
+
+
+class SadFile(pytest.File):
+    def collect(self):
+        from sadlang.lang import parse_file
+        from sadlang.plan.compile import check_declarations, spec_settings
+
+        try:
+            spec = parse_file(self.path)
+            spec_settings(spec)
+            check_declarations(spec)
+        except SpecError as exc:
+            raise self.CollectError(exc.render()) from None
+        self._spec = spec
+        self._report = None
+        for claim in spec.claims:
+            item = SadItem.from_parent(self, name=claim.name, claim=claim)
+            item.add_marker(pytest.mark.sad)
+            item.add_marker(getattr(pytest.mark, f"sad_{claim.body.kind}"))
+            yield item
+
+    class CollectError(pytest.Collector.CollectError):
+        pass
+
+    def report(self):
+        """Evaluate all claims of this spec once (model loads are memoized per process)."""
+        if self._report is None:
+            from sadlang.check.executor import run_plan
+            from sadlang.models import load_model
+            from sadlang.plan.compile import compile_spec
+
+            cfg = self.config
+            model = load_model(cfg.getoption("--sad-model") or self._spec.model)
+            plan = compile_spec(self._spec, model)
+            self._report = {v.name: v for v in
+                            run_plan(plan, model, explore=cfg.getoption("--sad-explore")).verdicts}
+        return self._report
+
+
+class SadClaimFailed(Exception):
+    def __init__(self, verdict):
+        self.verdict = verdict
+        super().__init__(verdict.measured)
+
+
+class SadItem(pytest.Item):
+    def __init__(self, *, claim, **kwargs):
+        super().__init__(**kwargs)
+        self.claim = claim
+
+    def runtest(self):
+        try:
+            verdict = self.parent.report()[self.claim.name]
+        except SpecError as exc:
+            raise SpecCollectError(exc.render()) from None
+        except SadError as exc:
+            raise SpecCollectError(f"error: {exc}") from None
+        self.user_properties.append(("measured", verdict.measured))
+        if verdict.status != "held":
+            raise SadClaimFailed(verdict)
+
+    def repr_failure(self, excinfo, style=None):
+        from sadlang.check.report import format_verdict
+
+        if isinstance(excinfo.value, SadClaimFailed):
+            return format_verdict(excinfo.value.verdict)
+        if isinstance(excinfo.value, SpecCollectError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style)
+
+    def reportinfo(self):
+        line = self.claim.loc.line - 1 if self.claim.loc else 0
+        return self.path, line, f"{self.path.name}::{self.claim.name}"
