@@ -1,0 +1,128 @@
+"""Exactness of the decomposition against the model's own hooked activations (fp32).
+
+Tolerances: scores 1e-4 relative to the largest score; residual components 1e-5 absolute on
+normalized residuals; contributions and relative terms 1e-4 relative.
+"""
+
+import pytest
+import torch
+
+from sadlang.decomp.activations import ForwardCounter, run_prompts
+from sadlang.decomp.components import ComponentTable, residual_components
+from sadlang.decomp.forms import compute_forms
+from sadlang.decomp.forms_cache import get_forms, load_cached, save_cached
+from sadlang.decomp.rope import apply_rope
+from sadlang.trace.firing import decompose_linear, relative_key_delta
+from sadlang.trace.options import TraceOptions
+from sadlang.trace.seeds import direction, final_contributions
+from sadlang.trace.tracer import decomposition, trace
+
+TEXTS = [" When Mary and John went to the store, John gave a drink to",
+         " Then, Alice and Bob went to the garden. Bob gave a ring to"]
+
+
+def _acts(model):
+    return run_prompts(model, [model.to_tokens(t) for t in TEXTS])
+
+
+def test_forms_reconstruct_omega(tiny):
+    f = compute_forms(tiny.weights)
+    W = tiny.weights
+    for l in range(W.n_layers):
+        for h in range(W.n_heads):
+            omega = W.W_Q[l, h] @ W.W_K[l, W.kv(h)].T
+            recon = (f.U[l, h] * f.S[l, h]) @ f.V[l, h].T
+            assert (recon - omega).abs().max() <= 1e-4 * omega.abs().max()
+            assert (f.S[l, h][:-1] >= f.S[l, h][1:] - 1e-5).all()
+            assert torch.allclose(f.Gq[l, h] @ f.Gk[l, h].T, torch.eye(W.d_head), atol=1e-3)
+            assert torch.allclose(f.WQ_pinv[l, h] @ W.W_Q[l, h], torch.eye(W.d_head), atol=1e-3)
+
+
+def test_every_head_score_terms_sum_to_hooked_scores(tiny):
+    for acts in _acts(tiny):
+        dec = decomposition(tiny, acts)
+        worst = max(dec.scores_check(l, h, d) for l in range(tiny.info.n_layers)
+                    for h in range(tiny.info.n_heads) for d in range(acts.n))
+        assert worst <= 1e-4 * max(1.0, float(acts.scores[acts.scores.isfinite()].abs().max()))
+
+
+def test_residual_components_sum_to_hooked_normalized_residual(tiny):
+    for acts in _acts(tiny):
+        for layer in range(tiny.info.n_layers):
+            comps = residual_components(acts, tiny.weights, layer)
+            assert comps.shape[0] == ComponentTable(layer, tiny.info.n_heads, acts.n).size - 1
+            assert torch.allclose(comps.sum(0), acts.normalized[layer], atol=1e-5)
+
+
+def test_query_coordinates_sum_to_hooked_rotated_queries(tiny_llama):
+    acts = _acts(tiny_llama)[0]
+    dec = decomposition(tiny_llama, acts)
+    cache_q = None
+    import torch as t
+    toks = t.tensor([acts.tokens.tolist()])
+    _, cache = tiny_llama.bridge.run_with_cache(toks)
+    for l in range(1, 4):
+        rq = cache[f"blocks.{l}.attn.hook_rot_q"][0]      # (n, H, r)
+        for h in range(4):
+            assert torch.allclose(dec.q_rot(l, h).sum(0), rq[:, h], atol=1e-5)
+        q = cache[f"blocks.{l}.attn.hook_q"][0]
+        assert torch.allclose(apply_rope(q.transpose(0, 1), acts.cos, acts.sin).transpose(0, 1), rq, atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["acc", "sad"])
+def test_relative_terms_and_contributions_add_up(tiny, method):
+    opts = TraceOptions(method=method, threshold=0.0, edge_fraction=1.0)
+    for acts in _acts(tiny):
+        dec = decomposition(tiny, acts)
+        for l in range(1, tiny.info.n_layers):
+            for h in range(tiny.info.n_heads):
+                d = acts.n - 1
+                s = int(acts.pattern[l, h, d, 1:].argmax()) + 1
+                f = decompose_linear(dec, l, h, d, s, opts)
+                terms = torch.tensor(f.terms)
+                scores = acts.scores[l, h, d, : d + 1]
+                if method == "acc":
+                    rel = float(relative_key_delta(scores[:, None], s)[0])
+                    assert abs(float(terms.sum()) - rel) <= 1e-4 * max(1.0, abs(rel))
+                    if float(acts.pattern[l, h, d, s]) >= 1 / (d + 1):
+                        assert rel >= -1e-5
+                else:
+                    assert abs(float(terms.sum()) - float(scores[s])) <= 1e-4 * max(1.0, abs(float(scores[s])))
+                if f.svs:
+                    selected = float(terms[f.svs["query"]].sum())
+                    for side in ("query", "key"):
+                        assert abs(f.totals[side] - selected) <= 1e-3 * max(1.0, abs(selected))
+
+
+def test_seed_contributions_sum_to_final_residual(tiny):
+    for acts in _acts(tiny):
+        w = direction(tiny.weights, 5, 6)
+        kappa = final_contributions(acts, tiny.weights, w, acts.n - 1)
+        assert abs(float(kappa.sum()) - float(acts.final_normalized[-1] @ w)) < 1e-4
+
+
+def test_one_forward_pass_per_prompt_batch(tiny):
+    before = ForwardCounter.calls
+    circuits = trace(tiny, TEXTS[:1] * 3, " Mary", " John", method="acc")
+    assert ForwardCounter.calls - before == 1
+    assert len(circuits) == 3
+
+
+def test_forms_cache_round_trip_and_corruption(tiny_gpt2, tmp_path, caplog):
+    f = compute_forms(tiny_gpt2.weights)
+    path = tmp_path / "forms.safetensors"
+    save_cached(path, f)
+    g = load_cached(path, tiny_gpt2.weights)
+    assert g is not None and all(torch.equal(a, b) for a, b in zip(f.tensors().values(), g.tensors().values()))
+    path.write_bytes(path.read_bytes()[:200])
+    assert load_cached(path, tiny_gpt2.weights) is None          # a miss, not an exception
+    assert load_cached(tmp_path / "missing", tiny_gpt2.weights) is None
+
+
+def test_dense_fallback_handles_rank_deficient_heads(planted):
+    f = get_forms(planted.weights, planted.info.fingerprint, use_disk=False)
+    assert f.fallback_heads, "planted heads have rank < d_head and need the dense path"
+    acts = run_prompts(planted, [planted.to_tokens(" When Mary went to the x, John and Mary said")])[0]
+    dec = decomposition(planted, acts)
+    worst = max(dec.scores_check(l, h, d) for l in range(2) for h in range(4) for d in range(acts.n))
+    assert worst <= 1e-5 * float(acts.scores[acts.scores.isfinite()].abs().max())

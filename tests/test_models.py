@@ -1,0 +1,110 @@
+"""Model layer: every kind loads; the bridge matches transformers; errors are clean."""
+
+import json
+import time
+
+import pytest
+import torch
+
+from sadlang.errors import ModelLoadError
+from sadlang.models import load_model
+from sadlang.models.bundled import MANIFEST, WEIGHTS, _cache_is_valid
+from sadlang.models.builtin import build_hf_model
+
+PROMPTS = [" When Mary and John went to the store, John gave a drink to", " Then Bob said it"]
+
+
+@pytest.mark.parametrize("name", ["tiny-gpt2", "tiny-llama", "planted"])
+def test_builtin_models_match_transformers_up_to_a_constant_shift(name):
+    m = load_model(name)
+    hf = build_hf_model(name)
+    for text in PROMPTS:
+        toks = torch.tensor([m.to_tokens(text)])
+        with torch.no_grad():
+            ours = m.bridge(toks).float()
+            ref = hf(toks).logits.float()
+        diff = ours - ref
+        # centring the unembedding shifts every logit at a position by the same amount
+        assert (diff - diff.mean(-1, keepdim=True)).abs().max() < 1e-4
+
+
+def test_info_records_architecture(tiny_gpt2, tiny_llama):
+    assert tiny_gpt2.info.positional == "standard" and tiny_gpt2.info.norm == "LN"
+    assert tiny_llama.info.positional == "rotary" and tiny_llama.info.norm == "RMS"
+    assert tiny_llama.info.n_kv_heads == 2 and tiny_llama.info.n_heads == 4
+    assert tiny_gpt2.weights.b_Q.abs().max() > 0, "GPT-2 style model must exercise Q biases"
+    assert len(tiny_gpt2.info.fingerprint) == 16
+    assert load_model("tiny-gpt2:1", reuse=False).info.fingerprint != tiny_gpt2.info.fingerprint
+
+
+def test_bundled_model_loads_and_matches_published_logit_difference(smollm):
+    info = smollm.info
+    assert (info.n_layers, info.n_heads, info.n_kv_heads, info.d_model, info.d_head) == (30, 9, 3, 576, 64)
+    assert smollm.weights.W_Q.shape == (30, 9, 576, 64) and smollm.weights.W_K.shape == (30, 3, 576, 64)
+    toks = torch.tensor([smollm.to_tokens("When Mary and John went to the store, John gave a drink to")])
+    assert toks[0, 0].item() == 1  # <|im_start|> as BOS
+    with torch.no_grad():
+        logits = smollm.bridge(toks)[0, -1]
+    mary, john = smollm.token_ids(" Mary")[0], smollm.token_ids(" John")[0]
+    assert abs(float(logits[mary] - logits[john]) - 5.287) < 0.01
+
+
+def test_bundled_model_solves_generated_ioi(smollm):
+    import random
+    rng = random.Random(0)
+    names = [" Mary", " John", " Alice", " Bob", " Sarah", " James", " Tom", " Anna"]
+    places, objects = [" store", " garden", " school"], [" drink", " ring", " book"]
+    texts, pairs = [], []
+    for _ in range(32):
+        a, b = rng.sample(names, 2)
+        texts.append(f"When{a} and{b} went to the{rng.choice(places)},{b} gave a{rng.choice(objects)} to")
+        pairs.append((smollm.token_ids(a)[0], smollm.token_ids(b)[0]))
+    toks = torch.tensor([smollm.to_tokens(t) for t in texts])
+    with torch.no_grad():
+        logits = smollm.bridge(toks)[:, -1]
+    diffs = torch.tensor([float(logits[i, a] - logits[i, b]) for i, (a, b) in enumerate(pairs)])
+    assert (diffs > 0).float().mean() >= 0.9
+    assert diffs.mean() > 2.0
+
+
+def test_uncached_hub_name_fails_fast_with_alternatives(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    t = time.time()
+    with pytest.raises(ModelLoadError) as err:
+        load_model("sadlang-test/definitely-not-cached-model")
+    assert time.time() - t < 10
+    msg = str(err.value)
+    assert "could not be found offline" in msg and "smollm2-135m" in msg and "local directory" in msg
+
+
+def test_bad_local_path_is_a_clean_error(tmp_path):
+    with pytest.raises(ModelLoadError, match="no config.json"):
+        load_model(str(tmp_path))
+
+
+def test_local_directory_loads(tmp_path):
+    hf = build_hf_model("tiny-gpt2")
+    hf.save_pretrained(tmp_path)
+    from sadlang.models.builtin import tokenizer
+    tokenizer().save_pretrained(tmp_path)
+    m = load_model(str(tmp_path), reuse=False)
+    assert m.info.source == "local" and m.info.n_layers == 4
+
+
+def test_corrupt_cache_is_detected(tmp_path):
+    (tmp_path / WEIGHTS).write_bytes(b"0123456789")
+    import hashlib
+    record = {"weights_size": 10, "weights_sha256": hashlib.sha256(b"0123456789").hexdigest()}
+    (tmp_path / MANIFEST).write_text(json.dumps(record))
+    assert _cache_is_valid(tmp_path)
+    (tmp_path / WEIGHTS).write_bytes(b"0123456780")   # same size, other bytes
+    assert not _cache_is_valid(tmp_path)
+    (tmp_path / WEIGHTS).write_bytes(b"01234")        # partial
+    assert not _cache_is_valid(tmp_path)
+    (tmp_path / MANIFEST).write_text("{not json")
+    assert not _cache_is_valid(tmp_path)
+
+
+def test_device_errors_are_clean():
+    with pytest.raises(ModelLoadError, match="unknown device"):
+        load_model("tiny-gpt2", device="tpu")
