@@ -48,7 +48,7 @@ class SadFile(pytest.File):
             spec_settings(spec)
             check_declarations(spec)
         except SpecError as exc:
-            raise self.CollectError(exc.render()) from None
+            raise pytest.Collector.CollectError(exc.render()) from None
         self._spec = spec
         self._report = None
         for claim in spec.claims:
@@ -56,9 +56,6 @@ class SadFile(pytest.File):
             item.add_marker(pytest.mark.sad)
             item.add_marker(getattr(pytest.mark, f"sad_{claim.body.kind}"))
             yield item
-
-    class CollectError(pytest.Collector.CollectError):
-        pass
 
     def report(self):
         """Evaluate all claims of this spec once (model loads are memoized per process)."""

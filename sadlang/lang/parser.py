@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast as pyast
 import difflib
+import re
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -393,6 +394,10 @@ def _literal_expected(parser: Lark, expected) -> list[str]:
             continue
         if term.pattern.type == "str":
             out.append(term.pattern.value)
+        else:
+            raw = term.pattern.value.strip("()").replace("?:", "")
+            if all(part.isidentifier() for part in raw.split("|")):
+                out.extend(raw.split("|"))
     return out
 
 
@@ -433,13 +438,20 @@ def _syntax_error(exc: UnexpectedInput, parser: Lark, text: str, file: str) -> S
             what = "unexpected indentation" if tok.type == "_INDENT" else "block ended too early"
             return SpecError(f"{what}; expected {_expected_text(exc.expected)}", span, text)
         shown = str(tok).strip() or tok.type
+        prev = [ln for ln in text.splitlines()[: line - 1] if ln.strip() and not ln.strip().startswith("#")]
+        if prev and prev[-1].rstrip().endswith(":") and ("_INDENT" in exc.expected or "_NL" in exc.expected):
+            return SpecError(f"expected an indented block after {prev[-1].strip()!r}", span, text,
+                             "indent the lines of a prompts block")
         if tok.type == "_NL":
             msg = f"line ended early; expected {_expected_text(exc.expected)}"
         else:
             msg = f"unexpected {shown!r}; expected {_expected_text(exc.expected)}"
         words = _literal_expected(parser, exc.expected)
-        close = difflib.get_close_matches(str(tok), words or KEYWORDS, n=1, cutoff=0.6)
-        if close and close[0] != str(tok):
+        src_line = text.splitlines()[line - 1] if 0 < line <= len(text.splitlines()) else ""
+        m = re.match(r"[A-Za-z_]+", src_line[col - 1:])
+        written = m.group(0) if m else str(tok)
+        close = difflib.get_close_matches(written, words or KEYWORDS, n=1, cutoff=0.6)
+        if close and close[0] != written:
             hint = f"did you mean {close[0]!r}?"
         end_col = getattr(tok, "end_column", None)
         span = Span(file, line, col, tok.end_line, end_col)

@@ -89,6 +89,10 @@ def build_prompt(model, template: str, assignment: dict[str, str], template_inde
                 f"slot {slot} = {value!r} is not a single token in {model.name}'s tokenizer "
                 f"(in {text!r} it spans tokens {[model.decode([ids[i]])[0] for i in covering]}; "
                 f"alone it is {pieces})")
+        unk = getattr(tok, "unk_token_id", None)
+        if unk is not None and ids[covering[0]] == unk:
+            raise PromptError(f"slot {slot} = {value!r} is not a single token in {model.name}'s "
+                              f"tokenizer: it is unknown to the vocabulary (becomes {tok.unk_token!r})")
         roles.setdefault(slot, []).append(covering[0] + shift)
     a_id = w_id = None
     a_txt = w_txt = None
@@ -110,6 +114,10 @@ def build_prompt(model, template: str, assignment: dict[str, str], template_inde
 
 def single_token(model, text: str, what: str) -> int:
     ids = model.token_ids(text)
+    unk = getattr(model.tokenizer, "unk_token_id", None)
+    if len(ids) == 1 and unk is not None and ids[0] == unk:
+        raise PromptError(f"{what} {text!r} is not a single token in {model.name}'s tokenizer: "
+                          f"it is unknown to the vocabulary")
     if len(ids) != 1:
         raise PromptError(f"{what} {text!r} is not a single token in {model.name}'s tokenizer: "
                           f"it is {len(ids)} tokens {model.decode(ids)}")

@@ -116,11 +116,9 @@ def trace_prompt(model: LoadedModel, acts: PromptActivations, answer: int, again
 
 
 def single_token(model: LoadedModel, text: str, what: str) -> int:
-    ids = model.token_ids(text)
-    if len(ids) != 1:
-        raise TraceError(f"{what} {text!r} is not a single token in {model.name}'s tokenizer: "
-                         f"it is {len(ids)} tokens {model.decode(ids)}")
-    return ids[0]
+    from sadlang.prompts.build import single_token as check
+
+    return check(model, text, what)
 
 
 def trace(model: LoadedModel, prompts: list[str] | str, answer: str | list[str],

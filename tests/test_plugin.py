@@ -1,0 +1,35 @@
+"""The pytest plugin, driven by pytester: passing, failing and broken specs."""
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+GOOD = '''model planted
+pool names = " Mary" " John" " Alice"
+prompts p:
+  template "When{A} went to the x,{B} and{A} said"
+  A, B from names distinct
+  answer "{A}" against "{B}"
+  sample 3 seed 0
+claim reads: head 1.0 attends end -> "x" with weight >= 0.9
+claim edge:  edge 0.0 -> 1.0 via key at end -> "x"
+'''
+BAD = GOOD.replace('claim edge:  edge 0.0 -> 1.0 via key at end -> "x"', 'claim wrong: head 1.0 attends end -> bos with weight >= 0.5')
+BROKEN = GOOD.replace("claim reads:", "claim reads ")
+
+
+def test_plugin_collects_runs_and_reports(pytester):
+    pytester.makefile(".sad", good=GOOD, bad=BAD, broken=BROKEN)
+    result = pytester.runpytest("-v", "--continue-on-collection-errors")
+    result.assert_outcomes(passed=3, failed=1, errors=1)
+    out = result.stdout.str()
+    assert "good.sad::reads PASSED" in out and "good.sad::edge PASSED" in out
+    assert "bad.sad::wrong FAILED" in out
+    assert "measured: held in 0% of 3 prompts" in out
+    assert "broken.sad:8:14: error:" in out
+
+
+def test_plugin_selects_claims_with_k(pytester):
+    pytester.makefile(".sad", good=GOOD)
+    result = pytester.runpytest("-k", "edge")
+    result.assert_outcomes(passed=1)

@@ -1,0 +1,55 @@
+"""Property search over templates: find and shrink a counterexample on the planted model."""
+
+from hypothesis import given, settings
+
+from sadlang.check.executor import load_and_compile, run_plan
+from sadlang.strategies import prompts_from
+
+SPEC = '''model planted
+pool names = " Mary" " John" " Alice" " Bob"
+pool things = " store" " garden" " school" " x"
+prompts p:
+  template "When{A} and{B} went to the{thing}, they said"
+  template "Then{B} and{A} went to the{thing}, they said"
+  A, B from names distinct
+  thing from things
+  answer "{A}" against "{B}"
+  sample 3 seed 0
+'''
+
+
+def test_search_finds_and_shrinks_the_failing_pool_value(tmp_path):
+    # 1.0 sinks to BOS unless the marker " x" is in the prompt: the claim fails only for " x"
+    p = tmp_path / "s.sad"
+    p.write_text(SPEC + "claim sinks: head 1.0 attends end -> bos with weight >= 0.5 forall up to 60 prompts\n")
+    _, model, plan = load_and_compile(p)
+    v = run_plan(plan, model).verdicts[0]
+    assert v.status == "failed"
+    c = v.counterexample
+    assert c is not None and " x," in c.text
+    assert c.text == "When Mary and John went to the x, they said"   # earliest values, first template
+    assert "tokens" in c.detail and "roles" in c.detail
+
+
+def test_search_passes_a_claim_that_holds_everywhere(tmp_path):
+    p = tmp_path / "s.sad"
+    p.write_text(SPEC + "claim dup: head 0.0 attends end -> end with weight >= 0.9 forall up to 30 prompts\n")
+    _, model, plan = load_and_compile(p)
+    v = run_plan(plan, model).verdicts[0]
+    assert v.status == "held" and v.counterexample is None and v.details["searched"] >= 10
+
+
+def test_strategy_is_usable_from_python(tmp_path):
+    p = tmp_path / "s.sad"
+    p.write_text(SPEC + "claim x: logit_diff > -1000\n")
+    seen = []
+
+    @settings(max_examples=15, deadline=None, database=None)
+    @given(prompts_from(str(p), "p"))
+    def check(prompt):
+        assert prompt.roles["A"][0] < len(prompt.tokens)
+        assert prompt.answer is not None and prompt.against is not None
+        seen.append(prompt.text)
+
+    check()
+    assert len(seen) >= 10
