@@ -105,4 +105,4 @@ class SadItem(pytest.Item):
 
     def reportinfo(self):
         line = self.claim.loc.line - 1 if self.claim.loc else 0
-        return self.path, line, f"{self.path.name}::{self.claim.name}"
+        return self.path, line, self.name
