@@ -20,7 +20,7 @@ BROKEN = GOOD.replace("claim reads:", "claim reads ")
 
 def test_plugin_collects_runs_and_reports(pytester):
     pytester.makefile(".sad", good=GOOD, bad=BAD, broken=BROKEN)
-    result = pytester.runpytest("-v", "--continue-on-collection-errors")
+    result = pytester.runpytest_subprocess("-v", "--continue-on-collection-errors")
     result.assert_outcomes(passed=3, failed=1, errors=1)
     out = result.stdout.str()
     assert "good.sad::reads PASSED" in out and "good.sad::edge PASSED" in out
@@ -31,5 +31,5 @@ def test_plugin_collects_runs_and_reports(pytester):
 
 def test_plugin_selects_claims_with_k(pytester):
     pytester.makefile(".sad", good=GOOD)
-    result = pytester.runpytest("-k", "edge")
+    result = pytester.runpytest_subprocess("-k", "edge")
     result.assert_outcomes(passed=1)
