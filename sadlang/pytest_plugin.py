@@ -24,8 +24,14 @@ def pytest_addoption(parser):
     group.addoption("--sad-model", default=None, help="override the model of every collected spec")
 
 
+CLAIM_KINDS = ("attends", "edge", "signal", "behaviour", "circuit", "ablate", "sink", "shared",
+               "control_ablate")
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "sad: a claim collected from a .sad spec file")
+    for kind in CLAIM_KINDS:
+        config.addinivalue_line("markers", f"sad_{kind}: a .sad claim of kind {kind}")
 
 
 def pytest_collect_file(parent, file_path):

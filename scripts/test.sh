@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# README command 2: set up, then run the whole test suite (tests/ and the shipped specs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
