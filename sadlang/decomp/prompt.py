@@ -9,6 +9,7 @@ import torch
 from sadlang.decomp.activations import PromptActivations
 from sadlang.decomp.components import ComponentTable, SideCoordinates
 from sadlang.decomp.forms import HeadForms
+from sadlang.decomp.rope import apply_rope
 from sadlang.models.weights import ModelWeights
 
 
@@ -61,6 +62,34 @@ class PromptDecomposition:
         kv = w.kv(head)
         return self._memo(("k", layer, kv), lambda: SideCoordinates.compute(
             self.acts, w, layer, w.W_K[layer, kv], w.b_K[layer, kv]))
+
+    @property
+    def vo(self) -> torch.Tensor:
+        """(L, H, n, D) value outputs per source token (see readers.value_outputs)."""
+        from sadlang.decomp.readers import value_outputs
+
+        if "_vo" not in self.__dict__:
+            self.__dict__["_vo"] = value_outputs(self.acts, self.weights)
+        return self.__dict__["_vo"]
+
+    def a_total(self, layer: int, head: int) -> torch.Tensor:
+        """(n, r) singular coordinates of the whole query at every position (hooked input)."""
+        w = self.weights
+
+        def build():
+            q = self.acts.normalized[layer] @ w.W_Q[layer, head] + w.b_Q[layer, head]
+            return apply_rope(q, self.acts.cos, self.acts.sin) @ self.forms.Gq[layer, head]
+        return self._memo(("A", layer, head), build)
+
+    def b_total(self, layer: int, head: int) -> torch.Tensor:
+        """(n, r) singular coordinates of the whole key at every position (hooked input)."""
+        w = self.weights
+        kv = w.kv(head)
+
+        def build():
+            k = self.acts.normalized[layer] @ w.W_K[layer, kv] + w.b_K[layer, kv]
+            return apply_rope(k, self.acts.cos, self.acts.sin) @ self.forms.Gk[layer, head]
+        return self._memo(("B", layer, head), build)
 
     def a(self, layer: int, head: int) -> torch.Tensor:
         return self._memo(("a", layer, head), lambda: self.q_rot(layer, head) @ self.forms.Gq[layer, head])

@@ -83,33 +83,67 @@ def relative_key_delta(b: torch.Tensor, s: int) -> torch.Tensor:
     return own - (total - own) / (n_keys - 1)
 
 
+def linear_contributions(dec: PromptDecomposition, layer: int, head: int, d: int, s: int,
+                         kept: list[int], coef_q: torch.Tensor, key_weights: torch.Tensor,
+                         a_tot: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each component's share of sum_{k in kept} (selected terms), on each side.
+
+    Query side: sum_k a_k(y_c(d)) coef_q[k]; key side: sum_{s'} key_weights[s'] sum_k
+    a_tot[k] b_k(y_c(s')). Both through reader vectors (no per-component coordinates).
+    Returns two (C,) tensors in ComponentTable(layer) order, offsets included.
+    """
+    from sadlang.decomp.readers import component_dots
+    from sadlang.decomp.rope import unapply_rope
+
+    w, f, acts = dec.weights, dec.forms, dec.acts
+    idx = torch.tensor(kept, dtype=torch.long, device=a_tot.device)
+    scale = w.attn_scale
+    kv = w.kv(head)
+    cos = acts.cos
+    sin = acts.sin
+    # query side: g_rot . q_rot over kept directions, moved back before the rotation
+    g_rot = (f.Gq[layer, head][:, idx] @ coef_q[idx]) / scale                     # (r,)
+    g = unapply_rope(g_rot[None], None if cos is None else cos[d:d + 1],
+                     None if sin is None else sin[d:d + 1])[0]
+    q_reader = (w.W_Q[layer, head] @ g)[None]                                    # (1, D)
+    q = component_dots(acts, w, dec.vo, layer, [d], q_reader)
+    q = torch.cat([q, (w.b_Q[layer, head] @ g).reshape(1)])
+    # key side: one reader per key position, weighted by the relative coefficients
+    keys = list(range(d + 1))
+    h_rot = (f.Gk[layer, head][:, idx] @ a_tot[idx]) / scale                     # (r,)
+    h_rot = key_weights[:, None] * h_rot[None, :]                                 # (d+1, r)
+    h = unapply_rope(h_rot, None if cos is None else cos[: d + 1], None if sin is None else sin[: d + 1])
+    k_readers = h @ w.W_K[layer, kv].T                                            # (d+1, D)
+    k = component_dots(acts, w, dec.vo, layer, keys, k_readers)
+    k = torch.cat([k, (h @ w.b_K[layer, kv]).sum().reshape(1)])
+    return q, k
+
+
 def decompose_linear(dec: PromptDecomposition, layer: int, head: int, d: int, s: int,
                      opts: TraceOptions) -> Firing:
     """sad / acc: select singular terms, then split their sum over components per side."""
     check_firing_args(dec, layer, head, d, s)
     attn = float(dec.acts.pattern[layer, head, d, s])
     f = Firing(layer, head, d, s, attn, opts.firing_threshold(d), opts.method)
-    a = dec.a(layer, head)[:, d]                      # (C, r)
-    b = dec.b(layer, head)[:, : d + 1]                # (C, d+1, r)
-    a_tot, b_tot = a.sum(0), b.sum(0)
+    a_tot = dec.a_total(layer, head)[d]                  # (r,)
+    b_tot = dec.b_total(layer, head)[: d + 1]            # (d+1, r)
     scale = dec.weights.attn_scale
+    key_weights = torch.zeros(d + 1, dtype=a_tot.dtype, device=a_tot.device)
     if opts.method == "sad":
-        db_tot = b_tot[s]
-        db_comp = b[:, s]                              # (C, r)
+        key_weights[s] = 1.0
     else:
-        db_tot = relative_key_delta(b_tot, s)
-        db_comp = relative_key_delta(b, s)             # (C, r)
-    terms = a_tot * db_tot / scale                     # (r,)
+        key_weights[:] = -1.0 / d if d > 0 else 0.0
+        key_weights[s] = 1.0
+    db_tot = key_weights @ b_tot                          # (r,)
+    terms = a_tot * db_tot / scale                        # (r,)
     f.terms = terms.tolist()
     kept = smallest_prefix(terms, opts.term_fraction)
     if not kept:
         f.notes.append(f"{'raw' if opts.method == 'sad' else 'relative'} score total "
                        f"{float(terms.sum()):.4g} <= 0: no signal to trace")
         return f
-    idx = torch.tensor(kept, device=terms.device)
+    q_contrib, k_contrib = linear_contributions(dec, layer, head, d, s, kept, db_tot, key_weights, a_tot)
     table = dec.table(layer)
-    q_contrib = (a[:, idx] * db_tot[idx]).sum(-1) / scale          # (C,)
-    k_contrib = (a_tot[idx] * db_comp[:, idx]).sum(-1) / scale     # (C,)
     for side, contrib, at in (("query", q_contrib, d), ("key", k_contrib, s)):
         f.svs[side] = list(kept)
         f.totals[side] = float(contrib.sum())

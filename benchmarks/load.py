@@ -1,0 +1,54 @@
+"""Cold and warm load time of the bundled model, and peak memory. Prints a table.
+
+    python benchmarks/load.py [--repeats 3]
+
+Cold = the fp32 cache is rebuilt from the GGUF (run in a fresh cache dir); warm = loaded from
+the cache. Each load runs in a fresh subprocess so nothing is memoized; medians are shown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+CHILD = r"""
+import json, resource, time, warnings
+warnings.filterwarnings("ignore")
+t = time.perf_counter()
+from sadlang.models import load_model
+m = load_model("smollm2-135m")
+dt = time.perf_counter() - t
+print(json.dumps({"seconds": dt, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def run(cache: str) -> dict:
+    env = dict(os.environ, SADLANG_CACHE_DIR=cache, TRANSFORMERS_VERBOSITY="error")
+    out = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    cold, warm = [], []
+    for _ in range(args.repeats):
+        with tempfile.TemporaryDirectory() as d:
+            cold.append(run(d))
+            warm.append(run(d))
+    print(f"{'load':<6} {'median s':>9} {'min s':>7} {'peak MiB':>9}")
+    for name, rows in (("cold", cold), ("warm", warm)):
+        secs = [r["seconds"] for r in rows]
+        print(f"{name:<6} {statistics.median(secs):>9.2f} {min(secs):>7.2f} "
+              f"{statistics.median(r['peak_mib'] for r in rows):>9.0f}")
+    print(f"warm/cold ratio: {statistics.median(r['seconds'] for r in warm) / statistics.median(r['seconds'] for r in cold):.2f}")
+
+
+if __name__ == "__main__":
+    main()

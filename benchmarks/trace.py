@@ -1,0 +1,81 @@
+"""Tracing speed on the bundled model: setup, seconds per prompt per method, firings/s.
+
+    python benchmarks/trace.py [--prompts 4] [--repeats 3] [--model smollm2-135m] [--device auto]
+
+Setup = computing every head's QK SVD factors (no disk cache). Each method traces the same
+IOI prompts (one forward pass per batch); medians over repeats. On a GPU the batch is traced
+on the device and prompts/s is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import resource
+import statistics
+import time
+import warnings
+
+warnings.filterwarnings("ignore")
+
+
+def ioi_prompts(n: int, seed: int = 0) -> list[tuple[str, str, str]]:
+    rng = random.Random(seed)
+    names = [" Mary", " John", " Alice", " Bob", " Sarah", " James", " Tom", " Anna"]
+    out = []
+    for _ in range(n):
+        a, b = rng.sample(names, 2)
+        out.append((f"When{a} and{b} went to the store,{b} gave a drink to", a, b))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--prompts", type=int, default=4)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--methods", default="sad,acc,accpp")
+    args = ap.parse_args()
+
+    import torch
+
+    from sadlang.decomp.forms import compute_forms
+    from sadlang.models import load_model
+    from sadlang.trace.options import TraceOptions
+    from sadlang.trace.tracer import forms_for, trace
+
+    model = load_model(args.model, args.device)
+    setups = []
+    for _ in range(args.repeats):
+        t = time.perf_counter()
+        compute_forms(model.weights)
+        if model.device.type == "cuda":
+            torch.cuda.synchronize()
+        setups.append(time.perf_counter() - t)
+    forms_for(model)
+    prompts = ioi_prompts(args.prompts)
+    texts, answers, against = [p[0] for p in prompts], [p[1] for p in prompts], [p[2] for p in prompts]
+    trace(model, texts[:1], answers[:1], against[:1])  # warm-up
+    print(f"model {model.info.name} on {model.device}, {args.prompts} prompts, {args.repeats} repeats")
+    print(f"setup (SVD of {model.info.n_layers * model.info.n_heads} heads): median {statistics.median(setups):.2f} s")
+    print(f"{'method':<7} {'s/prompt':>9} {'prompts/s':>10} {'firings/prompt':>15} {'firings/s':>10}")
+    for method in args.methods.split(","):
+        times, firings = [], 0
+        for _ in range(args.repeats):
+            t = time.perf_counter()
+            circuits = trace(model, texts, answers, against, options=TraceOptions(method=method))
+            if model.device.type == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - t)
+            firings = sum(len(c.firings) for c in circuits)
+        med = statistics.median(times)
+        print(f"{method:<7} {med / len(texts):>9.3f} {len(texts) / med:>10.2f} {firings / len(texts):>15.1f} "
+              f"{firings / med:>10.1f}")
+    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    if model.device.type == "cuda":
+        print(f"peak CUDA memory {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
