@@ -126,3 +126,30 @@ def test_dense_fallback_handles_rank_deficient_heads(planted):
     dec = decomposition(planted, acts)
     worst = max(dec.scores_check(l, h, d) for l in range(2) for h in range(4) for d in range(acts.n))
     assert worst <= 1e-5 * float(acts.scores[acts.scores.isfinite()].abs().max())
+
+
+def test_accpp_invariants(tiny_llama):
+    from sadlang.trace.accpp import decompose_accpp, greedy_delete, ig_softmax
+
+    acts = _acts(tiny_llama)[0]
+    dec = decomposition(tiny_llama, acts)
+    d = acts.n - 1
+    gen = torch.Generator().manual_seed(0)
+    X = torch.randn(300, d + 1, generator=gen, dtype=torch.float64) * 0.3
+    for j in (0, 3, d):
+        ig = ig_softmax(X, j, 64)
+        p = torch.softmax(X.sum(0), -1)[j]
+        assert abs(float(ig.sum()) - (float(p) - 1 / (d + 1))) < 1e-3       # IG completeness
+        rows, drops, reached = greedy_delete(X, ig, j, float(p), 0.5 * float(p))
+        final = torch.softmax(X.sum(0) - X[rows].sum(0), -1)[j]
+        assert reached and float(final) < 0.5 * float(p)
+        assert abs(float(drops.sum()) - (float(p) - float(final))) < 1e-9     # weights add up
+    opts = TraceOptions(method="accpp", threshold=0.05)
+    for l in range(1, 4):
+        for h in range(4):
+            s = int(acts.pattern[l, h, d, 1:].argmax()) + 1
+            f = decompose_accpp(dec, l, h, d, s, opts)
+            if f.attention >= 0.05:
+                for side in ("query", "key"):
+                    assert f.totals[side] >= f.attention - 0.05 - 1e-6     # removed enough mass
+                    assert all(0 <= k < 16 for e in f.edges for k in e.svs)

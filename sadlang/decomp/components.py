@@ -131,14 +131,17 @@ class SideCoordinates:
 
     @staticmethod
     def compute(acts: PromptActivations, weights: ModelWeights, layer: int, W: torch.Tensor,
-                b: torch.Tensor) -> torch.Tensor:
+                b: torch.Tensor, vo: torch.Tensor | None = None) -> torch.Tensor:
         n, H = acts.n, weights.n_heads
         sig = acts.ln_scale[layer]                                             # (n,)
         rows = []
         if layer > 0:
-            OW = weights.W_O[:layer] @ W                                       # (l, H, r, r)
-            v = acts.v[:layer].repeat_interleave(weights.group, dim=2)          # (l, n, H, r)
-            vow = torch.einsum("lthr,lhrs->lhts", v, OW)                       # (l, H, t, r)
+            if vo is not None:   # (L, H, n, D) per-prompt value outputs: cheaper when n < r
+                vow = vo[:layer] @ W                                           # (l, H, t, r)
+            else:
+                OW = weights.W_O[:layer] @ W                                   # (l, H, r, r)
+                v = acts.v[:layer].repeat_interleave(weights.group, dim=2)      # (l, n, H, r)
+                vow = torch.einsum("lthr,lhrs->lhts", v, OW)                   # (l, H, t, r)
             A = acts.pattern[:layer] / sig[None, None, :, None]                 # (l, H, p, t)
             heads = A[..., None] * vow[:, :, None, :, :]                        # (l, H, p, t, r)
             rows.append(heads.permute(0, 1, 3, 2, 4).reshape(-1, n, W.shape[-1]))

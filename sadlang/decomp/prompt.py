@@ -54,14 +54,14 @@ class PromptDecomposition:
         """(C, n, r) rotated query contributions of every component (pre singular map)."""
         w = self.weights
         return self._memo(("q", layer, head), lambda: SideCoordinates.compute(
-            self.acts, w, layer, w.W_Q[layer, head], w.b_Q[layer, head]))
+            self.acts, w, layer, w.W_Q[layer, head], w.b_Q[layer, head], self.vo))
 
     def k_rot(self, layer: int, head: int) -> torch.Tensor:
         """(C, n, r) rotated key contributions; shared by the query heads of a KV group."""
         w = self.weights
         kv = w.kv(head)
         return self._memo(("k", layer, kv), lambda: SideCoordinates.compute(
-            self.acts, w, layer, w.W_K[layer, kv], w.b_K[layer, kv]))
+            self.acts, w, layer, w.W_K[layer, kv], w.b_K[layer, kv], self.vo))
 
     @property
     def vo(self) -> torch.Tensor:
