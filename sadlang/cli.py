@@ -92,18 +92,46 @@ def cmd_trace(args) -> int:
         counts[(f.layer, f.head)] = counts.get((f.layer, f.head), 0) + 1
     top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[: args.top]
     print("heads    " + ", ".join(f"{l}.{h} x{n}" for (l, h), n in top))
-    edges = sorted((e for f in circuit.firings.values() for e in f.edges if e.component.kind == "head"),
-                   key=lambda e: -e.weight)
-    print("edges (strongest head -> head):")
-    for f in sorted(circuit.firings.values(), key=lambda f: -max([e.weight for e in f.edges] or [0]))[: args.top]:
-        for e in sorted(f.edges, key=lambda e: -e.weight)[:2]:
-            print(f"  {e.component.label():>8}@{e.at}:{e.component.src if e.component.src is not None else e.at}"
-                  f" -> {f.layer}.{f.head}@{toks[f.d]!r}->{toks[f.s]!r}  {e.side:<5} weight {e.weight:.3g}  "
-                  f"rank {len(e.svs)}")
+    pairs = sorted(((f, e) for f in circuit.firings.values() for e in f.edges if e.component.kind == "head"),
+                   key=lambda fe: -fe[1].weight)[: args.top]
+    print("edges    (strongest head -> head; upstream head@dest<-src -> downstream head@dest<-src)")
+    for f, e in pairs:
+        c = e.component
+        print(f"  {c.label():>6}@{toks[e.at]!r}<-{toks[c.src]!r} -> {f.layer}.{f.head}@{toks[f.d]!r}<-{toks[f.s]!r}"
+              f"  {e.side:<5} weight {e.weight:.3g}  signal rank {len(e.svs)}")
+    if args.ablate:
+        _print_ablations(model, circuit, args.ablate, toks)
     if args.out:
         path = save_graph(g, args.out)
         print(f"wrote    {path}")
     return 0
+
+
+def _print_ablations(model, circuit, k: int, toks: list[str]) -> None:
+    """Locally ablate the k strongest head -> head edges; compare with random subspaces."""
+    import torch
+
+    from sadlang.intervene.edits import EdgeEdit, run_edits
+
+    dec = circuit.decomposition
+    answer, against = circuit.answer, circuit.against
+    clean_ld = float(dec.acts.logits_end[answer] - (dec.acts.logits_end[against] if against is not None else 0))
+    edges = sorted(((f, e) for f in circuit.firings.values() for e in f.edges if e.component.kind == "head"),
+                   key=lambda fe: -fe[1].weight)[:k]
+    gen = torch.Generator().manual_seed(0)
+    r = model.info.d_head
+    print(f"ablations (local; clean logit diff {clean_ld:.3f}):")
+    for f, e in edges:
+        edit = EdgeEdit(f.layer, f.head, f.d, f.s, e.component, e.side, e.svs, "local", -1.0)
+        others = [x for x in range(r) if x not in e.svs]
+        rand = [others[int(j)] for j in torch.randperm(len(others), generator=gen)[: len(e.svs)]]
+        redit = EdgeEdit(f.layer, f.head, f.d, f.s, e.component, e.side, rand, "local", -1.0)
+        logits, att = run_edits(model, [dec, dec], [[edit], [redit]], [f.key, f.key])
+        lds = [float(logits[i, answer] - (logits[i, against] if against is not None else 0)) for i in range(2)]
+        print(f"  {e.component.label():>6}@{toks[e.at]!r}<-{toks[e.component.src]!r} -> "
+              f"{f.layer}.{f.head}@{toks[f.d]!r}<-{toks[f.s]!r} "
+              f"{e.side:<5} attention {f.attention:.3f} -> {float(att[0]):.3f} (random {float(att[1]):.3f}); "
+              f"logit diff {lds[0] - clean_ld:+.3f} (random {lds[1] - clean_ld:+.3f})")
 
 
 def cmd_models(args) -> int:
@@ -185,6 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--threshold", type=float, help="fixed firing threshold (default: the method's rule)")
     t.add_argument("--top", type=int, default=10, help="rows to print")
     t.add_argument("--out", help="write the graph (.graphml or .json)")
+    t.add_argument("--ablate", type=int, default=0, metavar="K",
+                   help="locally ablate the K strongest head->head edges and print the effect vs random")
     t.add_argument("--device", default="auto")
     t.set_defaults(fn=cmd_trace)
 

@@ -33,6 +33,9 @@ class Circuit:
     logit_total: float
     method: str
     notes: list[str] = field(default_factory=list)
+    decomposition: PromptDecomposition | None = field(default=None, repr=False)
+    answer: int | None = None
+    against: int | None = None
 
     def traced_heads(self) -> set[tuple[int, int]]:
         return {(f.layer, f.head) for f in self.firings.values()}
@@ -112,7 +115,8 @@ def trace_prompt(model: LoadedModel, acts: PromptActivations, answer: int, again
         if c.kind == "head":
             visit(c.layer, c.head, end, c.src)
     return Circuit(tokens=acts.tokens.tolist(), roles=roles, graph=g, seeds=seeds,
-                   firings=firings, logit_total=total, method=opts.method, notes=notes)
+                   firings=firings, logit_total=total, method=opts.method, notes=notes,
+                   decomposition=dec, answer=answer, against=against)
 
 
 def single_token(model: LoadedModel, text: str, what: str) -> int:
