@@ -53,3 +53,14 @@ def test_strategy_is_usable_from_python(tmp_path):
 
     check()
     assert len(seen) >= 10
+
+
+def test_explore_reports_counterexamples_for_any_per_prompt_claim(tmp_path):
+    p = tmp_path / "s.sad"
+    p.write_text(SPEC + "claim share: head 1.0 attends end -> bos with weight >= 0.5 in >= 50% of prompts\n"
+                        "claim all: head 1.0 attends end -> bos with weight >= 0.5\n")
+    _, model, plan = load_and_compile(p)
+    share, every = run_plan(plan, model, explore=40).verdicts
+    assert share.counterexample is not None and every.counterexample is not None
+    assert every.status == "failed"                   # a counterexample breaks "in all prompts"
+    assert "search found a counterexample" in share.measured

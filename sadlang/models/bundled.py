@@ -61,7 +61,10 @@ def _cache_is_valid(directory: Path) -> bool:
 def _build_cache(gguf: Path, directory: Path, gguf_sha: str) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    log.info("dequantizing %s to fp32 (first load only)", gguf.name)
+    import sys
+
+    print(f"sadlang: first load of the bundled model: dequantizing {gguf.name} to fp32 "
+          f"(about 20 s, cached afterwards in {directory.parent})", file=sys.stderr)
     tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name,
                                                  dtype=torch.float32)
@@ -106,6 +109,12 @@ def load_bundled_hf():
         if directory.exists():
             log.warning("cached weights in %s are incomplete or corrupt; rebuilding", directory)
         _build_cache(gguf, directory, gguf_sha)
-    model = AutoModelForCausalLM.from_pretrained(str(directory), dtype=torch.float32)
-    tok = AutoTokenizer.from_pretrained(str(directory))
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()   # a warm load takes seconds: no bar
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(directory), dtype=torch.float32)
+        tok = AutoTokenizer.from_pretrained(str(directory))
+    finally:
+        hf_logging.enable_progress_bar()
     return model, tok
