@@ -131,3 +131,26 @@ def test_data_signal_is_content_dependent(planted):
         sigs.append(edge_signal(dec, 1, 1, e.component, "query", 10, e.svs))
     from sadlang.control.sinks import mean_pairwise_cosine
     assert mean_pairwise_cosine(sigs) < 0.8                 # differs with the name: a data signal
+
+
+def test_full_trace_recovers_exactly_the_planted_circuit(planted):
+    from sadlang.trace.tracer import trace
+
+    c = trace(planted, " When Mary went to the x, John said", " x", " y", method="acc")[0]
+    assert c.traced_heads() == {(1, 0)}                         # the seed head fires at end -> x
+    heads = {(a["layer"], a["head"]) for _, a in c.graph.nodes(data=True) if a["kind"] == "head"}
+    assert heads == {(0, 0), (1, 0)}
+    edges = [(u, v, a["side"]) for u, v, a in c.graph.edges(data=True) if u.startswith("0.")]
+    assert edges == [("0.0@6:6", "1.0@9:6", "key")]
+    assert c.seeds[0].component.label() == "1.0" and c.seeds[0].weight > 0.5 * c.logit_total
+
+
+def test_input_change_metrics(planted):
+    from sadlang.intervene.edits import input_change
+
+    dec, f, e = _planted_edge(planted)
+    ratio, cos = input_change(dec, _edit(dec, e, e.svs))
+    assert ratio < 0.5                                   # the key at the marker loses its f0 part
+    others = [k for k in range(16) if k not in e.svs][:1]
+    r2, c2 = input_change(dec, _edit(dec, e, others))
+    assert abs(r2 - 1) < 1e-4 and abs(c2 - 1) < 1e-4     # directions the component has no part in

@@ -11,7 +11,7 @@ from sadlang.check.compare import holds, quantify
 from sadlang.check.verdict import PromptEvidence, Verdict
 from sadlang.control.sinks import (control_ablation_drop, mean_pairwise_cosine, prototypes,
                                    sink_profile)
-from sadlang.intervene.edits import EdgeEdit, run_edits
+from sadlang.intervene.edits import EdgeEdit, input_change, run_edits
 from sadlang.intervene.signals import edge_signal
 from sadlang.lang import ast as A
 from sadlang.trace.graph import combine, heads_in
@@ -363,8 +363,10 @@ def ablation_evidence(batch: PromptBatch, claim: A.Claim, indices: list[int], ct
         rand_effect = sgn * (clean - rand)
         value = effect / abs(clean) if b.relative and clean != 0 else effect
         ok = holds(value, b.amount)
+        ratio_in, cos_in = input_change(batch.dec(i), plans[i][2])
         detail = (f"{b.metric} {clean:.3f} -> {new:.3f} (effect {effect:+.3f}); random subspace -> "
-                  f"{rand:.3f} (effect {rand_effect:+.3f})")
+                  f"{rand:.3f} (effect {rand_effect:+.3f}); {e.side} input norm ratio {ratio_in:.3f}, "
+                  f"cosine {cos_in:.3f}")
         if b.beats_random is not None:
             ratio = effect / rand_effect if rand_effect > 1e-9 else (math.inf if effect > 0 else 0.0)
             ok = ok and holds(ratio, b.beats_random)

@@ -62,6 +62,24 @@ def score_delta(dec: PromptDecomposition, e: EdgeEdit) -> torch.Tensor:
     return e.sign * delta
 
 
+def input_change(dec: PromptDecomposition, e: EdgeEdit) -> tuple[float, float]:
+    """(norm ratio, cosine) of the downstream head's rotated query (at d) or key (at s)
+    after the edit versus before, in the head's own coordinates."""
+    kept = _coords_kept(dec, e)
+    if e.side == "query":
+        before = dec.a_total(e.layer, e.head)[e.d] @ dec.forms.Gk[e.layer, e.head].T
+        delta = kept @ dec.forms.Gk[e.layer, e.head].T
+    else:
+        before = dec.b_total(e.layer, e.head)[e.s] @ dec.forms.Gq[e.layer, e.head].T
+        delta = kept @ dec.forms.Gq[e.layer, e.head].T
+    after = before + e.sign * delta
+    nb = float(before.norm())
+    if nb == 0:
+        return float("nan"), float("nan")
+    cos = float(after @ before) / max(float(after.norm()) * nb, 1e-30)
+    return float(after.norm()) / nb, cos
+
+
 def _global_hook(comp: Component) -> str:
     if comp.kind in ("head", "bias"):
         return f"blocks.{comp.layer}.hook_attn_out"

@@ -103,13 +103,20 @@ def build_planted(strength: float = 6.0) -> GPT2LMHeadModel:
         Wv[:, :10] = d["names"].T                                   # name k -> r-coordinate k
         Wo[:10] = 3.0 * codes @ d["F"]                              # coordinate k -> code_k in F
         put(0, 1, pos_q, pos_q, Wv, Wo)
-        # 1.0 and 1.2: query reads g, key reads f0 (and BOS, weaker)
+        # 1.0 and 1.2: query reads g, key reads f0 (and BOS, weaker); 1.0 copies what it reads
+        # (f0 -> the marker's embedding direction), so it raises the logit of " x"
         for h in (0, 2):
             Wq = torch.zeros(D, R)
             Wk = torch.zeros(D, R)
             Wq[:, 0] = s * d["g"]
             Wk[:, 0] = s * d["f0"] + 0.5 * s * d["bos"]
-            put(1, h, Wq, Wk, None, None)
+            Wv = Wo = None
+            if h == 0:
+                Wv = torch.zeros(D, R)
+                Wo = torch.zeros(R, D)
+                Wv[:, 0] = d["f0"]
+                Wo[0] = 3.0 * d["marker"]
+            put(1, h, Wq, Wk, Wv, Wo)
         # 1.1: query reads the code in F, key reads the name's own embedding mapped to its code
         Wq = torch.zeros(D, R)
         Wk = torch.zeros(D, R)
