@@ -164,13 +164,16 @@ def cmd_sinks(args) -> int:
             cls = "control" if prof.is_control(args.consistency) else "data"
             if cls == "control":
                 sigs[(l, h)] = prof.control_signal
-            rows.append((l, h, share, prof.consistency, prof.n_firings, cls))
+            writers = ", ".join(f"{c} {w:.0%}" for c, w in prof.top_writers(2))
+            rows.append((l, h, share, prof.consistency, prof.n_firings, cls, prof.aligned_at, writers))
     protos = prototypes(sigs, args.cut) if sigs else []
     proto_of = {k: i for i, c in enumerate(protos) for k in c}
-    print(f"{'head':>6} {'sink share':>10} {'consistency':>11} {'firings':>7}  class    prototype")
-    for l, h, share, cons, nf, cls in rows:
+    print(f"{'head':>6} {'sink share':>10} {'consistency':>11} {'firings':>7}  {'class':<8} {'proto':<6} "
+          f"{'aligned':>7}  main writers of the query signal")
+    for l, h, share, cons, nf, cls, aligned, writers in rows:
         p = proto_of.get((l, h))
-        print(f"{l:>3}.{h:<2} {share:>10.3f} {cons:>11.3f} {nf:>7}  {cls:<8} {'P' + str(p) if p is not None else '-'}")
+        print(f"{l:>3}.{h:<2} {share:>10.3f} {cons:>11.3f} {nf:>7}  {cls:<8} {'P' + str(p) if p is not None else '-':<6} "
+              f"{'L' + str(aligned) if aligned is not None else '-':>7}  {writers}")
     for i, c in enumerate(protos):
         print(f"P{i}: " + ", ".join(f"{l}.{h}" for l, h in c))
     return 0

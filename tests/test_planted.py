@@ -154,3 +154,12 @@ def test_input_change_metrics(planted):
     others = [k for k in range(16) if k not in e.svs][:1]
     r2, c2 = input_change(dec, _edit(dec, e, others))
     assert abs(r2 - 1) < 1e-4 and abs(c2 - 1) < 1e-4     # directions the component has no part in
+
+
+def test_control_signal_writers_and_alignment(planted):
+    batch = PromptBatch(planted, [build_prompt(planted, " When Mary went to the store", {})], TraceOptions())
+    prof = sink_profile(batch, 1, 0, lambda p: 0)
+    # the constant query signal g comes with every token embedding: written by `embed`,
+    # present from layer 0
+    assert prof.top_writers(1)[0][0] == "embed"
+    assert prof.aligned_at == 0 and abs(prof.layer_share[-1] - 1.0) < 1e-5

@@ -178,8 +178,11 @@ def _sink_control(batch, claim, spec, ctx, v: Verdict) -> Verdict:
     prof = sink_profile(batch, b.head.layer, b.head.head, lambda p: resolve(b.to, p))
     thr = float(ctx["settings"]["control_consistency"])
     ok = prof.is_control(thr)
-    v.details.update(consistency=prof.consistency, firings=prof.n_firings, control_threshold=thr)
-    v.measured += f"; sink signal consistency {_fmt(prof.consistency)} over {prof.n_firings} firings"
+    v.details.update(consistency=prof.consistency, firings=prof.n_firings, control_threshold=thr,
+                     aligned_at_layer=prof.aligned_at, writers=dict(prof.top_writers(3)))
+    v.measured += (f"; sink signal consistency {_fmt(prof.consistency)} over {prof.n_firings} firings, "
+                   f"present from layer {prof.aligned_at}, written mostly by "
+                   + ", ".join(f"{c} ({w:.0%})" for c, w in prof.top_writers(2)))
     if not ok:
         v.status = "failed"
         v.measured += f" (< {thr}: not a control signal)"

@@ -28,6 +28,20 @@ class SinkProfile:
     signals: list[torch.Tensor] = field(default_factory=list)   # unit (D,) query-side signals
     consistency: float = float("nan")       # mean pairwise cosine of the signals
     n_firings: int = 0
+    writers: dict[str, float] = field(default_factory=dict)     # query-side edge weight by component
+    layer_share: list[float] = field(default_factory=list)      # share of the signal present at each layer
+
+    @property
+    def aligned_at(self) -> int | None:
+        """First layer whose residual already carries half of the signal (None if never)."""
+        for layer, share in enumerate(self.layer_share):
+            if share >= 0.5:
+                return layer
+        return None
+
+    def top_writers(self, k: int = 3) -> list[tuple[str, float]]:
+        total = sum(w for w in self.writers.values() if w > 0) or 1.0
+        return [(c, w / total) for c, w in sorted(self.writers.items(), key=lambda kv: -kv[1])[:k]]
 
     @property
     def control_signal(self) -> torch.Tensor | None:
@@ -59,10 +73,30 @@ def query_signal(batch: PromptBatch, i: int, layer: int, head: int, d: int, svs:
     return u / u.norm().clamp_min(1e-12)
 
 
+def signal_share_by_layer(batch: PromptBatch, i: int, layer: int, head: int, d: int,
+                          svs: list[int]) -> list[float]:
+    """For layers 0..layer: the share of the query's selected signal already in the residual
+    entering that layer (projection of its singular coordinates on the final ones)."""
+    from sadlang.decomp.rope import apply_rope
+
+    dec = batch.dec(i)
+    w, acts = dec.weights, dec.acts
+    idx = torch.tensor(svs, dtype=torch.long)
+    x = acts.resid_pre[: layer + 1, d] / acts.ln_scale[layer, d]                   # (l+1, D)
+    q = x @ w.W_Q[layer, head] + w.b_Q[layer, head]
+    cos = None if acts.cos is None else acts.cos[d:d + 1].expand(len(q), -1)
+    sin = None if acts.sin is None else acts.sin[d:d + 1].expand(len(q), -1)
+    a = (apply_rope(q, cos, sin) @ dec.forms.Gq[layer, head])[:, idx]              # (l+1, |S|)
+    final = a[-1]
+    norm = float(final @ final)
+    return [float(row @ final) / norm if norm > 0 else float("nan") for row in a]
+
+
 def sink_profile(batch: PromptBatch, layer: int, head: int, sink_of, max_per_prompt: int = 8) -> SinkProfile:
     """sink_of(prompt) -> sink position. Decomposes (acc) up to max_per_prompt firings per prompt."""
     opts = TraceOptions(method="acc")
     prof = SinkProfile(layer, head, shares=[])
+    curves: list[list[float]] = []
     for i, p in enumerate(batch.prompts):
         P = sink_of(p)
         A = batch.acts(i).pattern[layer, head]
@@ -74,6 +108,12 @@ def sink_profile(batch: PromptBatch, layer: int, head: int, sink_of, max_per_pro
             f = decompose_linear(batch.dec(i), layer, head, d, P, opts)
             if f.svs.get("query"):
                 prof.signals.append(query_signal(batch, i, layer, head, d, f.svs["query"]))
+                curves.append(signal_share_by_layer(batch, i, layer, head, d, f.svs["query"]))
+                for e in f.edges_from("query"):
+                    key = e.component.label()
+                    prof.writers[key] = prof.writers.get(key, 0.0) + e.weight
+    if curves:
+        prof.layer_share = [sum(c[l] for c in curves) / len(curves) for l in range(len(curves[0]))]
     prof.n_firings = len(prof.signals)
     prof.consistency = mean_pairwise_cosine(prof.signals)
     return prof
