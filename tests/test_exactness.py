@@ -153,3 +153,23 @@ def test_accpp_invariants(tiny_llama):
                 for side in ("query", "key"):
                     assert f.totals[side] >= f.attention - 0.05 - 1e-6     # removed enough mass
                     assert all(0 <= k < 16 for e in f.edges for k in e.svs)
+
+
+def test_bundled_model_is_exact_and_traces_ioi(smollm):
+    texts = ["When Mary and John went to the store, John gave a drink to",
+             "Then, Alice and Bob went to the garden. Bob gave a ring to"]
+    acts = run_prompts(smollm, [smollm.to_tokens(t) for t in texts])
+    for a in acts:
+        dec = decomposition(smollm, a)
+        for layer in (1, 14, 29):
+            comps = residual_components(a, smollm.weights, layer, positions=torch.tensor([a.n - 1]))
+            assert torch.allclose(comps.sum(0)[0], a.normalized[layer, -1], atol=1e-4)
+            for h in range(9):
+                assert dec.scores_check(layer, h, a.n - 1) < 1e-3
+    circuits = trace(smollm, texts, [" Mary", " Alice"], [" John", " Bob"], method="acc")
+    for c in circuits:
+        assert c.graph.number_of_edges() > 0 and c.firings
+        head_seeds = sum(s.weight for s in c.seeds if s.component.kind == "head")
+        assert sum(s.weight for s in c.seeds) >= 0.5 * c.logit_total   # seeds carry most of it
+        assert head_seeds > 0
+        assert (23, 3) in c.traced_heads()

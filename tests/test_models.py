@@ -108,3 +108,16 @@ def test_corrupt_cache_is_detected(tmp_path):
 def test_device_errors_are_clean():
     with pytest.raises(ModelLoadError, match="unknown device"):
         load_model("tiny-gpt2", device="tpu")
+
+
+def test_unfolded_bridge_matches_transformers_exactly():
+    from transformer_lens.model_bridge import TransformerBridge
+
+    from sadlang.models.builtin import bridge_name, tokenizer
+    for name in ("tiny-gpt2", "tiny-llama"):
+        hf = build_hf_model(name)
+        bridge = TransformerBridge.boot_transformers(bridge_name(name), hf_model=build_hf_model(name),
+                                                     tokenizer=tokenizer())
+        toks = torch.tensor([load_model(name).to_tokens(PROMPTS[0])])
+        with torch.no_grad():
+            assert torch.allclose(bridge(toks).float(), hf(toks).logits.float(), atol=1e-4)
