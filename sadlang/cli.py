@@ -102,7 +102,12 @@ def cmd_trace(args) -> int:
     if args.ablate:
         _print_ablations(model, circuit, args.ablate, toks)
     if args.out:
-        path = save_graph(g, args.out)
+        try:
+            path = save_graph(g, args.out, tokens=toks, n_layers=model.info.n_layers,
+                              title=f"{args.prompt}  ({args.method}: {args.answer!r} vs {args.against!r})")
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         print(f"wrote    {path}")
     return 0
 
@@ -215,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--method", choices=["sad", "acc", "accpp"], default="acc")
     t.add_argument("--threshold", type=float, help="fixed firing threshold (default: the method's rule)")
     t.add_argument("--top", type=int, default=10, help="rows to print")
-    t.add_argument("--out", help="write the graph (.graphml or .json)")
+    t.add_argument("--out", help="write the graph: .graphml, .json, or .svg (a picture)")
     t.add_argument("--ablate", type=int, default=0, metavar="K",
                    help="locally ablate the K strongest head->head edges and print the effect vs random")
     t.add_argument("--device", default="auto")

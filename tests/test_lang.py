@@ -177,3 +177,14 @@ def test_trace_cli_writes_graph(tmp_path, capsys):
 def test_trace_cli_rejects_multi_token_answer(capsys):
     assert main(["trace", "--model", "tiny-gpt2", "--prompt", " When Mary went", "--answer", " Maryanne"]) == 3
     assert "not a single token" in capsys.readouterr().err
+
+
+def test_trace_cli_draws_an_svg_picture(tmp_path, capsys):
+    from xml.etree import ElementTree as ET
+    out = tmp_path / "g.svg"
+    assert main(["trace", "--model", "planted", "--prompt", " When Mary went to the x, John said",
+                 "--answer", " x", "--against", " y", "--out", str(out)]) == 0
+    root = ET.parse(out).getroot()
+    texts = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text")]
+    assert "1.0" in texts and "0.0" in texts and "logit" in texts
+    assert len(list(root.iter("{http://www.w3.org/2000/svg}line"))) >= 2

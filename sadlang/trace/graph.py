@@ -107,10 +107,16 @@ def to_json(g: nx.MultiDiGraph) -> dict:
     }
 
 
-def save_graph(g: nx.MultiDiGraph, path: str | Path) -> Path:
-    """Write a graph as .graphml or .json (by suffix)."""
+def save_graph(g: nx.MultiDiGraph, path: str | Path, tokens: list[str] | None = None,
+               n_layers: int | None = None, title: str = "") -> Path:
+    """Write a graph as .graphml, .json or a .svg picture (by suffix; .svg needs tokens)."""
     path = Path(path)
-    if path.suffix == ".json":
+    if path.suffix == ".svg":
+        from sadlang.trace.render import to_svg
+
+        layers = n_layers or 1 + max([a.get("layer", 0) for _, a in g.nodes(data=True)] or [0])
+        path.write_text(to_svg(g, tokens or [], layers, title))
+    elif path.suffix == ".json":
         path.write_text(json.dumps(to_json(g), indent=1, sort_keys=True))
     elif path.suffix == ".graphml":
         clean = nx.MultiDiGraph()
@@ -120,5 +126,5 @@ def save_graph(g: nx.MultiDiGraph, path: str | Path) -> Path:
             clean.add_edge(u, v, **{k: v_ for k, v_ in a.items() if isinstance(v_, (int, float, str))})
         nx.write_graphml(clean, str(path))
     else:
-        raise ValueError(f"unknown graph format {path.suffix!r}: use .graphml or .json")
+        raise ValueError(f"unknown graph format {path.suffix!r}: use .graphml, .json or .svg")
     return path
