@@ -82,7 +82,7 @@ def cmd_trace(args) -> int:
     toks = model.decode(circuit.tokens)
     print(f"prompt   {args.prompt!r}  ({len(toks)} tokens incl. BOS)")
     print(f"logit    {args.answer!r} - {args.against!r} from the residual: {circuit.logit_total:.3f}")
-    print(f"seeds    " + ", ".join(f"{s.component.label()}{'<-' + str(s.component.src) if s.component.src is not None else ''}"
+    print("seeds    " + ", ".join(f"{s.component.label()}{'<-' + str(s.component.src) if s.component.src is not None else ''}"
                                    f" ({s.weight:+.2f})" for s in circuit.seeds))
     g = circuit.graph
     print(f"graph    {g.number_of_nodes()} nodes, {g.number_of_edges()} edges, {len(circuit.firings)} firings "

@@ -57,7 +57,6 @@ def test_residual_components_sum_to_hooked_normalized_residual(tiny):
 def test_query_coordinates_sum_to_hooked_rotated_queries(tiny_llama):
     acts = _acts(tiny_llama)[0]
     dec = decomposition(tiny_llama, acts)
-    cache_q = None
     import torch as t
     toks = t.tensor([acts.tokens.tolist()])
     _, cache = tiny_llama.bridge.run_with_cache(toks)

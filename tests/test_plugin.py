@@ -1,7 +1,5 @@
 """The pytest plugin, driven by pytester: passing, failing and broken specs."""
 
-import pytest
-
 pytest_plugins = ["pytester"]
 
 GOOD = '''model planted

@@ -24,7 +24,7 @@ def resolve(pos: A.Pos, prompt: BuiltPrompt) -> int:
     """Position of a role in one prompt."""
     if pos.word is not None:
         for i, t in enumerate(prompt.tokens):
-            if i > 0 and prompt_token_text(prompt, i).strip() == pos.word.strip():
+            if i > 0 and prompt.token_texts[i].strip() == pos.word.strip():
                 return i
         raise RoleError(f"word {pos.word!r} does not occur in {prompt.text!r}")
     if pos.role == "end":
@@ -40,13 +40,6 @@ def resolve(pos: A.Pos, prompt: BuiltPrompt) -> int:
     if not 0 <= p <= prompt.end:
         raise RoleError(f"position {pos.text()} = {p} is outside the prompt (0..{prompt.end})")
     return p
-
-
-_TOKEN_TEXT: dict[int, str] = {}
-
-
-def prompt_token_text(prompt: BuiltPrompt, i: int) -> str:
-    return prompt.__dict__.setdefault("_texts", {}).get(i, "")
 
 
 def comp_matches(ref: A.CompRef, comp: Component) -> bool:
@@ -71,8 +64,6 @@ class PromptBatch:
         self._decs: dict[int, PromptDecomposition] = {}
         self._firings: dict[tuple, Firing] = {}
         self._circuits: dict[int, Circuit] = {}
-        for p in prompts:
-            p.__dict__["_texts"] = {i: t for i, t in enumerate(model.decode(p.tokens))}
 
     def __len__(self) -> int:
         return len(self.prompts)

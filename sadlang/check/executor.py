@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from sadlang.check.batch import PromptBatch
@@ -88,9 +87,6 @@ def _progress(total: int, enabled: bool):
 
 def check_file(path: str | Path, model_override: str | None = None, explore: int = 0,
                progress: bool = False, only: set[str] | None = None) -> Report:
+    """Parse, compile and check one spec file."""
     _, model, plan = load_and_compile(path, model_override)
     return run_plan(plan, model, explore, progress, only)
-
-
-def clean(x):
-    return None if isinstance(x, float) and (math.isnan(x) or math.isinf(x)) else x

@@ -95,7 +95,7 @@ def run_batch(model: LoadedModel, batch: list[list[int]]) -> list[PromptActivati
     normalized = stack("ln1.hook_normalized")
     final_scale = _scale(cache["ln_final.hook_scale"].float())
     final_norm = cache["ln_final.hook_normalized"].float()
-    has_rope = f"blocks.0.attn.hook_cos" in cache.cache_dict if hasattr(cache, "cache_dict") else False
+    has_rope = "blocks.0.attn.hook_cos" in cache.cache_dict if hasattr(cache, "cache_dict") else False
     out = []
     for i in range(len(batch)):
         cos = sin = None

@@ -102,7 +102,7 @@ def residual_components(acts: PromptActivations, weights: ModelWeights, layer: i
     """
     n = acts.n
     pos = torch.arange(n, device=acts.tokens.device) if positions is None else positions
-    L_, H = layer, weights.n_heads
+    L_ = layer
     parts = []
     if L_ > 0:
         v = acts.v[:L_].repeat_interleave(weights.group, dim=2)                  # (l, n, H, r)
@@ -132,7 +132,7 @@ class SideCoordinates:
     @staticmethod
     def compute(acts: PromptActivations, weights: ModelWeights, layer: int, W: torch.Tensor,
                 b: torch.Tensor, vo: torch.Tensor | None = None) -> torch.Tensor:
-        n, H = acts.n, weights.n_heads
+        n = acts.n
         sig = acts.ln_scale[layer]                                             # (n,)
         rows = []
         if layer > 0:

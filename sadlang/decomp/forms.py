@@ -95,7 +95,7 @@ def _check(WQ, WK, U, S, V, Gq, Gk) -> tuple[float, float]:
 
 def compute_forms(weights: ModelWeights) -> HeadForms:
     """SVD of every head's QK form, one layer at a time, batched over heads."""
-    L, H = weights.n_layers, weights.n_heads
+    L = weights.n_layers
     out = {k: [] for k in ("U", "S", "V", "Gq", "Gk", "WQ_pinv", "WK_pinv")}
     fallback: list[tuple[int, int]] = []
     rank_deficient: list[tuple[int, int]] = []

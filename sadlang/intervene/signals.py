@@ -53,7 +53,7 @@ def residual_delta(dec: PromptDecomposition, layer: int, head: int, coords_kept:
     coordinates in head (layer, head) at position `at` are `coords_kept` (others zero)."""
     from sadlang.decomp.rope import unapply_rope
 
-    f, w, acts = dec.forms, dec.weights, dec.acts
+    f, acts = dec.forms, dec.acts
     if side == "query":
         rot = coords_kept @ f.Gk[layer, head].T          # q_rot' = a' Gq^-1 = a' Gk^T
         pinv = f.WQ_pinv[layer, head]

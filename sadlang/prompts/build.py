@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import random
 import re
-import string
 from dataclasses import dataclass, field
 
 from sadlang.errors import SadError
@@ -37,6 +36,7 @@ class BuiltPrompt:
     answer_text: str | None = None
     against_text: str | None = None
     labels: dict[int, str] = field(default_factory=dict)  # position -> role label
+    token_texts: list[str] = field(default_factory=list)  # decoded tokens, BOS first
 
     @property
     def end(self) -> int:
@@ -109,7 +109,8 @@ def build_prompt(model, template: str, assignment: dict[str, str], template_inde
     labels[len(full) - 1] = "end"
     return BuiltPrompt(text=text, tokens=full, roles=roles, assignment=dict(assignment),
                        template_index=template_index, answer=a_id, against=w_id,
-                       answer_text=a_txt, against_text=w_txt, labels=labels)
+                       answer_text=a_txt, against_text=w_txt, labels=labels,
+                       token_texts=model.decode(full))
 
 
 def single_token(model, text: str, what: str) -> int:
@@ -143,7 +144,3 @@ def sample_assignments(slot_groups: list[tuple[list[str], list[str], bool]], n: 
             assignment.update(zip(slots, picked))
         out.append((t, assignment))
     return out
-
-
-def is_word(s: str) -> bool:
-    return all(c in string.ascii_letters + string.digits + " '" for c in s)

@@ -31,7 +31,6 @@ def final_contributions(acts: PromptActivations, weights: ModelWeights, w: torch
     """(C,) each component's logit along w at `pos`, over all layers, divided by the frozen
     final norm scale. Indexed by ComponentTable(L, H, n) (the offset slot is 0).
     Sums to ln_final.hook_normalized[pos] . w."""
-    L, n = weights.n_layers, acts.n
     sig = acts.final_scale[pos]
     v = acts.v.repeat_interleave(weights.group, dim=2)                  # (L, n, H, r)
     vo_w = torch.einsum("lthr,lhr->lht", v, weights.W_O @ w)              # (L, H, t)

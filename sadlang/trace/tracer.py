@@ -7,12 +7,10 @@ import json
 from dataclasses import dataclass, field
 
 import networkx as nx
-import torch
 
 from sadlang.decomp.activations import PromptActivations, run_prompts
 from sadlang.decomp.forms_cache import get_forms
 from sadlang.decomp.prompt import PromptDecomposition
-from sadlang.errors import TraceError
 from sadlang.models.loader import LoadedModel
 from sadlang.trace.accpp import decompose
 from sadlang.trace.firing import Firing
@@ -154,14 +152,3 @@ def decompose_firing(model: LoadedModel, prompt: str, layer: int, head: int, d: 
     opts = options or TraceOptions(method=method)
     acts = run_prompts(model, [model.to_tokens(prompt)])[0]
     return decompose(decomposition(model, acts), layer, head, d, s, opts)
-
-
-def fired_at(dec: PromptDecomposition, opts: TraceOptions) -> torch.Tensor:
-    """(L, H, n, n) boolean: which (layer, head, d, s) fire under opts (layer 0 and d=0 never)."""
-    A = dec.acts.pattern
-    n = A.shape[-1]
-    thr = torch.tensor([opts.firing_threshold(d) for d in range(n)], device=A.device)
-    mask = A >= thr[None, None, :, None]
-    mask[0] = False
-    mask[:, :, 0] = False
-    return mask
