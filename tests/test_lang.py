@@ -188,3 +188,10 @@ def test_trace_cli_draws_an_svg_picture(tmp_path, capsys):
     texts = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text")]
     assert "1.0" in texts and "0.0" in texts and "logit" in texts
     assert len(list(root.iter("{http://www.w3.org/2000/svg}line"))) >= 2
+
+
+def test_missing_or_unreadable_spec_is_a_spec_error(tmp_path, capsys):
+    assert main(["check", str(tmp_path / "nope.sad")]) == 2
+    assert main(["check", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "cannot read spec file" in err and "Traceback" not in err

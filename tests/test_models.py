@@ -121,3 +121,12 @@ def test_unfolded_bridge_matches_transformers_exactly():
         toks = torch.tensor([load_model(name).to_tokens(PROMPTS[0])])
         with torch.no_grad():
             assert torch.allclose(bridge(toks).float(), hf(toks).logits.float(), atol=1e-4)
+
+
+def test_models_command_shows_the_bundled_model_loadable(capsys, monkeypatch):
+    from sadlang.cli import main
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(["models"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "loadable" in lines["smollm2-135m"] and "loadable" in lines["tiny-llama"]
+    assert "missing" in lines["gpt2"]

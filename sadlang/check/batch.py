@@ -55,7 +55,9 @@ def comp_matches(ref: A.CompRef, comp: Component) -> bool:
 class PromptBatch:
     """Prompts of one prompt set; activations come from one pass per equal-length group."""
 
-    def __init__(self, model, prompts: list[BuiltPrompt], opts: TraceOptions, batch_size: int = 32):
+    def __init__(self, model, prompts: list[BuiltPrompt], opts: TraceOptions, batch_size: int = 32,
+                 progress: bool = False):
+        self.progress = progress
         self.model = model
         self.prompts = prompts
         self.opts = opts
@@ -96,7 +98,11 @@ class PromptBatch:
         return self._circuits[i]
 
     def graphs(self) -> list[nx.MultiDiGraph]:
-        return [self.circuit(i).graph for i in range(len(self))]
+        indices = range(len(self))
+        if self.progress and any(i not in self._circuits for i in indices):
+            from tqdm import tqdm
+            indices = tqdm(indices, desc="tracing prompts", unit="prompt", leave=False)
+        return [self.circuit(i).graph for i in indices]
 
     def logit_diff(self, i: int) -> float:
         p = self.prompts[i]

@@ -30,7 +30,7 @@ def run_plan(plan: Plan, model, explore: int = 0, progress: bool = False,
     per-prompt claim for counterexamples with that many hypothesis examples."""
     spec = plan.spec
     ctx = {"settings": plan.settings}
-    batches = {name: PromptBatch(model, ps.prompts, plan.options, int(plan.settings["batch_size"]))
+    batches = {name: PromptBatch(model, ps.prompts, plan.options, int(plan.settings["batch_size"]), progress)
                for name, ps in plan.prompt_sets.items()}
     verdicts: list[Verdict] = []
     items = [(c, cp) for c, cp in plan.claims if only is None or c.name in only]

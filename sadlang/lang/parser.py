@@ -506,4 +506,6 @@ def parse_file(path: str | Path) -> A.Spec:
         raise SpecError(f"spec file {str(p)!r} does not exist") from None
     except UnicodeDecodeError as exc:
         raise SpecError(f"spec file {str(p)!r} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise SpecError(f"cannot read spec file {str(p)!r}: {exc.strerror or exc}") from None
     return parse_spec(text, str(p))
