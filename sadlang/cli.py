@@ -185,8 +185,18 @@ def cmd_sinks(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sadlang", description="Check circuit hypotheses about transformer "
-                                "language models, written as .sad specs, by sparse attention decomposition.")
+    p = argparse.ArgumentParser(
+        prog="sadlang", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Check circuit hypotheses about transformer language models, written as .sad specs, "
+                    "by sparse attention decomposition.",
+        epilog="examples:\n"
+               "  sadlang check specs/ioi.sad\n"
+               "  sadlang check specs/*.sad --junit report.xml --format json\n"
+               "  sadlang plan specs/ioi.sad\n"
+               "  sadlang trace --prompt \"When Mary and John went to the store, John gave a drink to\" "
+               "--answer \" Mary\" --against \" John\" --out ioi.svg\n\n"
+               "exit codes: 0 all claims held, 1 a claim failed, 2 spec error, 3 runtime error.\n"
+               "language reference: docs/language.md")
     p.add_argument("--version", action="version", version=f"sadlang {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks for internal errors")
     sub = p.add_subparsers(dest="command", required=True)
@@ -206,7 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     c.set_defaults(fn=cmd_check)
 
-    pl = sub.add_parser("plan", help="print what checking a spec will compute, without running the model")
+    pl = sub.add_parser("plan", help="print what checking a spec will compute (loads the model to validate "
+                        "heads and tokens; runs no forward pass)")
     pl.add_argument("spec")
     pl.add_argument("--model")
     pl.add_argument("--device")

@@ -195,3 +195,14 @@ def test_missing_or_unreadable_spec_is_a_spec_error(tmp_path, capsys):
     assert main(["check", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "does not exist" in err and "cannot read spec file" in err and "Traceback" not in err
+
+
+def test_readme_example_parses_and_compiles_against_the_bundled_model(smollm):
+    import re
+    from sadlang.plan.compile import compile_spec
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"```sad\n(.*?)```", text, re.S).group(1)
+    spec = parse_spec(block, "README.md")
+    plan = compile_spec(spec, smollm)
+    assert [c.name for c, _ in plan.claims] == ["mover", "feeds", "lowrank", "causal", "sink", "shared",
+                                                 "circuit", "search"]
