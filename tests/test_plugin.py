@@ -31,3 +31,9 @@ def test_plugin_selects_claims_with_k(pytester):
     pytester.makefile(".sad", good=GOOD)
     result = pytester.runpytest_subprocess("-k", "edge")
     result.assert_outcomes(passed=1)
+
+
+def test_plugin_works_with_xdist(pytester):
+    pytester.makefile(".sad", good=GOOD, bad=BAD)
+    result = pytester.runpytest_subprocess("-n", "2")
+    result.assert_outcomes(passed=3, failed=1)

@@ -142,7 +142,8 @@ def claimed_text(claim: A.Claim) -> str:
     elif b.kind == "signal":
         parts.append(f"signal is {b.signal_class}")
     elif b.kind == "ablate":
-        parts.append(f"{b.direction} {b.metric} by {b.amount.text()}{' (relative)' if b.relative else ''}")
+        amount = f"{b.amount.cmp} {b.amount.value:.0%}" if b.relative else b.amount.text()
+        parts.append(f"{b.direction} {b.metric} by {amount}")
         if b.beats_random:
             parts.append(f"beats random by {b.beats_random.text()}x")
     elif b.kind == "sink":
