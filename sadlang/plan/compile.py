@@ -211,6 +211,13 @@ WORK = {"behaviour": "behaviour", "attends": "attention", "edge": "firing", "sig
 
 
 def describe(c: A.Claim) -> str:
+    text = _describe_body(c)
+    if c.quantifier.kind == "forall":
+        text += f"; then a hypothesis search over up to {c.quantifier.limit} generated prompts"
+    return text
+
+
+def _describe_body(c: A.Claim) -> str:
     b = c.body
     if b.kind == "attends":
         return f"read attention of {b.head.text()} (no decomposition)"
@@ -220,7 +227,8 @@ def describe(c: A.Claim) -> str:
         return (f"decompose firing {b.downstream.text()} at {b.at.dest.text()} -> {b.at.src.text()}"
                 if b.at else f"full trace, edges into {b.downstream.text()}")
     if b.kind == "signal":
-        return f"decompose {b.downstream.text()} and extract signals of {b.upstream.text()}"
+        where = f" at {b.at.dest.text()} -> {b.at.src.text()}" if b.at else " (found by full traces)"
+        return f"decompose {b.downstream.text()}{where} and extract signals of {b.upstream.text()}"
     if b.kind == "circuit":
         return "full trace of every prompt, combined by node frequency"
     if b.kind == "ablate":
@@ -274,7 +282,10 @@ def compile_spec(spec: A.Spec, model) -> Plan:
         if b.kind in ("behaviour", "circuit", "ablate") and any(p.answer is None for p in ps.prompts):
             errors.append(_err(spec, f"claim {c.name!r} needs answers: prompt set {pset!r} has prompts "
                                      f"without `answer`", c.loc))
-        claims.append((c, ClaimPlan(name=c.name, kind=b.kind, prompt_set=pset, work=WORK[b.kind],
+        work = WORK[b.kind]
+        if b.kind in ("edge", "signal", "ablate") and b.at is None:
+            work = "trace"   # without explicit positions the edge is looked up in full traces
+        claims.append((c, ClaimPlan(name=c.name, kind=b.kind, prompt_set=pset, work=work,
                                     description=describe(c))))
     if errors:
         raise SpecErrors(errors) if len(errors) > 1 else errors[0]
