@@ -111,10 +111,12 @@ def load_bundled_hf():
         _build_cache(gguf, directory, gguf_sha)
     from transformers.utils import logging as hf_logging
 
+    was_enabled = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()   # a warm load takes seconds: no bar
     try:
         model = AutoModelForCausalLM.from_pretrained(str(directory), dtype=torch.float32)
         tok = AutoTokenizer.from_pretrained(str(directory))
     finally:
-        hf_logging.enable_progress_bar()
+        if was_enabled:
+            hf_logging.enable_progress_bar()
     return model, tok
