@@ -163,7 +163,7 @@ def control_ablation_drop(batch: PromptBatch, i: int, layer: int, head: int, P: 
             perm = torch.randperm(len(others), generator=gen)[: len(svs)]
             svs = [others[int(j)] for j in perm]
         terms = dec.score_terms(layer, head, d)            # (d+1, r)
-        keep = torch.ones(terms.shape[-1])
+        keep = torch.ones(terms.shape[-1], dtype=terms.dtype, device=terms.device)
         keep[torch.tensor(svs)] = 0.0
         new = torch.softmax((terms * keep).sum(-1), -1)[P]
         drops.append(float(A[d, P]) - float(new))
