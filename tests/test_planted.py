@@ -163,3 +163,18 @@ def test_control_signal_writers_and_alignment(planted):
     # present from layer 0
     assert prof.top_writers(1)[0][0] == "embed"
     assert prof.aligned_at == 0 and abs(prof.layer_share[-1] - 1.0) < 1e-5
+
+
+def test_traced_edges_can_carry_their_signal_vectors(planted, tmp_path):
+    import json
+
+    from sadlang.trace.graph import save_graph
+    from sadlang.trace.tracer import trace
+
+    c = trace(planted, " When Mary went to the x, John said", " x", " y",
+              options=TraceOptions(method="acc", signals=True))[0]
+    sig = next(a["signal"] for u, v, a in c.graph.edges(data=True) if u == "0.0@6:6")
+    assert len(sig) == 64 and _angle_cos(torch.tensor(sig), DIRECTIONS["f0"] + 0.5 * DIRECTIONS["bos"]) > 0.999
+    data = json.loads(save_graph(c.graph, tmp_path / "g.json").read_text())
+    assert any("signal" in e for e in data["edges"])
+    save_graph(c.graph, tmp_path / "g.graphml")          # lists are left out of GraphML, not an error

@@ -5,7 +5,8 @@ Schema (networkx.MultiDiGraph, edges point upstream -> downstream):
                "offset L.H@p" (the downstream head's own Q/K bias), "logit@p" (the root)
   node attrs   kind (head|mlp|bias|embed|offset|root), layer, head (-1 if none),
                dest, src (positions), dest_role, src_role, attn_weight (-1 if unknown), label
-  edge attrs   side (query|key|seed), weight (float), svs (JSON list of singular indices)
+  edge attrs   side (query|key|seed), weight (float), svs (JSON list of singular indices),
+               signal (d_model floats; only with TraceOptions(signals=True); JSON only)
 Combined graphs key nodes by roles instead of positions and add `frequency` (share of
 prompts with the node) to nodes and `frequency`, `count` to edges.
 """

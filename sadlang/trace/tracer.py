@@ -94,7 +94,11 @@ def trace_prompt(model: LoadedModel, acts: PromptActivations, answer: int, again
             else:
                 add_node(g, up, roles, kind=c.kind, layer=c.layer if c.kind in ("mlp", "bias") else -1,
                          dest=e.at, src=e.at)
-            g.add_edge(up, down, side=e.side, weight=e.weight, svs=json.dumps(e.svs))
+            attrs = {"side": e.side, "weight": e.weight, "svs": json.dumps(e.svs)}
+            if opts.signals:
+                from sadlang.intervene.signals import edge_signal
+                attrs["signal"] = edge_signal(dec, layer, head, c, e.side, e.at, e.svs).tolist()
+            g.add_edge(up, down, **attrs)
             if c.kind == "head":
                 visit(c.layer, c.head, e.at, c.src)
 
