@@ -77,7 +77,7 @@ def cmd_trace(args) -> int:
     from sadlang.trace.tracer import trace
 
     model = load_model(args.model, args.device)
-    opts = TraceOptions(method=args.method, threshold=args.threshold)
+    opts = TraceOptions(method=args.method, threshold=args.threshold, signals=args.signals)
     circuit = trace(model, args.prompt, args.answer, args.against, options=opts)[0]
     toks = model.decode(circuit.tokens)
     print(f"prompt   {args.prompt!r}  ({len(toks)} tokens incl. BOS)")
@@ -231,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--method", choices=["sad", "acc", "accpp"], default="acc")
     t.add_argument("--threshold", type=float, help="fixed firing threshold (default: the method's rule)")
     t.add_argument("--top", type=int, default=10, help="rows to print")
+    t.add_argument("--signals", action="store_true", help="store each edge's signal vector (JSON output)")
     t.add_argument("--out", help="write the graph: .graphml, .json, or .svg (a picture)")
     t.add_argument("--ablate", type=int, default=0, metavar="K",
                    help="locally ablate the K strongest head->head edges and print the effect vs random")
