@@ -10,7 +10,7 @@ from sadlang.intervene.edits import EdgeEdit, run_edits
 from sadlang.intervene.signals import edge_signal
 from sadlang.models.planted import DIRECTIONS
 from sadlang.prompts.build import build_prompt
-from sadlang.trace.accpp import decompose
+from sadlang.trace.methods import decompose
 from sadlang.trace.options import TraceOptions
 from sadlang.trace.tracer import decomposition
 

@@ -10,7 +10,7 @@ from sadlang.decomp.components import Component
 from sadlang.decomp.prompt import PromptDecomposition
 from sadlang.lang import ast as A
 from sadlang.prompts.build import BuiltPrompt
-from sadlang.trace.accpp import decompose
+from sadlang.trace.methods import decompose
 from sadlang.trace.firing import Edge, Firing
 from sadlang.trace.options import TraceOptions
 from sadlang.trace.tracer import Circuit, decomposition, trace_prompt

@@ -100,12 +100,3 @@ def decompose_accpp(dec: PromptDecomposition, layer: int, head: int, d: int, s: 
                 continue
             f.edges.append(Edge(comp, side, at, weight, sv_lists[c]))
     return f
-
-
-def decompose(dec: PromptDecomposition, layer: int, head: int, d: int, s: int,
-              opts: TraceOptions) -> Firing:
-    """Decompose one firing with the method in `opts`."""
-    if opts.method == "accpp":
-        return decompose_accpp(dec, layer, head, d, s, opts)
-    from sadlang.trace.firing import decompose_linear
-    return decompose_linear(dec, layer, head, d, s, opts)

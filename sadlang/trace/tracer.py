@@ -12,7 +12,7 @@ from sadlang.decomp.activations import PromptActivations, run_prompts
 from sadlang.decomp.forms_cache import get_forms
 from sadlang.decomp.prompt import PromptDecomposition
 from sadlang.models.loader import LoadedModel
-from sadlang.trace.accpp import decompose
+from sadlang.trace.methods import decompose
 from sadlang.trace.firing import Firing
 from sadlang.trace.graph import add_node, head_node, node_id
 from sadlang.trace.options import TraceOptions
