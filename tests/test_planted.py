@@ -178,3 +178,15 @@ def test_traced_edges_can_carry_their_signal_vectors(planted, tmp_path):
     data = json.loads(save_graph(c.graph, tmp_path / "g.json").read_text())
     assert any("signal" in e for e in data["edges"])
     save_graph(c.graph, tmp_path / "g.graphml")          # lists are left out of GraphML, not an error
+
+
+def test_swapping_slot_content_separates_data_from_control():
+    from pathlib import Path
+
+    from sadlang.check.executor import load_and_compile, run_plan
+    spec = Path(__file__).resolve().parents[1] / "specs" / "planted.sad"
+    _, model, plan = load_and_compile(spec)
+    verdicts = {v.name: v for v in run_plan(plan, model, only={"data", "sink"}).verdicts}
+    data, sink = verdicts["data"].details, verdicts["sink"].details
+    assert data["swap_pairs"] >= 4 and data["swap_invariance"] < 0.5      # the name code follows the names
+    assert sink["swap_pairs"] >= 4 and sink["swap_invariance"] > 0.99     # the constant query does not move

@@ -56,8 +56,10 @@ class PromptBatch:
     """Prompts of one prompt set; activations come from one pass per equal-length group."""
 
     def __init__(self, model, prompts: list[BuiltPrompt], opts: TraceOptions, batch_size: int = 32,
-                 progress: bool = False):
+                 progress: bool = False, name: str = ""):
         self.progress = progress
+        self.name = name
+        self.origin: list[int] = list(range(len(prompts)))   # index in the source set (swaps)
         self.model = model
         self.prompts = prompts
         self.opts = opts

@@ -9,8 +9,8 @@ import torch
 from sadlang.check.batch import PromptBatch, RoleError, comp_matches, resolve
 from sadlang.check.compare import holds, quantify
 from sadlang.check.verdict import PromptEvidence, Verdict
-from sadlang.control.sinks import (control_ablation_drop, mean_pairwise_cosine, prototypes,
-                                   sink_profile)
+from sadlang.control.sinks import (control_ablation_drop, mean_pairwise_cosine, paired_cosine,
+                                   prototypes, sink_profile, swap_invariance)
 from sadlang.intervene.edits import EdgeEdit, input_change, run_edits
 from sadlang.intervene.signals import edge_signal
 from sadlang.lang import ast as A
@@ -179,14 +179,23 @@ def _sink_control(batch, claim, spec, ctx, v: Verdict) -> Verdict:
     prof = sink_profile(batch, b.head.layer, b.head.head, lambda p: resolve(b.to, p))
     thr = float(ctx["settings"]["control_consistency"])
     ok = prof.is_control(thr)
+    swapped = ctx.get("swapped", lambda name: None)(batch.name)
+    inv, pairs = float("nan"), 0
+    if swapped is not None:
+        twin = sink_profile(swapped, b.head.layer, b.head.head, lambda p: resolve(b.to, p))
+        inv, pairs = swap_invariance(prof, twin, swapped.origin)
+        ok = ok and not (pairs and inv < thr)
     v.details.update(consistency=prof.consistency, firings=prof.n_firings, control_threshold=thr,
+                     swap_invariance=inv, swap_pairs=pairs,
                      aligned_at_layer=prof.aligned_at, writers=dict(prof.top_writers(3)))
-    v.measured += (f"; sink signal consistency {_fmt(prof.consistency)} over {prof.n_firings} firings, "
-                   f"present from layer {prof.aligned_at}, written mostly by "
-                   + ", ".join(f"{c} ({w:.0%})" for c, w in prof.top_writers(2)))
+    v.measured += f"; sink signal consistency {_fmt(prof.consistency)} over {prof.n_firings} firings"
+    if pairs:
+        v.measured += f", {_fmt(inv)} against slot-swapped twins ({pairs} firings)"
     if not ok:
         v.status = "failed"
-        v.measured += f" (< {thr}: not a control signal)"
+        v.measured += f" (control needs >= {thr})"
+    v.measured += (f"; present from layer {prof.aligned_at}, written mostly by "
+                   + ", ".join(f"{c} ({w:.0%})" for c, w in prof.top_writers(2)))
     return v
 
 
@@ -213,24 +222,39 @@ def evaluate(batch: PromptBatch, claim: A.Claim, spec, ctx) -> Verdict:
     raise AssertionError(b.kind)
 
 
-def _signal_aggregate(batch, claim, spec, ctx) -> Verdict:
-    b = claim.body
-    sigs = []
+def _edge_signals(batch, b) -> dict[int, torch.Tensor]:
+    """prompt index -> the strongest matching edge's signal vector."""
+    out = {}
     for i in range(len(batch)):
         found = batch.edges_into(i, b, b.side)
         if found:
             f, e = max(found, key=lambda fe: fe[1].weight)
-            sigs.append(edge_signal(batch.dec(i), f.layer, f.head, e.component, e.side, e.at, e.svs))
+            out[i] = edge_signal(batch.dec(i), f.layer, f.head, e.component, e.side, e.at, e.svs)
+    return out
+
+
+def _signal_aggregate(batch, claim, spec, ctx) -> Verdict:
+    b = claim.body
+    by_prompt = _edge_signals(batch, b)
+    sigs = list(by_prompt.values())
     cons = mean_pairwise_cosine(sigs)
     if b.prop == "stable":
         ok = len(sigs) >= 2 and holds(cons, b.bound)
         return _verdict(claim, spec, ok, claimed_text(claim),
                         f"mean pairwise cosine {_fmt(cons)} over {len(sigs)} prompts with the edge", cons)
     thr = float(ctx["settings"]["control_consistency"])
-    cls = "control" if len(sigs) >= 2 and cons >= thr else "data"
-    return _verdict(claim, spec, len(sigs) >= 2 and cls == b.signal_class, claimed_text(claim),
-                    f"{cls}: consistency {_fmt(cons)} across {len(sigs)} prompts (control if >= {thr})",
-                    cons, details={"class": cls})
+    inv, pairs = float("nan"), 0
+    swapped = ctx.get("swapped", lambda name: None)(batch.name)
+    if swapped is not None:
+        theirs = {swapped.origin[j]: v for j, v in _edge_signals(swapped, b).items()}
+        inv, pairs = paired_cosine(by_prompt, theirs)
+    cls = "control" if len(sigs) >= 2 and cons >= thr and not (pairs and inv < thr) else "data"
+    measured = f"{cls}: consistency {_fmt(cons)} across {len(sigs)} prompts"
+    if pairs:
+        measured += f", {_fmt(inv)} between {pairs} prompts and their slot-swapped twins"
+    measured += f" (control if both >= {thr})"
+    return _verdict(claim, spec, len(sigs) >= 2 and cls == b.signal_class, claimed_text(claim), measured,
+                    cons, details={"class": cls, "consistency": cons, "swap_invariance": inv, "swap_pairs": pairs})
 
 
 def _component_set(g, refs: list[A.CompRef]) -> tuple[set, set]:

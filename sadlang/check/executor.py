@@ -29,9 +29,17 @@ def run_plan(plan: Plan, model, explore: int = 0, progress: bool = False,
     """Evaluate every claim (or those named in `only`). `explore` > 0 also searches each
     per-prompt claim for counterexamples with that many hypothesis examples."""
     spec = plan.spec
-    ctx = {"settings": plan.settings}
-    batches = {name: PromptBatch(model, ps.prompts, plan.options, int(plan.settings["batch_size"]), progress)
+    batches = {name: PromptBatch(model, ps.prompts, plan.options, int(plan.settings["batch_size"]), progress,
+                                 name)
                for name, ps in plan.prompt_sets.items()}
+    swaps: dict[str, PromptBatch | None] = {}
+
+    def swapped(name: str) -> PromptBatch | None:
+        if name not in swaps:
+            swaps[name] = swapped_batch(model, plan, name)
+        return swaps[name]
+
+    ctx = {"settings": plan.settings, "swapped": swapped}
     verdicts: list[Verdict] = []
     items = [(c, cp) for c, cp in plan.claims if only is None or c.name in only]
     bar = _progress(len(items), progress)
@@ -54,6 +62,37 @@ def run_plan(plan: Plan, model, explore: int = 0, progress: bool = False,
         bar.close()
     return Report(spec=spec.file, model=model.info.name, model_fingerprint=model.info.fingerprint,
                   method=plan.options.method, verdicts=verdicts)
+
+
+def swapped_batch(model, plan: Plan, name: str) -> PromptBatch | None:
+    """The prompt set with the values of its first multi-slot group rotated (IO <-> S), same
+    templates and positions: what stays put under it does not depend on slot content."""
+    from sadlang.prompts.build import PromptError, build_prompt
+
+    ps = plan.prompt_sets[name]
+    group = next((g for g in ps.decl.slots if len(g.slots) >= 2), None)
+    if group is None:
+        return None
+    prompts, origin = [], []
+    for i, p in enumerate(ps.prompts):
+        if not all(slot in p.assignment for slot in group.slots):
+            continue
+        values = [p.assignment[slot] for slot in group.slots]
+        assignment = dict(p.assignment)
+        assignment.update(zip(group.slots, values[1:] + values[:1]))
+        template, _ = ps.decl.templates[p.template_index]
+        try:
+            q = build_prompt(model, template, assignment, p.template_index, ps.decl.answer, ps.decl.against)
+        except PromptError:
+            continue
+        if len(q.tokens) == len(p.tokens):
+            prompts.append(q)
+            origin.append(i)
+    if not prompts:
+        return None
+    batch = PromptBatch(model, prompts, plan.options, int(plan.settings["batch_size"]), name=f"{name} (swapped)")
+    batch.origin = origin
+    return batch
 
 
 def _with_search(v: Verdict, model, plan: Plan, claim: A.Claim, pset: str, ctx, limit: int) -> Verdict:

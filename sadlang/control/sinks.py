@@ -26,6 +26,7 @@ class SinkProfile:
     head: int
     shares: list[float]                     # per prompt: mean attention onto the sink (d >= 1)
     signals: list[torch.Tensor] = field(default_factory=list)   # unit (D,) query-side signals
+    keys: list[tuple[int, int]] = field(default_factory=list)   # (prompt index, destination) per signal
     consistency: float = float("nan")       # mean pairwise cosine of the signals
     n_firings: int = 0
     writers: dict[str, float] = field(default_factory=dict)     # query-side edge weight by component
@@ -108,6 +109,7 @@ def sink_profile(batch: PromptBatch, layer: int, head: int, sink_of, max_per_pro
             f = decompose_linear(batch.dec(i), layer, head, d, P, opts)
             if f.svs.get("query"):
                 prof.signals.append(query_signal(batch, i, layer, head, d, f.svs["query"]))
+                prof.keys.append((i, d))
                 curves.append(signal_share_by_layer(batch, i, layer, head, d, f.svs["query"]))
                 for e in f.edges_from("query"):
                     key = e.component.label()
@@ -117,6 +119,22 @@ def sink_profile(batch: PromptBatch, layer: int, head: int, sink_of, max_per_pro
     prof.n_firings = len(prof.signals)
     prof.consistency = mean_pairwise_cosine(prof.signals)
     return prof
+
+
+def paired_cosine(a: dict, b: dict) -> tuple[float, int]:
+    """Mean cosine between signals with the same key in two runs; (nan, 0) without pairs."""
+    common = sorted(set(a) & set(b))
+    if not common:
+        return float("nan"), 0
+    cos = [float(a[k] @ b[k]) / max(float(a[k].norm() * b[k].norm()), 1e-30) for k in common]
+    return sum(cos) / len(cos), len(common)
+
+
+def swap_invariance(prof: SinkProfile, swapped: SinkProfile, origin: list[int]) -> tuple[float, int]:
+    """How much the sink signals stay put when slot contents are swapped (same positions)."""
+    mine = dict(zip(prof.keys, prof.signals))
+    theirs = {(origin[i], d): v for (i, d), v in zip(swapped.keys, swapped.signals)}
+    return paired_cosine(mine, theirs)
 
 
 def prototypes(signals: dict[tuple[int, int], torch.Tensor], cut: float) -> list[list[tuple[int, int]]]:
