@@ -116,7 +116,8 @@ class PromptBatch:
         return int(torch.argmax(self.acts(i).logits_end)) == self.prompts[i].answer
 
     def edges_into(self, i: int, claim_body, side: str | None) -> list[tuple[Firing, Edge]]:
-        """Matching edges for an edge/signal/ablate claim in prompt i."""
+        """Matching edges for an edge/signal/ablate claim in prompt i. An edge exists only
+        where the downstream head fires (attention at or above the method's threshold)."""
         b = claim_body
         out = []
         if b.at is not None:
@@ -127,6 +128,8 @@ class PromptBatch:
             firings = [f for f in self.circuit(i).firings.values()
                        if b.downstream.matches(f.layer, f.head)]
         for f in firings:
+            if f.attention < f.threshold:
+                continue
             for e in f.edges:
                 if (side is None or e.side == side) and comp_matches(b.upstream, e.component):
                     out.append((f, e))

@@ -50,7 +50,7 @@ def _p_attends(batch, b: A.Attends, i, ctx):
 
 
 def _p_edge(batch, b: A.EdgeClaim, i, ctx):
-    found = [(f, e) for f, e in batch.edges_into(i, b, b.side) if f.attention >= f.threshold]
+    found = batch.edges_into(i, b, b.side)
     if b.at is not None and not found:
         f = batch.firing(i, b.downstream.layer, b.downstream.head,
                          resolve(b.at.dest, batch.prompts[i]), resolve(b.at.src, batch.prompts[i]))
@@ -349,7 +349,7 @@ def ablation_evidence(batch: PromptBatch, claim: A.Claim, indices: list[int], ct
     evidence: dict[int, PromptEvidence] = {}
     r = batch.model.info.d_head
     for i in indices:
-        found = [(f, e) for f, e in batch.edges_into(i, b, b.side) if f.attention >= f.threshold]
+        found = batch.edges_into(i, b, b.side)
         if not found:
             evidence[i] = PromptEvidence(index=i, text=batch.prompts[i].text, value=None, passed=False,
                                          detail="the edge is not in this prompt's trace")
