@@ -86,8 +86,14 @@ def _build_cache(gguf: Path, directory: Path, gguf_sha: str) -> None:
                   "weights_sha256": sha256_file(weights)}
         (tmp / MANIFEST).write_text(json.dumps(record, indent=1))
         if directory.exists():
-            shutil.rmtree(directory)
-        tmp.rename(directory)
+            if _cache_is_valid(directory):   # another process finished first: keep its copy
+                return
+            shutil.rmtree(directory, ignore_errors=True)
+        try:
+            tmp.rename(directory)
+        except OSError:
+            if not _cache_is_valid(directory):
+                raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
