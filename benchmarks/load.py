@@ -47,7 +47,8 @@ def main() -> None:
         secs = [r["seconds"] for r in rows]
         print(f"{name:<6} {statistics.median(secs):>9.2f} {min(secs):>7.2f} "
               f"{statistics.median(r['peak_mib'] for r in rows):>9.0f}")
-    print(f"warm/cold ratio: {statistics.median(r['seconds'] for r in warm) / statistics.median(r['seconds'] for r in cold):.2f}")
+    ratio = statistics.median(r["seconds"] for r in warm) / statistics.median(r["seconds"] for r in cold)
+    print(f"warm/cold ratio: {ratio:.2f}")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,6 @@ communication graph from one forward pass.
 
 __version__ = "0.1.0"
 
-from sadlang.errors import SadError  # noqa: E402
+from sadlang.errors import SadError
 
 __all__ = ["SadError", "__version__"]

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from sadlang import __version__
-from sadlang.errors import SadError, SpecError
+from sadlang.errors import InternalError, SadError, SpecError
 
 
 def _quiet_libraries() -> None:
@@ -55,7 +55,7 @@ def cmd_plan(args) -> int:
     from sadlang.check.executor import load_and_compile
 
     _, model, plan = load_and_compile(args.spec, args.model, args.device)
-    bs = int(plan.settings["batch_size"])
+    bs = plan.settings.batch_size
     print(f"model    {model.info.name}  ({model.info.architecture}, {model.info.n_layers} layers x "
           f"{model.info.n_heads} heads, fingerprint {model.info.fingerprint})")
     print(f"method   {plan.options.method}  (threshold: "
@@ -63,7 +63,7 @@ def cmd_plan(args) -> int:
     for name, ps in plan.prompt_sets.items():
         lens = ", ".join(f"{n} prompts of {L} tokens" for L, n in sorted(ps.lengths.items()))
         print(f"prompts  {name}: {len(ps.prompts)} prompts ({lens}); e.g. {ps.prompts[0].text!r}")
-    print(f"forward  {plan.forward_passes(bs)} clean pass(es) at batch size {bs}")
+    print(f"forward  {plan.forward_passes()} clean pass(es) at batch size {bs}")
     print("claims")
     for c, cp in plan.claims:
         print(f"  {c.name:<16} [{cp.work:<12}] on {cp.prompt_set}: {cp.description}")
@@ -82,8 +82,9 @@ def cmd_trace(args) -> int:
     toks = model.decode(circuit.tokens)
     print(f"prompt   {args.prompt!r}  ({len(toks)} tokens incl. BOS)")
     print(f"logit    {args.answer!r} - {args.against!r} from the residual: {circuit.logit_total:.3f}")
-    print("seeds    " + ", ".join(f"{s.component.label()}{'<-' + str(s.component.src) if s.component.src is not None else ''}"
-                                   f" ({s.weight:+.2f})" for s in circuit.seeds))
+    seeds = [f"{s.component.label()}{'' if s.component.src is None else '<-' + str(s.component.src)}"
+             f" ({s.weight:+.2f})" for s in circuit.seeds]
+    print("seeds    " + ", ".join(seeds))
     g = circuit.graph
     print(f"graph    {g.number_of_nodes()} nodes, {g.number_of_edges()} edges, {len(circuit.firings)} firings "
           f"decomposed ({args.method})")
@@ -97,7 +98,8 @@ def cmd_trace(args) -> int:
     print("edges    (strongest head -> head; upstream head@dest<-src -> downstream head@dest<-src)")
     for f, e in pairs:
         c = e.component
-        print(f"  {c.label():>6}@{toks[e.at]!r}<-{toks[c.src]!r} -> {f.layer}.{f.head}@{toks[f.d]!r}<-{toks[f.s]!r}"
+        up = f"{c.label():>6}@{toks[e.at]!r}<-{toks[c.head_src[2]]!r}"
+        print(f"  {up} -> {f.layer}.{f.head}@{toks[f.d]!r}<-{toks[f.s]!r}"
               f"  {e.side:<5} weight {e.weight:.3g}  signal rank {len(e.svs)}")
     if args.ablate:
         _print_ablations(model, circuit, args.ablate, toks)
@@ -113,30 +115,16 @@ def cmd_trace(args) -> int:
 
 
 def _print_ablations(model, circuit, k: int, toks: list[str]) -> None:
-    """Locally ablate the k strongest head -> head edges; compare with random subspaces."""
-    import torch
+    from sadlang.evidence.effects import ablate_strongest_edges
 
-    from sadlang.intervene.edits import EdgeEdit, run_edits
-
-    dec = circuit.decomposition
-    answer, against = circuit.answer, circuit.against
-    clean_ld = float(dec.acts.logits_end[answer] - (dec.acts.logits_end[against] if against is not None else 0))
-    edges = sorted(((f, e) for f in circuit.firings.values() for e in f.edges if e.component.kind == "head"),
-                   key=lambda fe: -fe[1].weight)[:k]
-    gen = torch.Generator().manual_seed(0)
-    r = model.info.d_head
-    print(f"ablations (local; clean logit diff {clean_ld:.3f}):")
-    for f, e in edges:
-        edit = EdgeEdit(f.layer, f.head, f.d, f.s, e.component, e.side, e.svs, "local", -1.0)
-        others = [x for x in range(r) if x not in e.svs]
-        rand = [others[int(j)] for j in torch.randperm(len(others), generator=gen)[: len(e.svs)]]
-        redit = EdgeEdit(f.layer, f.head, f.d, f.s, e.component, e.side, rand, "local", -1.0)
-        logits, att = run_edits(model, [dec, dec], [[edit], [redit]], [f.key, f.key])
-        lds = [float(logits[i, answer] - (logits[i, against] if against is not None else 0)) for i in range(2)]
-        print(f"  {e.component.label():>6}@{toks[e.at]!r}<-{toks[e.component.src]!r} -> "
+    clean, effects = ablate_strongest_edges(model, circuit, k)
+    print(f"ablations (local; clean logit diff {clean:.3f}):")
+    for x in effects:
+        f, e = x.firing, x.edge
+        print(f"  {e.component.label():>6}@{toks[e.at]!r}<-{toks[e.component.head_src[2]]!r} -> "
               f"{f.layer}.{f.head}@{toks[f.d]!r}<-{toks[f.s]!r} "
-              f"{e.side:<5} attention {f.attention:.3f} -> {float(att[0]):.3f} (random {float(att[1]):.3f}); "
-              f"logit diff {lds[0] - clean_ld:+.3f} (random {lds[1] - clean_ld:+.3f})")
+              f"{e.side:<5} attention {f.attention:.3f} -> {x.attention:.3f} (random {x.random_attention:.3f}); "
+              f"logit diff {x.logit_diff:+.3f} (random {x.random_logit_diff:+.3f})")
 
 
 def cmd_models(args) -> int:
@@ -149,42 +137,34 @@ def cmd_models(args) -> int:
 
 
 def cmd_sinks(args) -> int:
-    from sadlang.check.batch import PromptBatch
-    from sadlang.control.sinks import prototypes, sink_profile
+    from sadlang.control.sinks import survey
+    from sadlang.evidence.store import PromptSetEvidence
     from sadlang.models import load_model
     from sadlang.prompts.build import build_prompt
     from sadlang.trace.options import TraceOptions
 
     model = load_model(args.model, args.device)
     prompts = [build_prompt(model, p, {}) for p in args.prompt]
-    batch = PromptBatch(model, prompts, TraceOptions())
-    rows, sigs = [], {}
-    layers = range(1, model.info.n_layers) if not args.layers else [int(x) for x in args.layers.split(",")]
-    for l in layers:
-        for h in range(model.info.n_heads):
-            prof = sink_profile(batch, l, h, lambda p: 0, max_per_prompt=4)
-            share = sum(prof.shares) / len(prof.shares)
-            if share < args.min_share:
-                continue
-            cls = "control" if prof.is_control(args.consistency) else "data"
-            if cls == "control":
-                sigs[(l, h)] = prof.control_signal
-            writers = ", ".join(f"{c} {w:.0%}" for c, w in prof.top_writers(2))
-            rows.append((l, h, share, prof.consistency, prof.n_firings, cls, prof.aligned_at, writers))
-    protos = prototypes(sigs, args.cut) if sigs else []
-    proto_of = {k: i for i, c in enumerate(protos) for k in c}
+    ev = PromptSetEvidence(model, prompts, TraceOptions(method=args.method))
+    layers = list(range(1, model.info.n_layers)) if not args.layers else [int(x) for x in args.layers.split(",")]
+    rows, protos = survey(ev, layers, args.min_share, args.consistency, args.cut)
     print(f"{'head':>6} {'sink share':>10} {'consistency':>11} {'firings':>7}  {'class':<8} {'proto':<6} "
           f"{'aligned':>7}  main writers of the query signal")
-    for l, h, share, cons, nf, cls, aligned, writers in rows:
-        p = proto_of.get((l, h))
-        print(f"{l:>3}.{h:<2} {share:>10.3f} {cons:>11.3f} {nf:>7}  {cls:<8} {'P' + str(p) if p is not None else '-':<6} "
-              f"{'L' + str(aligned) if aligned is not None else '-':>7}  {writers}")
+    for r in rows:
+        prof = r.profile
+        writers = ", ".join(f"{c} {w:.0%}" for c, w in prof.top_writers(2))
+        proto = "P" + str(r.prototype) if r.prototype is not None else "-"
+        aligned = "L" + str(prof.aligned_at) if prof.aligned_at is not None else "-"
+        print(f"{r.layer:>3}.{r.head:<2} {r.share:>10.3f} {prof.consistency:>11.3f} {prof.n_firings:>7}  "
+              f"{r.cls:<8} {proto:<6} {aligned:>7}  {writers}")
     for i, c in enumerate(protos):
-        print(f"P{i}: " + ", ".join(f"{l}.{h}" for l, h in c))
+        print(f"P{i}: " + ", ".join(f"{layer}.{head}" for layer, head in c))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from sadlang.trace.methods import METHODS
+
     p = argparse.ArgumentParser(
         prog="sadlang", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Check circuit hypotheses about transformer language models, written as .sad specs, "
@@ -228,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--prompt", required=True)
     t.add_argument("--answer", required=True, help='answer token, e.g. " Mary"')
     t.add_argument("--against", help='competing token, e.g. " John"')
-    t.add_argument("--method", choices=["sad", "acc", "accpp"], default="acc")
+    t.add_argument("--method", choices=list(METHODS), default="acc", help="selection method (default acc)")
     t.add_argument("--threshold", type=float, help="fixed firing threshold (default: the method's rule)")
     t.add_argument("--top", type=int, default=10, help="rows to print")
     t.add_argument("--signals", action="store_true", help="store each edge's signal vector (JSON output)")
@@ -248,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--min-share", type=float, default=0.5, help="only heads sinking at least this much")
     s.add_argument("--consistency", type=float, default=0.8, help="control if consistency >= this")
     s.add_argument("--cut", type=float, default=0.6, help="prototype cosine-distance cut")
+    s.add_argument("--method", choices=list(METHODS), default="acc",
+                   help="selection method for the sink firings (sad falls back to acc: it never explains BOS)")
     s.add_argument("--device", default="auto")
     s.set_defaults(fn=cmd_sinks)
     return p
@@ -271,9 +253,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # never a bare traceback for users
         if args.debug:
             raise
-        print(f"internal error: {type(exc).__name__}: {exc}\n(run with --debug for the traceback)",
-              file=sys.stderr)
-        return 3
+        if not isinstance(exc, InternalError):
+            exc = InternalError(f"{type(exc).__name__}: {exc}")
+        print(f"internal error: {exc}", file=sys.stderr)
+        return InternalError.exit_code
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 """Error types. Every error a user can cause is a `SadError` with a message meant for people.
 
-The CLI maps them to exit codes: `SpecError` -> 2, any other `SadError` -> 3.
+Each class carries its exit code: `SpecError` -> 2, any other `SadError` -> 3. A broken
+invariant of sadlang itself is an `InternalError` (also exit 3): not the user's fault, and its
+message asks for a bug report.
 """
 
 from __future__ import annotations
@@ -12,6 +14,16 @@ class SadError(Exception):
     """Base class: a problem the user can act on, with a readable message."""
 
     exit_code = 3
+
+
+class InternalError(Exception):
+    """An invariant of sadlang itself failed: a bug to report, never the user's mistake."""
+
+    exit_code = 3
+
+    def __init__(self, message: str):
+        super().__init__(f"{message} (this is a bug in sadlang: please report it, with the output "
+                         f"of the same command run with --debug)")
 
 
 class ModelLoadError(SadError):

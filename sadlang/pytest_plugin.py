@@ -12,6 +12,8 @@ shared between processes, so pytest-xdist works.
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 
 from sadlang.errors import SadError, SpecError
@@ -22,16 +24,16 @@ def pytest_addoption(parser):
     group.addoption("--sad-explore", type=int, default=0, metavar="N",
                     help="search up to N generated prompts per per-prompt claim")
     group.addoption("--sad-model", default=None, help="override the model of every collected spec")
-
-
-CLAIM_KINDS = ("attends", "edge", "signal", "behaviour", "circuit", "ablate", "sink", "shared",
-               "control_ablate")
+    group.addoption("--sad-device", default=None, choices=["auto", "cpu", "cuda"],
+                    help="override the device of every collected spec (default: its `option device`)")
 
 
 def pytest_configure(config):
+    from sadlang.claims import KINDS
+
     config.addinivalue_line("markers", "sad: a claim collected from a .sad spec file")
-    for kind in CLAIM_KINDS:
-        config.addinivalue_line("markers", f"sad_{kind}: a .sad claim of kind {kind}")
+    for name, kind in KINDS.items():
+        config.addinivalue_line("markers", f"sad_{name}: a .sad claim of kind {name}: {kind.summary}")
 
 
 def pytest_collect_file(parent, file_path):
@@ -66,13 +68,10 @@ class SadFile(pytest.File):
     def report(self):
         """Evaluate all claims of this spec once (model loads are memoized per process)."""
         if self._report is None:
-            from sadlang.check.executor import run_plan
-            from sadlang.models import load_model
-            from sadlang.plan.compile import compile_spec
+            from sadlang.check.executor import prepare, run_plan
 
             cfg = self.config
-            model = load_model(cfg.getoption("--sad-model") or self._spec.model)
-            plan = compile_spec(self._spec, model)
+            model, plan = prepare(self._spec, cfg.getoption("--sad-model"), cfg.getoption("--sad-device"))
             self._report = {v.name: v for v in
                             run_plan(plan, model, explore=cfg.getoption("--sad-explore")).verdicts}
         return self._report
@@ -91,7 +90,7 @@ class SadItem(pytest.Item):
 
     def runtest(self):
         try:
-            verdict = self.parent.report()[self.claim.name]
+            verdict = cast(SadFile, self.parent).report()[self.claim.name]
         except SpecError as exc:
             raise SpecCollectError(exc.render()) from None
         except SadError as exc:

@@ -12,7 +12,8 @@ from sadlang.decomp.components import ComponentTable, residual_components
 from sadlang.decomp.forms import compute_forms
 from sadlang.decomp.forms_cache import get_forms, load_cached, save_cached
 from sadlang.decomp.rope import apply_rope
-from sadlang.trace.firing import decompose_linear, relative_key_delta
+from sadlang.trace.firing import relative_key_delta
+from sadlang.trace.methods import decompose
 from sadlang.trace.options import TraceOptions
 from sadlang.trace.seeds import direction, final_contributions
 from sadlang.trace.tracer import decomposition, trace
@@ -77,7 +78,7 @@ def test_relative_terms_and_contributions_add_up(tiny, method):
             for h in range(tiny.info.n_heads):
                 d = acts.n - 1
                 s = int(acts.pattern[l, h, d, 1:].argmax()) + 1
-                f = decompose_linear(dec, l, h, d, s, opts)
+                f = decompose(dec, l, h, d, s, opts)
                 terms = torch.tensor(f.terms)
                 scores = acts.scores[l, h, d, : d + 1]
                 if method == "acc":

@@ -199,6 +199,7 @@ def test_missing_or_unreadable_spec_is_a_spec_error(tmp_path, capsys):
 
 def test_readme_example_parses_and_compiles_against_the_bundled_model(smollm):
     import re
+
     from sadlang.plan.compile import compile_spec
     text = (ROOT / "README.md").read_text()
     block = re.search(r"```sad\n(.*?)```", text, re.S).group(1)
@@ -206,54 +207,3 @@ def test_readme_example_parses_and_compiles_against_the_bundled_model(smollm):
     plan = compile_spec(spec, smollm)
     assert [c.name for c, _ in plan.claims] == ["mover", "feeds", "lowrank", "causal", "sink", "shared",
                                                  "circuit", "search"]
-
-
-FAILING = '''model planted
-pool names  = " Mary" " John" " Alice" " Bob"
-pool things = " store" " garden"
-prompts marker:
-  template "When{A} went to the x,{B} and{A} said"
-  A, B from names distinct
-  answer "{A}" against "{B}"
-  sample 6 seed 0
-prompts copy:
-  template "When{A} went to the x,{B} said"
-  A, B from names distinct
-  answer " x" against " y"
-  sample 3 seed 0
-prompts plain:
-  template "When{A} went to the{place},{B} said"
-  A, B from names distinct
-  place from things
-  answer "{A}" against "{B}"
-  sample 3 seed 0
-claim attends:  head 1.0 attends end -> bos with weight >= 0.5 on marker
-claim edge:     edge 0.2 -> 1.0 via key at end -> "x" on marker
-claim no_edge:  no edge 0.0 -> 1.0 via key at end -> "x" on marker
-claim rank:     signal 0.1 -> 1.1 via query at A#2 -> A rank <= 1 on marker
-claim stable:   signal 0.1 -> 1.1 via query at A#2 -> A stable >= 0.99 on marker
-claim control:  signal 0.1 -> 1.1 via query at A#2 -> A is control on marker
-claim behave:   logit_diff < 0 on copy
-claim mean:     mean logit_diff >= 1000 on copy
-claim accuracy: accuracy <= 0.5 on copy
-claim contains: circuit of copy contains 1.1
-claim excludes: circuit of copy excludes 0.0
-claim matches:  circuit of copy matches 1.0, 1.1, 1.2 with precision >= 1, recall >= 1
-claim ablate:   ablate edge 0.0 -> 1.0 via key at end -> "x" local lowers attention by >= 2 on marker
-claim sink:     head 1.1 sinks to bos on plain
-claim shared:   control signal of 1.0 is shared with 1.1 on plain
-claim unsink:   ablate control signal of 1.0 lowers attention to bos by >= 2 on plain
-'''
-
-
-def test_every_claim_kind_can_fail(tmp_path):
-    from sadlang.check.executor import load_and_compile, run_plan
-    p = tmp_path / "fail.sad"
-    p.write_text(FAILING)
-    _, model, plan = load_and_compile(p)
-    report = run_plan(plan, model)
-    statuses = {v.name: v.status for v in report.verdicts}
-    assert statuses == {name: "failed" for name in statuses}, statuses
-    assert {v.kind for v in report.verdicts} == {"attends", "edge", "signal", "behaviour", "circuit", "ablate",
-                                                 "sink", "shared", "control_ablate"}
-    assert report.exit_code == 1

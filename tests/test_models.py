@@ -8,8 +8,8 @@ import torch
 
 from sadlang.errors import ModelLoadError
 from sadlang.models import load_model
-from sadlang.models.bundled import MANIFEST, WEIGHTS, _cache_is_valid
 from sadlang.models.builtin import build_hf_model
+from sadlang.models.bundled import MANIFEST, WEIGHTS, _cache_is_valid
 
 PROMPTS = [" When Mary and John went to the store, John gave a drink to", " Then Bob said it"]
 
@@ -78,7 +78,7 @@ def test_uncached_hub_name_fails_fast_with_alternatives(monkeypatch):
 
 
 def test_bad_local_path_is_a_clean_error(tmp_path):
-    with pytest.raises(ModelLoadError, match="no config.json"):
+    with pytest.raises(ModelLoadError, match=r"no config\.json"):
         load_model(str(tmp_path))
 
 

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from sadlang.check.batch import PromptBatch
 from sadlang.control.sinks import control_ablation_drop, prototypes, sink_profile
 from sadlang.decomp.activations import run_prompts
+from sadlang.evidence.store import PromptSetEvidence
 from sadlang.intervene.edits import EdgeEdit, run_edits
 from sadlang.intervene.signals import edge_signal
 from sadlang.models.planted import DIRECTIONS
@@ -73,7 +73,7 @@ def test_ablating_the_planted_edge_removes_the_attention_but_random_does_not(pla
 
 
 def test_full_rank_local_ablation_equals_removing_the_component(planted):
-    dec, f, e = _planted_edge(planted)
+    dec, _f, e = _planted_edge(planted)
     from sadlang.intervene.edits import score_delta
     full = score_delta(dec, _edit(dec, e, list(range(16))))
     c = dec.table(1).head_index(0, 0, 6)
@@ -83,7 +83,7 @@ def test_full_rank_local_ablation_equals_removing_the_component(planted):
 
 
 def test_local_stays_local_and_global_reaches_other_readers(planted):
-    dec, f, e = _planted_edge(planted)
+    dec, _f, e = _planted_edge(planted)
     reads = (1, 2, dec.n - 1, 6)                      # 1.2 reads the same f0 feature
     _, loc = run_edits(planted, [dec], [[_edit(dec, e, e.svs, "local")]], [reads])
     _, glob = run_edits(planted, [dec], [[_edit(dec, e, e.svs, "global")]], [reads])
@@ -110,7 +110,7 @@ def test_boost_raises_attention(tiny_gpt2):
 
 def test_control_signal_sinks_are_classified_and_grouped(planted):
     texts = [" When Mary went to the store", " Then John and Alice said it", " Bob gave a drink to Anna"]
-    batch = PromptBatch(planted, [build_prompt(planted, t, {}) for t in texts], TraceOptions())
+    batch = PromptSetEvidence(planted, [build_prompt(planted, t, {}) for t in texts], TraceOptions())
     sink_a, sink_b = sink_profile(batch, 1, 0, lambda p: 0), sink_profile(batch, 1, 2, lambda p: 0)
     assert min(sink_a.shares) > 0.9 and sink_a.is_control(0.8) and sink_b.is_control(0.8)
     assert _angle_cos(sink_a.control_signal, DIRECTIONS["g"]) > 0.99
@@ -148,8 +148,8 @@ def test_full_trace_recovers_exactly_the_planted_circuit(planted):
 def test_input_change_metrics(planted):
     from sadlang.intervene.edits import input_change
 
-    dec, f, e = _planted_edge(planted)
-    ratio, cos = input_change(dec, _edit(dec, e, e.svs))
+    dec, _f, e = _planted_edge(planted)
+    ratio, _cos = input_change(dec, _edit(dec, e, e.svs))
     assert ratio < 0.5                                   # the key at the marker loses its f0 part
     others = [k for k in range(16) if k not in e.svs][:1]
     r2, c2 = input_change(dec, _edit(dec, e, others))
@@ -157,7 +157,7 @@ def test_input_change_metrics(planted):
 
 
 def test_control_signal_writers_and_alignment(planted):
-    batch = PromptBatch(planted, [build_prompt(planted, " When Mary went to the store", {})], TraceOptions())
+    batch = PromptSetEvidence(planted, [build_prompt(planted, " When Mary went to the store", {})], TraceOptions())
     prof = sink_profile(batch, 1, 0, lambda p: 0)
     # the constant query signal g comes with every token embedding: written by `embed`,
     # present from layer 0

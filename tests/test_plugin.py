@@ -12,7 +12,8 @@ prompts p:
 claim reads: head 1.0 attends end -> "x" with weight >= 0.9
 claim edge:  edge 0.0 -> 1.0 via key at end -> "x"
 '''
-BAD = GOOD.replace('claim edge:  edge 0.0 -> 1.0 via key at end -> "x"', 'claim wrong: head 1.0 attends end -> bos with weight >= 0.5')
+BAD = GOOD.replace('claim edge:  edge 0.0 -> 1.0 via key at end -> "x"',
+                   'claim wrong: head 1.0 attends end -> bos with weight >= 0.5')
 BROKEN = GOOD.replace("claim reads:", "claim reads ")
 
 

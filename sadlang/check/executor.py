@@ -3,43 +3,44 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from sadlang.check.batch import PromptBatch
-from sadlang.check.evaluate import claimed_text, evaluate, is_per_prompt
+from sadlang.check.evaluate import error_verdict, evaluate
 from sadlang.check.search import search
 from sadlang.check.verdict import Report, Verdict
-from sadlang.errors import SadError
+from sadlang.claims import kind_of
+from sadlang.errors import InternalError, SadError
+from sadlang.evidence.store import PromptSetEvidence
 from sadlang.lang import ast as A
 from sadlang.lang.parser import parse_file
-from sadlang.models import load_model
-from sadlang.plan.compile import Plan, check_declarations, compile_spec, spec_settings
+from sadlang.models import LoadedModel
+from sadlang.plan.compile import Plan, compile_spec
+from sadlang.plan.model import load_spec_model
 
 
-def load_and_compile(path: str | Path, model_override: str | None = None, device: str | None = None):
+def prepare(spec: A.Spec, model_override: str | None = None,
+            device_override: str | None = None) -> tuple[LoadedModel, Plan]:
+    """Load the spec's model and compile the spec against it."""
+    model = load_spec_model(spec, model_override, device_override)
+    return model, compile_spec(spec, model)
+
+
+def load_and_compile(path: str | Path, model_override: str | None = None,
+                     device: str | None = None) -> tuple[A.Spec, LoadedModel, Plan]:
     """Parse, check and compile a spec file. Returns (spec, model, plan)."""
     spec = parse_file(path)
-    _, settings = spec_settings(spec)
-    check_declarations(spec)
-    model = load_model(model_override or spec.model, device or str(settings["device"]))
-    return spec, model, compile_spec(spec, model)
+    model, plan = prepare(spec, model_override, device)
+    return spec, model, plan
 
 
-def run_plan(plan: Plan, model, explore: int = 0, progress: bool = False,
+def run_plan(plan: Plan, model: LoadedModel, explore: int = 0, progress: bool = False,
              only: set[str] | None = None) -> Report:
     """Evaluate every claim (or those named in `only`). `explore` > 0 also searches each
     per-prompt claim for counterexamples with that many hypothesis examples."""
-    spec = plan.spec
-    batches = {name: PromptBatch(model, ps.prompts, plan.options, int(plan.settings["batch_size"]), progress,
-                                 name)
-               for name, ps in plan.prompt_sets.items()}
-    swaps: dict[str, PromptBatch | None] = {}
-
-    def swapped(name: str) -> PromptBatch | None:
-        if name not in swaps:
-            swaps[name] = swapped_batch(model, plan, name)
-        return swaps[name]
-
-    ctx = {"settings": plan.settings, "swapped": swapped}
+    spec, settings = plan.spec, plan.settings
+    stores = {name: PromptSetEvidence(model, ps.prompts, plan.options, settings.batch_size, progress,
+                                      name, decl=ps.decl)
+              for name, ps in plan.prompt_sets.items()}
     verdicts: list[Verdict] = []
     items = [(c, cp) for c, cp in plan.claims if only is None or c.name in only]
     bar = _progress(len(items), progress)
@@ -47,14 +48,15 @@ def run_plan(plan: Plan, model, explore: int = 0, progress: bool = False,
         if bar is not None:
             bar.set_description(f"claim {claim.name}")
         try:
-            v = evaluate(batches[cp.prompt_set], claim, spec, ctx)
+            v = evaluate(stores[cp.prompt_set], claim, spec, settings)
             limit = claim.quantifier.limit if claim.quantifier.kind == "forall" else explore
-            if limit and is_per_prompt(claim) and plan.prompt_sets[cp.prompt_set].decl.templates:
-                v = _with_search(v, model, plan, claim, cp.prompt_set, ctx, limit)
+            if (limit and kind_of(claim.body).per_prompt(claim.body)
+                    and plan.prompt_sets[cp.prompt_set].decl.templates):
+                v = _with_search(v, model, plan, claim, cp.prompt_set, limit)
         except SadError as exc:
-            v = _error(spec, claim, str(exc))
+            v = error_verdict(spec, claim, str(exc))
         except Exception as exc:  # an engine bug must not hide the other claims
-            v = _error(spec, claim, f"internal error: {type(exc).__name__}: {exc}")
+            v = error_verdict(spec, claim, f"internal error: {InternalError(f'{type(exc).__name__}: {exc}')}")
         verdicts.append(v)
         if bar is not None:
             bar.update(1)
@@ -64,41 +66,9 @@ def run_plan(plan: Plan, model, explore: int = 0, progress: bool = False,
                   method=plan.options.method, verdicts=verdicts)
 
 
-def swapped_batch(model, plan: Plan, name: str) -> PromptBatch | None:
-    """The prompt set with the values of its first multi-slot group rotated (IO <-> S), same
-    templates and positions: what stays put under it does not depend on slot content."""
-    from sadlang.prompts.build import PromptError, build_prompt
-
-    ps = plan.prompt_sets[name]
-    group = next((g for g in ps.decl.slots if len(g.slots) >= 2), None)
-    if group is None:
-        return None
-    prompts, origin = [], []
-    for i, p in enumerate(ps.prompts):
-        if not all(slot in p.assignment for slot in group.slots):
-            continue
-        values = [p.assignment[slot] for slot in group.slots]
-        assignment = dict(p.assignment)
-        assignment.update(zip(group.slots, values[1:] + values[:1]))
-        template, _ = ps.decl.templates[p.template_index]
-        try:
-            q = build_prompt(model, template, assignment, p.template_index, ps.decl.answer, ps.decl.against)
-        except PromptError:
-            continue
-        if len(q.tokens) == len(p.tokens):
-            prompts.append(q)
-            origin.append(i)
-    if not prompts:
-        return None
-    batch = PromptBatch(model, prompts, plan.options, int(plan.settings["batch_size"]), name=f"{name} (swapped)")
-    batch.origin = origin
-    return batch
-
-
-def _with_search(v: Verdict, model, plan: Plan, claim: A.Claim, pset: str, ctx, limit: int) -> Verdict:
+def _with_search(v: Verdict, model: LoadedModel, plan: Plan, claim: A.Claim, pset: str, limit: int) -> Verdict:
     decl = plan.prompt_sets[pset].decl
-    tried, counter = search(model, plan.spec, decl, claim, plan.options, ctx, limit,
-                            int(plan.settings["seed"]))
+    tried, counter = search(model, plan.spec, decl, claim, plan.options, plan.settings, limit)
     v.details["searched"] = tried
     if counter is not None:
         v.counterexample = counter
@@ -110,14 +80,7 @@ def _with_search(v: Verdict, model, plan: Plan, claim: A.Claim, pset: str, ctx, 
     return v
 
 
-def _error(spec, claim: A.Claim, message: str) -> Verdict:
-    loc = claim.loc
-    return Verdict(name=claim.name, kind=claim.body.kind, claim=claim.source_line,
-                   location=f"{spec.file}:{loc.line}:{loc.column}" if loc else spec.file, status="error",
-                   claimed=claimed_text(claim), measured=message)
-
-
-def _progress(total: int, enabled: bool):
+def _progress(total: int, enabled: bool) -> Any:
     if not enabled:
         return None
     from tqdm import tqdm

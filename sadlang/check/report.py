@@ -76,4 +76,4 @@ def to_junit(report: Report) -> str:
             ET.SubElement(case, "error", message=v.measured).text = format_verdict(v)
         else:
             ET.SubElement(case, "system-out").text = f"measured: {v.measured}"
-    return ET.tostring(ET.ElementTree(suite).getroot(), encoding="unicode")
+    return ET.tostring(suite, encoding="unicode")

@@ -6,31 +6,30 @@ from __future__ import annotations
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis.errors import Found
 
-from sadlang.check.batch import PromptBatch
-from sadlang.check.evaluate import ablation_evidence, probe
-from sadlang.check.verdict import PromptEvidence
+from sadlang.claims import kind_of
+from sadlang.evidence.records import PromptEvidence
+from sadlang.evidence.store import PromptSetEvidence
 from sadlang.lang import ast as A
+from sadlang.plan.settings import Settings
 from sadlang.strategies import prompt_strategy
+from sadlang.trace.options import TraceOptions
 
 
 class _Counterexample(AssertionError):
     pass
 
 
-def search(model, spec: A.Spec, decl: A.PromptSetDecl, claim: A.Claim, opts, ctx, limit: int,
-           seed_value: int = 0) -> tuple[int, PromptEvidence | None]:
+def search(model, spec: A.Spec, decl: A.PromptSetDecl, claim: A.Claim, opts: TraceOptions,
+           config: Settings, limit: int) -> tuple[int, PromptEvidence | None]:
     """Try up to `limit` prompts. Returns (examples tried, minimal counterexample or None)."""
+    kind = kind_of(claim.body)
     tried = 0
-    last_fail: dict = {}
+    last_fail: dict[str, PromptEvidence] = {}
 
     def check(prompt) -> None:
         nonlocal tried
         tried += 1
-        batch = PromptBatch(model, [prompt], opts)
-        if claim.body.kind == "ablate":
-            ev = ablation_evidence(batch, claim, [0], ctx)[0]
-        else:
-            ev = probe(batch, claim, 0, ctx)
+        ev = kind.measure(PromptSetEvidence(model, [prompt], opts), claim.body, [0], config)[0]
         if not ev.passed:
             tokens = model.decode(prompt.tokens)
             roles = ", ".join(f"{k}={v}" for k, v in sorted(prompt.roles.items()))
@@ -41,7 +40,7 @@ def search(model, spec: A.Spec, decl: A.PromptSetDecl, claim: A.Claim, opts, ctx
     runner = settings(max_examples=limit, derandomize=False, database=None, deadline=None,
                       suppress_health_check=list(HealthCheck),
                       phases=[Phase.generate, Phase.shrink])(
-        seed(seed_value)(given(prompt_strategy(spec, decl, model))(check)))
+        seed(config.seed)(given(prompt_strategy(spec, decl, model))(check)))
     try:
         runner()
     except _Counterexample:

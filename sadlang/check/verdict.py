@@ -6,15 +6,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from sadlang.evidence.records import PromptEvidence
+
+__all__ = ["PromptEvidence", "Report", "Status", "Verdict"]
+
 Status = Literal["held", "failed", "error"]
-
-
-class PromptEvidence(BaseModel):
-    index: int
-    text: str
-    value: float | None
-    passed: bool
-    detail: str = ""
 
 
 class Verdict(BaseModel):

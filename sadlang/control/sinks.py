@@ -8,6 +8,10 @@ are nearly the same across prompts and destinations (mean pairwise cosine >=
 `control_consistency`): content-independent by construction, since prompts differ in
 content. Their normalized mean is the head's control signal. Heads whose control signals
 lie within `prototype_cut` cosine distance (average linkage) share a prototype.
+
+Firings are decomposed with the spec's method, through the evidence store (so a firing the
+trace already explained is reused), except for a method that cannot explain attention to
+BOS (`sad`): then `acc` is used and `sink_options` says why.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from sadlang.check.batch import PromptBatch
+from sadlang.evidence.store import PromptSetEvidence
+from sadlang.intervene.controls import random_subspace
+from sadlang.trace.methods import get_method
 from sadlang.trace.options import TraceOptions
 
 
@@ -65,7 +71,25 @@ def mean_pairwise_cosine(vectors: list[torch.Tensor]) -> float:
     return float((G.sum() - G.diagonal().sum()) / (n * (n - 1)))
 
 
-def query_signal(batch: PromptBatch, i: int, layer: int, head: int, d: int, svs: list[int]) -> torch.Tensor:
+def sink_options(opts: TraceOptions) -> tuple[TraceOptions, str | None]:
+    """The options sinks are analysed with, and why they differ from `opts` (None if not)."""
+    method = get_method(opts.method)
+    if not method.raw_sources:
+        return opts, None
+    return (opts.model_copy(update={"method": "acc"}),
+            f"{method.name} never explains attention to BOS (its firings need a non-BOS source), "
+            f"so sinks are analysed with acc")
+
+
+def sink_evidence(ev: PromptSetEvidence) -> PromptSetEvidence:
+    """`ev` itself, or a view of the same prompts and activations under `sink_options`."""
+    opts, why = sink_options(ev.opts)
+    if why is None:
+        return ev
+    return ev.with_options(opts)
+
+
+def query_signal(batch: PromptSetEvidence, i: int, layer: int, head: int, d: int, svs: list[int]) -> torch.Tensor:
     dec = batch.dec(i)
     a_tot = dec.a(layer, head)[:, d].sum(0)
     idx = torch.tensor(svs, dtype=torch.long)
@@ -74,7 +98,7 @@ def query_signal(batch: PromptBatch, i: int, layer: int, head: int, d: int, svs:
     return u / u.norm().clamp_min(1e-12)
 
 
-def signal_share_by_layer(batch: PromptBatch, i: int, layer: int, head: int, d: int,
+def signal_share_by_layer(batch: PromptSetEvidence, i: int, layer: int, head: int, d: int,
                           svs: list[int]) -> list[float]:
     """For layers 0..layer: the share of the query's selected signal already in the residual
     entering that layer (projection of its singular coordinates on the final ones)."""
@@ -93,9 +117,12 @@ def signal_share_by_layer(batch: PromptBatch, i: int, layer: int, head: int, d: 
     return [float(row @ final) / norm if norm > 0 else float("nan") for row in a]
 
 
-def sink_profile(batch: PromptBatch, layer: int, head: int, sink_of, max_per_prompt: int = 8) -> SinkProfile:
-    """sink_of(prompt) -> sink position. Decomposes (acc) up to max_per_prompt firings per prompt."""
-    opts = TraceOptions(method="acc")
+def sink_profile(batch: PromptSetEvidence, layer: int, head: int, sink_of,
+                 max_per_prompt: int = 8) -> SinkProfile:
+    """sink_of(prompt) -> sink position. Decomposes up to max_per_prompt firings per prompt
+    (with `sink_options` of the set's method)."""
+    batch = sink_evidence(batch)
+    opts = batch.opts
     prof = SinkProfile(layer, head, shares=[])
     curves: list[list[float]] = []
     for i, p in enumerate(batch.prompts):
@@ -105,8 +132,7 @@ def sink_profile(batch: PromptBatch, layer: int, head: int, sink_of, max_per_pro
         prof.shares.append(float(A[P + 1:, P].mean()) if P + 1 < n else float("nan"))
         ds = [d for d in range(max(1, P + 1), n) if float(A[d, P]) >= opts.firing_threshold(d)]
         for d in ds[-max_per_prompt:]:
-            from sadlang.trace.firing import decompose_linear
-            f = decompose_linear(batch.dec(i), layer, head, d, P, opts)
+            f = batch.firing(i, layer, head, d, P)
             if f.svs.get("query"):
                 prof.signals.append(query_signal(batch, i, layer, head, d, f.svs["query"]))
                 prof.keys.append((i, d))
@@ -156,14 +182,14 @@ def prototypes(signals: dict[tuple[int, int], torch.Tensor], cut: float) -> list
     return clusters
 
 
-def control_ablation_drop(batch: PromptBatch, i: int, layer: int, head: int, P: int,
+def control_ablation_drop(batch: PromptSetEvidence, i: int, layer: int, head: int, P: int,
                           random_svs: bool = False, seed: int = 0) -> float:
     """Mean drop of attention onto P (over destinations that fire onto it) when the query's
     signal in the firing's kept singular directions is removed from this head's scores (a local
     intervention, computed exactly from the decomposition). With random_svs, the same number of
     other singular directions is removed instead."""
-    from sadlang.trace.firing import decompose_linear
-    opts = TraceOptions(method="acc")
+    batch = sink_evidence(batch)
+    opts = batch.opts
     dec = batch.dec(i)
     A = dec.acts.pattern[layer, head]
     n = A.shape[-1]
@@ -172,17 +198,48 @@ def control_ablation_drop(batch: PromptBatch, i: int, layer: int, head: int, P: 
     for d in range(max(1, P + 1), n):
         if float(A[d, P]) < opts.firing_threshold(d):
             continue
-        f = decompose_linear(dec, layer, head, d, P, opts)
+        f = batch.firing(i, layer, head, d, P)
         svs = f.svs.get("query", [])
         if not svs:
             continue
         if random_svs:
-            others = [k for k in range(dec.weights.d_head) if k not in svs]
-            perm = torch.randperm(len(others), generator=gen)[: len(svs)]
-            svs = [others[int(j)] for j in perm]
+            svs = random_subspace(dec.weights.d_head, svs, gen)
         terms = dec.score_terms(layer, head, d)            # (d+1, r)
         keep = torch.ones(terms.shape[-1], dtype=terms.dtype, device=terms.device)
         keep[torch.tensor(svs)] = 0.0
         new = torch.softmax((terms * keep).sum(-1), -1)[P]
         drops.append(float(A[d, P]) - float(new))
     return sum(drops) / len(drops) if drops else float("nan")
+
+
+@dataclass
+class SinkRow:
+    layer: int
+    head: int
+    share: float
+    profile: SinkProfile
+    cls: str                  # "control" | "data"
+    prototype: int | None = None
+
+
+def survey(ev: PromptSetEvidence, layers: list[int], min_share: float, consistency: float,
+           cut: float, max_per_prompt: int = 4) -> tuple[list[SinkRow], list[list[tuple[int, int]]]]:
+    """Every head of `layers` whose mean sink share onto BOS is >= min_share, classed control
+    (consistency >= `consistency`) or data, and the control signals' prototypes."""
+    rows, sigs = [], {}
+    for layer in layers:
+        for head in range(ev.model.info.n_heads):
+            prof = sink_profile(ev, layer, head, lambda p: 0, max_per_prompt=max_per_prompt)
+            share = sum(prof.shares) / len(prof.shares)
+            if share < min_share:
+                continue
+            signal = prof.control_signal
+            cls = "control" if prof.is_control(consistency) and signal is not None else "data"
+            if signal is not None and cls == "control":
+                sigs[(layer, head)] = signal
+            rows.append(SinkRow(layer, head, share, prof, cls))
+    protos = prototypes(sigs, cut) if sigs else []
+    proto_of = {k: i for i, c in enumerate(protos) for k in c}
+    for row in rows:
+        row.prototype = proto_of.get((row.layer, row.head))
+    return rows, protos

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict
 
 from sadlang.decomp.activations import PromptActivations
 from sadlang.decomp.rope import apply_rope
+from sadlang.errors import InternalError
 from sadlang.models.weights import ModelWeights
 
 Kind = Literal["head", "mlp", "bias", "embed", "offset"]
@@ -37,6 +38,13 @@ class Component(BaseModel):
     layer: int = 0
     head: int | None = None
     src: int | None = None  # source token of an upstream head
+
+    @property
+    def head_src(self) -> tuple[int, int, int]:
+        """(layer, head, source token) of a head component."""
+        if self.kind != "head" or self.head is None or self.src is None:
+            raise InternalError(f"{self.label()} is not a head split by its source token")
+        return self.layer, self.head, self.src
 
     def label(self) -> str:
         if self.kind == "head":

@@ -83,7 +83,7 @@ def _dense(WQ: torch.Tensor, WK: torch.Tensor):
     return U, S, V, WQp @ U * S[None, :], WKp @ V, WQp, WKp
 
 
-def _check(WQ, WK, U, S, V, Gq, Gk) -> tuple[float, float]:
+def _check(WQ, WK, U, S, V, Gq, Gk) -> tuple[torch.Tensor, torch.Tensor]:
     omega = WQ @ WK.transpose(-1, -2)
     recon = (U * S[..., None, :]) @ V.transpose(-1, -2)
     scale = omega.abs().amax(dim=(-1, -2)).clamp_min(1e-30)
@@ -96,7 +96,7 @@ def _check(WQ, WK, U, S, V, Gq, Gk) -> tuple[float, float]:
 def compute_forms(weights: ModelWeights) -> HeadForms:
     """SVD of every head's QK form, one layer at a time, batched over heads."""
     L = weights.n_layers
-    out = {k: [] for k in ("U", "S", "V", "Gq", "Gk", "WQ_pinv", "WK_pinv")}
+    out: dict[str, list[torch.Tensor]] = {k: [] for k in ("U", "S", "V", "Gq", "Gk", "WQ_pinv", "WK_pinv")}
     fallback: list[tuple[int, int]] = []
     rank_deficient: list[tuple[int, int]] = []
     for layer in range(L):

@@ -71,7 +71,11 @@ def get_forms(weights: ModelWeights, fingerprint: str, use_disk: bool = True) ->
         cached = load_cached(path, weights)
         if cached is not None:
             return cached
-    forms = compute_forms(weights)
+    computed = compute_forms(weights)
+    # the same contiguous layout a cache hit has: matmul kernels (and so the last float bits of
+    # every result) must not depend on whether the forms came from disk
+    forms = HeadForms(**computed.tensors(), fallback_heads=computed.fallback_heads,
+                      rank_deficient=computed.rank_deficient)
     if use_disk:
         try:
             save_cached(path, forms)

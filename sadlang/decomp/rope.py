@@ -17,13 +17,13 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor | None, sin: torch.Tensor | No
     x: (..., P, r) with the position axis second to last; cos, sin: (P, r) or None (identity).
     Returns (..., P, r). Linear in x, so it commutes with summing components.
     """
-    if cos is None:
+    if cos is None or sin is None:
         return x
     return x * cos + rotate_half(x) * sin
 
 
 def unapply_rope(x: torch.Tensor, cos: torch.Tensor | None, sin: torch.Tensor | None) -> torch.Tensor:
     """Inverse rotation (R_p^T): rotation by -angle."""
-    if cos is None:
+    if cos is None or sin is None:
         return x
     return x * cos - rotate_half(x) * sin

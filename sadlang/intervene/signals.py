@@ -17,7 +17,7 @@ from sadlang.decomp.prompt import PromptDecomposition
 def component_index(dec: PromptDecomposition, layer: int, comp: Component) -> int:
     t = dec.table(layer)
     if comp.kind == "head":
-        return t.head_index(comp.layer, comp.head, comp.src)
+        return t.head_index(*comp.head_src)
     if comp.kind == "mlp":
         return t.mlp_index(comp.layer)
     if comp.kind == "bias":

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal, Union
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny
+
+from sadlang.errors import InternalError
 
 
 class Loc(BaseModel):
@@ -34,6 +36,13 @@ class HeadRef(Node):
     @property
     def concrete(self) -> bool:
         return self.layer is not None and self.head is not None
+
+    @property
+    def pair(self) -> tuple[int, int]:
+        """(layer, head) of a concrete head (the compiler rejects patterns where one is needed)."""
+        if self.layer is None or self.head is None:
+            raise InternalError(f"head {self.text()} is a pattern where a concrete head is needed")
+        return self.layer, self.head
 
 
 class CompRef(Node):
@@ -95,94 +104,25 @@ class FiringAt(Node):
 
 
 # ---- claim bodies -------------------------------------------------------------------
+# Each claim kind defines its body node in its own module under sadlang/claims; the bases
+# live here so that every layer can name them.
 
-class Attends(Node):
-    kind: Literal["attends"] = "attends"
-    head: HeadRef
-    fires: bool  # "fires": weight >= the method's firing threshold
-    at: FiringAt
-    weight: Bound | None = None
+class ClaimBody(Node):
+    """Base of every claim body. `kind` names its entry in the claim-kind registry."""
+    kind: str
 
 
-class EdgeClaim(Node):
-    kind: Literal["edge"] = "edge"
-    negated: bool = False
+class EdgeSelector(ClaimBody):
+    """A claim body that names edges: `UP -> L.H [via query|key] [at D -> S]`."""
     upstream: CompRef
     downstream: HeadRef
     side: Literal["query", "key"] | None = None
     at: FiringAt | None = None
-
-
-class SignalClaim(Node):
-    kind: Literal["signal"] = "signal"
-    upstream: CompRef
-    downstream: HeadRef
-    side: Literal["query", "key"] | None = None
-    at: FiringAt | None = None
-    prop: Literal["rank", "stable", "class"]
-    bound: Bound | None = None
-    signal_class: Literal["data", "control"] | None = None
-
-
-class Behaviour(Node):
-    kind: Literal["behaviour"] = "behaviour"
-    metric: Literal["logit_diff", "accuracy"]
-    mean: bool = False
-    bound: Bound
-
-
-class CircuitClaim(Node):
-    kind: Literal["circuit"] = "circuit"
-    prompt_set: str | None = None
-    frequency: float = 0.0
-    op: Literal["contains", "excludes", "matches"]
-    components: list[CompRef]
-    bounds: dict[str, Bound] = Field(default_factory=dict)
-
-
-class AblateClaim(Node):
-    kind: Literal["ablate"] = "ablate"
-    action: Literal["ablate", "boost"]
-    upstream: CompRef
-    downstream: HeadRef
-    side: Literal["query", "key"] | None = None
-    at: FiringAt | None = None
-    mode: Literal["local", "global"] = "local"
-    factor: float = 1.0
-    direction: Literal["lowers", "raises"]
-    metric: Literal["logit_diff", "attention"]
-    amount: Bound
-    relative: bool = False  # amount given in percent of the clean value
-    beats_random: Bound | None = None
-
-
-class SinkClaim(Node):
-    kind: Literal["sink"] = "sink"
-    head: HeadRef
-    to: Pos
-    by_control: bool = False
-
-
-class SharedClaim(Node):
-    kind: Literal["shared"] = "shared"
-    head: HeadRef
-    others: list[HeadRef]
-
-
-class ControlAblate(Node):
-    kind: Literal["control_ablate"] = "control_ablate"
-    head: HeadRef
-    to: Pos
-    amount: Bound
-
-
-ClaimBody = Union[Attends, EdgeClaim, SignalClaim, Behaviour, CircuitClaim, AblateClaim,
-                  SinkClaim, SharedClaim, ControlAblate]
 
 
 class Claim(Node):
     name: str
-    body: ClaimBody = Field(discriminator="kind")
+    body: SerializeAsAny[ClaimBody]
     quantifier: Quantifier = Field(default_factory=Quantifier)
     prompt_set: str | None = None
     source_line: str = ""

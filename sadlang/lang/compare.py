@@ -1,4 +1,5 @@
-"""Comparisons and quantifiers."""
+"""What comparisons and quantifiers of the language mean: `>= 0.3` against a value, `in >= 80%
+of prompts` against per-prompt results."""
 
 from __future__ import annotations
 

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import ast as pyast
 import difflib
 import re
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import ClassVar
 
 from lark import Lark, Token, Transformer, UnexpectedCharacters, UnexpectedInput, UnexpectedToken, v_args
 from lark.exceptions import UnexpectedEOF, VisitError
 from lark.indenter import Indenter
 
-from sadlang.errors import Span, SpecError
+from sadlang.errors import InternalError, Span, SpecError
 from sadlang.lang import ast as A
+from sadlang.lang.syntax import SemanticError, amount, loc, share, unquote
 
 KEYWORDS = ["model", "method", "option", "pool", "prompts", "template", "prompt", "from",
             "distinct", "answer", "against", "sample", "seed", "claim", "head", "attends",
@@ -41,8 +42,8 @@ FRIENDLY = {
 
 class _SadIndenter(Indenter):
     NL_type = "_NL"
-    OPEN_PAREN_types: list[str] = []
-    CLOSE_PAREN_types: list[str] = []
+    OPEN_PAREN_types: ClassVar[list[str]] = []
+    CLOSE_PAREN_types: ClassVar[list[str]] = []
     INDENT_type = "_INDENT"
     DEDENT_type = "_DEDENT"
     tab_len = 4
@@ -58,42 +59,19 @@ def _parser() -> Lark:
                 maybe_placeholders=False)
 
 
-def _loc(meta_or_tok) -> A.Loc | None:
-    try:
-        return A.Loc(line=meta_or_tok.line, column=meta_or_tok.column,
-                     end_line=meta_or_tok.end_line, end_column=meta_or_tok.end_column)
-    except AttributeError:
-        return None
-
-
-def unquote(tok: str) -> str:
-    return pyast.literal_eval(tok)
-
-
-def _num(tok) -> float:
-    return float(tok)
-
-
-def _bound(cmp: Token, value) -> A.Bound:
-    return A.Bound(cmp=str(cmp), value=float(value), loc=_loc(cmp))
-
-
-class _Semantic(Exception):
-    """Raised inside the transformer; carries the offending token for its position."""
-
-    def __init__(self, message: str, token):
-        super().__init__(message)
-        self.token = token
-
-
 @v_args(meta=True)
 class _ToAst(Transformer):
     """Lark tree -> pydantic nodes. Statements come back as (kind, payload) pairs."""
 
     def __init__(self, file: str, source: str):
+        # claim kinds are plugins above this layer: their builders are looked up, not imported
+        # at module load (sadlang.claims imports sadlang.lang)
+        from sadlang.claims import RULES
+
         super().__init__()
         self.file = file
         self.source = source
+        self.rules = RULES
 
     # --- leaves
     def number(self, meta, ch):
@@ -102,23 +80,23 @@ class _ToAst(Transformer):
     def head_ref(self, meta, ch):
         a, b = str(ch[0]).split(".")
         return A.HeadRef(layer=None if a == "*" else int(a), head=None if b == "*" else int(b),
-                         loc=_loc(ch[0]))
+                         loc=loc(ch[0]))
 
     def comp_head(self, meta, ch):
         h = self.head_ref(meta, ch)
         return A.CompRef(kind="head", head=h, loc=h.loc)
 
     def comp_mlp(self, meta, ch):
-        return A.CompRef(kind="mlp", layer=int(ch[0]), loc=_loc(meta))
+        return A.CompRef(kind="mlp", layer=int(ch[0]), loc=loc(meta))
 
     def comp_bias(self, meta, ch):
-        return A.CompRef(kind="bias", layer=int(ch[0]), loc=_loc(meta))
+        return A.CompRef(kind="bias", layer=int(ch[0]), loc=loc(meta))
 
     def comp_embed(self, meta, ch):
-        return A.CompRef(kind="embed", loc=_loc(meta))
+        return A.CompRef(kind="embed", loc=loc(meta))
 
     def comp_offset(self, meta, ch):
-        return A.CompRef(kind="offset", loc=_loc(meta))
+        return A.CompRef(kind="offset", loc=loc(meta))
 
     def comp_list(self, meta, ch):
         return list(ch)
@@ -133,172 +111,41 @@ class _ToAst(Transformer):
                 occ = int(t[1:])
             elif t.type == "SHIFT":
                 shift = int(t)
-        return A.Pos(role=role, occurrence=occ, shift=shift, loc=_loc(meta))
+        return A.Pos(role=role, occurrence=occ, shift=shift, loc=loc(meta))
 
     def pos_word(self, meta, ch):
-        return A.Pos(word=unquote(ch[0]), loc=_loc(meta))
+        return A.Pos(word=unquote(ch[0]), loc=loc(meta))
 
     def firing_at(self, meta, ch):
-        return A.FiringAt(dest=ch[0], src=ch[1], loc=_loc(meta))
+        return A.FiringAt(dest=ch[0], src=ch[1], loc=loc(meta))
 
     def via(self, meta, ch):
         return ("via", str(ch[0]))
 
-    def weight_bound(self, meta, ch):
-        return _bound(ch[0], ch[1])
-
-    def bound(self, meta, ch):
-        return (str(ch[0]), _bound(ch[1], ch[2]))
-
     # --- quantifiers
     def q_all(self, meta, ch):
-        return A.Quantifier(kind="all", loc=_loc(meta))
-
-    def _share(self, value) -> float:
-        if isinstance(value, Token) and value.type == "PERCENT":
-            return float(value[:-1]) / 100.0
-        v = float(value)
-        return v / 100.0 if v > 1 else v
+        return A.Quantifier(kind="all", loc=loc(meta))
 
     def q_share(self, meta, ch):
         return A.Quantifier(kind="at_least" if str(ch[0]) in (">=", ">") else "at_most",
-                            cmp=str(ch[0]), share=self._share(ch[1]), loc=_loc(meta))
+                            cmp=str(ch[0]), share=share(ch[1]), loc=loc(meta))
 
     def q_at_most(self, meta, ch):
-        return A.Quantifier(kind="at_most", cmp="<=", share=self._share(ch[0]), loc=_loc(meta))
+        return A.Quantifier(kind="at_most", cmp="<=", share=share(ch[0]), loc=loc(meta))
 
     def q_forall(self, meta, ch):
         limit = int(ch[0]) if ch else 100
-        return A.Quantifier(kind="forall", limit=limit, loc=_loc(meta))
+        return A.Quantifier(kind="forall", limit=limit, loc=loc(meta))
 
     def on_clause(self, meta, ch):
         return ("on", str(ch[0]))
 
-    # --- claim bodies
-    def _edge_parts(self, ch):
-        side, at = None, None
-        rest = []
-        for c in ch:
-            if isinstance(c, tuple) and c[0] == "via":
-                side = c[1]
-            elif isinstance(c, A.FiringAt):
-                at = c
-            else:
-                rest.append(c)
-        return side, at, rest
-
-    def attends(self, meta, ch):
-        head, verb, d, s = ch[0], ch[1], ch[2], ch[3]
-        weight = ch[4] if len(ch) > 4 else None
-        return A.Attends(head=head, fires=str(verb) == "fires",
-                         at=A.FiringAt(dest=d, src=s, loc=d.loc), weight=weight, loc=_loc(meta))
-
-    def edge_claim(self, meta, ch, negated=False):
-        side, at, rest = self._edge_parts(ch)
-        return A.EdgeClaim(negated=negated, upstream=rest[0], downstream=rest[1], side=side, at=at,
-                           loc=_loc(meta))
-
-    def no_edge_claim(self, meta, ch):
-        return self.edge_claim(meta, ch, negated=True)
-
-    def rank_prop(self, meta, ch):
-        return ("rank", _bound(ch[0], ch[1]))
-
-    def stable_prop(self, meta, ch):
-        return ("stable", _bound(ch[0], ch[1]))
-
-    def class_prop(self, meta, ch):
-        return ("class", str(ch[0]))
-
-    def signal_claim(self, meta, ch):
-        side, at, rest = self._edge_parts(ch)
-        prop, value = rest[2]
-        return A.SignalClaim(upstream=rest[0], downstream=rest[1], side=side, at=at, prop=prop,
-                             bound=value if prop != "class" else None,
-                             signal_class=value if prop == "class" else None, loc=_loc(meta))
-
-    def behaviour(self, meta, ch):
-        mean = isinstance(ch[0], Token) and ch[0].type == "MEAN"
-        rest = ch[1:] if mean else ch
-        if str(rest[0]) != "logit_diff":
-            raise _Semantic(f"behaviour claims bound logit_diff or accuracy, not {rest[0]}", rest[0])
-        rest = rest[1:]
-        return A.Behaviour(metric="logit_diff", mean=mean, bound=_bound(rest[0], rest[1]), loc=_loc(meta))
-
-    def accuracy(self, meta, ch):
-        return A.Behaviour(metric="accuracy", mean=True, bound=_bound(ch[0], ch[1]), loc=_loc(meta))
-
-    def contains(self, meta, ch):
-        return ("contains", ch[0], {})
-
-    def excludes(self, meta, ch):
-        return ("excludes", ch[0], {})
-
-    def matches(self, meta, ch):
-        return ("matches", ch[0], dict(ch[1:]))
-
-    def circuit_claim(self, meta, ch):
-        pset, freq = None, 0.0
-        for c in ch[:-1]:
-            if isinstance(c, Token):
-                pset = str(c)
-            else:
-                freq = float(c)
-        op, comps, bounds = ch[-1]
-        return A.CircuitClaim(prompt_set=pset, frequency=freq, op=op, components=comps,
-                              bounds=bounds, loc=_loc(meta))
-
-    def factor(self, meta, ch):
-        return ("factor", float(ch[0]))
-
-    def effect(self, meta, ch):
-        amount = ch[3]
-        relative = isinstance(amount, Token) and amount.type == "PERCENT"
-        value = float(amount[:-1]) / 100.0 if relative else float(amount)
-        return ("effect", str(ch[0]), str(ch[1]), A.Bound(cmp=str(ch[2]), value=value, loc=_loc(ch[2])), relative)
-
-    def beats(self, meta, ch):
-        if len(ch) == 2:
-            return ("beats", _bound(ch[0], ch[1]))
-        return ("beats", A.Bound(cmp=">=", value=float(ch[0]), loc=_loc(meta)))
-
-    def ablate_claim(self, meta, ch):
-        side, at, rest = self._edge_parts(ch[1:])
-        kw: dict = {}
-        comps = []
-        for c in rest:
-            if isinstance(c, Token) and c.type == "MODE":
-                kw["mode"] = str(c)
-            elif isinstance(c, tuple) and c[0] == "factor":
-                kw["factor"] = c[1]
-            elif isinstance(c, tuple) and c[0] == "effect":
-                kw.update(direction=c[1], metric=c[2], amount=c[3], relative=c[4])
-            elif isinstance(c, tuple) and c[0] == "beats":
-                kw["beats_random"] = c[1]
-            else:
-                comps.append(c)
-        return A.AblateClaim(action=str(ch[0]), upstream=comps[0], downstream=comps[1], side=side,
-                             at=at, loc=_loc(meta), **kw)
-
-    def sink_claim(self, meta, ch):
-        if len(ch) > 2 and str(ch[2]) != "control":
-            raise _Semantic("a sink is caused `by control signal`", ch[2])
-        return A.SinkClaim(head=ch[0], to=ch[1], by_control=len(ch) > 2, loc=_loc(meta))
-
-    def shared_claim(self, meta, ch):
-        if str(ch[0]) != "control":
-            raise _Semantic("only control signals are shared: write `control signal of L.H ...`", ch[0])
-        return A.SharedClaim(head=ch[1], others=ch[2], loc=_loc(meta))
-
-    def control_ablate(self, meta, ch):
-        action, cls, head, direction, metric, pos, cmp, amount = ch
-        if str(action) != "ablate" or str(cls) != "control" or str(direction) != "lowers" or str(metric) != "attention":
-            raise _Semantic("write `ablate control signal of L.H lowers attention to POS by >= X`", action)
-        ch = [head, pos, cmp, amount]
-        amount = ch[3]
-        value = float(amount[:-1]) / 100.0 if isinstance(amount, Token) and amount.type == "PERCENT" else float(amount)
-        return A.ControlAblate(head=ch[0], to=ch[1], amount=A.Bound(cmp=str(ch[2]), value=value),
-                               loc=_loc(meta))
+    # --- claim bodies: each claim kind builds its own rules (sadlang/claims)
+    def __default__(self, data, children, meta):
+        builder = self.rules.get(str(data))
+        if builder is None:
+            raise InternalError(f"no claim kind builds the grammar rule {data!r}")
+        return builder(meta, children)
 
     # --- statements
     def claim_stmt(self, meta, ch):
@@ -313,52 +160,53 @@ class _ToAst(Transformer):
                 pset = c[1]
         line = self.source.splitlines()[meta.line - 1].strip() if meta.line else ""
         return ("claim", A.Claim(name=name, body=body, quantifier=q, prompt_set=pset,
-                                 source_line=line, loc=_loc(meta)))
+                                 source_line=line, loc=loc(meta)))
 
     def model_stmt(self, meta, ch):
         t = ch[0]
-        return ("model", (unquote(t) if t.type == "STRING" else str(t), _loc(t)))
+        return ("model", (unquote(t) if t.type == "STRING" else str(t), loc(t)))
 
     def method_stmt(self, meta, ch):
-        return ("method", (str(ch[0]), _loc(ch[0])))
+        return ("method", (str(ch[0]), loc(ch[0])))
 
     def option_stmt(self, meta, ch):
         v = ch[1]
+        value: float | str
         if isinstance(v, Token):
             if v.type == "STRING":
                 value = unquote(v)
             elif v.type == "PERCENT":
-                value = float(v[:-1]) / 100.0
+                value, _ = amount(v)
             else:
                 value = str(v)
         else:
             value = float(v)
-        return ("option", A.Option(name=str(ch[0]), value=value, loc=_loc(meta)))
+        return ("option", A.Option(name=str(ch[0]), value=value, loc=loc(meta)))
 
     def pool_stmt(self, meta, ch):
-        return ("pool", A.Pool(name=str(ch[0]), values=[unquote(t) for t in ch[1:]], loc=_loc(meta)))
+        return ("pool", A.Pool(name=str(ch[0]), values=[unquote(t) for t in ch[1:]], loc=loc(meta)))
 
     def template_item(self, meta, ch):
-        return ("template", (unquote(ch[0]), _loc(ch[0])))
+        return ("template", (unquote(ch[0]), loc(ch[0])))
 
     def literal_item(self, meta, ch):
         vals = [unquote(t) for t in ch]
         return ("literal", A.LiteralPrompt(text=vals[0], answer=vals[1] if len(vals) > 1 else None,
-                                           against=vals[2] if len(vals) > 2 else None, loc=_loc(meta)))
+                                           against=vals[2] if len(vals) > 2 else None, loc=loc(meta)))
 
     def slot_item(self, meta, ch):
         names = [str(t) for t in ch if t.type == "NAME"]
         distinct = any(t.type == "DISTINCT" for t in ch)
-        return ("slots", A.SlotGroup(slots=names[:-1], pool=names[-1], distinct=distinct, loc=_loc(meta)))
+        return ("slots", A.SlotGroup(slots=names[:-1], pool=names[-1], distinct=distinct, loc=loc(meta)))
 
     def answer_item(self, meta, ch):
-        return ("answer", (unquote(ch[0]), unquote(ch[1]) if len(ch) > 1 else None, _loc(meta)))
+        return ("answer", (unquote(ch[0]), unquote(ch[1]) if len(ch) > 1 else None, loc(meta)))
 
     def sample_item(self, meta, ch):
         return ("sample", (int(ch[0]), int(ch[1]) if len(ch) > 1 else 0))
 
     def prompts_stmt(self, meta, ch):
-        d: dict = {"name": str(ch[0]), "loc": _loc(meta), "templates": [], "literals": [], "slots": []}
+        d: dict = {"name": str(ch[0]), "loc": loc(meta), "templates": [], "literals": [], "slots": []}
         for kind, payload in ch[1:]:
             if kind == "template":
                 d["templates"].append(payload)
@@ -379,9 +227,8 @@ class _ToAst(Transformer):
 def _expected_text(expected) -> str:
     names = sorted({FRIENDLY.get(e, f"'{e.lower()}'" if e.isupper() and e.isalpha() else e)
                     for e in expected if not e.startswith("__ANON") or e == "__ANON_0"})
-    names = [n if not n.startswith("'") else n for n in names]
     if len(names) > 8:
-        names = names[:8] + ["..."]
+        names = [*names[:8], "..."]
     return ", ".join(names)
 
 
@@ -412,14 +259,16 @@ def parse_spec(source: str, file: str = "<spec>") -> A.Spec:
         raise _syntax_error(exc, parser, text, file) from None
     except VisitError as exc:
         orig = exc.orig_exc
-        if isinstance(orig, _Semantic):
+        if isinstance(orig, InternalError):
+            raise orig from None
+        if isinstance(orig, SemanticError):
             tok = orig.token
             span = Span(file, getattr(tok, "line", 1), getattr(tok, "column", 1),
                         getattr(tok, "end_line", None), getattr(tok, "end_column", None))
             raise SpecError(str(orig), span, text) from None
         meta = getattr(exc.obj, "meta", None)
-        span = Span(file, getattr(meta, "line", 1), getattr(meta, "column", 1)) if meta else None
-        raise SpecError(f"malformed statement: {orig}", span, text) from None
+        where = Span(file, getattr(meta, "line", 1), getattr(meta, "column", 1)) if meta else None
+        raise SpecError(f"malformed statement: {orig}", where, text) from None
     return _assemble(statements, file, text)
 
 
@@ -457,7 +306,8 @@ def _syntax_error(exc: UnexpectedInput, parser: Lark, text: str, file: str) -> S
         span = Span(file, line, col, tok.end_line, end_col)
         return SpecError(msg, span, text, hint)
     if isinstance(exc, UnexpectedCharacters):
-        ch = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else "?"
+        at = exc.pos_in_stream or 0
+        ch = text[at] if at < len(text) else "?"
         msg = f"unexpected character {ch!r}"
         if ch == '"':
             msg = "unterminated string (strings must close on the same line)"

@@ -6,6 +6,8 @@ biases; RMSNorm + RoPE + grouped-query attention) in milliseconds.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
@@ -36,13 +38,15 @@ def build_hf_model(name: str, seed: int = 0, n_layers: int = 4) -> torch.nn.Modu
         from sadlang.models.planted import build_planted
         return build_planted()
     vocab = len(tiny_vocabulary())
+    cfg: Any
+    model: Any
     if name == "tiny-gpt2":
         cfg = GPT2Config(vocab_size=vocab, n_positions=128, n_embd=64, n_layer=n_layers,
                          n_head=4, bos_token_id=0, eos_token_id=0, resid_pdrop=0.0,
                          embd_pdrop=0.0, attn_pdrop=0.0)
         model = GPT2LMHeadModel(cfg)
     elif name == "tiny-llama":
-        cfg = LlamaConfig(vocab_size=vocab, hidden_size=64, intermediate_size=128,
+        cfg = LlamaConfig(vocab_size=vocab, hidden_size=64, intermediate_size=128,  # type: ignore[call-arg]
                           num_hidden_layers=n_layers, num_attention_heads=4,
                           num_key_value_heads=2, max_position_embeddings=128,
                           bos_token_id=0, eos_token_id=0, pad_token_id=2,

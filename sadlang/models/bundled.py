@@ -59,9 +59,9 @@ def _cache_is_valid(directory: Path) -> bool:
 
 
 def _build_cache(gguf: Path, directory: Path, gguf_sha: str) -> None:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     import sys
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     print(f"sadlang: first load of the bundled model: dequantizing {gguf.name} to fp32 "
           f"(about 20 s, cached afterwards in {directory.parent})", file=sys.stderr)

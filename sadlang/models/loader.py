@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,7 @@ class LoadedModel:
         """Token ids of a fragment without BOS (for answers and slot values)."""
         return list(self.tokenizer.encode(text, add_special_tokens=False))
 
-    def decode(self, ids) -> list[str]:
+    def decode(self, ids: Iterable[int]) -> list[str]:
         return [self.tokenizer.decode([int(i)]) for i in ids]
 
 
@@ -94,7 +95,7 @@ def _offline_message(name: str) -> str:
             f"and tokenizer.")
 
 
-def _load_hf(ref: str):
+def _load_hf(ref: str) -> tuple[Any, Any, str, str]:
     """(hf_model, tokenizer, source) for a reference that is not built in."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -124,7 +125,7 @@ def _load_hf(ref: str):
     return model, tok, "hub", ref
 
 
-def _check_supported(bridge, name: str) -> None:
+def _check_supported(bridge: Any, name: str) -> None:
     cfg = bridge.cfg
     pos = getattr(cfg, "positional_embedding_type", "standard")
     if pos not in ("standard", "rotary"):

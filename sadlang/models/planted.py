@@ -66,7 +66,7 @@ def build_planted(strength: float = 6.0) -> GPT2LMHeadModel:
             blk.ln_2.weight.fill_(1.0)
         model.transformer.ln_f.weight.fill_(1.0)
         wte = torch.zeros(len(vocab), D)
-        for i, tok in enumerate(vocab):
+        for i, _tok in enumerate(vocab):
             wte[i] = 0.3 * (d["tokens"].T @ torch.randn(20, generator=gen)) + d["g"]
         wte[vocab.index("<bos>")] = d["bos"] + d["g"]
         wte[vocab.index(" x")] = 2.0 * d["marker"] + d["g"]
@@ -91,18 +91,16 @@ def build_planted(strength: float = 6.0) -> GPT2LMHeadModel:
         # layer 0: self-attention through positions
         pos_q = s * d["pos"].T                                       # (D, 16): p_i -> e_i
         for h, (src, dst) in enumerate([("marker", "f0"), (None, None), ("marker", "f2")]):
-            Wv = torch.zeros(D, R)
-            Wo = torch.zeros(R, D)
-            if src is not None:
-                Wv[:, 0] = d[src]
-                Wo[0] = 3.0 * d[dst]
-            put(0, h, pos_q, pos_q, Wv, Wo)
+            v_in, v_out = torch.zeros(D, R), torch.zeros(R, D)
+            if src is not None and dst is not None:
+                v_in[:, 0] = d[src]
+                v_out[0] = 3.0 * d[dst]
+            put(0, h, pos_q, pos_q, v_in, v_out)
         # 0.1 writes each name's code into F
-        Wv = torch.zeros(D, R)
-        Wo = torch.zeros(R, D)
-        Wv[:, :10] = d["names"].T                                   # name k -> r-coordinate k
-        Wo[:10] = 3.0 * codes @ d["F"]                              # coordinate k -> code_k in F
-        put(0, 1, pos_q, pos_q, Wv, Wo)
+        names_in, codes_out = torch.zeros(D, R), torch.zeros(R, D)
+        names_in[:, :10] = d["names"].T                             # name k -> r-coordinate k
+        codes_out[:10] = 3.0 * codes @ d["F"]                       # coordinate k -> code_k in F
+        put(0, 1, pos_q, pos_q, names_in, codes_out)
         # 1.0 and 1.2: query reads g, key reads f0 (and BOS, weaker); 1.0 copies what it reads
         # (f0 -> the marker's embedding direction), so it raises the logit of " x"
         for h in (0, 2):
@@ -110,7 +108,8 @@ def build_planted(strength: float = 6.0) -> GPT2LMHeadModel:
             Wk = torch.zeros(D, R)
             Wq[:, 0] = s * d["g"]
             Wk[:, 0] = s * d["f0"] + 0.5 * s * d["bos"]
-            Wv = Wo = None
+            Wv: torch.Tensor | None = None
+            Wo: torch.Tensor | None = None
             if h == 0:
                 Wv = torch.zeros(D, R)
                 Wo = torch.zeros(R, D)

@@ -9,34 +9,23 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
+from sadlang.claims import kind_of
+from sadlang.claims.base import WORK_ORDER, Work
 from sadlang.errors import Span, SpecError, SpecErrors
 from sadlang.lang import ast as A
+from sadlang.plan.settings import Settings
 from sadlang.prompts.build import BuiltPrompt, PromptError, build_prompt, sample_assignments, template_slots
-from sadlang.trace.options import METHODS, TraceOptions
+from sadlang.trace.methods import METHODS
+from sadlang.trace.options import TraceOptions
 
-OPTIONS = {
-    "threshold": "fixed firing threshold in [0, 1] (default: the method's rule)",
-    "term_fraction": "share of the relative score the kept singular terms reach (1.0)",
-    "edge_fraction": "cumulative share of contributions covered by edges (0.7)",
-    "accpp_scale": "the 2.5 of accpp's dynamic threshold",
-    "ig_steps": "integrated-gradient intervals for accpp (64)",
-    "device": "auto | cpu | cuda",
-    "seed": "seed for random controls and search (0)",
-    "batch_size": "prompts per forward pass (32)",
-    "random_draws": "random subspaces averaged for each control (3)",
-    "control_consistency": "min mean pairwise cosine for a control signal (0.8)",
-    "sink_share": "min mean attention onto the sink token for a head to sink (0.5)",
-    "prototype_cut": "cosine distance at which control-signal prototypes are cut (0.6)",
-}
-
-WORK_ORDER = ["behaviour", "attention", "firing", "trace", "signals", "intervention"]
+__all__ = ["WORK_ORDER", "ClaimPlan", "Plan", "PromptSetPlan", "compile_spec", "spec_settings"]
 
 
 class ClaimPlan(BaseModel):
     name: str
     kind: str
     prompt_set: str
-    work: str           # one of WORK_ORDER
+    work: Work
     description: str
 
 
@@ -57,17 +46,16 @@ class PromptSetPlan:
 @dataclass
 class Plan:
     spec: A.Spec
+    settings: Settings
     options: TraceOptions
-    settings: dict[str, float | str]
     prompt_sets: dict[str, PromptSetPlan]
     claims: list[tuple[A.Claim, ClaimPlan]]
     notes: list[str] = field(default_factory=list)
 
-    def forward_passes(self, batch_size: int) -> int:
-        total = 0
-        for ps in self.prompt_sets.values():
-            total += sum(-(-c // batch_size) for c in ps.lengths.values())
-        return total
+    def forward_passes(self) -> int:
+        """Clean forward passes: one per batch of equal-length prompts."""
+        bs = self.settings.batch_size
+        return sum(-(-c // bs) for ps in self.prompt_sets.values() for c in ps.lengths.values())
 
 
 def span(spec: A.Spec, loc: A.Loc | None) -> Span | None:
@@ -85,41 +73,27 @@ def _suggest(word: str, options) -> str | None:
     return f"did you mean {close[0]!r}?" if close else None
 
 
-def spec_settings(spec: A.Spec) -> tuple[TraceOptions, dict[str, float | str]]:
-    """Validate `method` and `option` lines (needs no model)."""
+def spec_settings(spec: A.Spec) -> Settings:
+    """Validate `method` and every `option` line against `Settings` (needs no model)."""
     errors: list[SpecError] = []
     if spec.method not in METHODS:
         errors.append(_err(spec, f"unknown method {spec.method!r}; expected one of {', '.join(METHODS)}",
                            spec.method_loc, _suggest(spec.method, METHODS)))
-    settings: dict[str, float | str] = {"device": "auto", "seed": 0, "batch_size": 32, "random_draws": 3,
-                                        "control_consistency": 0.8, "sink_share": 0.5, "prototype_cut": 0.6}
-    trace_kw: dict = {}
+    known = Settings.model_fields
+    values: dict[str, float | str] = {}
     for name, opt in spec.options.items():
-        if name not in OPTIONS:
-            errors.append(_err(spec, f"unknown option {name!r}; known options: {', '.join(OPTIONS)}",
-                               opt.loc, _suggest(name, OPTIONS)))
+        if name not in known:
+            errors.append(_err(spec, f"unknown option {name!r}; known options: {', '.join(known)}",
+                               opt.loc, _suggest(name, known)))
             continue
-        if name == "device":
-            if opt.value not in ("auto", "cpu", "cuda"):
-                errors.append(_err(spec, f"option device must be auto, cpu or cuda, not {opt.value!r}", opt.loc))
-            settings[name] = str(opt.value)
+        why = Settings.check_one(name, opt.value)
+        if why is not None:
+            errors.append(_err(spec, why, opt.loc))
             continue
-        if not isinstance(opt.value, float):
-            errors.append(_err(spec, f"option {name} needs a number, not {opt.value!r}", opt.loc))
-            continue
-        if name in ("threshold", "term_fraction", "edge_fraction", "accpp_scale", "ig_steps"):
-            trace_kw[name] = int(opt.value) if name == "ig_steps" else opt.value
-        else:
-            settings[name] = int(opt.value) if name in ("seed", "batch_size", "random_draws") else opt.value
-    opts = None
-    try:
-        opts = TraceOptions(method=spec.method if spec.method in METHODS else "acc", **trace_kw)
-    except Exception as exc:  # pydantic validation
-        first = str(exc).splitlines()
-        errors.append(_err(spec, f"invalid option value: {' '.join(first[1:3]).strip()}", None))
+        values[name] = opt.value
     if errors:
         raise SpecErrors(errors) if len(errors) > 1 else errors[0]
-    return opts, settings  # type: ignore[return-value]
+    return Settings.model_validate(values)
 
 
 def check_declarations(spec: A.Spec) -> None:
@@ -149,7 +123,7 @@ def check_declarations(spec: A.Spec) -> None:
                 if slot not in bound:
                     errors.append(_err(spec, f"answer uses slot {{{slot}}} that no template fills", ps.answer_loc))
     for c in spec.claims:
-        pset = c.prompt_set or getattr(c.body, "prompt_set", None)
+        pset = c.prompt_set or kind_of(c.body).prompt_set(c.body)
         if pset is not None and pset not in spec.prompt_sets:
             errors.append(_err(spec, f"claim {c.name!r} refers to undefined prompt set {pset!r}", c.loc,
                                _suggest(pset, spec.prompt_sets)))
@@ -205,88 +179,47 @@ def _check_head(spec: A.Spec, h: A.HeadRef, info, errors: list[SpecError], concr
                                  f"per layer", h.loc))
 
 
-WORK = {"behaviour": "behaviour", "attends": "attention", "edge": "firing", "signal": "signals",
-        "circuit": "trace", "ablate": "intervention", "sink": "signals", "shared": "signals",
-        "control_ablate": "signals"}
-
-
 def describe(c: A.Claim) -> str:
-    text = _describe_body(c)
+    text = kind_of(c.body).describe(c.body)
     if c.quantifier.kind == "forall":
         text += f"; then a hypothesis search over up to {c.quantifier.limit} generated prompts"
     return text
 
 
-def _describe_body(c: A.Claim) -> str:
-    b = c.body
-    if b.kind == "attends":
-        return f"read attention of {b.head.text()} (no decomposition)"
-    if b.kind == "behaviour":
-        return "read logits at end (no decomposition)"
-    if b.kind == "edge":
-        return (f"decompose firing {b.downstream.text()} at {b.at.dest.text()} -> {b.at.src.text()}"
-                if b.at else f"full trace, edges into {b.downstream.text()}")
-    if b.kind == "signal":
-        where = f" at {b.at.dest.text()} -> {b.at.src.text()}" if b.at else " (found by full traces)"
-        return f"decompose {b.downstream.text()}{where} and extract signals of {b.upstream.text()}"
-    if b.kind == "circuit":
-        return "full trace of every prompt, combined by node frequency"
-    if b.kind == "ablate":
-        return (f"{b.mode} {b.action} of {b.upstream.text()} -> {b.downstream.text()} "
-                f"(+ random controls), batched forward passes")
-    return f"firings of {b.head.text()} onto default tokens, their signals and clustering"
+def claim_prompt_set(spec: A.Spec, c: A.Claim) -> str | None:
+    """The prompt set a claim is measured on: `on SET`, one named in its body, or the first."""
+    return c.prompt_set or kind_of(c.body).prompt_set(c.body) or next(iter(spec.prompt_sets), None)
 
 
 def compile_spec(spec: A.Spec, model) -> Plan:
     """Resolve everything against `model`; raise SpecError(s) for anything wrong."""
-    opts, settings = spec_settings(spec)
+    settings = spec_settings(spec)
     check_declarations(spec)
     sets = {name: PromptSetPlan(name, build_prompt_set(spec, model, ps), ps)
             for name, ps in spec.prompt_sets.items()}
     errors: list[SpecError] = []
     info = model.info
-    default_set = next(iter(spec.prompt_sets), None)
     claims = []
     for c in spec.claims:
-        b = c.body
-        pset = c.prompt_set or getattr(b, "prompt_set", None) or default_set
+        kind = kind_of(c.body)
+        pset = claim_prompt_set(spec, c)
+        assert pset is not None   # check_declarations rejects claims without a prompt set
         ps = sets[pset]
-        positions: list[A.Pos] = []
-        heads: list[tuple[A.HeadRef, bool]] = []
-        if b.kind == "attends":
-            heads.append((b.head, True))
-            positions += [b.at.dest, b.at.src]
-        elif b.kind in ("edge", "signal", "ablate"):
-            heads.append((b.downstream, b.kind != "edge" or b.at is not None))
-            if b.upstream.kind == "head":
-                heads.append((b.upstream.head, False))
-            if b.at:
-                positions += [b.at.dest, b.at.src]
-        elif b.kind in ("sink", "control_ablate"):
-            heads.append((b.head, True))
-            positions.append(b.to)
-        elif b.kind == "shared":
-            heads += [(b.head, True)] + [(h, True) for h in b.others]
-        elif b.kind == "circuit":
-            heads += [(x.head, False) for x in b.components if x.kind == "head"]
-        for x in getattr(b, "components", []) + ([b.upstream] if hasattr(b, "upstream") else []):
+        refs = kind.references(c.body)
+        for x in refs.components:
             if x.kind in ("mlp", "bias") and not 0 <= (x.layer or 0) < info.n_layers:
                 errors.append(_err(spec, f"layer {x.layer} is out of range: {info.name} has layers "
                                          f"0..{info.n_layers - 1}", x.loc))
-        for h, concrete in heads:
+        for h, concrete in refs.heads:
             _check_head(spec, h, info, errors, concrete)
-        _check_roles(spec, positions, ps, errors)
-        if b.kind == "ablate" and b.mode == "global" and b.upstream.kind == "offset":
-            errors.append(_err(spec, "an offset has no place in the residual stream: use a local ablation",
-                               b.upstream.loc))
-        if b.kind in ("behaviour", "circuit", "ablate") and any(p.answer is None for p in ps.prompts):
+        _check_roles(spec, refs.positions, ps, errors)
+        errors += [_err(spec, msg, loc) for msg, loc in kind.static_errors(c.body)]
+        if kind.needs_answers(c.body) and any(p.answer is None for p in ps.prompts):
             errors.append(_err(spec, f"claim {c.name!r} needs answers: prompt set {pset!r} has prompts "
                                      f"without `answer`", c.loc))
-        work = WORK[b.kind]
-        if b.kind in ("edge", "signal", "ablate") and b.at is None:
-            work = "trace"   # without explicit positions the edge is looked up in full traces
-        claims.append((c, ClaimPlan(name=c.name, kind=b.kind, prompt_set=pset, work=work,
+        claims.append((c, ClaimPlan(name=c.name, kind=kind.name, prompt_set=pset, work=kind.work(c.body),
                                     description=describe(c))))
     if errors:
         raise SpecErrors(errors) if len(errors) > 1 else errors[0]
-    return Plan(spec=spec, options=opts, settings=settings, prompt_sets=sets, claims=claims)
+    return Plan(spec=spec, settings=settings, options=settings.trace_options(spec.method),
+                prompt_sets=sets, claims=claims)

@@ -8,11 +8,15 @@ Summing the rows gives the pre-cap scores of row d.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from sadlang.decomp.prompt import PromptDecomposition, softcap
-from sadlang.trace.firing import Edge, Firing, check_firing_args
-from sadlang.trace.options import TraceOptions
+from sadlang.trace.firing import Edge, Firing, Side, check_firing_args
+
+if TYPE_CHECKING:
+    from sadlang.trace.options import TraceOptions
 
 
 def ig_softmax(X: torch.Tensor, j: int, steps: int, cap: float = 0.0) -> torch.Tensor:
@@ -74,7 +78,7 @@ def decompose_accpp(dec: PromptDecomposition, layer: int, head: int, d: int, s: 
     scale, cap = dec.weights.attn_scale, dec.weights.softcap
     C, r = a.shape
     table = dec.table(layer)
-    sides = {
+    sides: dict[Side, torch.Tensor] = {
         "query": (a[:, :, None] * b_tot.T[None]) / scale,                 # (C, r, n)
         "key": (a_tot[None, :, None] * b.permute(0, 2, 1)) / scale,       # (C, r, n)
     }

@@ -8,15 +8,17 @@ of the selected signal (query side at d, key side at s) passed the method's rule
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 
 from sadlang.decomp.components import Component
 from sadlang.decomp.prompt import PromptDecomposition
 from sadlang.errors import TraceError
-from sadlang.trace.options import TraceOptions
 from sadlang.trace.select import cumulative_rule, smallest_prefix
+
+if TYPE_CHECKING:
+    from sadlang.trace.options import TraceOptions
 
 Side = Literal["query", "key"]
 
@@ -120,8 +122,9 @@ def linear_contributions(dec: PromptDecomposition, layer: int, head: int, d: int
 
 
 def decompose_linear(dec: PromptDecomposition, layer: int, head: int, d: int, s: int,
-                     opts: TraceOptions) -> Firing:
-    """sad / acc: select singular terms, then split their sum over components per side."""
+                     opts: TraceOptions, relative: bool = True) -> Firing:
+    """sad (relative=False: the raw score) / acc (relative=True: the score minus the mean of
+    the other keys): select singular terms, then split their sum over components per side."""
     check_firing_args(dec, layer, head, d, s)
     attn = float(dec.acts.pattern[layer, head, d, s])
     f = Firing(layer, head, d, s, attn, opts.firing_threshold(d), opts.method)
@@ -129,7 +132,7 @@ def decompose_linear(dec: PromptDecomposition, layer: int, head: int, d: int, s:
     b_tot = dec.b_total(layer, head)[: d + 1]            # (d+1, r)
     scale = dec.weights.attn_scale
     key_weights = torch.zeros(d + 1, dtype=a_tot.dtype, device=a_tot.device)
-    if opts.method == "sad":
+    if not relative:
         key_weights[s] = 1.0
     else:
         key_weights[:] = -1.0 / d if d > 0 else 0.0
@@ -139,12 +142,13 @@ def decompose_linear(dec: PromptDecomposition, layer: int, head: int, d: int, s:
     f.terms = terms.tolist()
     kept = smallest_prefix(terms, opts.term_fraction)
     if not kept:
-        f.notes.append(f"{'raw' if opts.method == 'sad' else 'relative'} score total "
+        f.notes.append(f"{'relative' if relative else 'raw'} score total "
                        f"{float(terms.sum()):.4g} <= 0: no signal to trace")
         return f
     q_contrib, k_contrib = linear_contributions(dec, layer, head, d, s, kept, db_tot, key_weights, a_tot)
     table = dec.table(layer)
-    for side, contrib, at in (("query", q_contrib, d), ("key", k_contrib, s)):
+    sides: tuple[tuple[Side, torch.Tensor, int], ...] = (("query", q_contrib, d), ("key", k_contrib, s))
+    for side, contrib, at in sides:
         f.svs[side] = list(kept)
         f.totals[side] = float(contrib.sum())
         for c in cumulative_rule(contrib, opts.edge_fraction):

@@ -76,8 +76,8 @@ def combine(graphs: list[nx.MultiDiGraph], min_frequency: float = 0.0) -> nx.Mul
         for nid, attrs in g.nodes(data=True):
             key = role_key(g, nid)
             if key not in out:
-                out.add_node(key, **{k: v for k, v in attrs.items() if k not in ("dest", "src", "attn_weight", "label")},
-                             label=key)
+                kept = {k: v for k, v in attrs.items() if k not in ("dest", "src", "attn_weight", "label")}
+                out.add_node(key, **kept, label=key)
             if key not in seen:
                 node_count[key] = node_count.get(key, 0) + 1
                 seen.add(key)

@@ -1,16 +1,103 @@
-"""One entry point for explaining a firing with any method (sad, acc, accpp)."""
+"""The registry of selection methods. A method owns its name, its firing threshold, its
+`fires` pre-filter, its decompose function and the options it reads; everything else (CLI
+choices, the compiler's checks, sinks, docs) asks this registry.
+
+    get_method("acc").decompose(dec, layer, head, d, s, opts)
+
+The registry itself imports no tensor code (the CLI reads the method names before torch loads);
+each decompose function imports its engine when first called.
+"""
 
 from __future__ import annotations
 
-from sadlang.decomp.prompt import PromptDecomposition
-from sadlang.trace.accpp import decompose_accpp
-from sadlang.trace.firing import Firing, decompose_linear
-from sadlang.trace.options import TraceOptions
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sadlang.errors import TraceError
+
+if TYPE_CHECKING:
+    from sadlang.decomp.prompt import PromptDecomposition
+    from sadlang.trace.firing import Firing
+    from sadlang.trace.options import TraceOptions
+
+Decompose = Callable[["PromptDecomposition", int, int, int, int, "TraceOptions"], "Firing"]
+
+
+@dataclass(frozen=True)
+class Method:
+    """One way of explaining an attention decision.
+
+    name:        as written in `method NAME` and `--method`
+    explains:    what the selected terms add up to (docs)
+    threshold:   the firing rule in words (docs)
+    decompose:   (dec, layer, head, d, s, opts) -> Firing
+    options:     the spec options this method reads
+    raw_sources: whether a firing must have a non-negative raw score and a non-BOS source
+                 (the 2024 paper's rule); such a method cannot explain sinks onto BOS
+    """
+
+    name: str
+    explains: str
+    threshold: str
+    decompose: Decompose
+    options: tuple[str, ...]
+    raw_sources: bool = False
+
+    def firing_threshold(self, d: int, opts: TraceOptions) -> float:
+        """Attention at or above which the head fires at destination d."""
+        if opts.threshold is not None:
+            return opts.threshold
+        if self.name == "sad":
+            return 0.5
+        if self.name == "acc":
+            return 1.0 / (d + 1)
+        return min(1.0, opts.accpp_scale / (d + 1))
+
+    def fires(self, dec: PromptDecomposition, opts: TraceOptions, layer: int, head: int, d: int,
+              s: int) -> bool:
+        """Pre-filter of the tracer: is (layer, head, d -> s) a firing worth decomposing?"""
+        if layer == 0 or d == 0 or s > d:
+            return False
+        if self.raw_sources and (s == 0 or float(dec.acts.scores[layer, head, d, s]) < 0):
+            return False
+        return float(dec.acts.pattern[layer, head, d, s]) >= self.firing_threshold(d, opts)
+
+
+def _linear(relative: bool) -> Decompose:
+    def run(dec: PromptDecomposition, layer: int, head: int, d: int, s: int,
+            opts: TraceOptions) -> Firing:
+        from sadlang.trace.firing import decompose_linear
+
+        return decompose_linear(dec, layer, head, d, s, opts, relative=relative)
+    return run
+
+
+def _accpp(dec: PromptDecomposition, layer: int, head: int, d: int, s: int,
+           opts: TraceOptions) -> Firing:
+    from sadlang.trace.accpp import decompose_accpp
+
+    return decompose_accpp(dec, layer, head, d, s, opts)
+
+
+METHODS: dict[str, Method] = {m.name: m for m in (
+    Method("sad", "the raw score z(D,S) (needs z >= 0, S >= 1)", "0.5", _linear(False),
+           ("threshold", "term_fraction", "edge_fraction"), raw_sources=True),
+    Method("acc", "relative score: z(D,S) - mean of z over the other visible keys", "1/(D+1)",
+           _linear(True), ("threshold", "term_fraction", "edge_fraction")),
+    Method("accpp", "the softmax weight A(D,S)", "min(1, accpp_scale/(D+1))", _accpp,
+           ("threshold", "accpp_scale", "ig_steps")),
+)}
+
+
+def get_method(name: str) -> Method:
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise TraceError(f"unknown method {name!r}; expected one of {', '.join(METHODS)}") from None
 
 
 def decompose(dec: PromptDecomposition, layer: int, head: int, d: int, s: int,
               opts: TraceOptions) -> Firing:
     """Decompose firing (layer, head, d -> s) of a prompt with the method in `opts`."""
-    if opts.method == "accpp":
-        return decompose_accpp(dec, layer, head, d, s, opts)
-    return decompose_linear(dec, layer, head, d, s, opts)
+    return get_method(opts.method).decompose(dec, layer, head, d, s, opts)

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pydantic import BaseModel, ConfigDict, Field
-
-Method = Literal["sad", "acc", "accpp"]
-METHODS: tuple[str, ...] = ("sad", "acc", "accpp")
+from sadlang.trace.methods import METHODS, get_method
 
 
 class TraceOptions(BaseModel):
     """How firings are found and explained.
 
+    method: a name in the method registry (sadlang.trace.methods.METHODS).
     threshold: a fixed firing threshold overriding the method's own rule
       (sad: 0.5; acc: 1/(d+1); accpp: min(1, 2.5/(d+1))).
     term_fraction: the share of the (relative) score the selected singular terms must reach.
@@ -24,7 +22,7 @@ class TraceOptions(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    method: Method = "acc"
+    method: str = "acc"
     threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     term_fraction: float = Field(default=1.0, gt=0.0, le=1.0)
     edge_fraction: float = Field(default=0.7, gt=0.0, le=1.0)
@@ -32,11 +30,12 @@ class TraceOptions(BaseModel):
     ig_steps: int = Field(default=64, ge=2, le=4096)
     signals: bool = False
 
+    @field_validator("method")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        if name not in METHODS:
+            raise ValueError(f"unknown method {name!r}; expected one of {', '.join(METHODS)}")
+        return name
+
     def firing_threshold(self, d: int) -> float:
-        if self.threshold is not None:
-            return self.threshold
-        if self.method == "sad":
-            return 0.5
-        if self.method == "acc":
-            return 1.0 / (d + 1)
-        return min(1.0, self.accpp_scale / (d + 1))
+        return get_method(self.method).firing_threshold(d, self)

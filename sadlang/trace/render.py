@@ -20,7 +20,7 @@ def _layout(g: nx.MultiDiGraph, n_layers: int) -> dict[str, tuple[float, float]]
         kind = a["kind"]
         row = n_layers + 1 if kind == "root" else (a["layer"] if a.get("layer", -1) >= 0 else -1)
         slots.setdefault((a["dest"], row), []).append(nid)
-    pos = {}
+    pos: dict[str, tuple[float, float]] = {}
     for (col, row), ids in slots.items():
         for k, nid in enumerate(sorted(ids)):
             pos[nid] = (col + (k + 1) / (len(ids) + 1) - 0.5, row)

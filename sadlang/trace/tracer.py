@@ -9,12 +9,13 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from sadlang.decomp.activations import PromptActivations, run_prompts
+from sadlang.decomp.forms import HeadForms
 from sadlang.decomp.forms_cache import get_forms
 from sadlang.decomp.prompt import PromptDecomposition
 from sadlang.models.loader import LoadedModel
-from sadlang.trace.methods import decompose
 from sadlang.trace.firing import Firing
 from sadlang.trace.graph import add_node, head_node, node_id
+from sadlang.trace.methods import decompose, get_method
 from sadlang.trace.options import TraceOptions
 from sadlang.trace.seeds import Seed, direction, find_seeds
 
@@ -39,7 +40,7 @@ class Circuit:
         return {(f.layer, f.head) for f in self.firings.values()}
 
 
-def forms_for(model: LoadedModel):
+def forms_for(model: LoadedModel) -> HeadForms:
     """The model's per-head SVD factors, memoized on the model (disk-cached by fingerprint)."""
     if model._forms is None:
         model._forms = get_forms(model.weights, model.info.fingerprint)
@@ -48,16 +49,6 @@ def forms_for(model: LoadedModel):
 
 def decomposition(model: LoadedModel, acts: PromptActivations) -> PromptDecomposition:
     return PromptDecomposition(model.weights, forms_for(model), acts)
-
-
-def fires(dec: PromptDecomposition, opts: TraceOptions, layer: int, head: int, d: int, s: int) -> bool:
-    if layer == 0 or d == 0 or s > d:
-        return False
-    a = float(dec.acts.pattern[layer, head, d, s])
-    if opts.method == "sad":
-        if s == 0 or float(dec.acts.scores[layer, head, d, s]) < 0:
-            return False
-    return a >= opts.firing_threshold(d)
 
 
 def trace_prompt(model: LoadedModel, acts: PromptActivations, answer: int, against: int | None,
@@ -71,6 +62,7 @@ def trace_prompt(model: LoadedModel, acts: PromptActivations, answer: int, again
     w = direction(model.weights, answer, against)
     seeds, total = find_seeds(acts, model.weights, w, end)
     g = nx.MultiDiGraph()
+    method = get_method(opts.method)
     root = f"logit@{end}"
     add_node(g, root, roles, kind="root", dest=end, src=end)
     firings: dict[tuple[int, int, int, int], Firing] = {}
@@ -80,7 +72,7 @@ def trace_prompt(model: LoadedModel, acts: PromptActivations, answer: int, again
 
     def visit(layer: int, head: int, d: int, s: int) -> None:
         key = (layer, head, d, s)
-        if key in firings or not fires(dec, opts, layer, head, d, s):
+        if key in firings or not method.fires(dec, opts, layer, head, d, s):
             return
         f = decompose(dec, layer, head, d, s, opts)
         firings[key] = f
@@ -89,25 +81,27 @@ def trace_prompt(model: LoadedModel, acts: PromptActivations, answer: int, again
             c = e.component
             up = node_id(c, e.at, downstream=(layer, head))
             if c.kind == "head":
-                add_node(g, up, roles, kind="head", layer=c.layer, head=c.head, dest=e.at, src=c.src,
-                         attn_weight=float(acts.pattern[c.layer, c.head, e.at, c.src]))
+                cl, ch, cs = c.head_src
+                add_node(g, up, roles, kind="head", layer=cl, head=ch, dest=e.at, src=cs,
+                         attn_weight=float(acts.pattern[cl, ch, e.at, cs]))
             else:
                 add_node(g, up, roles, kind=c.kind, layer=c.layer if c.kind in ("mlp", "bias") else -1,
                          dest=e.at, src=e.at)
-            attrs = {"side": e.side, "weight": e.weight, "svs": json.dumps(e.svs)}
+            attrs: dict[str, object] = {"side": e.side, "weight": e.weight, "svs": json.dumps(e.svs)}
             if opts.signals:
                 from sadlang.intervene.signals import edge_signal
                 attrs["signal"] = edge_signal(dec, layer, head, c, e.side, e.at, e.svs).tolist()
             g.add_edge(up, down, **attrs)
             if c.kind == "head":
-                visit(c.layer, c.head, e.at, c.src)
+                visit(cl, ch, e.at, cs)
 
     for seed in seeds:
         c = seed.component
         up = node_id(c, end)
         if c.kind == "head":
-            add_node(g, up, roles, kind="head", layer=c.layer, head=c.head, dest=end, src=c.src,
-                     attn_weight=float(acts.pattern[c.layer, c.head, end, c.src]))
+            cl, ch, cs = c.head_src
+            add_node(g, up, roles, kind="head", layer=cl, head=ch, dest=end, src=cs,
+                     attn_weight=float(acts.pattern[cl, ch, end, cs]))
         else:
             add_node(g, up, roles, kind=c.kind, layer=c.layer if c.kind in ("mlp", "bias") else -1,
                      dest=end, src=end)
@@ -115,7 +109,8 @@ def trace_prompt(model: LoadedModel, acts: PromptActivations, answer: int, again
     for seed in seeds:
         c = seed.component
         if c.kind == "head":
-            visit(c.layer, c.head, end, c.src)
+            cl, ch, cs = c.head_src
+            visit(cl, ch, end, cs)
     return Circuit(tokens=acts.tokens.tolist(), roles=roles, graph=g, seeds=seeds,
                    firings=firings, logit_total=total, method=opts.method, notes=notes,
                    decomposition=dec, answer=answer, against=against)

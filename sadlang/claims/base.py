@@ -1,0 +1,134 @@
+"""What a claim kind is. Each module of sadlang/claims defines one `ClaimKind` subclass and
+exports an instance as `KIND`: its AST node, the grammar rules it builds, the work it needs
+in the plan, how it is measured, its pytest marker and its doc examples.
+
+Importing a claim module must stay cheap (the parser reads every kind's syntax): evaluation
+helpers that pull in torch are imported inside the methods that use them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from sadlang.evidence.records import PromptEvidence
+from sadlang.lang import ast as A
+
+if TYPE_CHECKING:
+    from sadlang.evidence.store import PromptSetEvidence
+    from sadlang.plan.settings import Settings
+
+# the least work a claim needs, cheapest first (the plan prints it)
+Work = Literal["behaviour", "attention", "firing", "trace", "signals", "intervention"]
+WORK_ORDER: tuple[Work, ...] = ("behaviour", "attention", "firing", "trace", "signals", "intervention")
+
+Builder = Callable[[Any, list[Any]], Any]   # (rule meta, children) -> AST value
+
+
+@dataclass
+class References:
+    """The model-dependent names in a claim body, for the compiler to check.
+
+    heads:      (head pattern, must it be concrete L.H)
+    positions:  roles that must exist in every prompt of the set
+    components: upstream components (`mlp L` and `bias L` have layers to check)
+    """
+
+    heads: list[tuple[A.HeadRef, bool]] = field(default_factory=list)
+    positions: list[A.Pos] = field(default_factory=list)
+    components: list[A.CompRef] = field(default_factory=list)
+
+
+@dataclass
+class Measurement:
+    """An aggregate claim's result, before it becomes a verdict."""
+
+    ok: bool
+    measured: str
+    value: float | None = None
+    prompts: list[PromptEvidence] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+    claimed: str | None = None    # replaces the kind's claimed text when set
+
+
+def fmt(x: float | None) -> str:
+    """A number for a report line; n/a for None and NaN."""
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.4g}"
+
+
+class ClaimKind:
+    """Base class of a claim kind. Subclasses set the class attributes and override what
+    their kind measures: `probe` (one prompt) or `measure` (several prompts at once) for
+    per-prompt kinds, `aggregate` for kinds judged over the whole set."""
+
+    name: ClassVar[str]                       # body.kind; pytest marker sad_<name>
+    node: ClassVar[type[A.ClaimBody]]
+    summary: ClassVar[str]                    # one line for docs and hovers
+    examples: ClassVar[tuple[str, ...]]       # claim bodies that hold on specs/planted.sad
+    failing: ClassVar[tuple[str, ...]]        # claim bodies that fail on specs/planted.sad
+
+    # ---- syntax
+    def rules(self) -> dict[str, Builder]:
+        """Grammar rule name -> builder. The kind's own rule comes first."""
+        raise NotImplementedError
+
+    # ---- plan
+    def work(self, body: Any) -> Work:
+        raise NotImplementedError
+
+    def describe(self, body: Any) -> str:
+        """What checking the claim computes, in words (`sadlang plan`)."""
+        raise NotImplementedError
+
+    def references(self, body: Any) -> References:
+        return References()
+
+    def static_errors(self, body: Any) -> list[tuple[str, A.Loc | None]]:
+        """Errors that need no model or prompts: (message, location)."""
+        return []
+
+    def needs_answers(self, body: Any) -> bool:
+        return False
+
+    def prompt_set(self, body: Any) -> str | None:
+        """A prompt set named inside the body (`circuit of SET`)."""
+        return None
+
+    # ---- measurement
+    def per_prompt(self, body: Any) -> bool:
+        """Is the claim measured per prompt and quantified (`in >= 80% of prompts`)?"""
+        return True
+
+    def claimed(self, body: Any) -> str:
+        """The bound in words, without the quantifier."""
+        raise NotImplementedError
+
+    def probe(self, ev: PromptSetEvidence, body: Any, i: int,
+              settings: Settings) -> tuple[float | None, bool, str]:
+        """(value, passed, detail) of prompt i."""
+        raise NotImplementedError
+
+    def measure(self, ev: PromptSetEvidence, body: Any, indices: list[int],
+                settings: Settings) -> list[PromptEvidence]:
+        """Per-prompt evidence for `indices`. A role missing from a prompt fails that prompt."""
+        from sadlang.evidence.roles import RoleError
+
+        out = []
+        for i in indices:
+            try:
+                value, passed, detail = self.probe(ev, body, i, settings)
+            except RoleError as exc:
+                value, passed, detail = None, False, str(exc)
+            out.append(PromptEvidence(index=i, text=ev.prompts[i].text, value=value, passed=passed,
+                                      detail=detail))
+        return out
+
+    def refine(self, ev: PromptSetEvidence, claim: A.Claim, settings: Settings,
+               m: Measurement) -> Measurement:
+        """A per-prompt claim's second look after quantifying (default: none)."""
+        return m
+
+    def aggregate(self, ev: PromptSetEvidence, claim: A.Claim, settings: Settings) -> Measurement:
+        raise NotImplementedError

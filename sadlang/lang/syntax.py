@@ -1,0 +1,73 @@
+"""Helpers that turn Lark tokens and sub-trees into AST values. Shared by the parser and by
+every claim kind's builders (sadlang/claims), so each number form is read in one place."""
+
+from __future__ import annotations
+
+import ast as pyast
+from typing import Any, Literal, cast
+
+from lark import Token
+
+from sadlang.lang import ast as A
+
+Side = Literal["query", "key"]
+
+
+class SemanticError(Exception):
+    """Raised by a builder for a form the grammar accepts but the language does not; carries
+    the offending token so the parser can point at it."""
+
+    def __init__(self, message: str, token: Any):
+        super().__init__(message)
+        self.token = token
+
+
+def loc(meta_or_tok: Any) -> A.Loc | None:
+    """The source span of a Lark token or rule meta (None if it has none)."""
+    try:
+        return A.Loc(line=meta_or_tok.line, column=meta_or_tok.column,
+                     end_line=meta_or_tok.end_line, end_column=meta_or_tok.end_column)
+    except AttributeError:
+        return None
+
+
+def unquote(tok: str) -> str:
+    """The value of a STRING token (Python string escapes)."""
+    return str(pyast.literal_eval(tok))
+
+
+def bound(cmp: Token, value: Any, at: Any = None) -> A.Bound:
+    """`CMP number` -> Bound, located at the comparison (or at `at`)."""
+    return A.Bound(cmp=str(cmp), value=float(value), loc=loc(at if at is not None else cmp))
+
+
+def is_percent(tok: Any) -> bool:
+    return isinstance(tok, Token) and tok.type == "PERCENT"
+
+
+def amount(tok: Any) -> tuple[float, bool]:
+    """An `amount` (number or percentage) -> (value, given in percent). 5% -> (0.05, True)."""
+    if is_percent(tok):
+        return float(tok[:-1]) / 100.0, True
+    return float(tok), False
+
+
+def share(tok: Any) -> float:
+    """A quantifier's share of prompts as a fraction: 80% and 0.8 both give 0.8 (a bare number
+    above 1 is read as a percentage)."""
+    value, percent = amount(tok)
+    return value if percent or value <= 1 else value / 100.0
+
+
+def edge_parts(children: list[Any]) -> tuple[Side | None, A.FiringAt | None, list[Any]]:
+    """Split the children of an edge-like rule into (side, firing position, the rest)."""
+    side: Side | None = None
+    at, rest = None, []
+    for c in children:
+        if isinstance(c, tuple) and c and c[0] == "via":
+            side = cast(Side, c[1])
+        elif isinstance(c, A.FiringAt):
+            at = c
+        else:
+            rest.append(c)
+    return side, at, rest

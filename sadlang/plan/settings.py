@@ -1,0 +1,79 @@
+"""The typed settings of a spec: every `option NAME = VALUE`, with its default, domain and
+meaning. This model is the single source of the options table in docs/language.md (a test
+compares the two) and of the option errors a spec can get.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from sadlang.trace.options import TraceOptions
+
+Device = Literal["auto", "cpu", "cuda"]
+
+# trace options are forwarded to TraceOptions; the rest steer checking
+TRACE_FIELDS = ("threshold", "term_fraction", "edge_fraction", "accpp_scale", "ig_steps")
+
+
+class Settings(BaseModel):
+    """All options of a spec. Field descriptions are the docs' wording."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    threshold: float | None = Field(
+        default=None, ge=0.0, le=1.0,
+        description="fixed firing threshold in [0, 1] (default: the method's rule)")
+    term_fraction: float = Field(
+        default=1.0, gt=0.0, le=1.0,
+        description="share of the (relative) score the kept terms must reach, in (0, 1]")
+    edge_fraction: float = Field(
+        default=0.7, gt=0.0, le=1.0,
+        description="cumulative share of contributions the edges cover (sad, acc), in (0, 1]")
+    accpp_scale: float = Field(
+        default=2.5, gt=0.0,
+        description="the constant of accpp's dynamic threshold min(1, c/(d+1)), > 0")
+    ig_steps: int = Field(
+        default=64, ge=2, le=4096,
+        description="trapezoid intervals for accpp's integrated gradients, 2..4096")
+    device: Device = Field(
+        default="auto", description="auto, cpu or cuda (fp32, TF32 off)")
+    seed: int = Field(
+        default=0, ge=0, description="seed of random controls and of the property search, >= 0")
+    batch_size: int = Field(
+        default=32, ge=1, le=4096, description="prompts per forward pass, 1..4096")
+    random_draws: int = Field(
+        default=3, ge=1, le=100, description="random subspaces averaged per control, 1..100")
+    control_consistency: float = Field(
+        default=0.8, ge=-1.0, le=1.0,
+        description="minimum mean pairwise cosine of a control signal, in [-1, 1]")
+    sink_share: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="minimum mean attention onto a sink, in [0, 1]")
+    prototype_cut: float = Field(
+        default=0.6, ge=0.0, le=2.0,
+        description="cosine distance at which control prototypes are cut, in [0, 2]")
+
+    def trace_options(self, method: str, signals: bool = False) -> TraceOptions:
+        """The tracing options of `method` under these settings."""
+        kw = {name: getattr(self, name) for name in TRACE_FIELDS}
+        return TraceOptions(method=method, signals=signals, **kw)
+
+    @classmethod
+    def check_one(cls, name: str, value: Any) -> str | None:
+        """Why `option name = value` is invalid (None when it is valid). `name` must be a field."""
+        try:
+            cls.model_validate({name: value})
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            return f"option {name} = {value!r}: {err['msg'][0].lower()}{err['msg'][1:]}"
+        return None
+
+    @classmethod
+    def docs_table(cls) -> str:
+        """The markdown options table of docs/language.md."""
+        rows = ["| option | default | meaning |", "| --- | --- | --- |"]
+        for name, field in cls.model_fields.items():
+            default = "method rule" if field.default is None else field.default
+            rows.append(f"| `{name}` | {default} | {field.description} |")
+        return "\n".join(rows)

@@ -1,0 +1,178 @@
+"""The registries: every claim kind and every method is complete and works end to end; the
+settings model is the docs' options table; no layer imports a higher one."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from sadlang.claims import KINDS, RULES
+from sadlang.claims.base import ClaimKind
+from sadlang.lang.parser import _parser, parse_spec
+from sadlang.plan.settings import Settings
+from sadlang.trace.methods import METHODS
+
+ROOT = Path(__file__).resolve().parents[1]
+PLANTED = (ROOT / "specs" / "planted.sad").read_text()
+PREAMBLE = PLANTED[: PLANTED.index("\nclaim ")] + "\n"
+
+
+def _grammar_rules() -> dict[str, list[str]]:
+    """rule name (or alias) -> names of the rules of its single-symbol alternatives"""
+    out: dict[str, list[str]] = {}
+    for r in _parser().rules:
+        out.setdefault(r.origin.name, []).extend(s.name for s in r.expansion if len(r.expansion) == 1)
+        if r.alias:
+            out.setdefault(r.alias, [])
+    return out
+
+
+def test_every_claim_body_rule_is_built_by_exactly_one_kind():
+    rules = _grammar_rules()
+    alternatives = set(rules["claim_body"])
+    owned = {rule for kind in KINDS.values() for rule in list(kind.rules())[:1]}
+    assert alternatives <= set(RULES), f"grammar claim rules without a kind: {alternatives - set(RULES)}"
+    assert owned <= alternatives
+    for kind in KINDS.values():
+        for rule in kind.rules():
+            assert rule in rules, f"{kind.name}: builds {rule!r}, which the grammar does not have"
+    counts: dict[str, int] = {}
+    for kind in KINDS.values():
+        for rule in kind.rules():
+            counts[rule] = counts.get(rule, 0) + 1
+    assert all(n == 1 for n in counts.values()), counts
+
+
+def _spec_of(lines: dict[str, str]) -> str:
+    return PREAMBLE + "\n".join(f"claim {name}: {body}" for name, body in lines.items()) + "\n"
+
+
+def _examples(attr: str) -> dict[str, tuple[ClaimKind, str]]:
+    out = {}
+    for kind in KINDS.values():
+        bodies = getattr(kind, attr)
+        assert bodies, f"claim kind {kind.name} has no {attr}"
+        for i, body in enumerate(bodies):
+            out[f"{attr}_{kind.name}_{i}"] = (kind, body)
+    return out
+
+
+@pytest.mark.parametrize("kind_name", sorted(KINDS))
+def test_kind_is_complete(kind_name):
+    kind = KINDS[kind_name]
+    assert kind.summary and kind.node.model_fields["kind"].default == kind_name
+    spec = parse_spec(_spec_of({f"e{i}": b for i, b in enumerate(kind.examples + kind.failing)}))
+    for claim in spec.claims:
+        assert type(claim.body) is kind.node
+        assert kind.work(claim.body) and kind.describe(claim.body) and kind.claimed(claim.body)
+        if kind.per_prompt(claim.body):
+            assert type(kind).probe is not ClaimKind.probe or type(kind).measure is not ClaimKind.measure
+        else:
+            assert type(kind).aggregate is not ClaimKind.aggregate
+
+
+def test_examples_hold_and_failing_cases_fail_on_the_planted_model(planted):
+    from sadlang.check.executor import run_plan
+    from sadlang.plan.compile import compile_spec
+
+    held, failing = _examples("examples"), _examples("failing")
+    spec = parse_spec(_spec_of({k: b for k, (_, b) in {**held, **failing}.items()}), "kinds.sad")
+    report = run_plan(compile_spec(spec, planted), planted)
+    status = {v.name: v.status for v in report.verdicts}
+    assert {k for k in held if status[k] != "held"} == set(), [v.measured for v in report.verdicts if v.name in held]
+    assert {k for k in failing if status[k] != "failed"} == set()
+    assert {held[k][0].name for k in held} == set(KINDS) == {failing[k][0].name for k in failing}
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_method_traces_the_planted_circuit(planted, method):
+    from sadlang.trace.tracer import trace
+
+    circuit = trace(planted, " When Mary went to the x, John said", " x", " y", method=method)[0]
+    assert {(1, 0), (0, 0)} <= {(f.layer, f.head) for f in circuit.firings.values()} | {
+        (e.component.layer, e.component.head) for f in circuit.firings.values() for e in f.edges
+        if e.component.kind == "head"}
+    m = METHODS[method]
+    assert m.explains and m.threshold and set(m.options) <= set(Settings.model_fields)
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_sinks_honour_the_spec_method_or_say_why_not(planted, method):
+    from sadlang.check.executor import run_plan
+    from sadlang.plan.compile import compile_spec
+
+    text = PREAMBLE.replace("method acc", f"method {method}") + \
+        "claim sink: head 1.0 sinks to bos by control signal on plain\n"
+    spec = parse_spec(text, "sink.sad")
+    v = run_plan(compile_spec(spec, planted), planted).verdicts[0]
+    assert v.held, v.measured
+    if METHODS[method].raw_sources:
+        assert "analysed with acc" in v.details["sink_method"]
+    else:
+        assert "sink_method" not in v.details
+
+
+def test_docs_tables_are_generated_from_the_registries():
+    from sadlang.claims import docs_table
+
+    docs = (ROOT / "docs" / "language.md").read_text()
+    assert Settings.docs_table() in docs
+    assert docs_table() in docs
+    for name in METHODS:
+        assert f"| `{name}` |" in docs
+
+
+def test_option_errors_name_the_option_line_and_the_domain():
+    from sadlang.errors import SpecError
+    from sadlang.plan.compile import spec_settings
+
+    for line, words in (("option batch_size = 0", "greater than or equal to 1"),
+                        ("option threshold = 150%", "less than or equal to 1"),
+                        ("option ig_steps = 1e9", "less than or equal to 4096"),
+                        ("option device = tpu", "'auto', 'cpu' or 'cuda'"),
+                        ("option seed = -1", "greater than or equal to 0")):
+        with pytest.raises(SpecError) as exc:
+            spec_settings(parse_spec(f"model planted\n{line}\n", "o.sad"))
+        assert exc.value.span.line == 2 and words in exc.value.message, exc.value.message
+
+
+LAYERS = [["errors"], ["lang"], ["models", "prompts"], ["decomp"], ["trace"], ["intervene"],
+          ["evidence"], ["control"], ["claims"], ["plan"], ["check", "strategies"],
+          ["cli", "pytest_plugin"]]
+LAYER_OF = {name: i for i, names in enumerate(LAYERS) for name in names}
+
+
+def _top_level_imports(path: Path) -> list[str]:
+    """sadlang modules imported when `path` is imported (module level, not TYPE_CHECKING)."""
+    out = []
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.ImportFrom) and node.module:
+            out.append(node.module)
+        elif isinstance(node, ast.Import):
+            out += [a.name for a in node.names]
+    return [m for m in out if m.startswith("sadlang.")]
+
+
+def test_no_layer_imports_a_higher_one():
+    bad = []
+    for path in sorted((ROOT / "sadlang").rglob("*.py")):
+        parts = path.relative_to(ROOT / "sadlang").with_suffix("").parts
+        if parts[0] == "__init__":
+            continue
+        mine = LAYER_OF[parts[0]]
+        for mod in _top_level_imports(path):
+            theirs = LAYER_OF[mod.split(".")[1]]
+            if theirs > mine:
+                bad.append(f"{'/'.join(parts)} imports {mod}")
+    assert bad == []
+
+
+def test_parsing_imports_no_tensor_code():
+    import subprocess
+    import sys
+
+    code = ("import sys; from sadlang.lang import parse_file; parse_file('specs/ioi.sad'); "
+            "from sadlang.plan.compile import spec_settings; spec_settings(parse_file('specs/ioi.sad')); "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stderr
