@@ -1,18 +1,19 @@
 """The `sadlang` command line.
 
-Exit codes: 0 every claim held; 1 some claim failed; 2 spec error; 3 runtime error.
+Exit codes: 0 every claim held; 1 some claim failed; 2 spec error or bad argument; 3 runtime error.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 from pathlib import Path
 
 from sadlang import __version__
-from sadlang.errors import InternalError, SadError, SpecError
+from sadlang.errors import InternalError, SadError, SpecError, UsageError
 
 
 def _quiet_libraries() -> None:
@@ -29,16 +30,28 @@ def _quiet_libraries() -> None:
         pass
 
 
-def cmd_check(args) -> int:
-    from sadlang.check.executor import load_and_compile, run_plan
-    from sadlang.check.report import to_json, to_junit, to_text
+def _progress(args) -> bool:
+    """Progress bars go to stderr, and only to a terminal unless --progress asks for them."""
+    return bool(getattr(args, "progress", False)) or (sys.stderr.isatty() and not getattr(args, "quiet", False))
 
+
+def cmd_check(args) -> int:
+    from sadlang.check.executor import prepare, run_plan
+    from sadlang.check.report import to_json, to_junit, to_text
+    from sadlang.lang import parse_file
+
+    specs = [parse_file(path) for path in args.specs]      # every spec error before any model load
+    only = set(args.claim) if args.claim else None
+    if only is not None:
+        known = sorted({c.name for spec in specs for c in spec.claims})
+        unknown = sorted(only - set(known))
+        if unknown:
+            raise UsageError(f"no claim named {', '.join(map(repr, unknown))} in {', '.join(args.specs)}; "
+                             f"claims are: {', '.join(known) or '(none)'}")
     code = 0
-    for path in args.specs:
-        _, model, plan = load_and_compile(path, args.model, args.device)
-        only = set(args.claim) if args.claim else None
-        report = run_plan(plan, model, explore=args.explore, progress=sys.stderr.isatty() and not args.quiet,
-                          only=only)
+    for spec in specs:
+        model, plan = prepare(spec, args.model, args.device)
+        report = run_plan(plan, model, explore=args.explore, progress=_progress(args), only=only)
         if args.format == "json":
             print(to_json(report))
         else:
@@ -140,13 +153,20 @@ def cmd_sinks(args) -> int:
     from sadlang.control.sinks import survey
     from sadlang.evidence.store import PromptSetEvidence
     from sadlang.models import load_model
-    from sadlang.prompts.build import build_prompt
+    from sadlang.prompts.build import PromptError, build_prompt
     from sadlang.trace.options import TraceOptions
 
     model = load_model(args.model, args.device)
-    prompts = [build_prompt(model, p, {}) for p in args.prompt]
+    try:
+        prompts = [build_prompt(model, p, {}) for p in args.prompt]
+    except PromptError as exc:
+        raise UsageError(f"--prompt: {exc}") from None
     ev = PromptSetEvidence(model, prompts, TraceOptions(method=args.method))
-    layers = list(range(1, model.info.n_layers)) if not args.layers else [int(x) for x in args.layers.split(",")]
+    layers = list(range(1, model.info.n_layers)) if args.layers is None else args.layers
+    bad = [layer for layer in layers if not 0 <= layer < model.info.n_layers]
+    if bad:
+        raise UsageError(f"--layers {', '.join(map(str, bad))}: {model.info.name} has layers "
+                         f"0..{model.info.n_layers - 1}")
     rows, protos = survey(ev, layers, args.min_share, args.consistency, args.cut)
     print(f"{'head':>6} {'sink share':>10} {'consistency':>11} {'firings':>7}  {'class':<8} {'proto':<6} "
           f"{'aligned':>7}  main writers of the query signal")
@@ -162,6 +182,45 @@ def cmd_sinks(args) -> int:
     return 0
 
 
+def _number(lo: float, hi: float, integer: bool = False):
+    """An argparse type: a finite number in [lo, hi]."""
+    def parse(text: str) -> float | int:
+        try:
+            value: float | int = int(text) if integer else float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if integer else 'a number'}") from None
+        if not math.isfinite(value) or not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{text} is outside {lo:g}..{hi:g}")
+        return value
+    return parse
+
+
+def _int_list(text: str) -> list[int]:
+    """An argparse type: comma-separated integers, e.g. 3,4,18."""
+    parts = text.split(",")
+    if not all(p.strip().lstrip("-").isdigit() for p in parts):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers like 3,4,18")
+    return [int(p) for p in parts]
+
+
+def _output_file(suffixes: tuple[str, ...] = ()):
+    """An argparse type: a file we can write, checked before any model loads."""
+    def parse(text: str) -> str:
+        path = Path(text)
+        if suffixes and path.suffix.lower() not in suffixes:
+            raise argparse.ArgumentTypeError(f"{text!r}: the format comes from the extension, one of "
+                                             f"{', '.join(suffixes)}")
+        parent = path.parent if str(path.parent) else Path(".")
+        if path.is_dir():
+            raise argparse.ArgumentTypeError(f"{text!r} is a directory")
+        if not parent.is_dir():
+            raise argparse.ArgumentTypeError(f"{text!r}: directory {str(parent)!r} does not exist")
+        if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+            raise argparse.ArgumentTypeError(f"{text!r} is not writable")
+        return text
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     from sadlang.trace.methods import METHODS
 
@@ -175,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
                "  sadlang plan specs/ioi.sad\n"
                "  sadlang trace --prompt \"When Mary and John went to the store, John gave a drink to\" "
                "--answer \" Mary\" --against \" John\" --out ioi.svg\n\n"
-               "exit codes: 0 all claims held, 1 a claim failed, 2 spec error, 3 runtime error.\n"
+               "exit codes: 0 all claims held, 1 a claim failed, 2 spec error or bad argument, 3 runtime error.\n"
                "language reference: docs/language.md")
     p.add_argument("--version", action="version", version=f"sadlang {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks for internal errors")
@@ -185,22 +244,25 @@ def build_parser() -> argparse.ArgumentParser:
                        "2 spec error, 3 runtime error)")
     c.add_argument("specs", nargs="+", help=".sad files")
     c.add_argument("--format", choices=["text", "json"], default="text", help="report format on stdout")
-    c.add_argument("--junit", metavar="FILE", help="also write a JUnit XML report")
-    c.add_argument("--json-out", metavar="FILE", help="also write the JSON report to FILE")
-    c.add_argument("--explore", type=int, default=0, metavar="N",
-                   help="search up to N generated prompts for a counterexample to each per-prompt claim")
+    c.add_argument("--junit", metavar="FILE", type=_output_file(), help="also write a JUnit XML report")
+    c.add_argument("--json-out", metavar="FILE", type=_output_file(), help="also write the JSON report to FILE")
+    c.add_argument("--explore", type=_number(0, 100_000, integer=True), default=0, metavar="N",
+                   help="search up to N (0..100000) generated prompts for a counterexample to each "
+                        "per-prompt claim")
     c.add_argument("--claim", action="append", help="check only this claim (repeatable)")
     c.add_argument("--model", help="override the spec's model")
-    c.add_argument("--device", help="auto | cpu | cuda (overrides the spec's option)")
+    c.add_argument("--device", choices=["auto", "cpu", "cuda"], help="overrides the spec's option device")
     c.add_argument("-v", "--verbose", action="store_true", help="show every prompt's evidence")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    c.add_argument("--progress", action="store_true",
+                   help="progress bars on stderr even when it is not a terminal")
     c.set_defaults(fn=cmd_check)
 
     pl = sub.add_parser("plan", help="print what checking a spec will compute (loads the model to validate "
                         "heads and tokens; runs no forward pass)")
     pl.add_argument("spec")
     pl.add_argument("--model")
-    pl.add_argument("--device")
+    pl.add_argument("--device", choices=["auto", "cpu", "cuda"])
     pl.set_defaults(fn=cmd_plan)
 
     t = sub.add_parser("trace", help="trace one prompt and print its circuit")
@@ -209,13 +271,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--answer", required=True, help='answer token, e.g. " Mary"')
     t.add_argument("--against", help='competing token, e.g. " John"')
     t.add_argument("--method", choices=list(METHODS), default="acc", help="selection method (default acc)")
-    t.add_argument("--threshold", type=float, help="fixed firing threshold (default: the method's rule)")
-    t.add_argument("--top", type=int, default=10, help="rows to print")
+    t.add_argument("--threshold", type=_number(0, 1),
+                   help="fixed firing threshold in [0, 1] (default: the method's rule)")
+    t.add_argument("--top", type=_number(1, 10_000, integer=True), default=10, help="rows to print (1..10000)")
     t.add_argument("--signals", action="store_true", help="store each edge's signal vector (JSON output)")
-    t.add_argument("--out", help="write the graph: .graphml, .json, or .svg (a picture)")
-    t.add_argument("--ablate", type=int, default=0, metavar="K",
+    t.add_argument("--out", type=_output_file((".graphml", ".json", ".svg")),
+                   help="write the graph: .graphml, .json, or .svg (a picture)")
+    t.add_argument("--ablate", type=_number(0, 1000, integer=True), default=0, metavar="K",
                    help="locally ablate the K strongest head->head edges and print the effect vs random")
-    t.add_argument("--device", default="auto")
+    t.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     t.set_defaults(fn=cmd_trace)
 
     m = sub.add_parser("models", help="list known models and whether each can be loaded now")
@@ -224,13 +288,15 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sinks", help="per-head sink share, signal consistency, control/data class, prototypes")
     s.add_argument("--model", default="smollm2-135m")
     s.add_argument("--prompt", action="append", required=True, help="a prompt (repeatable)")
-    s.add_argument("--layers", help="comma-separated layers (default: all but 0)")
-    s.add_argument("--min-share", type=float, default=0.5, help="only heads sinking at least this much")
-    s.add_argument("--consistency", type=float, default=0.8, help="control if consistency >= this")
-    s.add_argument("--cut", type=float, default=0.6, help="prototype cosine-distance cut")
+    s.add_argument("--layers", type=_int_list, help="comma-separated layers, e.g. 3,4,18 (default: all but 0)")
+    s.add_argument("--min-share", type=_number(0, 1), default=0.5,
+                   help="only heads sinking at least this much, in [0, 1]")
+    s.add_argument("--consistency", type=_number(-1, 1), default=0.8,
+                   help="control if consistency >= this, in [-1, 1]")
+    s.add_argument("--cut", type=_number(0, 2), default=0.6, help="prototype cosine-distance cut, in [0, 2]")
     s.add_argument("--method", choices=list(METHODS), default="acc",
                    help="selection method for the sink firings (sad falls back to acc: it never explains BOS)")
-    s.add_argument("--device", default="auto")
+    s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     s.set_defaults(fn=cmd_sinks)
     return p
 

@@ -26,6 +26,16 @@ class InternalError(Exception):
                          f"of the same command run with --debug)")
 
 
+class UsageError(SadError):
+    """A bad argument or input outside a spec file (a CLI flag, a prompt): exit 2."""
+
+    exit_code = 2
+
+
+class PromptLengthError(UsageError):
+    """An empty prompt, or one longer than the model's context."""
+
+
 class ModelLoadError(SadError):
     """A model reference that cannot be resolved or loaded."""
 
@@ -40,6 +50,30 @@ class DecompositionError(SadError):
 
 class TraceError(SadError):
     """A request to the tracer that cannot be honoured (bad head, position, token...)."""
+
+
+_UNSAFE = {c for c in range(0x20) if c != 0x09} | set(range(0x7F, 0xA0)) | {0x2028, 0x2029}
+
+
+def printable(text: str) -> str:
+    """`text` safe to echo to a terminal: control characters (ANSI escapes, form feeds, line
+    and paragraph separators) written as Python escapes; tabs kept."""
+    return "".join(repr(ch)[1:-1] if ord(ch) in _UNSAFE else ch for ch in text)
+
+
+def source_lines(text: str) -> list[str]:
+    """Lines as the grammar counts them: split on \\n alone (a \\r before it belongs to the
+    line break), so U+2028, form feeds or U+0085 inside a line never shift line numbers."""
+    return [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
+
+
+def excerpt(line: str, column: int, width: int = 100) -> tuple[str, int]:
+    """A window of at most `width` characters of `line` around 1-based `column`, made
+    printable; returns (text, the column's 1-based offset in it)."""
+    start = max(0, min(column - 1 - width // 2, len(line) - width))
+    head, tail = "..." if start > 0 else "", "..." if start + width < len(line) else ""
+    before = printable(line[start:column - 1])
+    return head + before + printable(line[column - 1:start + width]) + tail, len(head) + len(before) + 1
 
 
 @dataclass
@@ -70,17 +104,18 @@ class SpecError(SadError):
         super().__init__(self.render())
 
     def render(self) -> str:
-        head = f"{self.span}: error: {self.message}" if self.span else f"error: {self.message}"
+        message = printable(self.message)
+        head = f"{self.span}: error: {message}" if self.span else f"error: {message}"
         lines = [head]
         if self.span and self.source is not None:
-            src_lines = self.source.splitlines()
+            src_lines = source_lines(self.source)
             if 1 <= self.span.line <= len(src_lines):
-                text = src_lines[self.span.line - 1]
+                text, col = excerpt(src_lines[self.span.line - 1], self.span.column)
                 lines.append(f"  {self.span.line:>4} | {text}")
                 width = 1
                 if self.span.end_line == self.span.line and self.span.end_column:
-                    width = max(1, self.span.end_column - self.span.column)
-                lines.append("       | " + " " * (self.span.column - 1) + "^" * width)
+                    width = max(1, min(self.span.end_column - self.span.column, len(text) - col + 1))
+                lines.append("       | " + " " * (col - 1) + "^" * width)
         if self.hint:
             lines.append(f"  hint: {self.hint}")
         return "\n".join(lines)

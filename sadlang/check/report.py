@@ -7,6 +7,7 @@ import math
 from xml.etree import ElementTree as ET
 
 from sadlang.check.verdict import Report, Verdict
+from sadlang.errors import printable
 
 JSON_SCHEMA_VERSION = 1
 
@@ -40,8 +41,8 @@ MARK = {"held": "HELD  ", "failed": "FAILED", "error": "ERROR "}
 
 
 def format_verdict(v: Verdict, verbose: bool = False) -> str:
-    lines = [f"{MARK[v.status]} {v.name}  ({v.location})", f"       {v.claim}",
-             f"       claimed:  {v.claimed}", f"       measured: {v.measured}"]
+    lines = [f"{MARK[v.status]} {v.name}  ({printable(v.location)})", f"       {printable(v.claim)}",
+             f"       claimed:  {printable(v.claimed)}", f"       measured: {printable(v.measured)}"]
     worst = v.worst(3) if not verbose else [p for p in v.prompts]
     if v.status != "held" or verbose:
         for p in worst:

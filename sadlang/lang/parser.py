@@ -13,7 +13,7 @@ from lark import Lark, Token, Transformer, UnexpectedCharacters, UnexpectedInput
 from lark.exceptions import UnexpectedEOF, VisitError
 from lark.indenter import Indenter
 
-from sadlang.errors import InternalError, Span, SpecError
+from sadlang.errors import InternalError, Span, SpecError, source_lines
 from sadlang.lang import ast as A
 from sadlang.lang.syntax import SemanticError, amount, loc, share, unquote
 
@@ -158,7 +158,7 @@ class _ToAst(Transformer):
                 q = c
             elif isinstance(c, tuple) and c[0] == "on":
                 pset = c[1]
-        line = self.source.splitlines()[meta.line - 1].strip() if meta.line else ""
+        line = source_lines(self.source)[meta.line - 1].strip() if meta.line else ""
         return ("claim", A.Claim(name=name, body=body, quantifier=q, prompt_set=pset,
                                  source_line=line, loc=loc(meta)))
 
@@ -275,19 +275,29 @@ def parse_spec(source: str, file: str = "<spec>") -> A.Spec:
 def _syntax_error(exc: UnexpectedInput, parser: Lark, text: str, file: str) -> SpecError:
     line, col = getattr(exc, "line", 1) or 1, getattr(exc, "column", 1) or 1
     if line < 1:
-        line, col = len(text.splitlines()), 1
+        line, col = len(source_lines(text.rstrip("\n"))), 1
     span = Span(file, line, col)
     hint = None
     if isinstance(exc, UnexpectedToken):
         tok = exc.token
         if tok.type == "$END":
             return SpecError("unexpected end of file (a block or statement is incomplete)",
-                             Span(file, max(1, len(text.splitlines())), 1), text)
+                             Span(file, max(1, len(source_lines(text.rstrip("\n")))), 1), text)
         if tok.type == "_DEDENT" or tok.type == "_INDENT":
             what = "unexpected indentation" if tok.type == "_INDENT" else "block ended too early"
             return SpecError(f"{what}; expected {_expected_text(exc.expected)}", span, text)
         shown = str(tok).strip() or tok.type
-        prev = [ln for ln in text.splitlines()[: line - 1] if ln.strip() and not ln.strip().startswith("#")]
+        lines = source_lines(text)
+        this = lines[line - 1] if 0 < line <= len(lines) else ""
+        first = this.split()[0] if this.split() else ""
+        block_words = ("template", "prompt", "answer", "sample")
+        close_block = difflib.get_close_matches(first, block_words, n=1, cutoff=0.6)
+        if this[:1] in (" ", "\t") and first.isidentifier() and first not in KEYWORDS and close_block \
+                and col > this.index(first) + 1:
+            start = this.index(first) + 1
+            return SpecError(f"unknown line {first!r} in a prompts block", Span(file, line, start, line,
+                             start + len(first)), text, f"did you mean {close_block[0]!r}?")
+        prev = [ln for ln in lines[: line - 1] if ln.strip() and not ln.strip().startswith("#")]
         if prev and prev[-1].rstrip().endswith(":") and ("_INDENT" in exc.expected or "_NL" in exc.expected):
             return SpecError(f"expected an indented block after {prev[-1].strip()!r}", span, text,
                              "indent the lines of a prompts block")
@@ -296,7 +306,7 @@ def _syntax_error(exc: UnexpectedInput, parser: Lark, text: str, file: str) -> S
         else:
             msg = f"unexpected {shown!r}; expected {_expected_text(exc.expected)}"
         words = _literal_expected(parser, exc.expected)
-        src_line = text.splitlines()[line - 1] if 0 < line <= len(text.splitlines()) else ""
+        src_line = lines[line - 1] if 0 < line <= len(lines) else ""
         m = re.match(r"[A-Za-z_]+", src_line[col - 1:])
         written = m.group(0) if m else str(tok)
         close = difflib.get_close_matches(written, words or KEYWORDS, n=1, cutoff=0.6)
@@ -358,4 +368,4 @@ def parse_file(path: str | Path) -> A.Spec:
         raise SpecError(f"spec file {str(p)!r} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except OSError as exc:
         raise SpecError(f"cannot read spec file {str(p)!r}: {exc.strerror or exc}") from None
-    return parse_spec(text, str(p))
+    return parse_spec(text.removeprefix("\ufeff"), str(p))   # a BOM, as Windows editors write it

@@ -31,9 +31,16 @@ def loc(meta_or_tok: Any) -> A.Loc | None:
         return None
 
 
-def unquote(tok: str) -> str:
+def unquote(tok: Any) -> str:
     """The value of a STRING token (Python string escapes)."""
-    return str(pyast.literal_eval(tok))
+    try:
+        value = pyast.literal_eval(tok)
+    except (SyntaxError, ValueError):
+        raise SemanticError(f"bad escape in string {str(tok)[:40]!r}: use \\\\, \\\", \\n, \\t or "
+                            f"\\uXXXX", tok) from None
+    if "\x00" in value:
+        raise SemanticError("strings cannot contain NUL characters", tok)
+    return str(value)
 
 
 def bound(cmp: Token, value: Any, at: Any = None) -> A.Bound:

@@ -65,9 +65,18 @@ def _build_cache(gguf: Path, directory: Path, gguf_sha: str) -> None:
 
     print(f"sadlang: first load of the bundled model: dequantizing {gguf.name} to fp32 "
           f"(about 20 s, cached afterwards in {directory.parent})", file=sys.stderr)
-    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name,
-                                                 dtype=torch.float32)
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    if not sys.stderr.isatty():          # a bar per tensor would fill CI logs
+        hf_logging.disable_progress_bar()
+    try:
+        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name,
+                                                     dtype=torch.float32)
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
     tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=directory.parent))
     try:
         # save_pretrained refuses models loaded from GGUF; the dequantized fp32 state dict

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from sadlang.errors import ModelLoadError, UnsupportedModelError
+from sadlang.errors import ModelLoadError, PromptLengthError, UnsupportedModelError
 from sadlang.models import builtin
 from sadlang.models.bundled import BUNDLED_NAME, HF_NAME, load_bundled_hf
 from sadlang.models.info import ModelInfo
@@ -46,9 +46,22 @@ class LoadedModel:
     def name(self) -> str:
         return self.info.name
 
+    @property
+    def n_ctx(self) -> int:
+        """The longest input the model takes, in tokens (BOS included)."""
+        return int(self.bridge.cfg.n_ctx)
+
     def to_tokens(self, text: str) -> list[int]:
-        """Token ids of `text` with the model's BOS prepended (as the bridge runs it)."""
-        return [int(t) for t in self.bridge.to_tokens(text, prepend_bos=True)[0].tolist()]
+        """Token ids of `text` with the model's BOS prepended (as the bridge runs it). An empty
+        prompt or one longer than the context is a PromptLengthError, never cut short."""
+        if not text.strip():
+            raise PromptLengthError("the prompt is empty: there is no position to explain")
+        ids = [int(t) for t in self.bridge.to_tokens(text, prepend_bos=True, truncate=False)[0].tolist()]
+        if len(ids) > self.n_ctx:
+            shown = text if len(text) <= 60 else text[:57] + "..."
+            raise PromptLengthError(f"the prompt {shown!r} is {len(ids)} tokens (BOS included); "
+                                    f"{self.info.name} takes at most {self.n_ctx}")
+        return ids
 
     def token_ids(self, text: str) -> list[int]:
         """Token ids of a fragment without BOS (for answers and slot values)."""
@@ -95,6 +108,23 @@ def _offline_message(name: str) -> str:
             f"and tokenizer.")
 
 
+def _refuse_custom_code(path: Path, ref: str) -> None:
+    """sadlang never runs code shipped with a model: a config that maps to custom classes is
+    refused before transformers could ask to run it."""
+    import json
+
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"local model {ref!r}: config.json is not readable JSON ({exc})") from exc
+    if not isinstance(config, dict):
+        raise ModelLoadError(f"local model {ref!r}: config.json is not a JSON object")
+    if config.get("auto_map"):
+        raise ModelLoadError(f"local model {ref!r} needs custom code (config.json has auto_map: "
+                             f"{', '.join(sorted(config['auto_map']))}); sadlang never runs code from a "
+                             f"model folder (trust_remote_code=False)")
+
+
 def _load_hf(ref: str) -> tuple[Any, Any, str, str]:
     """(hf_model, tokenizer, source) for a reference that is not built in."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -107,19 +137,22 @@ def _load_hf(ref: str) -> tuple[Any, Any, str, str]:
         if not (path / "config.json").is_file():
             raise ModelLoadError(f"local model directory {ref!r} has no config.json "
                                  f"(expected a Hugging Face format directory)")
+        _refuse_custom_code(path, ref)
         try:
-            model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
-            tok = AutoTokenizer.from_pretrained(str(path))
-        except (OSError, ValueError) as exc:
-            raise ModelLoadError(f"could not load local model {ref!r}: {exc}") from exc
+            model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32,
+                                                         trust_remote_code=False)
+            tok = AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
+        except Exception as exc:  # transformers and safetensors raise many types for bad folders
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelLoadError(f"could not load local model {ref!r}: {first}") from exc
         return model, tok, "local", str(path)
     cached = _hub_cached(ref)
     if not cached and not _hub_reachable():
         raise ModelLoadError(_offline_message(ref))
     try:
         model = AutoModelForCausalLM.from_pretrained(ref, dtype=torch.float32,
-                                                     local_files_only=cached)
-        tok = AutoTokenizer.from_pretrained(ref, local_files_only=cached)
+                                                     local_files_only=cached, trust_remote_code=False)
+        tok = AutoTokenizer.from_pretrained(ref, local_files_only=cached, trust_remote_code=False)
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"could not load hub model {ref!r}: {exc}") from exc
     return model, tok, "hub", ref
@@ -169,6 +202,8 @@ def load_model(ref: str = BUNDLED_NAME, device: str = "auto", *, reuse: bool = T
             seed_value = int(seed or 0)
         except ValueError as exc:
             raise ModelLoadError(f"built-in model seed must be an integer: {ref!r}") from exc
+        if not 0 <= seed_value < 2**63:
+            raise ModelLoadError(f"built-in model seed must be in 0..2**63-1, not {seed_value}: {ref!r}")
         hf = builtin.build_hf_model(base, seed_value)
         tok = builtin.tokenizer()
         source, arch_name = "builtin", builtin.bridge_name(base)

@@ -150,7 +150,7 @@ def build_prompt_set(spec: A.Spec, model, ps: A.PromptSetDecl, n: int | None = N
             try:
                 out.append(build_prompt(model, tpl, assignment, t, ps.answer, ps.against))
             except PromptError as exc:
-                where = loc if "slot" in str(exc) else ps.answer_loc
+                where = ps.answer_loc if exc.where == "answer" else loc
                 raise _err(spec, str(exc), where) from None
     return out
 

@@ -11,7 +11,7 @@ import random
 import re
 from dataclasses import dataclass, field
 
-from sadlang.errors import SadError
+from sadlang.errors import PromptLengthError, SadError
 
 SLOT = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -74,7 +74,10 @@ def build_prompt(model, template: str, assignment: dict[str, str], template_inde
     tok = model.tokenizer
     enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
     ids, offsets = list(enc["input_ids"]), list(enc["offset_mapping"])
-    full = model.to_tokens(text)
+    try:
+        full = model.to_tokens(text)
+    except PromptLengthError as exc:
+        raise PromptError(str(exc), where="template") from None
     shift = len(full) - len(ids)
     if full[shift:] != ids:
         raise PromptError(f"tokenizing {text!r} with and without BOS disagrees; cannot place roles")
@@ -118,10 +121,10 @@ def single_token(model, text: str, what: str) -> int:
     unk = getattr(model.tokenizer, "unk_token_id", None)
     if len(ids) == 1 and unk is not None and ids[0] == unk:
         raise PromptError(f"{what} {text!r} is not a single token in {model.name}'s tokenizer: "
-                          f"it is unknown to the vocabulary")
+                          f"it is unknown to the vocabulary", where="answer")
     if len(ids) != 1:
         raise PromptError(f"{what} {text!r} is not a single token in {model.name}'s tokenizer: "
-                          f"it is {len(ids)} tokens {model.decode(ids)}")
+                          f"it is {len(ids)} tokens {model.decode(ids)}", where="answer")
     return ids[0]
 
 

@@ -1,0 +1,228 @@
+"""Bad command-line arguments, prompts and model folders: each a clear error with the right
+exit code, checked before any model loads where possible; never a traceback, never a silent
+truncation, never repository code."""
+
+import json
+import math
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sadlang.cli import main
+
+PLANTED_PROMPT = " When Mary went to the x, John said"
+SPEC = '''model planted
+pool names = " Mary" " John" " Alice"
+prompts p:
+  template "When{A} went to the x,{B} and{A} said"
+  A, B from names distinct
+  answer "{A}" against "{B}"
+  sample 3 seed 0
+claim reads: head 1.0 attends end -> "x" with weight >= 0.9
+claim edge:  edge 0.0 -> 1.0 via key at end -> "x"
+'''
+
+
+def run(argv, capsys):
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as exc:       # argparse refuses bad arguments with exit 2
+        code = exc.code
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err and "internal error" not in err, err
+    return code, out, err
+
+
+@pytest.fixture()
+def spec(tmp_path):
+    p = tmp_path / "s.sad"
+    p.write_text(SPEC)
+    return p
+
+
+# ---- prompts: no silent truncation, no empty prompt
+def test_a_prompt_longer_than_the_context_is_an_error_everywhere(tmp_path, capsys):
+    long = " When" + " Mary went to the store," * 40
+    for argv in (["trace", "--model", "tiny-llama", "--prompt", long, "--answer", " Mary"],
+                 ["sinks", "--model", "tiny-llama", "--prompt", long, "--layers", "1"]):
+        code, out, err = run(argv, capsys)
+        assert code == 2 and "tokens (BOS included)" in err and "at most 128" in err, err
+        assert out == ""
+    p = tmp_path / "long.sad"
+    p.write_text(SPEC.replace('template "When{A} went', f'template "{long}{{A}} went'))
+    code, _, err = run(["check", p], capsys)
+    assert code == 2 and f"{p}:4:12: error:" in err and "planted takes at most 16" in err, err
+
+
+def test_an_empty_prompt_is_an_error(capsys):
+    for argv in (["trace", "--model", "planted", "--prompt", "  ", "--answer", " x"],
+                 ["sinks", "--model", "planted", "--prompt", ""]):
+        code, _, err = run(argv, capsys)
+        assert code == 2 and "empty" in err, err
+
+
+# ---- arguments, refused before a model loads
+@pytest.mark.parametrize("argv, words", [
+    (["trace", "--threshold", "5"], "outside 0..1"),
+    (["trace", "--threshold", "-1"], "outside 0..1"),
+    (["trace", "--threshold", "nan"], "outside 0..1"),
+    (["trace", "--top", "0"], "outside 1..10000"),
+    (["trace", "--top", "-1"], "outside 1..10000"),
+    (["trace", "--top", "x"], "not an integer"),
+    (["trace", "--out", "/no/such/dir/g.svg"], "does not exist"),
+    (["trace", "--out", "g.png"], ".graphml, .json, .svg"),
+    (["sinks", "--layers", "abc"], "comma-separated list"),
+    (["sinks", "--layers", "1,,2"], "comma-separated list"),
+    (["sinks", "--min-share", "inf"], "outside 0..1"),
+    (["check", "SPEC", "--explore", "-5"], "outside 0..100000"),
+    (["check", "SPEC", "--junit", "/no/such/dir/r.xml"], "does not exist"),
+    (["check", "SPEC", "--json-out", "/"], "is a directory"),
+    (["check", "SPEC", "--device", "tpu"], "invalid choice"),
+])
+def test_bad_arguments_exit_2_with_the_reason(argv, words, spec, capsys):
+    base = {"trace": ["--model", "planted", "--prompt", PLANTED_PROMPT, "--answer", " x"],
+            "sinks": ["--model", "planted", "--prompt", PLANTED_PROMPT]}.get(argv[0], [])
+    argv = [spec if a == "SPEC" else a for a in argv] + base
+    code, out, err = run(argv, capsys)
+    assert code == 2 and words in err, err
+    assert out == ""
+
+
+def test_unwritable_report_path_is_refused_before_the_run(spec, tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as a user who can write anywhere")
+        code, out, err = run(["check", spec, "--junit", locked / "r.xml"], capsys)
+        assert code == 2 and "not writable" in err and out == ""
+    finally:
+        locked.chmod(0o700)
+
+
+def test_sinks_layer_out_of_range_names_the_valid_range(capsys):
+    code, _, err = run(["sinks", "--model", "planted", "--prompt", PLANTED_PROMPT, "--layers", "99"], capsys)
+    assert code == 2 and "has layers 0..1" in err, err
+
+
+def test_unknown_claim_name_lists_the_claims(spec, capsys):
+    code, out, err = run(["check", spec, "--claim", "no_such_claim"], capsys)
+    assert code == 2 and "no claim named 'no_such_claim'" in err and "claims are: edge, reads" in err
+    assert out == ""
+
+
+def test_json_on_stdout_stays_clean_and_no_progress_without_a_terminal(spec, capsys):
+    code, out, err = run(["check", spec, "--format", "json"], capsys)
+    assert code == 0 and json.loads(out)["summary"]["held"] == 2
+    assert "\r" not in err and "it/s" not in err
+
+
+# ---- model folders: never repository code, clear exit 3
+def _tiny_gpt2_folder(path: Path) -> Path:
+    from sadlang.models.builtin import build_hf_model
+    build_hf_model("tiny-gpt2").save_pretrained(path)
+    return path
+
+
+def test_a_folder_that_needs_custom_code_is_refused(tmp_path, capsys):
+    folder = _tiny_gpt2_folder(tmp_path / "hostile")
+    marker = tmp_path / "PWNED"
+    (folder / "evil.py").write_text(f"open({str(marker)!r}, 'w').write('x')\n")
+    config = json.loads((folder / "config.json").read_text())
+    config["auto_map"] = {"AutoModelForCausalLM": "evil.EvilModel", "AutoConfig": "evil.EvilConfig"}
+    (folder / "config.json").write_text(json.dumps(config))
+    code, _, err = run(["trace", "--model", folder, "--prompt", "a b", "--answer", " a"], capsys)
+    assert code == 3 and "needs custom code" in err and "trust_remote_code=False" in err, err
+    assert not marker.exists()
+
+
+class _Payload:
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.path}",))
+
+
+def test_a_pickle_checkpoint_is_never_unpickled(tmp_path, capsys):
+    folder = _tiny_gpt2_folder(tmp_path / "pickled")
+    (folder / "model.safetensors").unlink()
+    marker = tmp_path / "PWNED"
+    with open(folder / "pytorch_model.bin", "wb") as fh:
+        pickle.dump({"x": _Payload(marker)}, fh)
+    code, _, err = run(["trace", "--model", folder, "--prompt", "a b", "--answer", " a"], capsys)
+    assert code == 3 and "could not load local model" in err, err
+    assert not marker.exists()
+
+
+def test_a_truncated_safetensors_file_is_a_clear_error(tmp_path, capsys):
+    folder = _tiny_gpt2_folder(tmp_path / "truncated")
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    code, _, err = run(["trace", "--model", folder, "--prompt", "a b", "--answer", " a"], capsys)
+    assert code == 3 and "could not load local model" in err, err
+
+
+def test_a_bad_builtin_seed_is_a_clear_error(capsys):
+    code, _, err = run(["trace", "--model", "tiny-gpt2:99999999999999999999999", "--prompt", "a b",
+                        "--answer", " a"], capsys)
+    assert code == 3 and "seed must be in 0..2**63-1" in err, err
+
+
+# ---- what a spec shows back is sanitised
+def test_spec_text_is_shown_safely(tmp_path, capsys):
+    p = tmp_path / "d.sad"
+    p.write_text("model planted\n# a comment with \u2028 and \f and \x85 inside\nclaim x: head 1.0 atends end -> bos\n")
+    code, _, err = run(["check", p], capsys)
+    assert code == 2 and f"{p}:3:" in err and "atends" in err, err
+    p.write_text(SPEC.replace("claim reads: head", "claim reads: head") + 'claim e\x1b[31m: head\n')
+    code, _, err = run(["check", p], capsys)
+    assert code == 2 and "\x1b" not in err and "\\x1b" in err
+    p.write_text("model planted\nclaim x: " + "zz " * 300_000 + "\n")
+    code, _, err = run(["check", p], capsys)
+    assert code == 2 and len(err) < 2000, len(err)
+    p.write_text(SPEC.replace('" Alice"', '" Al\\qice\\x"'))
+    code, _, err = run(["check", p], capsys)
+    assert code == 2 and "bad escape in string" in err and f"{p}:2:" in err, err
+
+
+def test_a_utf8_bom_is_accepted(tmp_path, capsys):
+    p = tmp_path / "bom.sad"
+    p.write_bytes(b"\xef\xbb\xbf" + SPEC.encode())
+    code, _, err = run(["check", p], capsys)
+    assert code == 0, err
+
+
+# ---- fuzz: no argument vector gives an internal error
+VALUES = st.sampled_from(["0", "1", "-1", "0.5", "nan", "inf", "1e9", "abc", "", "1,,2", "3,x", "/nonexistent/x.svg",
+                          "99", "acc", "sad", "accpp", "tpu"])
+FLAGS = {"trace": ["--threshold", "--top", "--method", "--ablate", "--out", "--device"],
+         "sinks": ["--layers", "--min-share", "--consistency", "--cut", "--method"],
+         "check": ["--explore", "--claim", "--format", "--device"]}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(st.sampled_from(sorted(FLAGS)).flatmap(
+    lambda cmd: st.tuples(st.just(cmd), st.lists(st.tuples(st.sampled_from(FLAGS[cmd]), VALUES), max_size=3))))
+def test_fuzzed_argument_vectors_never_give_an_internal_error(tmp_path_factory, capsys, cmd_flags):
+    cmd, flags = cmd_flags
+    spec = tmp_path_factory.mktemp("fuzz") / "s.sad"
+    spec.write_text(SPEC)
+    base = {"trace": ["--model", "planted", "--prompt", PLANTED_PROMPT, "--answer", " x"],
+            "sinks": ["--model", "planted", "--prompt", PLANTED_PROMPT, "--layers", "1"],
+            "check": [str(spec)]}[cmd]
+    argv = [cmd, *base] + [x for flag, value in flags for x in (flag, value)]
+    code, _, _ = run(argv, capsys)
+    assert code in (0, 1, 2, 3) and not (isinstance(code, float) and math.isnan(code))
+
+
+def test_a_typo_inside_a_block_suggests_the_keyword(tmp_path, capsys):
+    p = tmp_path / "typo.sad"
+    p.write_text(SPEC.replace("  template ", "  templte "))
+    code, _, err = run(["check", p], capsys)
+    assert code == 2 and f"{p}:4:3: error: unknown line 'templte'" in err and "did you mean 'template'?" in err, err
