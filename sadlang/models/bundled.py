@@ -8,9 +8,11 @@ the sha256 of its weight file; a partial or corrupt cache fails that check and i
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import shutil
+import sys
 import tempfile
 from importlib import metadata
 from pathlib import Path
@@ -59,22 +61,26 @@ def _cache_is_valid(directory: Path) -> bool:
 
 
 def _build_cache(gguf: Path, directory: Path, gguf_sha: str) -> None:
-    import sys
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     print(f"sadlang: first load of the bundled model: dequantizing {gguf.name} to fp32 "
           f"(about 20 s, cached afterwards in {directory.parent})", file=sys.stderr)
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
     from transformers.utils import logging as hf_logging
 
-    was_enabled = hf_logging.is_progress_bar_enabled()
-    if not sys.stderr.isatty():          # a bar per tensor would fill CI logs
+    # the dequantizer draws its own tqdm bar (not transformers' logging one): on a pipe or in
+    # CI it would print a line per update, so it is silenced unless stderr is a terminal
+    was_enabled, bar = hf_logging.is_progress_bar_enabled(), gguf_utils.tqdm
+    if not sys.stderr.isatty():
         hf_logging.disable_progress_bar()
+        gguf_utils.tqdm = functools.partial(bar, disable=True)
     try:
         tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name,
                                                      dtype=torch.float32)
     finally:
+        gguf_utils.tqdm = bar
         if was_enabled:
             hf_logging.enable_progress_bar()
     tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=directory.parent))
