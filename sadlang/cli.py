@@ -35,12 +35,31 @@ def _progress(args) -> bool:
     return bool(getattr(args, "progress", False)) or (sys.stderr.isatty() and not getattr(args, "quiet", False))
 
 
+def _validated(paths: list[str], lenient: bool) -> list:
+    """Parse and validate every spec (no model, no torch): all spec errors come first, fast."""
+    from sadlang.errors import SpecErrors
+    from sadlang.lang import parse_file
+    from sadlang.plan.validate import validate
+
+    specs, errors = [], []
+    for path in paths:
+        try:
+            spec = parse_file(path)
+            for warning in validate(spec, lenient).warnings:
+                print(warning.render().replace(": error: ", ": warning: ", 1), file=sys.stderr)
+            specs.append(spec)
+        except SpecError as exc:
+            errors.append(exc)
+    if errors:
+        raise SpecErrors(errors) if len(errors) > 1 else errors[0]
+    return specs
+
+
 def cmd_check(args) -> int:
+    specs = _validated(args.specs, args.lenient)
     from sadlang.check.executor import prepare, run_plan
     from sadlang.check.report import to_json, to_junit, to_text
-    from sadlang.lang import parse_file
 
-    specs = [parse_file(path) for path in args.specs]      # every spec error before any model load
     only = set(args.claim) if args.claim else None
     if only is not None:
         known = sorted({c.name for spec in specs for c in spec.claims})
@@ -50,7 +69,7 @@ def cmd_check(args) -> int:
                              f"claims are: {', '.join(known) or '(none)'}")
     code = 0
     for spec in specs:
-        model, plan = prepare(spec, args.model, args.device)
+        model, plan = prepare(spec, args.model, args.device, args.lenient)
         report = run_plan(plan, model, explore=args.explore, progress=_progress(args), only=only)
         if args.format == "json":
             print(to_json(report))
@@ -65,9 +84,10 @@ def cmd_check(args) -> int:
 
 
 def cmd_plan(args) -> int:
-    from sadlang.check.executor import load_and_compile
+    spec = _validated([args.spec], args.lenient)[0]
+    from sadlang.check.executor import prepare
 
-    _, model, plan = load_and_compile(args.spec, args.model, args.device)
+    model, plan = prepare(spec, args.model, args.device, args.lenient)
     bs = plan.settings.batch_size
     print(f"model    {model.info.name}  ({model.info.architecture}, {model.info.n_layers} layers x "
           f"{model.info.n_heads} heads, fingerprint {model.info.fingerprint})")
@@ -256,6 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     c.add_argument("--progress", action="store_true",
                    help="progress bars on stderr even when it is not a terminal")
+    c.add_argument("--lenient", action="store_true",
+                   help="comparisons that are always or never true (weight >= 0) warn instead of failing")
     c.set_defaults(fn=cmd_check)
 
     pl = sub.add_parser("plan", help="print what checking a spec will compute (loads the model to validate "
@@ -263,6 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("spec")
     pl.add_argument("--model")
     pl.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    pl.add_argument("--lenient", action="store_true", help="vacuous comparisons warn instead of failing")
     pl.set_defaults(fn=cmd_plan)
 
     t = sub.add_parser("trace", help="trace one prompt and print its circuit")

@@ -6,8 +6,9 @@
 Items are named `file.sad::claim_name` and carry the marker `sad` plus one marker per claim
 kind (`sad_attends`, `sad_edge`, ...). The model of a spec is loaded once per process and
 each spec is evaluated once (lazily, on its first item); failures print the same evidence as
-`sadlang check`. A spec error fails collection with its file:line:col message. Nothing is
-shared between processes, so pytest-xdist works.
+`sadlang check`. A spec error fails collection with its file:line:col message. A spec whose
+model cannot be loaded here (no weights offline) skips its items with the reason, unless
+`--sad-strict`. Nothing is shared between processes, so pytest-xdist works.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ def pytest_addoption(parser):
     group.addoption("--sad-explore", type=int, default=0, metavar="N",
                     help="search up to N generated prompts per per-prompt claim")
     group.addoption("--sad-model", default=None, help="override the model of every collected spec")
+    group.addoption("--sad-strict", action="store_true",
+                    help="a spec whose model cannot be loaded here fails instead of skipping")
     group.addoption("--sad-device", default=None, choices=["auto", "cpu", "cuda"],
                     help="override the device of every collected spec (default: its `option device`)")
 
@@ -49,16 +52,16 @@ class SpecCollectError(Exception):
 class SadFile(pytest.File):
     def collect(self):
         from sadlang.lang import parse_file
-        from sadlang.plan.compile import check_declarations, spec_settings
+        from sadlang.plan.validate import validate
 
         try:
             spec = parse_file(self.path)
-            spec_settings(spec)
-            check_declarations(spec)
+            validate(spec)
         except SpecError as exc:
             raise pytest.Collector.CollectError(exc.render()) from None
         self._spec = spec
         self._report = None
+        self._failure: SadError | None = None
         for claim in spec.claims:
             item = SadItem.from_parent(self, name=claim.name, claim=claim)
             item.add_marker(pytest.mark.sad)
@@ -66,12 +69,19 @@ class SadFile(pytest.File):
             yield item
 
     def report(self):
-        """Evaluate all claims of this spec once (model loads are memoized per process)."""
+        """Evaluate all claims of this spec once (model loads are memoized per process); a
+        failure to load or compile is remembered too, so every item reports it at once."""
+        if self._failure is not None:
+            raise self._failure
         if self._report is None:
             from sadlang.check.executor import prepare, run_plan
 
             cfg = self.config
-            model, plan = prepare(self._spec, cfg.getoption("--sad-model"), cfg.getoption("--sad-device"))
+            try:
+                model, plan = prepare(self._spec, cfg.getoption("--sad-model"), cfg.getoption("--sad-device"))
+            except SadError as exc:
+                self._failure = exc
+                raise
             self._report = {v.name: v for v in
                             run_plan(plan, model, explore=cfg.getoption("--sad-explore")).verdicts}
         return self._report
@@ -89,8 +99,14 @@ class SadItem(pytest.Item):
         self.claim = claim
 
     def runtest(self):
+        from sadlang.errors import ModelLoadError
+
         try:
             verdict = cast(SadFile, self.parent).report()[self.claim.name]
+        except ModelLoadError as exc:
+            if self.config.getoption("--sad-strict"):
+                raise SpecCollectError(f"error: {exc}") from None
+            pytest.skip(f"model not loadable here: {str(exc).splitlines()[0]}")
         except SpecError as exc:
             raise SpecCollectError(exc.render()) from None
         except SadError as exc:

@@ -4,6 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 # developer habits first: lint (pyflakes, bugbear, isort, pyupgrade) and types (see pyproject)
-.venv/bin/ruff check sadlang tests benchmarks
+.venv/bin/ruff check sadlang tests benchmarks scripts
 .venv/bin/mypy
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

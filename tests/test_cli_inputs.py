@@ -188,7 +188,10 @@ def test_spec_text_is_shown_safely(tmp_path, capsys):
     assert code == 2 and len(err) < 2000, len(err)
     p.write_text(SPEC.replace('" Alice"', '" Al\\qice\\x"'))
     code, _, err = run(["check", p], capsys)
-    assert code == 2 and "bad escape in string" in err and f"{p}:2:" in err, err
+    assert code == 2 and "unknown escape \\q in string" in err and f"{p}:2:30:" in err, err
+    p.write_text(SPEC.replace('" Alice"', '" Al\\x4"'))
+    code, _, err = run(["check", p], capsys)
+    assert code == 2 and "bad escape in string" in err and "null bytes" not in err, err
 
 
 def test_a_utf8_bom_is_accepted(tmp_path, capsys):

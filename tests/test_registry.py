@@ -116,15 +116,15 @@ def test_docs_tables_are_generated_from_the_registries():
     from sadlang.claims import docs_table
 
     docs = (ROOT / "docs" / "language.md").read_text()
-    assert Settings.docs_table() in docs
-    assert docs_table() in docs
+    assert Settings.docs_table() in docs, "run scripts/gen_docs.py"
+    assert docs_table() in docs, "run scripts/gen_docs.py"
     for name in METHODS:
         assert f"| `{name}` |" in docs
 
 
 def test_option_errors_name_the_option_line_and_the_domain():
     from sadlang.errors import SpecError
-    from sadlang.plan.compile import spec_settings
+    from sadlang.plan.validate import spec_settings
 
     for line, words in (("option batch_size = 0", "greater than or equal to 1"),
                         ("option threshold = 150%", "less than or equal to 1"),
@@ -172,7 +172,7 @@ def test_parsing_imports_no_tensor_code():
     import sys
 
     code = ("import sys; from sadlang.lang import parse_file; parse_file('specs/ioi.sad'); "
-            "from sadlang.plan.compile import spec_settings; spec_settings(parse_file('specs/ioi.sad')); "
+            "from sadlang.plan.validate import validate; validate(parse_file('specs/ioi.sad')); "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False", out.stderr

@@ -18,11 +18,11 @@ from sadlang.plan.compile import Plan, compile_spec
 from sadlang.plan.model import load_spec_model
 
 
-def prepare(spec: A.Spec, model_override: str | None = None,
-            device_override: str | None = None) -> tuple[LoadedModel, Plan]:
-    """Load the spec's model and compile the spec against it."""
-    model = load_spec_model(spec, model_override, device_override)
-    return model, compile_spec(spec, model)
+def prepare(spec: A.Spec, model_override: str | None = None, device_override: str | None = None,
+            lenient: bool = False) -> tuple[LoadedModel, Plan]:
+    """Validate the spec, load its model and compile the spec against it."""
+    model = load_spec_model(spec, model_override, device_override, lenient)
+    return model, compile_spec(spec, model, lenient)
 
 
 def load_and_compile(path: str | Path, model_override: str | None = None,

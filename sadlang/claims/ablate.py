@@ -9,7 +9,7 @@ from typing import Any, Literal, cast
 
 from lark import Token
 
-from sadlang.claims.base import Builder, ClaimKind, References, Work
+from sadlang.claims.base import Builder, ClaimKind, Problem, References, Work, bound_problems
 from sadlang.claims.edge import edge_references
 from sadlang.evidence.records import PromptEvidence
 from sadlang.lang import ast as A
@@ -71,7 +71,8 @@ class AblateKind(ClaimKind):
     examples = ('ablate edge 0.0 -> 1.0 via key at end -> "x" local lowers attention by >= 0.5 '
                 "and beats random by >= 10x on marker",
                 'boost edge 0.0 -> 1.0 via key at end -> "x" global by 1x raises logit_diff by >= 0.0 on copy')
-    failing = ('ablate edge 0.0 -> 1.0 via key at end -> "x" local lowers attention by >= 2 on marker',)
+    failing = ('ablate edge 0.0 -> 1.0 via key at end -> "x" local lowers attention by <= 0.01 on marker',)
+    max_ratio = 10_000.0    # beyond this a ratio against averaged random draws is noise
 
     def rules(self) -> dict[str, Builder]:
         return {"ablate_claim": _ablate, "factor": _factor, "effect": _effect, "beats": _beats}
@@ -86,10 +87,28 @@ class AblateKind(ClaimKind):
     def references(self, body: AblateClaim) -> References:
         return edge_references(body, concrete=True)
 
-    def static_errors(self, body: AblateClaim) -> list[tuple[str, A.Loc | None]]:
+    def _domain(self, body: AblateClaim) -> tuple[list[Problem], list[Problem]]:
+        errors: list[Problem] = []
+        vac: list[Problem] = []
+        if body.metric == "attention" and not body.relative:
+            e, v = bound_problems(body.amount, -1.0, 1.0, "a change of attention weight")
+            errors, vac = errors + e, vac + v
+        e, v = bound_problems(body.beats_random, 0.0, self.max_ratio, "a ratio to the random control")
+        return errors + e, vac + v
+
+    def static_errors(self, body: AblateClaim) -> list[Problem]:
+        errors = self._domain(body)[0]
         if body.mode == "global" and body.upstream.kind == "offset":
-            return [("an offset has no place in the residual stream: use a local ablation", body.upstream.loc)]
-        return []
+            errors.append(("an offset has no place in the residual stream: use a local ablation", body.upstream.loc))
+        if body.factor <= 0:
+            errors.append((f"a boost factor is > 0, not {body.factor:g} (to remove a signal, write `ablate`)",
+                           body.loc))
+        elif body.action == "ablate" and body.factor != 1.0:
+            errors.append(("`by F x` sets how much a boost adds; an ablation removes the signal once", body.loc))
+        return errors
+
+    def vacuous(self, body: AblateClaim) -> list[Problem]:
+        return self._domain(body)[1]
 
     def needs_answers(self, body: AblateClaim) -> bool:
         return True

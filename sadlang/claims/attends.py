@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from sadlang.claims.base import Builder, ClaimKind, References, Work
+from sadlang.claims.base import Builder, ClaimKind, Problem, References, Work, bound_problems
 from sadlang.lang import ast as A
 from sadlang.lang.compare import holds
 from sadlang.lang.syntax import bound, loc
@@ -48,7 +48,13 @@ class AttendsKind(ClaimKind):
         return f"read attention of {body.head.text()} (no decomposition)"
 
     def references(self, body: Attends) -> References:
-        return References(heads=[(body.head, True)], positions=[body.at.dest, body.at.src])
+        return References(heads=[(body.head, True)], positions=[body.at.dest, body.at.src], firings=[body.at])
+
+    def static_errors(self, body: Attends) -> list[Problem]:
+        return bound_problems(body.weight, 0.0, 1.0, "an attention weight")[0]
+
+    def vacuous(self, body: Attends) -> list[Problem]:
+        return bound_problems(body.weight, 0.0, 1.0, "an attention weight")[1]
 
     def claimed(self, body: Attends) -> str:
         return f"weight {body.weight.text()}" if body.weight else "fires"

@@ -34,11 +34,31 @@ class References:
     heads:      (head pattern, must it be concrete L.H)
     positions:  roles that must exist in every prompt of the set
     components: upstream components (`mlp L` and `bias L` have layers to check)
+    firings:    D -> S pairs: in every prompt S must not come after D (causal attention)
+    sinks:      positions that need later destinations (a sink attracts attention from after it)
     """
 
     heads: list[tuple[A.HeadRef, bool]] = field(default_factory=list)
     positions: list[A.Pos] = field(default_factory=list)
     components: list[A.CompRef] = field(default_factory=list)
+    firings: list[A.FiringAt] = field(default_factory=list)
+    sinks: list[A.Pos] = field(default_factory=list)
+
+
+Problem = tuple[str, "A.Loc | None"]
+
+
+def bound_problems(bound: A.Bound | None, lo: float, hi: float, what: str) -> tuple[list[Problem], list[Problem]]:
+    """(errors, vacuous) of `what CMP value` where `what` lies in [lo, hi]: a value outside the
+    domain is an error; a comparison that is always or never true inside it is vacuous."""
+    from sadlang.lang.compare import vacuous
+
+    if bound is None:
+        return [], []
+    if not lo <= bound.value <= hi:
+        return [(f"{bound.value:g} is outside the domain of {what}, [{lo:g}, {hi:g}]", bound.loc)], []
+    why = vacuous(bound, lo, hi, what)
+    return [], ([(why, bound.loc)] if why else [])
 
 
 @dataclass
@@ -85,8 +105,13 @@ class ClaimKind:
     def references(self, body: Any) -> References:
         return References()
 
-    def static_errors(self, body: Any) -> list[tuple[str, A.Loc | None]]:
+    def static_errors(self, body: Any) -> list[Problem]:
         """Errors that need no model or prompts: (message, location)."""
+        return []
+
+    def vacuous(self, body: Any) -> list[Problem]:
+        """Comparisons that are always or never true given their value's domain: errors, or
+        warnings under --lenient."""
         return []
 
     def needs_answers(self, body: Any) -> bool:

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from lark import Token
 
-from sadlang.claims.base import Builder, ClaimKind, Measurement, Work
+from sadlang.claims.base import Builder, ClaimKind, Measurement, Problem, Work, bound_problems
 from sadlang.evidence.records import PromptEvidence
 from sadlang.lang import ast as A
 from sadlang.lang.compare import holds
@@ -37,7 +37,7 @@ class BehaviourKind(ClaimKind):
     name = "behaviour"
     node = Behaviour
     summary = "the logit difference (per prompt or its mean) or the accuracy on the task"
-    examples = ("logit_diff > 1 on copy", "mean logit_diff > -1000 on marker", "accuracy >= 0 on copy")
+    examples = ("logit_diff > 1 on copy", "mean logit_diff > -1000 on marker", "accuracy >= 0.5 on copy")
     failing = ("logit_diff < 0 on copy", "mean logit_diff >= 1000 on copy", "accuracy <= 0.5 on copy")
 
     def rules(self) -> dict[str, Builder]:
@@ -51,6 +51,12 @@ class BehaviourKind(ClaimKind):
 
     def needs_answers(self, body: Behaviour) -> bool:
         return True
+
+    def static_errors(self, body: Behaviour) -> list[Problem]:
+        return bound_problems(body.bound, 0.0, 1.0, "an accuracy")[0] if body.metric == "accuracy" else []
+
+    def vacuous(self, body: Behaviour) -> list[Problem]:
+        return bound_problems(body.bound, 0.0, 1.0, "an accuracy")[1] if body.metric == "accuracy" else []
 
     def per_prompt(self, body: Behaviour) -> bool:
         return not body.mean and body.metric == "logit_diff"

@@ -8,10 +8,10 @@ from typing import Any, Literal
 from lark import Token
 from pydantic import Field
 
-from sadlang.claims.base import Builder, ClaimKind, Measurement, References, Work
+from sadlang.claims.base import Builder, ClaimKind, Measurement, Problem, References, Work, bound_problems
 from sadlang.lang import ast as A
 from sadlang.lang.compare import holds
-from sadlang.lang.syntax import bound, loc
+from sadlang.lang.syntax import SemanticError, bound, loc
 
 
 class CircuitClaim(A.ClaimBody):
@@ -31,6 +31,10 @@ def _circuit(meta: Any, ch: list[Any]) -> CircuitClaim:
         else:
             freq = float(c)
     op, comps, bounds = ch[-1]
+    if not 0.0 <= freq <= 1.0:
+        where = next((c for c in ch[:-1] if not isinstance(c, Token)), None)
+        raise SemanticError(f"frequency {freq:g} is outside [0, 1] (the share of prompts whose trace has "
+                            f"a node)", getattr(where, "token", None) or _first_token(meta))
     return CircuitClaim(prompt_set=pset, frequency=freq, op=op, components=comps, bounds=bounds,
                         loc=loc(meta))
 
@@ -44,7 +48,18 @@ def _excludes(meta: Any, ch: list[Any]) -> tuple[str, list[A.CompRef], dict[str,
 
 
 def _matches(meta: Any, ch: list[Any]) -> tuple[str, list[A.CompRef], dict[str, A.Bound]]:
-    return ("matches", ch[0], dict(ch[1:]))
+    bounds: dict[str, A.Bound] = {}
+    for name, b in ch[1:]:
+        if name in bounds:
+            raise SemanticError(f"{name} is bounded twice", _first_token(b.loc))
+        bounds[name] = b
+    return ("matches", ch[0], bounds)
+
+
+def _first_token(where: Any) -> Any:
+    """A token-like object at `where` (a Loc or a rule meta) for error positions."""
+    return Token("X", "", line=getattr(where, "line", 1), column=getattr(where, "column", 1),
+                 end_line=getattr(where, "end_line", None), end_column=getattr(where, "end_column", None))
 
 
 def _bound(meta: Any, ch: list[Any]) -> tuple[str, A.Bound]:
@@ -110,6 +125,12 @@ class CircuitKind(ClaimKind):
 
     def needs_answers(self, body: CircuitClaim) -> bool:
         return True
+
+    def static_errors(self, body: CircuitClaim) -> list[Problem]:
+        return [p for b in body.bounds.values() for p in bound_problems(b, 0.0, 1.0, "a precision, recall or F1")[0]]
+
+    def vacuous(self, body: CircuitClaim) -> list[Problem]:
+        return [p for b in body.bounds.values() for p in bound_problems(b, 0.0, 1.0, "a precision, recall or F1")[1]]
 
     def prompt_set(self, body: CircuitClaim) -> str | None:
         return body.prompt_set

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from sadlang.claims.base import Builder, ClaimKind, References, Work
+from sadlang.claims.base import Builder, ClaimKind, Problem, References, Work, bound_problems
 from sadlang.lang import ast as A
 from sadlang.lang.compare import holds
 from sadlang.lang.syntax import SemanticError, amount, loc
@@ -24,7 +24,7 @@ def _control_ablate(meta: Any, ch: list[Any]) -> ControlAblate:
     if (str(action), str(cls), str(direction), str(metric)) != ("ablate", "control", "lowers", "attention"):
         raise SemanticError("write `ablate control signal of L.H lowers attention to POS by >= X`", action)
     value, _ = amount(size)
-    return ControlAblate(head=head, to=pos, amount=A.Bound(cmp=str(cmp), value=value), loc=loc(meta))
+    return ControlAblate(head=head, to=pos, amount=A.Bound(cmp=str(cmp), value=value, loc=loc(cmp)), loc=loc(meta))
 
 
 class ControlAblateKind(ClaimKind):
@@ -32,7 +32,7 @@ class ControlAblateKind(ClaimKind):
     node = ControlAblate
     summary = "removing the head's control signal lowers its attention onto the sink"
     examples = ("ablate control signal of 1.0 lowers attention to bos by >= 0.5 on plain",)
-    failing = ("ablate control signal of 1.0 lowers attention to bos by >= 2 on plain",)
+    failing = ("ablate control signal of 1.0 lowers attention to bos by <= 0.01 on plain",)
 
     def rules(self) -> dict[str, Builder]:
         return {"control_ablate": _control_ablate}
@@ -44,7 +44,13 @@ class ControlAblateKind(ClaimKind):
         return f"firings of {body.head.text()} onto default tokens, their signals and clustering"
 
     def references(self, body: ControlAblate) -> References:
-        return References(heads=[(body.head, True)], positions=[body.to])
+        return References(heads=[(body.head, True)], positions=[body.to], sinks=[body.to])
+
+    def static_errors(self, body: ControlAblate) -> list[Problem]:
+        return bound_problems(body.amount, -1.0, 1.0, "a change of attention weight")[0]
+
+    def vacuous(self, body: ControlAblate) -> list[Problem]:
+        return bound_problems(body.amount, -1.0, 1.0, "a change of attention weight")[1]
 
     def claimed(self, body: ControlAblate) -> str:
         return f"attention drop {body.amount.text()}"

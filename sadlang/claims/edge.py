@@ -32,7 +32,8 @@ def edge_references(body: A.EdgeSelector, concrete: bool) -> References:
     if body.upstream.kind == "head" and body.upstream.head is not None:
         heads.append((body.upstream.head, False))
     positions = [body.at.dest, body.at.src] if body.at else []
-    return References(heads=heads, positions=positions, components=[body.upstream])
+    return References(heads=heads, positions=positions, components=[body.upstream],
+                      firings=[body.at] if body.at else [])
 
 
 def _edge_list(f: Any) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from sadlang.claims.base import Builder, ClaimKind, Measurement, References, Work
+from sadlang.claims.base import Builder, ClaimKind, Measurement, Problem, References, Work
 from sadlang.lang import ast as A
 from sadlang.lang.syntax import SemanticError, loc
 
@@ -41,6 +41,11 @@ class SharedKind(ClaimKind):
 
     def references(self, body: SharedClaim) -> References:
         return References(heads=[(body.head, True)] + [(h, True) for h in body.others])
+
+    def static_errors(self, body: SharedClaim) -> list[Problem]:
+        texts = [body.head.text()] + [h.text() for h in body.others]
+        return [(f"head {t} is listed twice", h.loc) for t, h in zip(texts[1:], body.others)
+                if texts.count(t) > 1]
 
     def per_prompt(self, body: SharedClaim) -> bool:
         return False

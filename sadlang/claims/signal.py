@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from sadlang.claims.base import Builder, ClaimKind, Measurement, References, Work, fmt
+from sadlang.claims.base import Builder, ClaimKind, Measurement, Problem, References, Work, bound_problems, fmt
 from sadlang.claims.edge import edge_references
 from sadlang.lang import ast as A
 from sadlang.lang.compare import holds
@@ -76,6 +76,17 @@ class SignalKind(ClaimKind):
 
     def references(self, body: SignalClaim) -> References:
         return edge_references(body, concrete=True)
+
+    def _domain(self, body: SignalClaim) -> tuple[list[Problem], list[Problem]]:
+        if body.prop == "rank":
+            return bound_problems(body.bound, 1, float("inf"), "a signal's rank (singular directions, >= 1)")
+        return bound_problems(body.bound, -1.0, 1.0, "a mean pairwise cosine")
+
+    def static_errors(self, body: SignalClaim) -> list[Problem]:
+        return self._domain(body)[0]
+
+    def vacuous(self, body: SignalClaim) -> list[Problem]:
+        return self._domain(body)[1]
 
     def per_prompt(self, body: SignalClaim) -> bool:
         return body.prop == "rank"

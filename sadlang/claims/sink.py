@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from sadlang.claims.base import Builder, ClaimKind, Measurement, References, Work, fmt
+from sadlang.claims.base import Builder, ClaimKind, Measurement, Problem, References, Work, fmt
 from sadlang.lang import ast as A
 from sadlang.lang.syntax import SemanticError, loc
 
@@ -40,7 +40,12 @@ class SinkKind(ClaimKind):
         return f"firings of {body.head.text()} onto default tokens, their signals and clustering"
 
     def references(self, body: SinkClaim) -> References:
-        return References(heads=[(body.head, True)], positions=[body.to])
+        return References(heads=[(body.head, True)], positions=[body.to], sinks=[body.to])
+
+    def static_errors(self, body: SinkClaim) -> list[Problem]:
+        if body.to.role == "end" and body.to.shift >= 0:
+            return [("nothing comes after `end`: a sink draws attention from later positions", body.to.loc)]
+        return []
 
     def claimed(self, body: SinkClaim) -> str:
         return "sinks" + (" by a control signal" if body.by_control else "")

@@ -152,6 +152,7 @@ class PromptSetDecl(Node):
     answer_loc: Loc | None = None
     sample: int = 16
     seed: int = 0
+    sample_loc: Loc | None = None
 
 
 class Pool(Node):

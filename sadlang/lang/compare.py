@@ -25,3 +25,17 @@ def quantify(passed: list[bool], q: Quantifier) -> tuple[bool, float]:
     if q.kind == "at_most":
         return share <= q.share + 1e-12, share
     return OPS[q.cmp](share, q.share), share
+
+
+def vacuous(bound: Bound, lo: float, hi: float, what: str) -> str | None:
+    """Why `what CMP value` is always or never true when `what` lies in [lo, hi] (None if it
+    can go either way)."""
+    v, cmp = bound.value, bound.cmp
+    never = ((cmp == ">=" and v > hi) or (cmp == ">" and v >= hi) or (cmp == "<=" and v < lo)
+             or (cmp == "<" and v <= lo) or (cmp == "==" and not lo <= v <= hi))
+    always = ((cmp == ">=" and v <= lo) or (cmp == ">" and v < lo) or (cmp == "<=" and v >= hi)
+              or (cmp == "<" and v > hi))
+    if never or always:
+        return (f"`{cmp} {v:g}` is {'never' if never else 'always'} true: {what} is in "
+                f"[{lo:g}, {hi:g}] (use --lenient to run it anyway)")
+    return None

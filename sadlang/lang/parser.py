@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from functools import lru_cache
 from importlib import resources
@@ -13,7 +14,7 @@ from lark import Lark, Token, Transformer, UnexpectedCharacters, UnexpectedInput
 from lark.exceptions import UnexpectedEOF, VisitError
 from lark.indenter import Indenter
 
-from sadlang.errors import InternalError, Span, SpecError, source_lines
+from sadlang.errors import InternalError, Span, SpecError, SpecErrors, source_lines
 from sadlang.lang import ast as A
 from sadlang.lang.syntax import SemanticError, amount, loc, share, unquote
 
@@ -59,6 +60,25 @@ def _parser() -> Lark:
                 maybe_placeholders=False)
 
 
+class Number(float):
+    """A number from the spec that remembers its token (for errors about its value)."""
+
+    token: Token
+
+    def __new__(cls, value: float, token: Token) -> Number:
+        out = super().__new__(cls, value)
+        out.token = token
+        return out
+
+
+def _token_at(where: A.Loc | None) -> Token | None:
+    """A stand-in token carrying a location, for errors raised on a whole line."""
+    if where is None:
+        return None
+    return Token("LINE", "", line=where.line, column=where.column, end_line=where.end_line,
+                 end_column=where.end_column)
+
+
 @v_args(meta=True)
 class _ToAst(Transformer):
     """Lark tree -> pydantic nodes. Statements come back as (kind, payload) pairs."""
@@ -75,7 +95,10 @@ class _ToAst(Transformer):
 
     # --- leaves
     def number(self, meta, ch):
-        return float(ch[0])
+        value = float(ch[0])
+        if not math.isfinite(value):
+            raise SemanticError(f"{ch[0]} is not a finite number", ch[0])
+        return Number(value, ch[0])
 
     def head_ref(self, meta, ch):
         a, b = str(ch[0]).split(".")
@@ -109,6 +132,8 @@ class _ToAst(Transformer):
         for t in ch[1:]:
             if t.type == "ORDINAL":
                 occ = int(t[1:])
+                if occ < 1:
+                    raise SemanticError(f"occurrences count from 1: {role}#1 is the first {role}", t)
             elif t.type == "SHIFT":
                 shift = int(t)
         return A.Pos(role=role, occurrence=occ, shift=shift, loc=loc(meta))
@@ -203,21 +228,33 @@ class _ToAst(Transformer):
         return ("answer", (unquote(ch[0]), unquote(ch[1]) if len(ch) > 1 else None, loc(meta)))
 
     def sample_item(self, meta, ch):
-        return ("sample", (int(ch[0]), int(ch[1]) if len(ch) > 1 else 0))
+        return ("sample", (int(ch[0]), int(ch[1]) if len(ch) > 1 else 0, loc(meta)))
 
     def prompts_stmt(self, meta, ch):
         d: dict = {"name": str(ch[0]), "loc": loc(meta), "templates": [], "literals": [], "slots": []}
+        slot_at: dict[str, A.Loc | None] = {}
         for kind, payload in ch[1:]:
             if kind == "template":
                 d["templates"].append(payload)
             elif kind == "literal":
                 d["literals"].append(payload)
             elif kind == "slots":
+                for slot in payload.slots:
+                    if slot in slot_at:
+                        raise SemanticError(f"slot {slot} is drawn twice (first at line "
+                                            f"{getattr(slot_at[slot], 'line', '?')})", _token_at(payload.loc))
+                    slot_at[slot] = payload.loc
                 d["slots"].append(payload)
             elif kind == "answer":
+                if "answer" in d:
+                    raise SemanticError(f"a second `answer` line in prompts {d['name']} (first at line "
+                                        f"{d['answer_loc'].line})", _token_at(payload[2]))
                 d["answer"], d["against"], d["answer_loc"] = payload
             elif kind == "sample":
-                d["sample"], d["seed"] = payload
+                if "sample" in d:
+                    raise SemanticError(f"a second `sample` line in prompts {d['name']} (first at line "
+                                        f"{d['sample_loc'].line})", _token_at(payload[2]))
+                d["sample"], d["seed"], d["sample_loc"] = payload
         return ("prompts", A.PromptSetDecl(**d))
 
     def start(self, meta, ch):
@@ -249,27 +286,38 @@ def _literal_expected(parser: Lark, expected) -> list[str]:
 
 
 def parse_spec(source: str, file: str = "<spec>") -> A.Spec:
-    """Parse spec text. Raises SpecError (with span and caret) on any syntax problem."""
-    text = source if source.endswith("\n") else source + "\n"
+    """Parse spec text. Raises SpecError (with span and caret) on any syntax problem. CRLF and
+    CR line endings read as LF."""
+    text = re.sub(r"\r\n?", "\n", source)
+    text = text if text.endswith("\n") else text + "\n"
     parser = _parser()
+    problem = _indentation_problem(text, file)
+    if problem is not None:
+        raise problem
     try:
         tree = parser.parse(text)
         statements = _ToAst(file, text).transform(tree)
     except UnexpectedInput as exc:
         raise _syntax_error(exc, parser, text, file) from None
+    except SemanticError as exc:   # from a claim kind's builder (lark does not wrap __default__)
+        raise _semantic(exc, file, text) from None
     except VisitError as exc:
         orig = exc.orig_exc
         if isinstance(orig, InternalError):
             raise orig from None
         if isinstance(orig, SemanticError):
-            tok = orig.token
-            span = Span(file, getattr(tok, "line", 1), getattr(tok, "column", 1),
-                        getattr(tok, "end_line", None), getattr(tok, "end_column", None))
-            raise SpecError(str(orig), span, text) from None
+            raise _semantic(orig, file, text) from None
         meta = getattr(exc.obj, "meta", None)
         where = Span(file, getattr(meta, "line", 1), getattr(meta, "column", 1)) if meta else None
         raise SpecError(f"malformed statement: {orig}", where, text) from None
     return _assemble(statements, file, text)
+
+
+def _semantic(exc: SemanticError, file: str, text: str) -> SpecError:
+    tok = exc.token
+    span = Span(file, getattr(tok, "line", 1), getattr(tok, "column", 1),
+                getattr(tok, "end_line", None), getattr(tok, "end_column", None))
+    return SpecError(str(exc), span, text)
 
 
 def _syntax_error(exc: UnexpectedInput, parser: Lark, text: str, file: str) -> SpecError:
@@ -331,24 +379,37 @@ def _syntax_error(exc: UnexpectedInput, parser: Lark, text: str, file: str) -> S
 
 
 def _assemble(statements, file: str, text: str) -> A.Spec:
+    """Statements -> Spec. Every declaration is made once: a second one is an error that names
+    the first."""
     spec = A.Spec(file=file, source=text)
+    errors: list[SpecError] = []
+    seen: dict[tuple[str, str], A.Loc | None] = {}
+
+    def once(what: str, name: str, loc: A.Loc | None) -> bool:
+        if (what, name) in seen:
+            first = seen[(what, name)]
+            where = f" (first at {file}:{first.line}:{first.column})" if first else ""
+            errors.append(SpecError(f"{what} {name!r} is declared twice{where}".replace(" '' ", " "),
+                                    _span(file, loc), text))
+            return False
+        seen[(what, name)] = loc
+        return True
+
     for kind, payload in statements:
-        if kind == "model":
+        if kind == "model" and once("model", "", payload[1]):
             spec.model, spec.model_loc = payload
-        elif kind == "method":
+        elif kind == "method" and once("method", "", payload[1]):
             spec.method, spec.method_loc = payload
-        elif kind == "option":
+        elif kind == "option" and once("option", payload.name, payload.loc):
             spec.options[payload.name] = payload
-        elif kind == "pool":
+        elif kind == "pool" and once("pool", payload.name, payload.loc):
             spec.pools[payload.name] = payload
-        elif kind == "prompts":
-            if payload.name in spec.prompt_sets:
-                raise SpecError(f"prompt set {payload.name!r} is defined twice", _span(file, payload.loc), text)
+        elif kind == "prompts" and once("prompt set", payload.name, payload.loc):
             spec.prompt_sets[payload.name] = payload
-        elif kind == "claim":
-            if any(c.name == payload.name for c in spec.claims):
-                raise SpecError(f"claim {payload.name!r} is defined twice", _span(file, payload.loc), text)
+        elif kind == "claim" and once("claim", payload.name, payload.loc):
             spec.claims.append(payload)
+    if errors:
+        raise SpecErrors(errors) if len(errors) > 1 else errors[0]
     return spec
 
 
@@ -358,8 +419,37 @@ def _span(file: str, loc: A.Loc | None) -> Span | None:
     return Span(file, loc.line, loc.column, loc.end_line, loc.end_column)
 
 
+def _indentation_problem(text: str, file: str) -> SpecError | None:
+    """The first line whose indentation the block structure cannot take: tabs mixed with
+    spaces, or a dedent to a depth no enclosing block has."""
+    stack = [0]
+    for number, line in enumerate(source_lines(text), 1):
+        body = line.lstrip(" \t")
+        if not body or body.startswith("#"):
+            continue
+        lead = line[: len(line) - len(body)]
+        if " " in lead and "\t" in lead:
+            return SpecError("indentation mixes tabs and spaces", Span(file, number, 1, number, len(lead) + 1),
+                             text, "indent with spaces only")
+        depth = len(lead.expandtabs(_SadIndenter.tab_len))
+        if depth > stack[-1]:
+            stack.append(depth)
+            continue
+        while depth < stack[-1]:
+            stack.pop()
+        if depth != stack[-1]:
+            return SpecError(f"this line is indented by {depth}, which matches no enclosing block "
+                             f"(those are at {', '.join(map(str, stack))})", Span(file, number, 1), text)
+    return None
+
+
 def parse_file(path: str | Path) -> A.Spec:
+    """Read and parse a spec file (UTF-8, an optional BOM). Only regular files are read: a
+    directory, FIFO or device is refused before anything blocks on it."""
     p = Path(path)
+    if p.exists() and not p.is_file():
+        what = "a directory" if p.is_dir() else "not a regular file (a FIFO, socket or device)"
+        raise SpecError(f"cannot read spec file {str(p)!r}: it is {what}")
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:

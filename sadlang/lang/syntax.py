@@ -4,6 +4,8 @@ every claim kind's builders (sadlang/claims), so each number form is read in one
 from __future__ import annotations
 
 import ast as pyast
+import math
+import re
 from typing import Any, Literal, cast
 
 from lark import Token
@@ -33,6 +35,10 @@ def loc(meta_or_tok: Any) -> A.Loc | None:
 
 def unquote(tok: Any) -> str:
     """The value of a STRING token (Python string escapes)."""
+    bad = re.search(r"\\([^\\'\"abfnrtvxuUN0-7])", str(tok))
+    if bad:
+        raise SemanticError(f"unknown escape \\{bad.group(1)} in string {str(tok)[:40]!r}: use \\\\ for a "
+                            f"backslash", tok)
     try:
         value = pyast.literal_eval(tok)
     except (SyntaxError, ValueError):
@@ -54,9 +60,10 @@ def is_percent(tok: Any) -> bool:
 
 def amount(tok: Any) -> tuple[float, bool]:
     """An `amount` (number or percentage) -> (value, given in percent). 5% -> (0.05, True)."""
-    if is_percent(tok):
-        return float(tok[:-1]) / 100.0, True
-    return float(tok), False
+    value, percent = (float(tok[:-1]) / 100.0, True) if is_percent(tok) else (float(tok), False)
+    if not math.isfinite(value):
+        raise SemanticError(f"{tok} is not a finite number", tok)
+    return value, percent
 
 
 def share(tok: Any) -> float:

@@ -4,21 +4,22 @@ interventions)."""
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
 from sadlang.claims import kind_of
 from sadlang.claims.base import WORK_ORDER, Work
-from sadlang.errors import Span, SpecError, SpecErrors
+from sadlang.errors import SpecError, SpecErrors
+from sadlang.evidence.roles import RoleError, resolve
 from sadlang.lang import ast as A
 from sadlang.plan.settings import Settings
-from sadlang.prompts.build import BuiltPrompt, PromptError, build_prompt, sample_assignments, template_slots
-from sadlang.trace.methods import METHODS
+from sadlang.plan.validate import _err, _suggest, check_declarations, spec_settings, validate
+from sadlang.prompts.build import BuiltPrompt, PromptError, build_prompt, sample_assignments
 from sadlang.trace.options import TraceOptions
 
-__all__ = ["WORK_ORDER", "ClaimPlan", "Plan", "PromptSetPlan", "compile_spec", "spec_settings"]
+__all__ = ["WORK_ORDER", "ClaimPlan", "Plan", "PromptSetPlan", "check_declarations", "compile_spec",
+           "spec_settings", "validate"]
 
 
 class ClaimPlan(BaseModel):
@@ -58,81 +59,6 @@ class Plan:
         return sum(-(-c // bs) for ps in self.prompt_sets.values() for c in ps.lengths.values())
 
 
-def span(spec: A.Spec, loc: A.Loc | None) -> Span | None:
-    if loc is None:
-        return None
-    return Span(spec.file, loc.line, loc.column, loc.end_line, loc.end_column)
-
-
-def _err(spec: A.Spec, msg: str, loc: A.Loc | None, hint: str | None = None) -> SpecError:
-    return SpecError(msg, span(spec, loc), spec.source, hint)
-
-
-def _suggest(word: str, options) -> str | None:
-    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.5)
-    return f"did you mean {close[0]!r}?" if close else None
-
-
-def spec_settings(spec: A.Spec) -> Settings:
-    """Validate `method` and every `option` line against `Settings` (needs no model)."""
-    errors: list[SpecError] = []
-    if spec.method not in METHODS:
-        errors.append(_err(spec, f"unknown method {spec.method!r}; expected one of {', '.join(METHODS)}",
-                           spec.method_loc, _suggest(spec.method, METHODS)))
-    known = Settings.model_fields
-    values: dict[str, float | str] = {}
-    for name, opt in spec.options.items():
-        if name not in known:
-            errors.append(_err(spec, f"unknown option {name!r}; known options: {', '.join(known)}",
-                               opt.loc, _suggest(name, known)))
-            continue
-        why = Settings.check_one(name, opt.value)
-        if why is not None:
-            errors.append(_err(spec, why, opt.loc))
-            continue
-        values[name] = opt.value
-    if errors:
-        raise SpecErrors(errors) if len(errors) > 1 else errors[0]
-    return Settings.model_validate(values)
-
-
-def check_declarations(spec: A.Spec) -> None:
-    """Model-independent checks: pools, slots, prompt-set references."""
-    errors: list[SpecError] = []
-    for ps in spec.prompt_sets.values():
-        if not ps.templates and not ps.literals:
-            errors.append(_err(spec, f"prompt set {ps.name!r} has no template and no prompt", ps.loc))
-        bound: set[str] = set()
-        for g in ps.slots:
-            if g.pool not in spec.pools:
-                errors.append(_err(spec, f"unknown pool {g.pool!r}", g.loc, _suggest(g.pool, spec.pools)))
-            elif g.distinct and len(spec.pools[g.pool].values) < len(g.slots):
-                errors.append(_err(spec, f"pool {g.pool!r} has {len(spec.pools[g.pool].values)} values, "
-                                         f"too few for {len(g.slots)} distinct slots", g.loc))
-            bound.update(g.slots)
-        for tpl, loc in ps.templates:
-            for slot in template_slots(tpl):
-                if slot not in bound:
-                    errors.append(_err(spec, f"slot {{{slot}}} has no pool: add `{slot} from POOL`", loc,
-                                       _suggest(slot, bound)))
-        if ps.templates and ps.answer is None:
-            errors.append(_err(spec, f"prompt set {ps.name!r} needs an `answer \"...\" against \"...\"` line",
-                               ps.loc))
-        for text in (ps.answer or "", ps.against or ""):
-            for slot in template_slots(text):
-                if slot not in bound:
-                    errors.append(_err(spec, f"answer uses slot {{{slot}}} that no template fills", ps.answer_loc))
-    for c in spec.claims:
-        pset = c.prompt_set or kind_of(c.body).prompt_set(c.body)
-        if pset is not None and pset not in spec.prompt_sets:
-            errors.append(_err(spec, f"claim {c.name!r} refers to undefined prompt set {pset!r}", c.loc,
-                               _suggest(pset, spec.prompt_sets)))
-        if pset is None and not spec.prompt_sets:
-            errors.append(_err(spec, f"claim {c.name!r} needs a prompt set, and the spec defines none", c.loc))
-    if errors:
-        raise SpecErrors(errors) if len(errors) > 1 else errors[0]
-
-
 def build_prompt_set(spec: A.Spec, model, ps: A.PromptSetDecl, n: int | None = None,
                      seed: int | None = None) -> list[BuiltPrompt]:
     out: list[BuiltPrompt] = []
@@ -168,6 +94,44 @@ def _check_roles(spec: A.Spec, positions: list[A.Pos], ps: PromptSetPlan, errors
                                          f"{ps.name!r} ({pos.role} occurs {min(counts)} time(s) in some)", pos.loc))
 
 
+def _first_failure(ps: PromptSetPlan, where) -> tuple[str, str] | None:
+    """(prompt text, reason) of the first prompt where `where(prompt)` raises RoleError or
+    returns a reason; None when every prompt is fine."""
+    for p in ps.prompts:
+        try:
+            why = where(p)
+        except RoleError as exc:
+            return p.text, str(exc)
+        if why:
+            return p.text, why
+    return None
+
+
+def _check_positions(spec: A.Spec, refs, ps: PromptSetPlan, errors: list[SpecError]) -> None:
+    """Roles must resolve in every prompt; a firing's source cannot come after its destination;
+    a sink needs later positions. These are spec errors, never failed claims."""
+    for pos in refs.positions:
+        bad = _first_failure(ps, lambda p, pos=pos: resolve(pos, p) and None)
+        if bad:
+            errors.append(_err(spec, f"{bad[1]} (prompt set {ps.name!r})", pos.loc))
+    for at in refs.firings:
+        def causal(p, at=at):
+            d, s = resolve(at.dest, p), resolve(at.src, p)
+            if s <= d:
+                return None
+            return (f"{at.src.text()} (position {s}) comes after {at.dest.text()} (position {d}) in {p.text!r}: "
+                    f"attention only looks back")
+        bad = _first_failure(ps, causal)
+        if bad:
+            errors.append(_err(spec, bad[1], at.dest.loc))
+    for pos in refs.sinks:
+        def later(p, pos=pos):
+            return None if resolve(pos, p) < p.end else f"nothing comes after {pos.text()} in {p.text!r}"
+        bad = _first_failure(ps, later)
+        if bad:
+            errors.append(_err(spec, f"{bad[1]}: a sink draws attention from later positions", pos.loc))
+
+
 def _check_head(spec: A.Spec, h: A.HeadRef, info, errors: list[SpecError], concrete: bool = False) -> None:
     if concrete and not h.concrete:
         errors.append(_err(spec, f"this claim needs a concrete head, not the pattern {h.text()}", h.loc))
@@ -191,10 +155,10 @@ def claim_prompt_set(spec: A.Spec, c: A.Claim) -> str | None:
     return c.prompt_set or kind_of(c.body).prompt_set(c.body) or next(iter(spec.prompt_sets), None)
 
 
-def compile_spec(spec: A.Spec, model) -> Plan:
+def compile_spec(spec: A.Spec, model, lenient: bool = False) -> Plan:
     """Resolve everything against `model`; raise SpecError(s) for anything wrong."""
-    settings = spec_settings(spec)
-    check_declarations(spec)
+    checked = validate(spec, lenient)
+    settings = checked.settings
     sets = {name: PromptSetPlan(name, build_prompt_set(spec, model, ps), ps)
             for name, ps in spec.prompt_sets.items()}
     errors: list[SpecError] = []
@@ -213,7 +177,8 @@ def compile_spec(spec: A.Spec, model) -> Plan:
         for h, concrete in refs.heads:
             _check_head(spec, h, info, errors, concrete)
         _check_roles(spec, refs.positions, ps, errors)
-        errors += [_err(spec, msg, loc) for msg, loc in kind.static_errors(c.body)]
+        if not errors:
+            _check_positions(spec, refs, ps, errors)
         if kind.needs_answers(c.body) and any(p.answer is None for p in ps.prompts):
             errors.append(_err(spec, f"claim {c.name!r} needs answers: prompt set {pset!r} has prompts "
                                      f"without `answer`", c.loc))
@@ -222,4 +187,4 @@ def compile_spec(spec: A.Spec, model) -> Plan:
     if errors:
         raise SpecErrors(errors) if len(errors) > 1 else errors[0]
     return Plan(spec=spec, settings=settings, options=settings.trace_options(spec.method),
-                prompt_sets=sets, claims=claims)
+                prompt_sets=sets, claims=claims, notes=[w.render() for w in checked.warnings])

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from sadlang.lang import ast as A
 from sadlang.models import LoadedModel, load_model
-from sadlang.plan.compile import check_declarations, spec_settings
+from sadlang.plan.validate import validate
 
 
 def load_spec_model(spec: A.Spec, model_override: str | None = None,
-                    device_override: str | None = None) -> LoadedModel:
+                    device_override: str | None = None, lenient: bool = False) -> LoadedModel:
     """The spec's model (or `model_override`) on the spec's `option device` (or
     `device_override`). The spec's settings and declarations are validated first, so a spec
     error never waits for a model load."""
-    settings = spec_settings(spec)
-    check_declarations(spec)
+    settings = validate(spec, lenient).settings
     return load_model(model_override or spec.model, device_override or settings.device)

@@ -53,6 +53,12 @@ class Settings(BaseModel):
     prototype_cut: float = Field(
         default=0.6, ge=0.0, le=2.0,
         description="cosine distance at which control prototypes are cut, in [0, 2]")
+    max_prompts: int = Field(
+        default=10_000, ge=1, le=10_000_000,
+        description="the most prompts a `sample N` line may draw (a guard against typos)")
+    max_search: int = Field(
+        default=1_000, ge=1, le=1_000_000,
+        description="the most prompts `forall up to N` may search (each costs a forward pass)")
 
     def trace_options(self, method: str, signals: bool = False) -> TraceOptions:
         """The tracing options of `method` under these settings."""

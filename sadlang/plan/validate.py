@@ -1,0 +1,200 @@
+"""The validation pass between parsing and running: everything that can be known about a spec
+without a model. A spec that means something other than what it says never runs: every
+out-of-domain number, vacuous comparison, duplicate or malformed declaration is a spec error
+(exit 2) with file:line:col, found before any model loads.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+
+from sadlang.claims import kind_of
+from sadlang.errors import Span, SpecError, SpecErrors
+from sadlang.lang import ast as A
+from sadlang.lang.compare import vacuous
+from sadlang.plan.settings import Settings
+from sadlang.prompts.build import template_slots
+from sadlang.trace.methods import METHODS
+
+
+@dataclass
+class Validated:
+    settings: Settings
+    warnings: list[SpecError] = field(default_factory=list)   # vacuous comparisons under --lenient
+
+
+def span(spec: A.Spec, loc: A.Loc | None) -> Span | None:
+    if loc is None:
+        return None
+    return Span(spec.file, loc.line, loc.column, loc.end_line, loc.end_column)
+
+
+def _err(spec: A.Spec, msg: str, loc: A.Loc | None, hint: str | None = None) -> SpecError:
+    return SpecError(msg, span(spec, loc), spec.source, hint)
+
+
+def _suggest(word: str, options) -> str | None:
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.5)
+    return f"did you mean {close[0]!r}?" if close else None
+
+
+def spec_settings(spec: A.Spec) -> Settings:
+    """Validate `method` and every `option` line against `Settings` (needs no model)."""
+    errors: list[SpecError] = []
+    if spec.method not in METHODS:
+        errors.append(_err(spec, f"unknown method {spec.method!r}; expected one of {', '.join(METHODS)}",
+                           spec.method_loc, _suggest(spec.method, METHODS)))
+    known = Settings.model_fields
+    values: dict[str, float | str] = {}
+    for name, opt in spec.options.items():
+        if name not in known:
+            errors.append(_err(spec, f"unknown option {name!r}; known options: {', '.join(known)}",
+                               opt.loc, _suggest(name, known)))
+            continue
+        why = Settings.check_one(name, opt.value)
+        if why is not None:
+            errors.append(_err(spec, why, opt.loc))
+            continue
+        values[name] = opt.value
+    if errors:
+        raise SpecErrors(errors) if len(errors) > 1 else errors[0]
+    return Settings.model_validate(values)
+
+
+def check_declarations(spec: A.Spec, settings: Settings | None = None) -> None:
+    """Model-independent checks: pools, slots, templates, samples, prompt-set references."""
+    settings = settings or Settings()
+    errors: list[SpecError] = []
+    for ps in spec.prompt_sets.values():
+        for tpl, loc in ps.templates:
+            errors += [_err(spec, msg, _shifted(loc, at)) for msg, at in template_problems(tpl, spec.pools)]
+        for text in (ps.answer, ps.against):
+            if text is not None:
+                errors += [_err(spec, msg, ps.answer_loc) for msg, _ in template_problems(text, spec.pools)]
+        for lit in ps.literals:
+            if any(msg for msg, _ in template_problems(lit.text, spec.pools)) or template_slots(lit.text):
+                errors.append(_err(spec, "a literal `prompt` has no slots: write it as a `template` with "
+                                         "its slots drawn from pools", lit.loc))
+        if ps.templates and ps.sample < 1:
+            errors.append(_err(spec, f"sample {ps.sample}: a prompt set samples at least 1 prompt", ps.sample_loc))
+        elif ps.templates and ps.sample > settings.max_prompts:
+            passes = -(-ps.sample // settings.batch_size)
+            errors.append(_err(spec, f"sample {ps.sample} is over the limit of {settings.max_prompts} prompts "
+                                     f"(about {passes} forward passes at batch size {settings.batch_size}); "
+                                     f"raise it with `option max_prompts = N`", ps.sample_loc))
+        if not ps.templates and not ps.literals:
+            errors.append(_err(spec, f"prompt set {ps.name!r} has no template and no prompt", ps.loc))
+        bound: set[str] = set()
+        for g in ps.slots:
+            if g.pool not in spec.pools:
+                errors.append(_err(spec, f"unknown pool {g.pool!r}", g.loc, _suggest(g.pool, spec.pools)))
+            elif g.distinct and len(spec.pools[g.pool].values) < len(g.slots):
+                errors.append(_err(spec, f"pool {g.pool!r} has {len(spec.pools[g.pool].values)} values, "
+                                         f"too few for {len(g.slots)} distinct slots", g.loc))
+            bound.update(g.slots)
+        for tpl, loc in ps.templates:
+            for slot in template_slots(tpl):
+                if slot not in bound:
+                    hint = (f"{slot} is a pool: draw a slot from it with `X from {slot}` and write {{X}}"
+                            if slot in spec.pools else _suggest(slot, bound))
+                    errors.append(_err(spec, f"slot {{{slot}}} has no pool: add `{slot} from POOL`",
+                                       _shifted(loc, tpl.find("{" + slot + "}")), hint))
+        if ps.templates and ps.answer is None:
+            errors.append(_err(spec, f"prompt set {ps.name!r} needs an `answer \"...\" against \"...\"` line",
+                               ps.loc))
+        for text in (ps.answer or "", ps.against or ""):
+            for slot in template_slots(text):
+                if slot not in bound:
+                    errors.append(_err(spec, f"answer uses slot {{{slot}}} that no template fills", ps.answer_loc))
+    for c in spec.claims:
+        pset = c.prompt_set or kind_of(c.body).prompt_set(c.body)
+        if pset is not None and pset not in spec.prompt_sets:
+            errors.append(_err(spec, f"claim {c.name!r} refers to undefined prompt set {pset!r}", c.loc,
+                               _suggest(pset, spec.prompt_sets)))
+        if pset is None and not spec.prompt_sets:
+            errors.append(_err(spec, f"claim {c.name!r} needs a prompt set, and the spec defines none", c.loc))
+    if errors:
+        raise SpecErrors(errors) if len(errors) > 1 else errors[0]
+
+
+
+
+def _shifted(loc: A.Loc | None, offset: int | None) -> A.Loc | None:
+    """The location `offset` characters into a STRING token (past its opening quote)."""
+    if loc is None or offset is None:
+        return loc
+    col = loc.column + 1 + offset
+    return A.Loc(line=loc.line, column=col, end_line=loc.line, end_column=col + 1)
+
+
+def template_problems(text: str, pools: dict[str, A.Pool]) -> list[tuple[str, int | None]]:
+    """Malformed braces and slot names in a template: (message, offset in the text)."""
+    out: list[tuple[str, int | None]] = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "}":
+            out.append(("unbalanced braces: `}` without an opening `{`", i))
+        elif ch == "{":
+            close = text.find("}", i + 1)
+            nested = text.find("{", i + 1)
+            if close < 0 or (0 <= nested < close):
+                out.append(("unbalanced braces: `{` without a closing `}`", i))
+                i += 1
+                continue
+            name = text[i + 1:close]
+            if not name:
+                out.append(("empty braces `{}`: a slot needs a name, e.g. {IO}", i))
+            elif not name.isidentifier() or not name.isascii():
+                hint = f" ({name!r} is a pool: declare a slot with `X from {name}`)" if name in pools else ""
+                out.append((f"slot name {name!r} is not an identifier (letters, digits, _; not starting "
+                            f"with a digit){hint}", i))
+            elif name in pools:
+                pass   # a slot may share a pool's name only if declared as a slot; checked later
+            i = close
+        i += 1
+    return out
+
+
+def claim_problems(spec: A.Spec, c: A.Claim, settings: Settings) -> tuple[list[SpecError], list[SpecError]]:
+    """(errors, vacuous comparisons) of one claim, from its kind and its quantifier."""
+    kind = kind_of(c.body)
+    errors = [_err(spec, msg, loc) for msg, loc in kind.static_errors(c.body)]
+    vac = [_err(spec, msg, loc) for msg, loc in kind.vacuous(c.body)]
+    q = c.quantifier
+    if q.kind in ("at_least", "at_most"):
+        if not 0.0 <= q.share <= 1.0:
+            errors.append(_err(spec, f"a share of prompts is in 0%..100%, not {q.share:.4g}", q.loc))
+        else:
+            bound = A.Bound(cmp=q.cmp, value=q.share)
+            why = vacuous(bound, 0.0, 1.0, "a share of prompts")
+            if why:
+                vac.append(_err(spec, why, q.loc))
+    if q.kind == "forall":
+        if q.limit < 1:
+            errors.append(_err(spec, "forall searches at least 1 prompt", q.loc))
+        elif q.limit > settings.max_search:
+            errors.append(_err(spec, f"forall up to {q.limit} is over the limit of {settings.max_search} searched "
+                                     f"prompts (each costs a forward pass); raise it with "
+                                     f"`option max_search = N`", q.loc))
+    return errors, vac
+
+
+def validate(spec: A.Spec, lenient: bool = False) -> Validated:
+    """Every model-independent check. Raises SpecError(s); with `lenient`, comparisons that are
+    always or never true come back as warnings instead."""
+    settings = spec_settings(spec)
+    check_declarations(spec, settings)
+    if not spec.claims:
+        raise SpecError(f"{spec.file} states no claims: nothing to check (a spec is a list of `claim "
+                        f"NAME: ...` lines; see docs/language.md)", Span(spec.file, 1, 1), spec.source)
+    errors: list[SpecError] = []
+    warnings: list[SpecError] = []
+    for c in spec.claims:
+        errs, vac = claim_problems(spec, c, settings)
+        errors += errs
+        (warnings if lenient else errors).extend(vac)
+    if errors:
+        raise SpecErrors(errors) if len(errors) > 1 else errors[0]
+    return Validated(settings, warnings)
