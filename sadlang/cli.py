@@ -17,17 +17,17 @@ from sadlang.errors import InternalError, SadError, SpecError, UsageError
 
 
 def _quiet_libraries() -> None:
+    """Library chatter off, without importing the libraries (a spec error must come fast):
+    transformers reads these variables when it is first imported."""
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     import warnings
     warnings.filterwarnings("ignore")
     logging.getLogger("transformers").setLevel(logging.ERROR)
-    try:
+    if "transformers" in sys.modules:      # already imported (in-process use): tell it directly
         from transformers.utils import logging as hf_logging
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
-    except ImportError:  # pragma: no cover
-        pass
 
 
 def _progress(args) -> bool:
