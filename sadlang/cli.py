@@ -103,6 +103,37 @@ def cmd_plan(args) -> int:
     return 0
 
 
+def cmd_circuit(args) -> int:
+    spec = _validated([args.spec], False)[0]
+    if args.name not in spec.circuits:
+        raise UsageError(f"{args.spec} declares no circuit {args.name!r}; circuits: "
+                         f"{', '.join(spec.circuits) or '(none)'}")
+    decl = spec.circuits[args.name]
+    print(f"circuit  {decl.name}  ({args.spec}:{decl.loc.line if decl.loc else '?'})")
+    if decl.traced_from is None:
+        heads = sorted({n.head.pair for n in decl.nodes})
+        print(f"nodes    {len(decl.nodes)} ({len(heads)} heads in {len({h[0] for h in heads})} layers)")
+        for n in decl.nodes:
+            print(f"  {n.text()}")
+        print(f"edges    {len(decl.edges)}")
+        for e in decl.edges:
+            print(f"  {e.upstream.text()} -> {e.downstream.text()}" + (f" via {e.side}" if e.side else ""))
+        return 0
+    from sadlang.check.executor import prepare
+    from sadlang.circuits.nodes import traced_heads
+    from sadlang.evidence.store import PromptSetEvidence
+
+    model, plan = prepare(spec, args.model, args.device)
+    ps = plan.prompt_sets[decl.traced_from]
+    ev = PromptSetEvidence(model, ps.prompts, plan.options, plan.settings.batch_size, _progress(args))
+    heads = traced_heads(decl, ev)
+    top = f", top {decl.top_edges} edges" if decl.top_edges else ""
+    print(f"traced   from {decl.traced_from} ({len(ps.prompts)} prompts) at frequency {decl.frequency:g}{top}")
+    print(f"nodes    {len(heads)} heads in {len({h[0] for h in heads})} layers: "
+          + ", ".join(f"{layer}.{head}" for layer, head in heads))
+    return 0
+
+
 def cmd_trace(args) -> int:
     from sadlang.models import load_model
     from sadlang.trace.graph import save_graph
@@ -287,6 +318,15 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--device", choices=["auto", "cpu", "cuda"])
     pl.add_argument("--lenient", action="store_true", help="vacuous comparisons warn instead of failing")
     pl.set_defaults(fn=cmd_plan)
+
+    ci = sub.add_parser("circuit", help="print a circuit of a spec: its nodes, edges and sizes (a traced "
+                        "circuit is traced first)")
+    ci.add_argument("spec")
+    ci.add_argument("name", help="the circuit's name in the spec")
+    ci.add_argument("--model")
+    ci.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    ci.add_argument("--progress", action="store_true", help="progress bars even off a terminal")
+    ci.set_defaults(fn=cmd_circuit)
 
     t = sub.add_parser("trace", help="trace one prompt and print its circuit")
     t.add_argument("--model", default="smollm2-135m")

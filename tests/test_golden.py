@@ -62,10 +62,21 @@ def test_the_comparison_is_strict():
             assert_same(bad, golden)
 
 
+def assert_claims_unchanged(report: dict, golden: dict) -> None:
+    """Every claim of the golden report comes out the same; claims added to the spec since
+    only add verdicts (and counts)."""
+    by_name = {v["name"]: v for v in report["verdicts"]}
+    assert set(by_name) >= {v["name"] for v in golden["verdicts"]}
+    for v in golden["verdicts"]:
+        assert_same(by_name[v["name"]], v, f"$.verdicts[{v['name']}]")
+    for key in set(golden) - {"verdicts", "summary"}:
+        assert_same(report[key], golden[key], f"$.{key}")
+
+
 def test_planted_report_is_unchanged():
-    assert_same(_report("specs/planted.sad"), json.loads((GOLDEN / "planted.json").read_text()))
+    assert_claims_unchanged(_report("specs/planted.sad"), json.loads((GOLDEN / "planted.json").read_text()))
 
 
 @pytest.mark.bundled
 def test_ioi_report_is_unchanged():
-    assert_same(_report("specs/ioi.sad"), json.loads((GOLDEN / "ioi.json").read_text()))
+    assert_claims_unchanged(_report("specs/ioi.sad"), json.loads((GOLDEN / "ioi.json").read_text()))

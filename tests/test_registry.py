@@ -14,7 +14,7 @@ from sadlang.trace.methods import METHODS
 
 ROOT = Path(__file__).resolve().parents[1]
 PLANTED = (ROOT / "specs" / "planted.sad").read_text()
-PREAMBLE = PLANTED[: PLANTED.index("\nclaim ")] + "\n"
+PREAMBLE = "".join(line for line in PLANTED.splitlines(keepends=True) if not line.startswith("claim "))
 
 
 def _grammar_rules() -> dict[str, list[str]]:
@@ -137,7 +137,7 @@ def test_option_errors_name_the_option_line_and_the_domain():
 
 
 LAYERS = [["errors"], ["lang"], ["models", "prompts"], ["decomp"], ["trace"], ["intervene"],
-          ["evidence"], ["control"], ["claims"], ["plan"], ["check", "strategies"],
+          ["evidence"], ["control", "circuits"], ["claims"], ["plan"], ["check", "strategies"],
           ["cli", "pytest_plugin"]]
 LAYER_OF = {name: i for i, names in enumerate(LAYERS) for name in names}
 

@@ -10,7 +10,7 @@ from sadlang.check.search import search
 from sadlang.check.verdict import Report, Verdict
 from sadlang.claims import kind_of
 from sadlang.errors import InternalError, SadError
-from sadlang.evidence.store import PromptSetEvidence
+from sadlang.evidence.store import PromptSetEvidence, Workspace
 from sadlang.lang import ast as A
 from sadlang.lang.parser import parse_file
 from sadlang.models import LoadedModel
@@ -41,6 +41,9 @@ def run_plan(plan: Plan, model: LoadedModel, explore: int = 0, progress: bool = 
     stores = {name: PromptSetEvidence(model, ps.prompts, plan.options, settings.batch_size, progress,
                                       name, decl=ps.decl)
               for name, ps in plan.prompt_sets.items()}
+    workspace = Workspace(stores, spec)
+    for store in stores.values():
+        store.workspace = workspace
     verdicts: list[Verdict] = []
     items = [(c, cp) for c, cp in plan.claims if only is None or c.name in only]
     bar = _progress(len(items), progress)
@@ -50,7 +53,8 @@ def run_plan(plan: Plan, model: LoadedModel, explore: int = 0, progress: bool = 
         try:
             v = evaluate(stores[cp.prompt_set], claim, spec, settings)
             limit = claim.quantifier.limit if claim.quantifier.kind == "forall" else explore
-            if (limit and kind_of(claim.body).per_prompt(claim.body)
+            kind = kind_of(claim.body)
+            if (limit and kind.per_prompt(claim.body) and kind.searchable
                     and plan.prompt_sets[cp.prompt_set].decl.templates):
                 v = _with_search(v, model, plan, claim, cp.prompt_set, limit)
         except SadError as exc:

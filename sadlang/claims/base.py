@@ -88,6 +88,7 @@ class ClaimKind:
     summary: ClassVar[str]                    # one line for docs and hovers
     examples: ClassVar[tuple[str, ...]]       # claim bodies that hold on specs/planted.sad
     failing: ClassVar[tuple[str, ...]]        # claim bodies that fail on specs/planted.sad
+    searchable: ClassVar[bool] = True         # can `forall` / --explore measure generated prompts alone?
 
     # ---- syntax
     def rules(self) -> dict[str, Builder]:
@@ -112,6 +113,14 @@ class ClaimKind:
     def vacuous(self, body: Any) -> list[Problem]:
         """Comparisons that are always or never true given their value's domain: errors, or
         warnings under --lenient."""
+        return []
+
+    def spec_errors(self, spec: A.Spec, body: Any) -> list[Problem]:
+        """Errors against the rest of the spec (names of circuits, prompt sets), no model."""
+        return []
+
+    def plan_errors(self, spec: A.Spec, body: Any, prompt_set: str, prompts: list[Any]) -> list[Problem]:
+        """Errors that need the claim's built prompts (positions of named circuits, alignment)."""
         return []
 
     def needs_answers(self, body: Any) -> bool:

@@ -4,6 +4,7 @@ equal-length batch), decompositions, firings, traces, metrics and matching edges
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import networkx as nx
 
@@ -21,6 +22,15 @@ from sadlang.trace.options import TraceOptions
 from sadlang.trace.tracer import Circuit, decomposition, trace_prompt
 
 FiringEdge = tuple[Firing, Edge]
+
+
+@dataclass
+class Workspace:
+    """What a claim may reach beyond its own prompt set: the other sets (counterfactuals,
+    traced circuits) and the spec's declarations."""
+
+    sets: dict[str, PromptSetEvidence]
+    spec: A.Spec
 
 
 def strongest(found: list[FiringEdge]) -> FiringEdge:
@@ -47,6 +57,7 @@ class PromptSetEvidence:
         self._decs: dict[int, PromptDecomposition] = {}
         self._firings: dict[tuple[int, int, int, int, int], Firing] = {}
         self._circuits: dict[int, Circuit] = {}
+        self.workspace: Workspace | None = None
         self._twins: PromptSetEvidence | None = None
         self._twins_built = False
 

@@ -153,6 +153,43 @@ class PromptSetDecl(Node):
     sample: int = 16
     seed: int = 0
     sample_loc: Loc | None = None
+    # a counterfactual set: `prompts abc from ioi:` with `resample IO, S` or `swap IO S`; its
+    # prompts align one to one with the source's (same templates and positions)
+    source: str | None = None
+    resample: list[str] = Field(default_factory=list)
+    resample_seed: int = 1
+    swap: tuple[str, str] | None = None
+    change_loc: Loc | None = None
+
+
+class CircuitNode(Node):
+    """A head of a declared circuit, kept at destination `at` (every position without it);
+    `src` documents where it attends."""
+    head: HeadRef
+    at: Pos | None = None
+    src: Pos | None = None
+
+    def text(self) -> str:
+        if self.at is None:
+            return self.head.text()
+        return f"{self.head.text()} at {self.at.text()}" + (f" -> {self.src.text()}" if self.src else "")
+
+
+class CircuitEdge(Node):
+    upstream: HeadRef
+    downstream: HeadRef
+    side: Literal["query", "key"] | None = None
+
+
+class CircuitDecl(Node):
+    """`circuit NAME:` with nodes and edges, or `circuit NAME = trace of SET [at frequency F]
+    [top K edges]` (cut from the prompts' traces when checked)."""
+    name: str
+    nodes: list[CircuitNode] = Field(default_factory=list)
+    edges: list[CircuitEdge] = Field(default_factory=list)
+    traced_from: str | None = None
+    frequency: float = 0.0
+    top_edges: int | None = None
 
 
 class Pool(Node):
@@ -176,4 +213,5 @@ class Spec(BaseModel):
     options: dict[str, Option] = Field(default_factory=dict)
     pools: dict[str, Pool] = Field(default_factory=dict)
     prompt_sets: dict[str, PromptSetDecl] = Field(default_factory=dict)
+    circuits: dict[str, CircuitDecl] = Field(default_factory=dict)
     claims: list[Claim] = Field(default_factory=list)

@@ -25,7 +25,9 @@ KEYWORDS = ["model", "method", "option", "pool", "prompts", "template", "prompt"
             "circuit", "of", "frequency", "contains", "excludes", "matches", "precision",
             "recall", "f1", "ablate", "boost", "local", "global", "lowers", "raises",
             "attention", "by", "and", "beats", "random", "sinks", "to", "shared", "in", "all",
-            "prompts", "most", "forall", "up", "on", "mlp", "bias", "embed", "offset"]
+            "prompts", "most", "forall", "up", "on", "mlp", "bias", "embed", "offset", "resample", "swap",
+            "trace", "top", "edges", "faithful", "necessary", "complete", "within", "minimal", "zero",
+            "ablation"]
 
 FRIENDLY = {
     "_NL": "end of line", "_INDENT": "an indented block", "_DEDENT": "end of block",
@@ -230,9 +232,50 @@ class _ToAst(Transformer):
     def sample_item(self, meta, ch):
         return ("sample", (int(ch[0]), int(ch[1]) if len(ch) > 1 else 0, loc(meta)))
 
+    def resample_item(self, meta, ch):
+        names = [str(t) for t in ch if t.type == "NAME"]
+        seed = next((int(t) for t in ch if t.type == "INT"), 1)
+        return ("resample", (names, seed, loc(meta)))
+
+    def swap_item(self, meta, ch):
+        return ("swap", ((str(ch[0]), str(ch[1])), loc(meta)))
+
+    def circuit_node(self, meta, ch):
+        head = ch[0]
+        at = ch[1] if len(ch) > 1 else None
+        src = ch[2] if len(ch) > 2 else None
+        return ("node", A.CircuitNode(head=head, at=at, src=src, loc=loc(meta)))
+
+    def circuit_edge(self, meta, ch):
+        side = ch[2][1] if len(ch) > 2 else None
+        return ("edge", A.CircuitEdge(upstream=ch[0], downstream=ch[1], side=side, loc=loc(meta)))
+
+    def circuit_block(self, meta, ch):
+        decl = A.CircuitDecl(name=str(ch[0]), loc=loc(meta))
+        for kind, item in ch[1:]:
+            (decl.nodes if kind == "node" else decl.edges).append(item)
+        return ("circuit", decl)
+
+    def circuit_traced(self, meta, ch):
+        freq, top = 0.0, None
+        for c in ch[2:]:
+            if isinstance(c, Token) and c.type == "INT":
+                top = int(c)
+                if top < 1:
+                    raise SemanticError("a traced circuit keeps at least 1 edge", c)
+            else:
+                freq = float(c)
+                if not 0.0 <= freq <= 1.0:
+                    raise SemanticError(f"frequency {freq:g} is outside [0, 1]", getattr(c, "token", None))
+        return ("circuit", A.CircuitDecl(name=str(ch[0]), traced_from=str(ch[1]), frequency=freq, top_edges=top,
+                                         loc=loc(meta)))
+
     def prompts_stmt(self, meta, ch):
         d: dict = {"name": str(ch[0]), "loc": loc(meta), "templates": [], "literals": [], "slots": []}
         slot_at: dict[str, A.Loc | None] = {}
+        if len(ch) > 1 and isinstance(ch[1], Token):
+            d["source"] = str(ch[1])
+            ch = [ch[0], *ch[2:]]
         for kind, payload in ch[1:]:
             if kind == "template":
                 d["templates"].append(payload)
@@ -250,6 +293,14 @@ class _ToAst(Transformer):
                     raise SemanticError(f"a second `answer` line in prompts {d['name']} (first at line "
                                         f"{d['answer_loc'].line})", _token_at(payload[2]))
                 d["answer"], d["against"], d["answer_loc"] = payload
+            elif kind in ("resample", "swap"):
+                if "change_loc" in d:
+                    raise SemanticError("a counterfactual set changes its source once: one `resample` or "
+                                        "`swap` line", _token_at(payload[-1]))
+                if kind == "resample":
+                    d["resample"], d["resample_seed"], d["change_loc"] = payload
+                else:
+                    d["swap"], d["change_loc"] = payload
             elif kind == "sample":
                 if "sample" in d:
                     raise SemanticError(f"a second `sample` line in prompts {d['name']} (first at line "
@@ -406,6 +457,8 @@ def _assemble(statements, file: str, text: str) -> A.Spec:
             spec.pools[payload.name] = payload
         elif kind == "prompts" and once("prompt set", payload.name, payload.loc):
             spec.prompt_sets[payload.name] = payload
+        elif kind == "circuit" and once("circuit", payload.name, payload.loc):
+            spec.circuits[payload.name] = payload
         elif kind == "claim" and once("claim", payload.name, payload.loc):
             spec.claims.append(payload)
     if errors:

@@ -16,6 +16,7 @@ from sadlang.lang import ast as A
 from sadlang.plan.settings import Settings
 from sadlang.plan.validate import _err, _suggest, check_declarations, spec_settings, validate
 from sadlang.prompts.build import BuiltPrompt, PromptError, build_prompt, sample_assignments
+from sadlang.prompts.counterfactual import counterfactual_prompts
 from sadlang.trace.options import TraceOptions
 
 __all__ = ["WORK_ORDER", "ClaimPlan", "Plan", "PromptSetPlan", "check_declarations", "compile_spec",
@@ -35,6 +36,7 @@ class PromptSetPlan:
     name: str
     prompts: list[BuiltPrompt]
     decl: A.PromptSetDecl
+    source: str | None = None     # a counterfactual set: prompt i is the twin of source prompt i
 
     @property
     def lengths(self) -> dict[int, int]:
@@ -92,6 +94,17 @@ def _check_roles(spec: A.Spec, positions: list[A.Pos], ps: PromptSetPlan, errors
             if min(counts) < pos.occurrence:
                 errors.append(_err(spec, f"role {pos.role}#{pos.occurrence} does not exist in every prompt of "
                                          f"{ps.name!r} ({pos.role} occurs {min(counts)} time(s) in some)", pos.loc))
+
+
+def _counterfactual_set(spec: A.Spec, model, ps: A.PromptSetDecl, source: PromptSetPlan) -> PromptSetPlan:
+    """`prompts NAME from SET:`: the twins of SET's prompts, aligned one to one."""
+    try:
+        twins = counterfactual_prompts(model, source.prompts, source.decl, ps, spec.pools)
+    except PromptError as exc:
+        raise _err(spec, str(exc), ps.change_loc or ps.loc) from None
+    decl = source.decl.model_copy(update={"name": ps.name, "loc": ps.loc, "source": ps.source,
+                                          "resample": ps.resample, "swap": ps.swap})
+    return PromptSetPlan(ps.name, twins, decl, source=ps.source)
 
 
 def _first_failure(ps: PromptSetPlan, where) -> tuple[str, str] | None:
@@ -160,9 +173,18 @@ def compile_spec(spec: A.Spec, model, lenient: bool = False) -> Plan:
     checked = validate(spec, lenient)
     settings = checked.settings
     sets = {name: PromptSetPlan(name, build_prompt_set(spec, model, ps), ps)
-            for name, ps in spec.prompt_sets.items()}
+            for name, ps in spec.prompt_sets.items() if ps.source is None}
+    for name, decl in spec.prompt_sets.items():
+        if decl.source is not None:
+            sets[name] = _counterfactual_set(spec, model, decl, sets[decl.source])
     errors: list[SpecError] = []
     info = model.info
+    for circuit in spec.circuits.values():
+        for node in circuit.nodes:
+            _check_head(spec, node.head, info, errors, concrete=True)
+        for edge in circuit.edges:
+            _check_head(spec, edge.upstream, info, errors, concrete=True)
+            _check_head(spec, edge.downstream, info, errors, concrete=True)
     claims = []
     for c in spec.claims:
         kind = kind_of(c.body)
@@ -179,6 +201,7 @@ def compile_spec(spec: A.Spec, model, lenient: bool = False) -> Plan:
         _check_roles(spec, refs.positions, ps, errors)
         if not errors:
             _check_positions(spec, refs, ps, errors)
+            errors += [_err(spec, msg, loc) for msg, loc in kind.plan_errors(spec, c.body, pset, ps.prompts)]
         if kind.needs_answers(c.body) and any(p.answer is None for p in ps.prompts):
             errors.append(_err(spec, f"claim {c.name!r} needs answers: prompt set {pset!r} has prompts "
                                      f"without `answer`", c.loc))

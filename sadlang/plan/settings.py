@@ -53,6 +53,14 @@ class Settings(BaseModel):
     prototype_cut: float = Field(
         default=0.6, ge=0.0, le=2.0,
         description="cosine distance at which control prototypes are cut, in [0, 2]")
+    ablation: Literal["zero", "mean", "resample"] = Field(
+        default="mean", description="how circuit claims ablate a head: zero, mean (over the prompt set, "
+                                    "per template and position) or resample (from `counterfactual`)")
+    counterfactual: str | None = Field(
+        default=None, description="the counterfactual prompt set that resample ablations draw from")
+    completeness_draws: int = Field(
+        default=8, ge=1, le=1000,
+        description="random node subsets K tried by `is complete` and `is minimal`, 1..1000")
     max_prompts: int = Field(
         default=10_000, ge=1, le=10_000_000,
         description="the most prompts a `sample N` line may draw (a guard against typos)")

@@ -67,6 +67,9 @@ def check_declarations(spec: A.Spec, settings: Settings | None = None) -> None:
     settings = settings or Settings()
     errors: list[SpecError] = []
     for ps in spec.prompt_sets.values():
+        if ps.source is not None or ps.resample or ps.swap:
+            errors += _counterfactual_problems(spec, ps)
+            continue
         for tpl, loc in ps.templates:
             errors += [_err(spec, msg, _shifted(loc, at)) for msg, at in template_problems(tpl, spec.pools)]
         for text in (ps.answer, ps.against):
@@ -107,6 +110,7 @@ def check_declarations(spec: A.Spec, settings: Settings | None = None) -> None:
             for slot in template_slots(text):
                 if slot not in bound:
                     errors.append(_err(spec, f"answer uses slot {{{slot}}} that no template fills", ps.answer_loc))
+    errors += check_circuits(spec)
     for c in spec.claims:
         pset = c.prompt_set or kind_of(c.body).prompt_set(c.body)
         if pset is not None and pset not in spec.prompt_sets:
@@ -118,6 +122,54 @@ def check_declarations(spec: A.Spec, settings: Settings | None = None) -> None:
         raise SpecErrors(errors) if len(errors) > 1 else errors[0]
 
 
+
+
+def _counterfactual_problems(spec: A.Spec, ps: A.PromptSetDecl) -> list[SpecError]:
+    """`prompts NAME from SET:` holds one `resample` or `swap` line and nothing else."""
+    if ps.source is None:
+        return [_err(spec, "`resample` and `swap` make a counterfactual set: write `prompts NAME from SET:`",
+                     ps.change_loc)]
+    source = spec.prompt_sets.get(ps.source)
+    if source is None:
+        return [_err(spec, f"counterfactual set {ps.name!r} comes from undefined prompt set {ps.source!r}",
+                     ps.loc, _suggest(ps.source, spec.prompt_sets))]
+    if source.source is not None or not source.templates:
+        return [_err(spec, f"counterfactual set {ps.name!r} needs a source with templates and slots, and "
+                           f"{ps.source!r} is {'itself counterfactual' if source.source else 'all literal prompts'}",
+                     ps.loc)]
+    if ps.templates or ps.literals or ps.slots or ps.answer is not None or ps.sample_loc is not None:
+        return [_err(spec, f"counterfactual set {ps.name!r} takes its templates, slots, answer and sample from "
+                           f"{ps.source!r}: only a `resample` or `swap` line goes here", ps.loc)]
+    if not ps.resample and ps.swap is None:
+        return [_err(spec, f"counterfactual set {ps.name!r} needs a `resample SLOT, ...` or `swap A B` line", ps.loc)]
+    slots = {s for g in source.slots for s in g.slots}
+    changed = list(ps.resample) + (list(ps.swap) if ps.swap else [])
+    errors = [_err(spec, f"{s!r} is not a slot of {ps.source!r} (slots: {', '.join(sorted(slots))})", ps.change_loc,
+                   _suggest(s, slots)) for s in changed if s not in slots]
+    if ps.swap and ps.swap[0] == ps.swap[1]:
+        errors.append(_err(spec, "swap exchanges two different slots", ps.change_loc))
+    return errors
+
+
+def check_circuits(spec: A.Spec) -> list[SpecError]:
+    """Declared circuits: concrete heads, each node once, a traced one from a defined set."""
+    errors = []
+    for c in spec.circuits.values():
+        if c.traced_from is not None and c.traced_from not in spec.prompt_sets:
+            errors.append(_err(spec, f"circuit {c.name!r} is traced from undefined prompt set {c.traced_from!r}",
+                               c.loc, _suggest(c.traced_from, spec.prompt_sets)))
+        seen: set[str] = set()
+        for n in c.nodes:
+            if not n.head.concrete:
+                errors.append(_err(spec, f"a circuit node is one head, not the pattern {n.head.text()}", n.head.loc))
+            if n.text() in seen:
+                errors.append(_err(spec, f"node {n.text()} is listed twice in circuit {c.name!r}", n.loc))
+            seen.add(n.text())
+        for e in c.edges:
+            for h in (e.upstream, e.downstream):
+                if not h.concrete:
+                    errors.append(_err(spec, f"a circuit edge joins concrete heads, not {h.text()}", h.loc))
+    return errors
 
 
 def _shifted(loc: A.Loc | None, offset: int | None) -> A.Loc | None:
@@ -160,7 +212,7 @@ def template_problems(text: str, pools: dict[str, A.Pool]) -> list[tuple[str, in
 def claim_problems(spec: A.Spec, c: A.Claim, settings: Settings) -> tuple[list[SpecError], list[SpecError]]:
     """(errors, vacuous comparisons) of one claim, from its kind and its quantifier."""
     kind = kind_of(c.body)
-    errors = [_err(spec, msg, loc) for msg, loc in kind.static_errors(c.body)]
+    errors = [_err(spec, msg, loc) for msg, loc in kind.static_errors(c.body) + kind.spec_errors(spec, c.body)]
     vac = [_err(spec, msg, loc) for msg, loc in kind.vacuous(c.body)]
     q = c.quantifier
     if q.kind in ("at_least", "at_most"):
@@ -172,7 +224,10 @@ def claim_problems(spec: A.Spec, c: A.Claim, settings: Settings) -> tuple[list[S
             if why:
                 vac.append(_err(spec, why, q.loc))
     if q.kind == "forall":
-        if q.limit < 1:
+        if not kind.searchable:
+            errors.append(_err(spec, f"a {kind.name} claim cannot be searched with forall: it is measured "
+                                     f"against its whole prompt set", q.loc))
+        elif q.limit < 1:
             errors.append(_err(spec, "forall searches at least 1 prompt", q.loc))
         elif q.limit > settings.max_search:
             errors.append(_err(spec, f"forall up to {q.limit} is over the limit of {settings.max_search} searched "

@@ -140,6 +140,21 @@ for n in ("0", "1001", "1000000000"):
     claim(f"forall_{n}", f'head 1.0 attends end -> "x" with weight >= 0.5 ‸forall up to {n} prompts')
 change("pool_too_small", "  A, B from names distinct\n", '  ‸A, B from small distinct\n')
 
+# -- circuits and counterfactual sets
+claim("node_ablate_forall", "ablate head 1.0 zero lowers logit_diff by >= 0.5 ‸forall up to 10 prompts")
+claim("unknown_circuit", "‸circuit nope is faithful >= 80%")
+claim("resample_without_set", "‸circuit c1 is faithful >= 80% by resample ablation")
+change("circuit_node_pattern", CLAIM, "circuit c1:\n  ‸1.* at end\n" + CLAIM)
+change("circuit_node_twice", CLAIM, "circuit c1:\n  1.0\n  ‸1.0\n" + CLAIM)
+change("circuit_head_range", CLAIM, "circuit c1:\n  ‸3.0\n" + CLAIM)
+change("circuit_node_role", CLAIM,
+       "circuit c1:\n  1.0 at ‸C\nclaim c: circuit c1 is faithful >= 80% by zero ablation\n")
+change("circuit_traced_from_nowhere", CLAIM, "‸circuit t = trace of zz\n" + CLAIM)
+change("circuit_twice", CLAIM, "circuit c1:\n  1.0\n‸circuit c1:\n  0.0\n" + CLAIM)
+change("counterfactual_unknown_slot", CLAIM, "prompts q from p:\n  ‸resample C\n" + CLAIM)
+change("counterfactual_no_change", CLAIM, "‸prompts q from p:\n  sample 3\n" + CLAIM)
+change("resample_outside_counterfactual", "  sample 3 seed 0\n", "  sample 3 seed 0\n  ‸resample A\n")
+
 # -- options
 for line, at in (("option batch_size = 0", 1), ("option batch_size = -1", 1), ("option seed = -1", 1),
                  ("option threshold = 1.5", 1), ("option threshold = 150%", 1), ("option ig_steps = 1e9", 1),

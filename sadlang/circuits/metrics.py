@@ -1,0 +1,115 @@
+"""Circuit metrics over node ablations (Wang et al. 2022). F is the mean logit difference over
+the prompt set; M the whole model; C the circuit; for a node set S, `only S` keeps the head
+outputs of S and ablates every other head, `without S` ablates S alone.
+
+    faithfulness  F(only C) / F(M)
+    necessity     (F(M) - F(without C)) / F(M)
+    completeness  max over K in C of |F(only C minus K) - F(without K)| / |F(M)|   (lower is better)
+    minimality    min over v in C of max over K containing v of
+                  (F(only C minus (K - v)) - F(only C minus K)) / |F(M)|
+    vs random     faithfulness of C / mean faithfulness of random circuits of the same size whose
+                  nodes are other heads of the same layers, at the same positions
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import torch
+
+from sadlang.circuits.ablation import AblationKind, Row, reference_values, run_rows
+from sadlang.circuits.nodes import Node, keep_mask
+from sadlang.evidence.metrics import logit_diff
+from sadlang.evidence.store import PromptSetEvidence
+
+Variant = tuple[list[list[Node]], bool]     # per prompt nodes; keep only them (True) or remove them
+
+
+@dataclass
+class CircuitLab:
+    """Runs ablation variants of one prompt set, all in shared batched passes."""
+
+    ev: PromptSetEvidence
+    kind: AblationKind
+    counterfactual: PromptSetEvidence | None
+    batch_size: int
+    passes: int = 0
+    _values: list[torch.Tensor] | None = field(default=None, repr=False)
+
+    @property
+    def values(self) -> list[torch.Tensor]:
+        if self._values is None:
+            self._values = reference_values(self.kind, self.ev, self.counterfactual)
+        return self._values
+
+    def clean(self) -> list[float]:
+        return [self.ev.logit_diff(i) for i in range(len(self.ev))]
+
+    def run(self, variants: list[Variant]) -> list[list[float]]:
+        """Per variant, per prompt: the logit difference under that ablation."""
+        info = self.ev.model.info
+        rows, where = [], []
+        for v, (nodes, keep) in enumerate(variants):
+            for i, p in enumerate(self.ev.prompts):
+                shape = (info.n_layers, len(p.tokens), info.n_heads)
+                rows.append(Row(i, keep_mask(nodes[i], shape, keep)))
+                where.append((v, i))
+        if not rows:
+            return []
+        from sadlang.decomp.activations import ForwardCounter
+
+        before = ForwardCounter.calls
+        logits = run_rows(self.ev, rows, self.values, self.batch_size)
+        self.passes += ForwardCounter.calls - before
+        out = [[0.0] * len(self.ev) for _ in variants]
+        for k, (v, i) in enumerate(where):
+            p = self.ev.prompts[i]
+            out[v][i] = logit_diff(logits[k], p.answer, p.against)
+        return out
+
+
+def mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs) if xs else float("nan")
+
+
+def ratio(a: float, b: float) -> float:
+    return a / b if b != 0 else float("nan")
+
+
+def minus(nodes: list[list[Node]], drop: set[int]) -> list[list[Node]]:
+    """Per prompt nodes without the node indices in `drop` (indices into the circuit's list)."""
+    return [[n for k, n in enumerate(ns) if k not in drop] for ns in nodes]
+
+
+def pick(nodes: list[list[Node]], keep: set[int]) -> list[list[Node]]:
+    return [[n for k, n in enumerate(ns) if k in keep] for ns in nodes]
+
+
+def random_circuits(nodes: list[list[Node]], n_heads: int, draws: int, seed: int) -> list[list[list[Node]]]:
+    """Circuits of the same size: each node's head swapped for another head of its layer that
+    the circuit does not use there, same positions (seeded)."""
+    rng = random.Random(seed)
+    used = {(layer, head) for ns in nodes for layer, head, _ in ns}
+    out = []
+    size = len(nodes[0]) if nodes else 0
+    for _ in range(draws):
+        choice: list[int] = []
+        for k in range(size):
+            layer, head, _ = nodes[0][k]
+            others = [h for h in range(n_heads) if (layer, h) not in used]
+            choice.append(rng.choice(others) if others else head)
+        out.append([[(layer, choice[k], pos) for k, (layer, _, pos) in enumerate(ns)] for ns in nodes])
+    return out
+
+
+def random_subsets(size: int, draws: int, seed: int, containing: int | None = None) -> list[set[int]]:
+    """Non-empty random subsets of range(size), each element in with probability 1/2 (seeded)."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(draws):
+        k = {j for j in range(size) if rng.random() < 0.5}
+        if containing is not None:
+            k.add(containing)
+        out.append(k or {rng.randrange(size)})
+    return out

@@ -1,0 +1,58 @@
+"""A circuit as node sets per prompt: declared circuits resolve their `at` positions in each
+prompt; traced circuits are cut from the prompts' traces (node frequency, then the top edges).
+
+A node is (layer, head, destination position), position None meaning every position.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from sadlang.evidence.roles import resolve
+from sadlang.evidence.store import PromptSetEvidence
+from sadlang.lang import ast as A
+from sadlang.prompts.build import BuiltPrompt
+
+Node = tuple[int, int, int | None]
+
+
+def declared_nodes(decl: A.CircuitDecl, prompt: BuiltPrompt) -> list[Node]:
+    """The nodes of a declared circuit in one prompt (a RoleError if a position is missing)."""
+    out: list[Node] = []
+    for n in decl.nodes:
+        layer, head = n.head.pair
+        out.append((layer, head, None if n.at is None else resolve(n.at, prompt)))
+    return out
+
+
+def traced_heads(decl: A.CircuitDecl, traced: PromptSetEvidence) -> list[tuple[int, int]]:
+    """Heads of `circuit NAME = trace of SET at frequency F top K edges`: the combined trace of
+    SET cut at node frequency F; the heads that write the logit (seeds) plus the heads at either
+    end of the K strongest head edges (all of them without `top`)."""
+    from sadlang.trace.graph import combine
+
+    g = combine(traced.graphs(), decl.frequency)
+    attrs = g.nodes
+    seeds = {(attrs[u]["layer"], attrs[u]["head"]) for u, v, a in g.edges(data=True)
+             if a["side"] == "seed" and attrs[u]["kind"] == "head"}
+    edges = sorted(((a["weight"], u, v) for u, v, a in g.edges(data=True)
+                    if a["side"] != "seed" and attrs[u]["kind"] == "head" and attrs[v]["kind"] == "head"),
+                   key=lambda e: (-e[0], e[1], e[2]))
+    if decl.top_edges is not None:
+        edges = edges[: decl.top_edges]
+    heads = set(seeds)
+    for _, u, v in edges:
+        heads |= {(attrs[u]["layer"], attrs[u]["head"]), (attrs[v]["layer"], attrs[v]["head"])}
+    return sorted(heads)
+
+
+def keep_mask(nodes: list[Node], shape: tuple[int, int, int], keep_nodes: bool) -> torch.Tensor:
+    """(L, n, H) bool. keep_nodes: keep only `nodes` (the circuit alone); otherwise keep all
+    but `nodes` (the circuit removed from the model)."""
+    mark = torch.zeros(shape, dtype=torch.bool)
+    for layer, head, pos in nodes:
+        if pos is None:
+            mark[layer, :, head] = True
+        else:
+            mark[layer, pos, head] = True
+    return mark if keep_nodes else ~mark

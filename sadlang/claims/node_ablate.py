@@ -1,0 +1,130 @@
+"""`ablate head L.H [at P] [zero|mean|resample] [from SET] lowers|raises logit_diff by CMP X[%]`:
+the effect on the task of removing one head's output (at destination P, or everywhere)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, cast
+
+from lark import Token
+
+from sadlang.claims.base import Builder, ClaimKind, Problem, References, Work
+from sadlang.evidence.records import PromptEvidence
+from sadlang.lang import ast as A
+from sadlang.lang.compare import holds
+from sadlang.lang.syntax import SemanticError, loc
+
+AblationKind = Literal["zero", "mean", "resample"]
+
+
+class NodeAblate(A.ClaimBody):
+    kind: Literal["node_ablate"] = "node_ablate"
+    head: A.HeadRef
+    at: A.Pos | None = None
+    ablation: AblationKind | None = None       # None: the spec's `option ablation`
+    counterfactual: str | None = None
+    direction: Literal["lowers", "raises"]
+    amount: A.Bound
+    relative: bool = False
+
+
+def _cf_source(meta: Any, ch: list[Any]) -> tuple[str, str, Any]:
+    return ("from", str(ch[0]), ch[0])
+
+
+def _node_ablate(meta: Any, ch: list[Any]) -> NodeAblate:
+    if str(ch[0]) != "ablate":
+        raise SemanticError("a head's output is ablated, not boosted: write `ablate head L.H ...`", ch[0])
+    kw: dict[str, Any] = {"head": ch[1]}
+    for c in ch[2:]:
+        if isinstance(c, A.Pos):
+            kw["at"] = c
+        elif isinstance(c, Token) and c.type == "ABLATION":
+            kw["ablation"] = str(c)
+        elif isinstance(c, tuple) and c[0] == "from":
+            kw["counterfactual"] = c[1]
+        elif isinstance(c, tuple) and c[0] == "effect":
+            _, direction, metric, amount, relative = c
+            if metric != "logit_diff":
+                raise SemanticError("a head ablation is measured on logit_diff (attention belongs to a firing: "
+                                    "use `ablate edge ...`)", ch[0])
+            kw.update(direction=direction, amount=amount, relative=relative)
+    return NodeAblate(loc=loc(meta), **kw)
+
+
+def counterfactual_problems(spec: A.Spec, name: str | None, kind: str | None, prompt_set: str,
+                            where: A.Loc | None) -> list[Problem]:
+    """A resample ablation needs a counterfactual set derived from the claim's prompt set."""
+    from sadlang.plan.settings import Settings
+
+    options = {k: o.value for k, o in spec.options.items()}
+    kind = kind or str(options.get("ablation", Settings.model_fields["ablation"].default))
+    name = name or cast(str | None, options.get("counterfactual"))
+    if kind != "resample":
+        return [(f"`from {name}` only applies to resample ablations", where)] if name and where else []
+    if name is None:
+        return [("a resample ablation needs its counterfactual prompts: add `from SET` or "
+                 "`option counterfactual = SET`", where)]
+    decl = spec.prompt_sets.get(name)
+    if decl is None:
+        return [(f"undefined counterfactual prompt set {name!r}", where)]
+    if decl.source != prompt_set:
+        return [(f"{name!r} is not a counterfactual of {prompt_set!r} (write `prompts {name} from {prompt_set}:`)",
+                 where)]
+    return []
+
+
+class NodeAblateKind(ClaimKind):
+    name = "node_ablate"
+    node = NodeAblate
+    summary = "ablating one head's output (zero, mean or resampled) changes the logit difference"
+    examples = ('ablate head 1.0 at end zero lowers logit_diff by >= 50% on copy',)
+    failing = ('ablate head 0.2 zero lowers logit_diff by >= 50% on copy',)
+    searchable = False     # its reference values (mean, resample) come from the whole prompt set
+
+    def rules(self) -> dict[str, Builder]:
+        return {"node_ablate": _node_ablate, "cf_source": _cf_source}
+
+    def work(self, body: NodeAblate) -> Work:
+        return "intervention"
+
+    def describe(self, body: NodeAblate) -> str:
+        where = f" at {body.at.text()}" if body.at else ""
+        return f"{body.ablation or 'option ablation'} ablation of head {body.head.text()}{where}, batched passes"
+
+    def references(self, body: NodeAblate) -> References:
+        return References(heads=[(body.head, True)], positions=[body.at] if body.at else [])
+
+    def plan_errors(self, spec: A.Spec, body: NodeAblate, prompt_set: str, prompts: list[Any]) -> list[Problem]:
+        return counterfactual_problems(spec, body.counterfactual, body.ablation, prompt_set, body.loc)
+
+    def needs_answers(self, body: NodeAblate) -> bool:
+        return True
+
+    def claimed(self, body: NodeAblate) -> str:
+        size = f"{body.amount.cmp} {body.amount.value:.0%}" if body.relative else body.amount.text()
+        return f"{body.direction} logit_diff by {size}"
+
+    def measure(self, ev, body: NodeAblate, indices: list[int], settings) -> list[PromptEvidence]:
+        from sadlang.circuits.metrics import CircuitLab
+        from sadlang.evidence.roles import resolve
+
+        kind = body.ablation or settings.ablation
+        cf_name = body.counterfactual or settings.counterfactual
+        cf = ev.workspace.sets[cf_name] if (kind == "resample" and ev.workspace and cf_name) else None
+        lab = CircuitLab(ev, kind, cf, settings.batch_size)
+        layer, head = body.head.pair
+        nodes = [[(layer, head, None if body.at is None else resolve(body.at, p))] for p in ev.prompts]
+        ablated = lab.run([(nodes, False)])[0]
+        out = []
+        for i in indices:
+            clean = ev.logit_diff(i)
+            sgn = 1.0 if body.direction == "lowers" else -1.0
+            effect = sgn * (clean - ablated[i])
+            value = effect / abs(clean) if body.relative and clean != 0 else effect
+            out.append(PromptEvidence(index=i, text=ev.prompts[i].text, value=value, passed=holds(value, body.amount),
+                                      detail=f"logit_diff {clean:.3f} -> {ablated[i]:.3f} ({kind} ablation of "
+                                             f"{body.head.text()}{' at ' + body.at.text() if body.at else ''})"))
+        return out
+
+
+KIND = NodeAblateKind()

@@ -1,0 +1,65 @@
+"""Counterfactual prompt sets aligned one to one with a clean set: `resample IO, S` draws other
+pool values for those slots (Wang et al.'s ABC distribution), `swap IO S` exchanges two slots'
+values. Twin i keeps prompt i's template and every other slot, and must have the same token
+count and role positions."""
+
+from __future__ import annotations
+
+import random
+
+from sadlang.lang import ast as A
+from sadlang.prompts.build import BuiltPrompt, PromptError, build_prompt
+
+
+class AlignmentError(PromptError):
+    """A counterfactual twin whose positions do not line up with its clean prompt."""
+
+
+def _aligned(p: BuiltPrompt, q: BuiltPrompt) -> bool:
+    return len(p.tokens) == len(q.tokens) and p.roles == q.roles
+
+
+def counterfactual_prompts(model, clean: list[BuiltPrompt], source: A.PromptSetDecl, change: A.PromptSetDecl,
+                           pools: dict[str, A.Pool]) -> list[BuiltPrompt]:
+    """The twin of every clean prompt under `change` (its resample or swap line)."""
+    groups = {slot: g for g in source.slots for slot in g.slots}
+    out = []
+    for i, p in enumerate(clean):
+        template, _ = source.templates[p.template_index]
+        candidates: list[dict[str, str]]
+        if change.swap is not None:
+            a, b = change.swap
+            candidates = [{**p.assignment, a: p.assignment[b], b: p.assignment[a]}]
+        else:
+            rng = random.Random(change.resample_seed * 1_000_003 + i)
+            candidates = [_resampled(p.assignment, change.resample, groups, pools, rng) for _ in range(16)]
+        twin, why = None, f"no value of {', '.join(change.resample)} gave a twin"
+        for assignment in candidates:
+            try:
+                q = build_prompt(model, template, assignment, p.template_index, source.answer, source.against)
+            except PromptError as exc:
+                why = str(exc)
+                continue
+            if _aligned(p, q):
+                twin = q
+                break
+            why = (f"its twin {q.text!r} has {len(q.tokens)} tokens and roles {q.roles}, the clean prompt "
+                   f"{len(p.tokens)} and {p.roles}")
+        if twin is None:
+            raise AlignmentError(f"prompt {i} ({p.text!r}) has no aligned counterfactual: {why}")
+        out.append(twin)
+    return out
+
+
+def _resampled(assignment: dict[str, str], slots: list[str], groups: dict[str, A.SlotGroup],
+               pools: dict[str, A.Pool], rng: random.Random) -> dict[str, str]:
+    """Other values for `slots`, each different from its clean value and distinct within its
+    group when the group is `distinct`."""
+    new = dict(assignment)
+    for slot in slots:
+        g = groups[slot]
+        taken = {new[s] for s in g.slots if s != slot} if g.distinct else set()
+        options = [v for v in pools[g.pool].values if v != assignment[slot] and v not in taken]
+        if options:
+            new[slot] = rng.choice(options)
+    return new

@@ -1,0 +1,200 @@
+"""Circuits tested whole: node ablations against hand-written TransformerLens hooks, the planted
+circuit's ground truth, counterfactual sets, declared and traced circuits, the CLI."""
+
+import pytest
+import torch
+
+from sadlang.cli import main
+from sadlang.lang import parse_spec
+
+SPEC = '''model {model}
+pool names = " Mary" " John" " Alice" " Bob" " Tom" " Kate"
+prompts copy:
+  template "When{{A}} went to the x,{{B}} said"
+  template "Then{{A}} and{{B}} went to the x, and{{A}} said"
+  A, B from names distinct
+  answer " x" against " y"
+  sample 6 seed 0
+prompts abc from copy:
+  resample A, B
+prompts sw from copy:
+  swap A B
+circuit pair:
+  1.0 at end -> "x"
+  0.0
+circuit traced = trace of copy at frequency 0.5 top 4 edges
+claim ok: logit_diff > -1000 on copy
+'''
+
+
+def _lab(model_name, kind, cf=None):
+    from sadlang.check.executor import prepare, run_plan  # noqa: F401  (the executor wires workspaces)
+    from sadlang.circuits.metrics import CircuitLab
+    from sadlang.evidence.store import PromptSetEvidence
+    from sadlang.models import load_model
+    from sadlang.plan.compile import compile_spec
+
+    model = load_model(model_name)
+    plan = compile_spec(parse_spec(SPEC.format(model=model_name), "c.sad"), model)
+    stores = {n: PromptSetEvidence(model, ps.prompts, plan.options, 4) for n, ps in plan.prompt_sets.items()}
+    return model, plan, stores, CircuitLab(stores["copy"], kind, stores.get(cf) if cf else None, 4)
+
+
+@pytest.mark.parametrize("model_name", ["planted", "tiny-llama", "tiny-gpt2"])
+def test_head_outputs_equal_the_hooked_z(model_name):
+    from sadlang.circuits.ablation import head_z
+
+    model, _, stores, _ = _lab(model_name, "zero")
+    ev = stores["copy"]
+    for i in range(len(ev)):
+        _, cache = model.bridge.run_with_cache(ev.acts(i).tokens[None], names_filter=lambda n: n.endswith("hook_z"))
+        hooked = torch.stack([cache[f"blocks.{l}.attn.hook_z"][0] for l in range(model.info.n_layers)])
+        assert torch.allclose(head_z(ev.acts(i), model), hooked, atol=1e-5)
+
+
+def _by_hand(model, ev, i, layer, head, z_ref):
+    """Logits at the end with head (layer, head)'s output replaced by z_ref (n, r) at every
+    position, written as a hook on hook_attn_out: add (z_ref - z) W_O for that head."""
+    tokens = ev.acts(i).tokens[None]
+    _, cache = model.bridge.run_with_cache(tokens, names_filter=lambda n: n == f"blocks.{layer}.attn.hook_z")
+    z = cache[f"blocks.{layer}.attn.hook_z"][0, :, head]                     # (n, r)
+    delta = (z_ref - z) @ model.bridge.W_O[layer, head]                      # (n, D)
+
+    def patch(x, hook):
+        return x + delta[None].to(x.dtype)
+
+    with torch.no_grad(), model.bridge.hooks(fwd_hooks=[(f"blocks.{layer}.hook_attn_out", patch)]):
+        return model.bridge(tokens)[0, -1].float()
+
+
+@pytest.mark.parametrize("model_name", ["planted", "tiny-llama", "tiny-gpt2"])
+@pytest.mark.parametrize("kind,cf", [("mean", None), ("resample", "abc"), ("zero", None)])
+def test_node_ablation_equals_a_hand_written_hook_ablation(model_name, kind, cf):
+    from sadlang.circuits.ablation import Row, head_z, run_rows
+    from sadlang.circuits.nodes import keep_mask
+
+    model, _, stores, lab = _lab(model_name, kind, cf)
+    ev, info = stores["copy"], model.info
+    layer, head = info.n_layers - 1, 1
+    for i in range(len(ev)):
+        n = len(ev.prompts[i].tokens)
+        rows = [Row(i, keep_mask([(layer, head, None)], (info.n_layers, n, info.n_heads), keep_nodes=False))]
+        ours = run_rows(ev, rows, lab.values, 4)[0]
+        if kind == "zero":
+            ref = torch.zeros(n, info.d_head)
+        elif kind == "resample":
+            ref = head_z(stores["abc"].acts(i), model)[layer, :, head]
+        else:
+            p = ev.prompts[i]
+            same = [j for j, q in enumerate(ev.prompts) if (q.template_index, len(q.tokens)) ==
+                    (p.template_index, len(p.tokens))]
+            if len(same) < 2:
+                same = [j for j, q in enumerate(ev.prompts) if len(q.tokens) == len(p.tokens)]
+            ref = torch.stack([head_z(ev.acts(j), model)[layer, :, head] for j in same]).mean(0)
+        theirs = _by_hand(model, ev, i, layer, head, ref)
+        assert torch.allclose(ours, theirs, atol=1e-4, rtol=1e-5), float((ours - theirs).abs().max())
+
+
+def test_keeping_every_head_is_the_clean_run_and_keeping_none_is_everything_ablated():
+    from sadlang.circuits.metrics import mean
+
+    model, _, stores, lab = _lab("tiny-llama", "mean")
+    ev, info = stores["copy"], model.info
+    every = [[(layer, h, None) for layer in range(info.n_layers) for h in range(info.n_heads)] for _ in ev.prompts]
+    kept_all, removed_none = lab.run([(every, True), ([[] for _ in ev.prompts], False)])
+    assert kept_all == pytest.approx(lab.clean(), abs=1e-4) and removed_none == pytest.approx(lab.clean(), abs=1e-4)
+    kept_none, removed_all = lab.run([([[] for _ in ev.prompts], True), (every, False)])
+    assert kept_none == pytest.approx(removed_all, abs=1e-5)
+    assert abs(mean(kept_none) - mean(lab.clean())) > 1e-3          # and that is a different run
+
+
+def _details(report, name):
+    return next(v for v in report.verdicts if v.name == name)
+
+
+def test_planted_circuit_ground_truth(planted, tmp_path):
+    """Faithful >= 99%; removing either planted node drops faithfulness below 50%; a circuit
+    missing one node fails; a random circuit of the same size fails; minimality names both."""
+    from sadlang.check.executor import load_and_compile, run_plan
+
+    p = tmp_path / "gt.sad"
+    p.write_text(SPEC.format(model="planted").replace("claim ok: logit_diff > -1000 on copy\n", '''circuit lone:
+  1.0 at end -> "x"
+claim faithful: circuit pair is faithful >= 99% by zero ablation on copy
+claim missing:  circuit lone is faithful >= 80% by zero ablation on copy
+claim random:   circuit pair beats random by >= 100x by zero ablation on copy
+claim minimal:  circuit pair is minimal >= 50% by zero ablation on copy
+claim complete: circuit pair is complete within 1% by zero ablation on copy
+'''))
+    _, model, plan = load_and_compile(p)
+    report = run_plan(plan, model)
+    faithful = _details(report, "faithful")
+    assert faithful.held and faithful.value >= 0.99
+    assert all(v < 0.5 for v in faithful.details["faithfulness without each node"].values())
+    missing = _details(report, "missing")
+    assert not missing.held and missing.value < 0.5
+    random_ = _details(report, "random")
+    assert random_.held and max(random_.details["random faithfulness"]) < 0.5
+    minimal = _details(report, "minimal")
+    assert minimal.held and set(minimal.details["node importance"]) == {'1.0 at end -> "x"', "0.0"}
+    assert all(v >= 0.5 for v in minimal.details["node importance"].values())
+    assert _details(report, "complete").held
+    assert faithful.details["forward_passes"] <= 2 * 2      # C, M without C, 2 single-node variants: 2 length groups
+
+
+def test_counterfactual_sets_align_with_their_source(planted):
+    from sadlang.plan.compile import compile_spec
+
+    plan = compile_spec(parse_spec(SPEC.format(model="planted"), "c.sad"), planted)
+    clean, abc, sw = (plan.prompt_sets[n].prompts for n in ("copy", "abc", "sw"))
+    for p, q, r in zip(clean, abc, sw):
+        assert p.roles == q.roles == r.roles and len(p.tokens) == len(q.tokens) == len(r.tokens)
+        assert q.assignment["A"] != p.assignment["A"] and q.assignment["B"] != p.assignment["B"]
+        assert r.assignment["A"] == p.assignment["B"] and r.assignment["B"] == p.assignment["A"]
+        assert q.template_index == p.template_index
+
+
+@pytest.mark.parametrize("change,where,words", [
+    ("prompts abc from copy:\n  resample C\n", "10:3", "'C' is not a slot of 'copy'"),
+    ("prompts abc from nope:\n  resample A\n", "9:1", "undefined prompt set 'nope'"),
+    ("prompts abc from copy:\n  sample 3\n", "9:1", "only a `resample` or `swap` line"),
+    ("prompts abc from copy:\n  swap A A\n", "10:3", "two different slots"),
+    ("prompts abc from copy:\n  resample A\n  swap A B\n", "11:3", "changes its source once"),
+])
+def test_counterfactual_set_errors_point_at_the_line(tmp_path, capsys, change, where, words):
+    text = SPEC.format(model="planted").replace("prompts abc from copy:\n  resample A, B\n", change)
+    p = tmp_path / "cf.sad"
+    p.write_text(text)
+    assert main(["check", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert f"cf.sad:{where}: error:" in err and words in err, err
+
+
+@pytest.mark.parametrize("claim,words", [
+    ("circuit nope is faithful >= 80%", "undefined circuit 'nope'"),
+    ("circuit pair is faithful >= 80% by resample ablation", "needs its counterfactual prompts"),
+    ("circuit pair is faithful >= 80% by resample ablation from copy", "not a counterfactual of 'copy'"),
+    ("circuit pair is faithful >= 80% by mean ablation from abc", "only applies to resample"),
+    ("circuit pair beats random by >= 1e6x", "outside the domain"),
+    ("ablate head 1.0 zero lowers attention by >= 0.1", "measured on logit_diff"),
+    ("boost head 1.0 lowers logit_diff by >= 0.1", "ablated, not boosted"),
+])
+def test_circuit_claim_errors(tmp_path, capsys, claim, words):
+    p = tmp_path / "cc.sad"
+    p.write_text(SPEC.format(model="planted").replace("claim ok: logit_diff > -1000 on copy", f"claim c: {claim}"))
+    assert main(["check", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert "cc.sad:17:" in err and words in err, err
+
+
+def test_circuit_cli_prints_declared_and_traced_circuits(tmp_path, capsys):
+    p = tmp_path / "c.sad"
+    p.write_text(SPEC.format(model="planted"))
+    assert main(["circuit", str(p), "pair"]) == 0
+    out = capsys.readouterr().out
+    assert "nodes    2 (2 heads in 2 layers)" in out and '1.0 at end -> "x"' in out
+    assert main(["circuit", str(p), "traced"]) == 0
+    out = capsys.readouterr().out
+    assert "traced   from copy (6 prompts) at frequency 0.5, top 4 edges" in out and "0.0" in out and "1.0" in out
+    assert main(["circuit", str(p), "nope"]) == 2
+    assert "circuits: pair, traced" in capsys.readouterr().err
