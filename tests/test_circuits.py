@@ -198,3 +198,47 @@ def test_circuit_cli_prints_declared_and_traced_circuits(tmp_path, capsys):
     assert "traced   from copy (6 prompts) at frequency 0.5, top 4 edges" in out and "0.0" in out and "1.0" in out
     assert main(["circuit", str(p), "nope"]) == 2
     assert "circuits: pair, traced" in capsys.readouterr().err
+
+
+def test_path_patch_from_the_clean_prompts_is_the_clean_run():
+    from sadlang.circuits.paths import patched_logits
+
+    _, _, stores, _ = _lab("tiny-llama", "mean")
+    ev = stores["copy"]
+    for side in ("query", "key"):
+        logits = patched_logits(ev, ev, (1, 0), (3, 2), side, 4)
+        assert torch.allclose(logits, torch.stack([ev.acts(i).logits_end for i in range(len(ev))]), atol=1e-5)
+
+
+@pytest.mark.parametrize("model_name", ["tiny-llama", "tiny-gpt2"])
+def test_path_patch_score_change_matches_the_hooked_rotated_queries_and_keys(model_name):
+    """The query-side (key-side) score change equals what the model's own hook_rot_q (hook_rot_k,
+    or hook_q/hook_k without RoPE) give when the receiver layer's normalized input carries the
+    sender's counterfactual output (norm scale frozen), dotted with the clean keys (queries)."""
+    from sadlang.circuits.ablation import head_z
+    from sadlang.circuits.paths import score_delta
+
+    model, _, stores, _ = _lab(model_name, "mean")
+    ev, cf = stores["copy"], stores["abc"]
+    (ls, hs), (lr, hr) = (1, 0), (3, 2)
+    w = model.weights
+    rot = "rot_" if w.rotary else ""
+    names = {f"blocks.{lr}.attn.hook_{rot}q", f"blocks.{lr}.attn.hook_{rot}k"}
+    for i in range(len(ev)):
+        clean, twin = ev.acts(i), cf.acts(i)
+        dx = ((head_z(twin, model) - head_z(clean, model))[ls, :, hs] @ w.W_O[ls, hs]) / clean.ln_scale[lr][:, None]
+        tokens = clean.tokens[None]
+        _, base = model.bridge.run_with_cache(tokens, names_filter=lambda n: n in names)
+
+        def patch(x, hook, dx=dx):
+            return x + dx[None].to(x.dtype)
+
+        with model.bridge.hooks(fwd_hooks=[(f"blocks.{lr}.ln1.hook_normalized", patch)]):
+            _, moved = model.bridge.run_with_cache(tokens, names_filter=lambda n: n in names)
+        qn, kn = f"blocks.{lr}.attn.hook_{rot}q", f"blocks.{lr}.attn.hook_{rot}k"
+        q0, k0 = base[qn][0, :, hr], base[kn][0, :, w.kv(hr)]
+        q1, k1 = moved[qn][0, :, hr], moved[kn][0, :, w.kv(hr)]
+        want_q = (q1 - q0) @ k0.T / w.attn_scale
+        want_k = q0 @ (k1 - k0).T / w.attn_scale
+        assert torch.allclose(score_delta(model, clean, twin, (ls, hs), (lr, hr), "query"), want_q, atol=1e-4)
+        assert torch.allclose(score_delta(model, clean, twin, (ls, hs), (lr, hr), "key"), want_k, atol=1e-4)

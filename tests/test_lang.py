@@ -165,7 +165,7 @@ def test_plan_prints_work_without_forward_passes(capsys):
     assert main(["plan", str(ROOT / "specs" / "planted.sad")]) == 0
     out = capsys.readouterr().out
     assert ForwardCounter.calls == before
-    assert "[intervention]" in out and "[attention" in out and "forward  3 clean pass(es)" in out
+    assert "[intervention]" in out and "[attention" in out and "forward  5 clean pass(es)" in out
 
 
 def test_trace_cli_writes_graph(tmp_path, capsys):

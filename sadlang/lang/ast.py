@@ -157,6 +157,7 @@ class PromptSetDecl(Node):
     # prompts align one to one with the source's (same templates and positions)
     source: str | None = None
     resample: list[str] = Field(default_factory=list)
+    resample_pool: str | None = None       # `resample S from POOL`: draw from another pool
     resample_seed: int = 1
     swap: tuple[str, str] | None = None
     change_loc: Loc | None = None

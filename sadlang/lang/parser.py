@@ -27,7 +27,7 @@ KEYWORDS = ["model", "method", "option", "pool", "prompts", "template", "prompt"
             "attention", "by", "and", "beats", "random", "sinks", "to", "shared", "in", "all",
             "prompts", "most", "forall", "up", "on", "mlp", "bias", "embed", "offset", "resample", "swap",
             "trace", "top", "edges", "faithful", "necessary", "complete", "within", "minimal", "zero",
-            "ablation"]
+            "ablation", "patch"]
 
 FRIENDLY = {
     "_NL": "end of line", "_INDENT": "an indented block", "_DEDENT": "end of block",
@@ -232,10 +232,14 @@ class _ToAst(Transformer):
     def sample_item(self, meta, ch):
         return ("sample", (int(ch[0]), int(ch[1]) if len(ch) > 1 else 0, loc(meta)))
 
+    def resample_pool(self, meta, ch):
+        return ("pool", str(ch[0]))
+
     def resample_item(self, meta, ch):
-        names = [str(t) for t in ch if t.type == "NAME"]
-        seed = next((int(t) for t in ch if t.type == "INT"), 1)
-        return ("resample", (names, seed, loc(meta)))
+        names = [str(t) for t in ch if isinstance(t, Token) and t.type == "NAME"]
+        pool = next((c[1] for c in ch if isinstance(c, tuple)), None)
+        seed = next((int(t) for t in ch if isinstance(t, Token) and t.type == "INT"), 1)
+        return ("resample", (names, pool, seed, loc(meta)))
 
     def swap_item(self, meta, ch):
         return ("swap", ((str(ch[0]), str(ch[1])), loc(meta)))
@@ -298,7 +302,7 @@ class _ToAst(Transformer):
                     raise SemanticError("a counterfactual set changes its source once: one `resample` or "
                                         "`swap` line", _token_at(payload[-1]))
                 if kind == "resample":
-                    d["resample"], d["resample_seed"], d["change_loc"] = payload
+                    d["resample"], d["resample_pool"], d["resample_seed"], d["change_loc"] = payload
                 else:
                     d["swap"], d["change_loc"] = payload
             elif kind == "sample":

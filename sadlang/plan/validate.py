@@ -146,6 +146,9 @@ def _counterfactual_problems(spec: A.Spec, ps: A.PromptSetDecl) -> list[SpecErro
     changed = list(ps.resample) + (list(ps.swap) if ps.swap else [])
     errors = [_err(spec, f"{s!r} is not a slot of {ps.source!r} (slots: {', '.join(sorted(slots))})", ps.change_loc,
                    _suggest(s, slots)) for s in changed if s not in slots]
+    if ps.resample_pool is not None and ps.resample_pool not in spec.pools:
+        errors.append(_err(spec, f"unknown pool {ps.resample_pool!r}", ps.change_loc,
+                           _suggest(ps.resample_pool, spec.pools)))
     if ps.swap and ps.swap[0] == ps.swap[1]:
         errors.append(_err(spec, "swap exchanges two different slots", ps.change_loc))
     return errors

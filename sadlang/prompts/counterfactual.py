@@ -32,7 +32,8 @@ def counterfactual_prompts(model, clean: list[BuiltPrompt], source: A.PromptSetD
             candidates = [{**p.assignment, a: p.assignment[b], b: p.assignment[a]}]
         else:
             rng = random.Random(change.resample_seed * 1_000_003 + i)
-            candidates = [_resampled(p.assignment, change.resample, groups, pools, rng) for _ in range(16)]
+            candidates = [_resampled(p.assignment, change.resample, groups, pools, rng, change.resample_pool)
+                          for _ in range(16)]
         twin, why = None, f"no value of {', '.join(change.resample)} gave a twin"
         for assignment in candidates:
             try:
@@ -52,14 +53,14 @@ def counterfactual_prompts(model, clean: list[BuiltPrompt], source: A.PromptSetD
 
 
 def _resampled(assignment: dict[str, str], slots: list[str], groups: dict[str, A.SlotGroup],
-               pools: dict[str, A.Pool], rng: random.Random) -> dict[str, str]:
-    """Other values for `slots`, each different from its clean value and distinct within its
-    group when the group is `distinct`."""
+               pools: dict[str, A.Pool], rng: random.Random, pool: str | None = None) -> dict[str, str]:
+    """Other values for `slots` (from `pool`, or each slot's own pool), each different from its
+    clean value and distinct within its group when the group is `distinct`."""
     new = dict(assignment)
     for slot in slots:
         g = groups[slot]
         taken = {new[s] for s in g.slots if s != slot} if g.distinct else set()
-        options = [v for v in pools[g.pool].values if v != assignment[slot] and v not in taken]
+        options = [v for v in pools[pool or g.pool].values if v != assignment[slot] and v not in taken]
         if options:
             new[slot] = rng.choice(options)
     return new

@@ -1,0 +1,79 @@
+"""Path patching of one edge: sender head S's output is replaced by its output in the aligned
+counterfactual prompt *only in receiver head R's query or key input*; every other path, R's
+other side and R's GQA siblings stay clean.
+
+R's input is linear in the residual with the clean run's norm scale frozen (as everywhere in
+the decomposition), so the patch changes R's attention scores by exactly
+
+    query side:  dS[d, s] = rope(dx[d] / scale[d] @ W_Q[R]) . k_rot[s] / attn_scale
+    key side:    dS[d, s] = q_rot[d] . rope(dx[s] / scale[s] @ W_K[R]) / attn_scale
+
+with dx = (z_cf - z)[S] @ W_O[S], and one forward pass (per length group) adds dS to R's scores.
+Shapes: n positions, r d_head, D d_model, V vocabulary.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from sadlang.circuits.ablation import head_z
+from sadlang.decomp.activations import ForwardCounter, PromptActivations
+from sadlang.decomp.rope import apply_rope
+from sadlang.errors import TraceError
+from sadlang.evidence.store import PromptSetEvidence
+from sadlang.models.loader import LoadedModel
+
+
+def _rot(acts: PromptActivations, x: torch.Tensor) -> torch.Tensor:
+    return apply_rope(x, acts.cos, acts.sin)
+
+
+def score_delta(model: LoadedModel, clean: PromptActivations, cf: PromptActivations,
+                sender: tuple[int, int], receiver: tuple[int, int], side: str) -> torch.Tensor:
+    """(n, n) change of receiver's (pre-softmax, scaled) scores when the sender's output in its
+    `side` input comes from the counterfactual run."""
+    w = model.weights
+    (ls, hs), (lr, hr) = sender, receiver
+    if ls >= lr:
+        raise TraceError(f"head {ls}.{hs} cannot feed head {lr}.{hr}: a sender sits in an earlier layer")
+    if w.softcap:
+        raise TraceError("path patching adds to attention scores, which a soft-capped model caps")
+    dz = head_z(cf, model)[ls, :, hs] - head_z(clean, model)[ls, :, hs]        # (n, r)
+    dx = (dz @ w.W_O[ls, hs]) / clean.ln_scale[lr][:, None]                  # (n, D)
+    x = clean.normalized[lr]                                                  # (n, D)
+    kv = w.kv(hr)
+    if side == "query":
+        dq = _rot(clean, dx @ w.W_Q[lr, hr])
+        k = _rot(clean, x @ w.W_K[lr, kv] + w.b_K[lr, kv])
+        return dq @ k.T / w.attn_scale
+    q = _rot(clean, x @ w.W_Q[lr, hr] + w.b_Q[lr, hr])
+    dk = _rot(clean, dx @ w.W_K[lr, kv])
+    return q @ dk.T / w.attn_scale
+
+
+def patched_logits(ev: PromptSetEvidence, cf: PromptSetEvidence, sender: tuple[int, int],
+                   receiver: tuple[int, int], side: str, batch_size: int) -> torch.Tensor:
+    """(len(ev), V): logits at the last position of every prompt with the edge patched; prompts
+    of one length share passes."""
+    model = ev.model
+    lr, hr = receiver
+    out = torch.empty(len(ev), model.bridge.cfg.d_vocab, device=model.device)
+    by_len: dict[int, list[int]] = {}
+    for i, p in enumerate(ev.prompts):
+        by_len.setdefault(len(p.tokens), []).append(i)
+    for _, idxs in sorted(by_len.items()):
+        for start in range(0, len(idxs), batch_size):
+            chunk = idxs[start:start + batch_size]
+            n = len(ev.prompts[chunk[0]].tokens)
+            delta = torch.zeros(len(chunk), model.info.n_heads, n, n, device=model.device)
+            for j, i in enumerate(chunk):
+                delta[j, hr] = score_delta(model, ev.acts(i), cf.acts(i), sender, receiver, side)
+            tokens = torch.stack([ev.acts(i).tokens for i in chunk])
+
+            def add(scores: torch.Tensor, hook, delta: torch.Tensor = delta) -> torch.Tensor:
+                return scores + delta.to(scores.dtype)
+
+            with torch.no_grad(), model.bridge.hooks(fwd_hooks=[(f"blocks.{lr}.attn.hook_attn_scores", add)]):
+                ForwardCounter.calls += 1
+                out[chunk] = model.bridge(tokens)[:, -1].float()
+    return out
