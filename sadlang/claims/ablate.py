@@ -9,7 +9,7 @@ from typing import Any, Literal, cast
 
 from lark import Token
 
-from sadlang.claims.base import Builder, ClaimKind, Problem, References, Work, bound_problems
+from sadlang.claims.base import Builder, ClaimKind, Problem, References, Work, bound_problems, effect_size
 from sadlang.claims.edge import edge_references
 from sadlang.evidence.records import PromptEvidence
 from sadlang.lang import ast as A
@@ -170,10 +170,8 @@ class AblateKind(ClaimKind):
                 clean, new, rand = ev.logit_diff(i), res["ld"], sum(res["rand_ld"]) / draws
             else:
                 clean, new, rand = f.attention, res["att"], sum(res["rand_att"]) / draws
-            sgn = 1.0 if body.direction == "lowers" else -1.0
-            effect = sgn * (clean - new)
-            rand_effect = sgn * (clean - rand)
-            value = effect / abs(clean) if body.relative and clean != 0 else effect
+            effect, value = effect_size(clean, new, body.direction, body.relative)
+            rand_effect, _ = effect_size(clean, rand, body.direction, False)
             ok = holds(value, body.amount)
             ratio_in, cos_in = input_change(ev.dec(i), edit)
             detail = (f"{body.metric} {clean:.3f} -> {new:.3f} (effect {effect:+.3f}); random subspace -> "

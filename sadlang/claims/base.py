@@ -73,6 +73,27 @@ class Measurement:
     claimed: str | None = None    # replaces the kind's claimed text when set
 
 
+def effect_size(clean: float, new: float, direction: str, relative: bool) -> tuple[float, float]:
+    """(effect, the value a `lowers|raises ... by X[%]` bound compares): the change from `clean`
+    to `new` signed so that the claimed direction is positive, relative to |clean| with `%`."""
+    effect = (1.0 if direction == "lowers" else -1.0) * (clean - new)   # -0.0 when unchanged and raised
+    return effect, (effect / abs(clean) if relative and clean != 0 else effect)
+
+
+def overlap(ours: set, reference: set, bounds: dict[str, A.Bound]) -> tuple[dict[str, float], bool, dict[str, A.Bound]]:
+    """Precision, recall and F1 of `ours` against `reference`, and whether `bounds` (default
+    f1 >= 0.5) hold; returns (values, held, the bounds used)."""
+    from sadlang.lang.compare import holds
+
+    inter = len(ours & reference)
+    prec = inter / len(ours) if ours else 0.0
+    rec = inter / len(reference) if reference else 0.0
+    f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+    vals = {"precision": prec, "recall": rec, "f1": f1}
+    bounds = bounds or {"f1": A.Bound(cmp=">=", value=0.5)}
+    return vals, all(holds(vals[k], b) for k, b in bounds.items()), bounds
+
+
 def fmt(x: float | None) -> str:
     """A number for a report line; n/a for None and NaN."""
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.4g}"

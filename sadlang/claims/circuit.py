@@ -8,9 +8,8 @@ from typing import Any, Literal
 from lark import Token
 from pydantic import Field
 
-from sadlang.claims.base import Builder, ClaimKind, Measurement, Problem, References, Work, bound_problems
+from sadlang.claims.base import Builder, ClaimKind, Measurement, Problem, References, Work, bound_problems, overlap
 from sadlang.lang import ast as A
-from sadlang.lang.compare import holds
 from sadlang.lang.syntax import SemanticError, bound, loc
 
 
@@ -161,15 +160,9 @@ class CircuitKind(ClaimKind):
             return Measurement(ok, measured, float(ok),
                                details={"heads": [f"{layer}.{head}" for layer, head in sorted(heads)]})
         ref, ours = _component_set(g, body.components)
-        inter = len(ref & ours)
-        prec = inter / len(ours) if ours else 0.0
-        rec = inter / len(ref) if ref else 0.0
-        f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
-        vals = {"precision": prec, "recall": rec, "f1": f1}
-        bounds = body.bounds or {"f1": A.Bound(cmp=">=", value=0.5)}
-        ok = all(holds(vals[k], bd) for k, bd in bounds.items())
-        return Measurement(ok, f"precision {prec:.3f}, recall {rec:.3f}, F1 {f1:.3f} ({len(ours)} in circuit, "
-                               f"{len(ref)} in reference)", f1, details=vals,
+        vals, ok, bounds = overlap(ours, ref, body.bounds)
+        return Measurement(ok, f"precision {vals['precision']:.3f}, recall {vals['recall']:.3f}, F1 {vals['f1']:.3f} "
+                               f"({len(ours)} in circuit, {len(ref)} in reference)", vals["f1"], details=vals,
                            claimed=", ".join(f"{k} {bd.text()}" for k, bd in bounds.items()))
 
 

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from sadlang.claims.base import Builder, ClaimKind, Measurement, Problem, References, Work, bound_problems, fmt
+from sadlang.claims.base import Builder, ClaimKind, Measurement, Problem, References, Work, bound_problems, fmt, overlap
 from sadlang.claims.node_ablate import counterfactual_problems
 from sadlang.lang import ast as A
 from sadlang.lang.compare import holds
@@ -266,15 +266,9 @@ def _measure(body: CircuitTest, lab: Any, nodes: list, names: list[str], f_m: fl
 
 
 def _matches(body: CircuitTest, mine: set[str], theirs: set[str]) -> Measurement:
-    inter = len(mine & theirs)
-    prec = inter / len(mine) if mine else 0.0
-    rec = inter / len(theirs) if theirs else 0.0
-    f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
-    vals = {"precision": prec, "recall": rec, "f1": f1}
-    bounds = body.bounds or {"f1": A.Bound(cmp=">=", value=0.5)}
-    ok = all(holds(vals[k], b) for k, b in bounds.items())
-    return Measurement(ok, f"precision {prec:.3f}, recall {rec:.3f}, F1 {f1:.3f} ({len(mine)} heads in "
-                           f"{body.circuit}, {len(theirs)} in {body.reference})", f1,
+    vals, ok, _ = overlap(mine, theirs, body.bounds)
+    return Measurement(ok, f"precision {vals['precision']:.3f}, recall {vals['recall']:.3f}, F1 {vals['f1']:.3f} "
+                           f"({len(mine)} heads in {body.circuit}, {len(theirs)} in {body.reference})", vals["f1"],
                        details={**vals, "only here": sorted(mine - theirs), "only there": sorted(theirs - mine)})
 
 

@@ -7,7 +7,7 @@ from typing import Any, Literal, cast
 
 from lark import Token
 
-from sadlang.claims.base import Builder, ClaimKind, Problem, References, Work
+from sadlang.claims.base import Builder, ClaimKind, Problem, References, Work, effect_size
 from sadlang.evidence.records import PromptEvidence
 from sadlang.lang import ast as A
 from sadlang.lang.compare import holds
@@ -118,9 +118,7 @@ class NodeAblateKind(ClaimKind):
         out = []
         for i in indices:
             clean = ev.logit_diff(i)
-            sgn = 1.0 if body.direction == "lowers" else -1.0
-            effect = sgn * (clean - ablated[i])
-            value = effect / abs(clean) if body.relative and clean != 0 else effect
+            _, value = effect_size(clean, ablated[i], body.direction, body.relative)
             out.append(PromptEvidence(index=i, text=ev.prompts[i].text, value=value, passed=holds(value, body.amount),
                                       detail=f"logit_diff {clean:.3f} -> {ablated[i]:.3f} ({kind} ablation of "
                                              f"{body.head.text()}{' at ' + body.at.text() if body.at else ''})"))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from sadlang.claims.base import Builder, ClaimKind, Problem, References, Work
+from sadlang.claims.base import Builder, ClaimKind, Problem, References, Work, effect_size
 from sadlang.claims.node_ablate import counterfactual_problems
 from sadlang.evidence.records import PromptEvidence
 from sadlang.lang import ast as A
@@ -82,9 +82,7 @@ class PathPatchKind(ClaimKind):
         for i in indices:
             p = ev.prompts[i]
             clean, patched = ev.logit_diff(i), logit_diff(logits[i], p.answer, p.against)
-            sgn = 1.0 if body.direction == "lowers" else -1.0
-            effect = sgn * (clean - patched)
-            value = effect / abs(clean) if body.relative and clean != 0 else effect
+            _, value = effect_size(clean, patched, body.direction, body.relative)
             out.append(PromptEvidence(index=i, text=p.text, value=value, passed=holds(value, body.amount),
                                       detail=f"logit_diff {clean:.3f} -> {patched:.3f} with {body.sender.text()} -> "
                                              f"{body.receiver.text()} ({body.side}) from {cf.prompts[i].text!r}"))
