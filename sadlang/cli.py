@@ -55,8 +55,17 @@ def _validated(paths: list[str], lenient: bool) -> list:
     return specs
 
 
+def _threads() -> None:
+    """Torch threads per sadlang's measured default (SADLANG_THREADS overrides), set only once
+    the engine is needed: a spec error never waits for torch."""
+    from sadlang.models.loader import use_default_threads
+
+    use_default_threads()
+
+
 def cmd_check(args) -> int:
     specs = _validated(args.specs, args.lenient)
+    _threads()
     from sadlang.check.executor import prepare, run_plan
     from sadlang.check.report import to_json, to_junit, to_text
 
@@ -85,6 +94,7 @@ def cmd_check(args) -> int:
 
 def cmd_plan(args) -> int:
     spec = _validated([args.spec], args.lenient)[0]
+    _threads()
     from sadlang.check.executor import prepare
 
     model, plan = prepare(spec, args.model, args.device, args.lenient)
@@ -119,6 +129,7 @@ def cmd_circuit(args) -> int:
         for e in decl.edges:
             print(f"  {e.upstream.text()} -> {e.downstream.text()}" + (f" via {e.side}" if e.side else ""))
         return 0
+    _threads()
     from sadlang.check.executor import prepare
     from sadlang.circuits.nodes import traced_heads
     from sadlang.evidence.store import PromptSetEvidence
@@ -140,6 +151,7 @@ def cmd_trace(args) -> int:
     from sadlang.trace.options import TraceOptions
     from sadlang.trace.tracer import trace
 
+    _threads()
     model = load_model(args.model, args.device)
     opts = TraceOptions(method=args.method, threshold=args.threshold, signals=args.signals)
     circuit = trace(model, args.prompt, args.answer, args.against, options=opts)[0]
@@ -207,6 +219,7 @@ def cmd_sinks(args) -> int:
     from sadlang.prompts.build import PromptError, build_prompt
     from sadlang.trace.options import TraceOptions
 
+    _threads()
     model = load_model(args.model, args.device)
     try:
         prompts = [build_prompt(model, p, {}) for p in args.prompt]

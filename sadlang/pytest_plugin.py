@@ -32,7 +32,13 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
+    import os
+
     from sadlang.claims import KINDS
+
+    if os.environ.get("PYTEST_XDIST_WORKER") or os.environ.get("SADLANG_THREADS"):
+        from sadlang.models.loader import use_default_threads
+        use_default_threads()         # xdist workers split the cores (docs/benchmarks.md)
 
     config.addinivalue_line("markers", "sad: a claim collected from a .sad spec file")
     for name, kind in KINDS.items():

@@ -131,3 +131,20 @@ def test_models_command_shows_the_bundled_model_loadable(capsys, monkeypatch):
     assert "loadable" in lines["smollm2-135m"] and "loadable" in lines["tiny-llama"]
     from sadlang.models.loader import _hub_cached
     assert ("loadable" if _hub_cached("gpt2") else "missing") in lines["gpt2"]
+
+
+def test_thread_default_follows_the_measurements(monkeypatch):
+    """Torch's default alone; cores split among xdist workers; SADLANG_THREADS wins."""
+    import os
+
+    from sadlang.models.loader import default_threads
+
+    for var in ("SADLANG_THREADS", "PYTEST_XDIST_WORKER_COUNT"):
+        monkeypatch.delenv(var, raising=False)
+    assert default_threads() is None
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "2")
+    assert default_threads() == max(1, (os.cpu_count() or 1) // 2)
+    monkeypatch.setenv("SADLANG_THREADS", "3")
+    assert default_threads() == 3
+    monkeypatch.setenv("SADLANG_THREADS", "zero")
+    assert default_threads() == max(1, (os.cpu_count() or 1) // 2)

@@ -71,6 +71,27 @@ class LoadedModel:
         return [self.tokenizer.decode([int(i)]) for i in ids]
 
 
+def default_threads() -> int | None:
+    """Torch threads for sadlang's own entry points (CLI, pytest plugin), or None to keep torch's
+    default (every core). Measured on the 2-core machine (benchmarks/threads.py,
+    docs/benchmarks.md): idle, two threads are 1.26x faster than one; with a busy neighbour they
+    are 2.8x slower. So: `SADLANG_THREADS` when set; under pytest-xdist the cores divided among
+    the workers (they are each other's busy neighbours); otherwise torch's default."""
+    value = os.environ.get("SADLANG_THREADS", "")
+    if value.strip().isdigit() and int(value) > 0:
+        return int(value)
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "")
+    if workers.isdigit() and int(workers) > 1:
+        return max(1, (os.cpu_count() or 1) // int(workers))
+    return None
+
+
+def use_default_threads() -> None:
+    threads = default_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+
+
 def resolve_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
