@@ -10,6 +10,7 @@ import logging
 import math
 import os
 import sys
+import time
 from pathlib import Path
 
 from sadlang import __version__
@@ -63,6 +64,21 @@ def _threads() -> None:
     use_default_threads()
 
 
+def _print_profile(file: str, t0: float, costs: list) -> None:
+    """Where the time went (stderr, so --format json stays clean)."""
+    total = time.perf_counter() - t0
+    spent = sum(c.seconds for c in costs)
+    lines = [f"profile  {file}: {total:.1f} s in all; load, validate and compile {total - spent:.1f} s",
+             f"  {'claim':<20} {'kind':<14} {'work':<12} {'seconds':>8} {'passes':>7} {'decomps':>8} {'searched':>8}"]
+    for c in sorted(costs, key=lambda c: -c.seconds):
+        lines.append(f"  {c.name:<20} {c.kind:<14} {c.work:<12} {c.seconds:>8.2f} {c.passes:>7} "
+                     f"{c.decompositions:>8} {c.searched:>8}")
+    lines.append(f"  {'all claims':<48} {spent:>8.2f} {sum(c.passes for c in costs):>7} "
+                 f"{sum(c.decompositions for c in costs):>8} {sum(c.searched for c in costs):>8}")
+    lines.append("  (a claim that reuses evidence computed for an earlier one costs only the rest)")
+    print("\n".join(lines), file=sys.stderr)
+
+
 def cmd_check(args) -> int:
     specs = _validated(args.specs, args.lenient)
     _threads()
@@ -78,8 +94,12 @@ def cmd_check(args) -> int:
                              f"claims are: {', '.join(known) or '(none)'}")
     code = 0
     for spec in specs:
+        t0 = time.perf_counter()
         model, plan = prepare(spec, args.model, args.device, args.lenient)
-        report = run_plan(plan, model, explore=args.explore, progress=_progress(args), only=only)
+        costs: list | None = [] if args.profile else None
+        report = run_plan(plan, model, explore=args.explore, progress=_progress(args), only=only, costs=costs)
+        if costs is not None:
+            _print_profile(spec.file, t0, costs)
         if args.format == "json":
             print(to_json(report))
         else:
@@ -320,6 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     c.add_argument("--progress", action="store_true",
                    help="progress bars on stderr even when it is not a terminal")
+    c.add_argument("--profile", action="store_true",
+                   help="print, per claim, the seconds, forward passes, decompositions and searched prompts")
     c.add_argument("--lenient", action="store_true",
                    help="comparisons that are always or never true (weight >= 0) warn instead of failing")
     c.set_defaults(fn=cmd_check)

@@ -229,3 +229,9 @@ def test_a_typo_inside_a_block_suggests_the_keyword(tmp_path, capsys):
     p.write_text(SPEC.replace("  template ", "  templte "))
     code, _, err = run(["check", p], capsys)
     assert code == 2 and f"{p}:4:3: error: unknown line 'templte'" in err and "did you mean 'template'?" in err, err
+
+
+def test_profile_goes_to_stderr_and_counts_passes(spec, capsys):
+    code, out, err = run(["check", spec, "--format", "json", "--profile"], capsys)
+    assert code == 0 and json.loads(out)["summary"]["held"] == 2
+    assert "profile  " in err and "reads" in err and "passes" in err and "all claims" in err

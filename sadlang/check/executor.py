@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +11,7 @@ from sadlang.check.evaluate import error_verdict, evaluate
 from sadlang.check.search import search
 from sadlang.check.verdict import Report, Verdict
 from sadlang.claims import kind_of
+from sadlang.decomp.activations import ForwardCounter
 from sadlang.errors import InternalError, SadError
 from sadlang.evidence.store import PromptSetEvidence, Workspace
 from sadlang.lang import ast as A
@@ -16,6 +19,7 @@ from sadlang.lang.parser import parse_file
 from sadlang.models import LoadedModel
 from sadlang.plan.compile import Plan, compile_spec
 from sadlang.plan.model import load_spec_model
+from sadlang.trace.methods import DecomposeCounter
 
 
 def prepare(spec: A.Spec, model_override: str | None = None, device_override: str | None = None,
@@ -33,10 +37,24 @@ def load_and_compile(path: str | Path, model_override: str | None = None,
     return spec, model, plan
 
 
+@dataclass
+class ClaimCost:
+    """What one claim cost: wall seconds, forward passes, firing decompositions, searched prompts."""
+
+    name: str
+    kind: str
+    work: str
+    seconds: float
+    passes: int
+    decompositions: int
+    searched: int
+
+
 def run_plan(plan: Plan, model: LoadedModel, explore: int = 0, progress: bool = False,
-             only: set[str] | None = None) -> Report:
+             only: set[str] | None = None, costs: list[ClaimCost] | None = None) -> Report:
     """Evaluate every claim (or those named in `only`). `explore` > 0 also searches each
-    per-prompt claim for counterexamples with that many hypothesis examples."""
+    per-prompt claim for counterexamples with that many hypothesis examples. When `costs` is a
+    list, each claim's cost is appended to it (evidence shared with earlier claims is free)."""
     spec, settings = plan.spec, plan.settings
     stores = {name: PromptSetEvidence(model, ps.prompts, plan.options, settings.batch_size, progress,
                                       name, decl=ps.decl)
@@ -50,6 +68,7 @@ def run_plan(plan: Plan, model: LoadedModel, explore: int = 0, progress: bool = 
     for claim, cp in items:
         if bar is not None:
             bar.set_description(f"claim {claim.name}")
+        start = (time.perf_counter(), ForwardCounter.calls, DecomposeCounter.calls)
         try:
             v = evaluate(stores[cp.prompt_set], claim, spec, settings)
             limit = claim.quantifier.limit if claim.quantifier.kind == "forall" else explore
@@ -62,6 +81,10 @@ def run_plan(plan: Plan, model: LoadedModel, explore: int = 0, progress: bool = 
         except Exception as exc:  # an engine bug must not hide the other claims
             v = error_verdict(spec, claim, f"internal error: {InternalError(f'{type(exc).__name__}: {exc}')}")
         verdicts.append(v)
+        if costs is not None:
+            costs.append(ClaimCost(claim.name, cp.kind, cp.work, time.perf_counter() - start[0],
+                                   ForwardCounter.calls - start[1], DecomposeCounter.calls - start[2],
+                                   int(v.details.get("searched", 0))))
         if bar is not None:
             bar.update(1)
     if bar is not None:

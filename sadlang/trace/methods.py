@@ -97,7 +97,14 @@ def get_method(name: str) -> Method:
         raise TraceError(f"unknown method {name!r}; expected one of {', '.join(METHODS)}") from None
 
 
+class DecomposeCounter:
+    """Counts firing decompositions (for `sadlang check --profile`)."""
+
+    calls = 0
+
+
 def decompose(dec: PromptDecomposition, layer: int, head: int, d: int, s: int,
               opts: TraceOptions) -> Firing:
     """Decompose firing (layer, head, d -> s) of a prompt with the method in `opts`."""
+    DecomposeCounter.calls += 1
     return get_method(opts.method).decompose(dec, layer, head, d, s, opts)
