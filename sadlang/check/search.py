@@ -1,5 +1,7 @@
-"""Property search: hypothesis draws prompts from a prompt set's templates and pools,
-looking for one that breaks a per-prompt claim; a failure is shrunk to a minimal prompt."""
+"""Property search over a prompt set's templates and pools for a prompt that breaks a
+per-prompt claim. First `limit` prompts are drawn (seeded) and measured together, in shared
+batched passes; only when one fails does hypothesis search again, one prompt at a time, to
+shrink a counterexample to a minimal prompt (first template, earliest pool values)."""
 
 from __future__ import annotations
 
@@ -19,9 +21,46 @@ class _Counterexample(AssertionError):
     pass
 
 
+def drawn_prompts(model, spec: A.Spec, decl: A.PromptSetDecl, n: int, seed: int) -> list:
+    """n prompts of the set drawn with `seed` (values that are not single tokens are skipped)."""
+    from sadlang.prompts.build import PromptError, build_prompt, sample_assignments
+
+    groups = [(g.slots, spec.pools[g.pool].values, g.distinct) for g in decl.slots]
+    out = []
+    for t, assignment in sample_assignments(groups, n, seed, len(decl.templates)):
+        try:
+            out.append(build_prompt(model, decl.templates[t][0], assignment, t, decl.answer, decl.against))
+        except PromptError:
+            continue
+    return out
+
+
 def search(model, spec: A.Spec, decl: A.PromptSetDecl, claim: A.Claim, opts: TraceOptions,
            config: Settings, limit: int) -> tuple[int, PromptEvidence | None]:
-    """Try up to `limit` prompts. Returns (examples tried, minimal counterexample or None)."""
+    """Try up to `limit` drawn prompts in shared passes; on a failure, shrink with hypothesis.
+    Returns (prompts tried, minimal counterexample or None)."""
+    kind = kind_of(claim.body)
+    prompts = drawn_prompts(model, spec, decl, limit, config.seed + 1)
+    batch = PromptSetEvidence(model, prompts, opts, config.batch_size)
+    failing = [e for e in kind.measure(batch, claim.body, list(range(len(prompts))), config) if not e.passed]
+    if not failing:
+        return len(prompts), None
+    tried, counter = _shrinking_search(model, spec, decl, claim, opts, config, limit)
+    if counter is None:        # hypothesis drew no failing prompt: report the drawn one, unshrunk
+        counter = failing[0]
+        counter.detail = _with_tokens(model, prompts[counter.index], counter.detail)
+        counter.index = 0
+    return len(prompts) + tried, counter
+
+
+def _with_tokens(model, prompt, detail: str) -> str:
+    roles = ", ".join(f"{k}={v}" for k, v in sorted(prompt.roles.items()))
+    return f"{detail}; tokens {model.decode(prompt.tokens)}; roles {roles}"
+
+
+def _shrinking_search(model, spec: A.Spec, decl: A.PromptSetDecl, claim: A.Claim, opts: TraceOptions,
+                      config: Settings, limit: int) -> tuple[int, PromptEvidence | None]:
+    """Hypothesis over the templates, one prompt per example, shrinking the first failure."""
     kind = kind_of(claim.body)
     tried = 0
     last_fail: dict[str, PromptEvidence] = {}
@@ -31,9 +70,7 @@ def search(model, spec: A.Spec, decl: A.PromptSetDecl, claim: A.Claim, opts: Tra
         tried += 1
         ev = kind.measure(PromptSetEvidence(model, [prompt], opts), claim.body, [0], config)[0]
         if not ev.passed:
-            tokens = model.decode(prompt.tokens)
-            roles = ", ".join(f"{k}={v}" for k, v in sorted(prompt.roles.items()))
-            ev.detail = f"{ev.detail}; tokens {tokens}; roles {roles}"
+            ev.detail = _with_tokens(model, prompt, ev.detail)
             last_fail["ev"] = ev
             raise _Counterexample(ev.detail)
 
