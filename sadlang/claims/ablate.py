@@ -152,18 +152,21 @@ class AblateKind(ClaimKind):
         def ld(i: int, logits_end: torch.Tensor) -> float:
             return logit_diff(logits_end, ev.prompts[i].answer, ev.prompts[i].against)
 
+        # the edit and every random draw of every prompt of one length share passes of up to
+        # batch_size rows: row (k, i) is prompt i under variant k (0: the edit, k: draw k)
         for _, idxs in sorted(by_len.items()):
-            decs = [ev.dec(i) for i in idxs]
-            reads = [plans[i][0].key for i in idxs]
-            logits, att = run_edits(ev.model, decs, [[plans[i][2]] for i in idxs], reads)
-            for j, i in enumerate(idxs):
-                results[i]["ld"] = ld(i, logits[j])
-                results[i]["att"] = float(att[j])
-            for k in range(draws):
-                logits, att = run_edits(ev.model, decs, [[plans[i][3][k]] for i in idxs], reads)
-                for j, i in enumerate(idxs):
-                    results[i]["rand_ld"].append(ld(i, logits[j]))
-                    results[i]["rand_att"].append(float(att[j]))
+            rows = [(k, i) for k in range(draws + 1) for i in idxs]
+            for start in range(0, len(rows), settings.batch_size):
+                chunk = rows[start:start + settings.batch_size]
+                edits = [[plans[i][2] if k == 0 else plans[i][3][k - 1]] for k, i in chunk]
+                logits, att = run_edits(ev.model, [ev.dec(i) for _, i in chunk], edits,
+                                        [plans[i][0].key for _, i in chunk])
+                for j, (k, i) in enumerate(chunk):
+                    if k == 0:
+                        results[i]["ld"], results[i]["att"] = ld(i, logits[j]), float(att[j])
+                    else:
+                        results[i]["rand_ld"].append(ld(i, logits[j]))
+                        results[i]["rand_att"].append(float(att[j]))
         for i, (f, e, edit, _) in plans.items():
             res = results[i]
             if body.metric == "logit_diff":
