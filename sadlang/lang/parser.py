@@ -18,17 +18,6 @@ from sadlang.errors import InternalError, Span, SpecError, SpecErrors, source_li
 from sadlang.lang import ast as A
 from sadlang.lang.syntax import SemanticError, amount, loc, share, unquote
 
-KEYWORDS = ["model", "method", "option", "pool", "prompts", "template", "prompt", "from",
-            "distinct", "answer", "against", "sample", "seed", "claim", "head", "attends",
-            "fires", "with", "weight", "edge", "no", "via", "query", "key", "at", "signal",
-            "rank", "stable", "is", "data", "control", "logit_diff", "accuracy", "mean",
-            "circuit", "of", "frequency", "contains", "excludes", "matches", "precision",
-            "recall", "f1", "ablate", "boost", "local", "global", "lowers", "raises",
-            "attention", "by", "and", "beats", "random", "sinks", "to", "shared", "in", "all",
-            "prompts", "most", "forall", "up", "on", "mlp", "bias", "embed", "offset", "resample", "swap",
-            "trace", "top", "edges", "faithful", "necessary", "complete", "within", "minimal", "zero",
-            "ablation", "patch"]
-
 FRIENDLY = {
     "_NL": "end of line", "_INDENT": "an indented block", "_DEDENT": "end of block",
     "HEAD": "a head like 20.3 (or 20.*, *.3)", "INT": "an integer", "SIGNED_NUMBER": "a number",
@@ -54,6 +43,23 @@ class _SadIndenter(Indenter):
 
 def grammar_text() -> str:
     return resources.files("sadlang").joinpath("grammar/sad.lark").read_text()
+
+
+@lru_cache(maxsize=1)
+def keywords() -> list[str]:
+    """Every word of the language, read off the grammar (its string and word-alternative
+    terminals), for suggestions; nothing to keep in sync by hand."""
+    words: set[str] = set()
+    for term in _parser().terminals:
+        pattern = term.pattern
+        if pattern.type == "str" and str(pattern.value).isidentifier():
+            words.add(str(pattern.value))
+        elif pattern.type == "re":
+            raw = str(pattern.value).strip("()").replace("?:", "")
+            parts = raw.split("|")
+            if all(part.isidentifier() for part in parts):
+                words.update(parts)
+    return sorted(words)
 
 
 @lru_cache(maxsize=1)
@@ -395,7 +401,7 @@ def _syntax_error(exc: UnexpectedInput, parser: Lark, text: str, file: str) -> S
         first = this.split()[0] if this.split() else ""
         block_words = ("template", "prompt", "answer", "sample")
         close_block = difflib.get_close_matches(first, block_words, n=1, cutoff=0.6)
-        if this[:1] in (" ", "\t") and first.isidentifier() and first not in KEYWORDS and close_block \
+        if this[:1] in (" ", "\t") and first.isidentifier() and first not in keywords() and close_block \
                 and col > this.index(first) + 1:
             start = this.index(first) + 1
             return SpecError(f"unknown line {first!r} in a prompts block", Span(file, line, start, line,
@@ -412,7 +418,7 @@ def _syntax_error(exc: UnexpectedInput, parser: Lark, text: str, file: str) -> S
         src_line = lines[line - 1] if 0 < line <= len(lines) else ""
         m = re.match(r"[A-Za-z_]+", src_line[col - 1:])
         written = m.group(0) if m else str(tok)
-        close = difflib.get_close_matches(written, words or KEYWORDS, n=1, cutoff=0.6)
+        close = difflib.get_close_matches(written, words or keywords(), n=1, cutoff=0.6)
         if close and close[0] != written:
             hint = f"did you mean {close[0]!r}?"
         end_col = getattr(tok, "end_column", None)
