@@ -125,7 +125,13 @@ def cmd_plan(args) -> int:
           f"{plan.options.threshold if plan.options.threshold is not None else 'method rule'})")
     for name, ps in plan.prompt_sets.items():
         lens = ", ".join(f"{n} prompts of {L} tokens" for L, n in sorted(ps.lengths.items()))
-        print(f"prompts  {name}: {len(ps.prompts)} prompts ({lens}); e.g. {ps.prompts[0].text!r}")
+        twin = f" (twins of {ps.source})" if ps.source else ""
+        print(f"prompts  {name}{twin}: {len(ps.prompts)} prompts ({lens}); e.g. {ps.prompts[0].text!r}")
+    for name, decl in spec.circuits.items():
+        what = (f"traced from {decl.traced_from} at frequency {decl.frequency:g}"
+                + (f", top {decl.top_edges} edges" if decl.top_edges else "")
+                if decl.traced_from else f"{len(decl.nodes)} nodes, {len(decl.edges)} edges")
+        print(f"circuit  {name}: {what}")
     print(f"forward  {plan.forward_passes()} clean pass(es) at batch size {bs}")
     print("claims")
     for c, cp in plan.claims:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
 from sadlang.evidence.records import PromptEvidence
 from sadlang.lang import ast as A
@@ -92,6 +92,28 @@ def overlap(ours: set, reference: set, bounds: dict[str, A.Bound]) -> tuple[dict
     vals = {"precision": prec, "recall": rec, "f1": f1}
     bounds = bounds or {"f1": A.Bound(cmp=">=", value=0.5)}
     return vals, all(holds(vals[k], b) for k, b in bounds.items()), bounds
+
+
+def counterfactual_problems(spec: A.Spec, name: str | None, kind: str | None, prompt_set: str,
+                            where: A.Loc | None) -> list[Problem]:
+    """A resample ablation needs a counterfactual set derived from the claim's prompt set."""
+    from sadlang.plan.settings import Settings
+
+    options = {k: o.value for k, o in spec.options.items()}
+    kind = kind or str(options.get("ablation", Settings.model_fields["ablation"].default))
+    name = name or cast("str | None", options.get("counterfactual"))
+    if kind != "resample":
+        return [(f"`from {name}` only applies to resample ablations", where)] if name and where else []
+    if name is None:
+        return [("a resample ablation needs its counterfactual prompts: add `from SET` or "
+                 "`option counterfactual = SET`", where)]
+    decl = spec.prompt_sets.get(name)
+    if decl is None:
+        return [(f"undefined counterfactual prompt set {name!r}", where)]
+    if decl.source != prompt_set:
+        return [(f"{name!r} is not a counterfactual of {prompt_set!r} (write `prompts {name} from {prompt_set}:`)",
+                 where)]
+    return []
 
 
 def fmt(x: float | None) -> str:

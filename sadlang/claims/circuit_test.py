@@ -8,8 +8,18 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from sadlang.claims.base import Builder, ClaimKind, Measurement, Problem, References, Work, bound_problems, fmt, overlap
-from sadlang.claims.node_ablate import counterfactual_problems
+from sadlang.claims.base import (
+    Builder,
+    ClaimKind,
+    Measurement,
+    Problem,
+    References,
+    Work,
+    bound_problems,
+    counterfactual_problems,
+    fmt,
+    overlap,
+)
 from sadlang.lang import ast as A
 from sadlang.lang.compare import holds
 from sadlang.lang.syntax import amount, bound, loc

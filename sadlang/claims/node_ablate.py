@@ -3,11 +3,11 @@ the effect on the task of removing one head's output (at destination P, or every
 
 from __future__ import annotations
 
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from lark import Token
 
-from sadlang.claims.base import Builder, ClaimKind, Problem, References, Work, effect_size
+from sadlang.claims.base import Builder, ClaimKind, Problem, References, Work, counterfactual_problems, effect_size
 from sadlang.evidence.records import PromptEvidence
 from sadlang.lang import ast as A
 from sadlang.lang.compare import holds
@@ -49,28 +49,6 @@ def _node_ablate(meta: Any, ch: list[Any]) -> NodeAblate:
                                     "use `ablate edge ...`)", ch[0])
             kw.update(direction=direction, amount=amount, relative=relative)
     return NodeAblate(loc=loc(meta), **kw)
-
-
-def counterfactual_problems(spec: A.Spec, name: str | None, kind: str | None, prompt_set: str,
-                            where: A.Loc | None) -> list[Problem]:
-    """A resample ablation needs a counterfactual set derived from the claim's prompt set."""
-    from sadlang.plan.settings import Settings
-
-    options = {k: o.value for k, o in spec.options.items()}
-    kind = kind or str(options.get("ablation", Settings.model_fields["ablation"].default))
-    name = name or cast(str | None, options.get("counterfactual"))
-    if kind != "resample":
-        return [(f"`from {name}` only applies to resample ablations", where)] if name and where else []
-    if name is None:
-        return [("a resample ablation needs its counterfactual prompts: add `from SET` or "
-                 "`option counterfactual = SET`", where)]
-    decl = spec.prompt_sets.get(name)
-    if decl is None:
-        return [(f"undefined counterfactual prompt set {name!r}", where)]
-    if decl.source != prompt_set:
-        return [(f"{name!r} is not a counterfactual of {prompt_set!r} (write `prompts {name} from {prompt_set}:`)",
-                 where)]
-    return []
 
 
 class NodeAblateKind(ClaimKind):

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from sadlang.claims.base import Builder, ClaimKind, Problem, References, Work, effect_size
-from sadlang.claims.node_ablate import counterfactual_problems
+from sadlang.claims.base import Builder, ClaimKind, Problem, References, Work, counterfactual_problems, effect_size
 from sadlang.evidence.records import PromptEvidence
 from sadlang.lang import ast as A
 from sadlang.lang.compare import holds
