@@ -10,7 +10,7 @@ from pydantic import Field
 
 from sadlang.claims.base import Builder, ClaimKind, Measurement, Problem, References, Work, bound_problems, overlap
 from sadlang.lang import ast as A
-from sadlang.lang.syntax import SemanticError, bound, loc
+from sadlang.lang.syntax import SemanticError, bound, loc, token_at
 
 
 class CircuitClaim(A.ClaimBody):
@@ -33,7 +33,7 @@ def _circuit(meta: Any, ch: list[Any]) -> CircuitClaim:
     if not 0.0 <= freq <= 1.0:
         where = next((c for c in ch[:-1] if not isinstance(c, Token)), None)
         raise SemanticError(f"frequency {freq:g} is outside [0, 1] (the share of prompts whose trace has "
-                            f"a node)", getattr(where, "token", None) or _first_token(meta))
+                            f"a node)", getattr(where, "token", None) or token_at(meta))
     return CircuitClaim(prompt_set=pset, frequency=freq, op=op, components=comps, bounds=bounds,
                         loc=loc(meta))
 
@@ -50,15 +50,9 @@ def _matches(meta: Any, ch: list[Any]) -> tuple[str, list[A.CompRef], dict[str, 
     bounds: dict[str, A.Bound] = {}
     for name, b in ch[1:]:
         if name in bounds:
-            raise SemanticError(f"{name} is bounded twice", _first_token(b.loc))
+            raise SemanticError(f"{name} is bounded twice", token_at(b.loc))
         bounds[name] = b
     return ("matches", ch[0], bounds)
-
-
-def _first_token(where: Any) -> Any:
-    """A token-like object at `where` (a Loc or a rule meta) for error positions."""
-    return Token("X", "", line=getattr(where, "line", 1), column=getattr(where, "column", 1),
-                 end_line=getattr(where, "end_line", None), end_column=getattr(where, "end_column", None))
 
 
 def _bound(meta: Any, ch: list[Any]) -> tuple[str, A.Bound]:

@@ -16,7 +16,7 @@ from lark.indenter import Indenter
 
 from sadlang.errors import InternalError, Span, SpecError, SpecErrors, source_lines
 from sadlang.lang import ast as A
-from sadlang.lang.syntax import SemanticError, amount, loc, share, unquote
+from sadlang.lang.syntax import SemanticError, amount, loc, share, token_at, unquote
 
 FRIENDLY = {
     "_NL": "end of line", "_INDENT": "an indented block", "_DEDENT": "end of block",
@@ -77,14 +77,6 @@ class Number(float):
         out = super().__new__(cls, value)
         out.token = token
         return out
-
-
-def _token_at(where: A.Loc | None) -> Token | None:
-    """A stand-in token carrying a location, for errors raised on a whole line."""
-    if where is None:
-        return None
-    return Token("LINE", "", line=where.line, column=where.column, end_line=where.end_line,
-                 end_column=where.end_column)
 
 
 @v_args(meta=True)
@@ -295,18 +287,18 @@ class _ToAst(Transformer):
                 for slot in payload.slots:
                     if slot in slot_at:
                         raise SemanticError(f"slot {slot} is drawn twice (first at line "
-                                            f"{getattr(slot_at[slot], 'line', '?')})", _token_at(payload.loc))
+                                            f"{getattr(slot_at[slot], 'line', '?')})", token_at(payload.loc))
                     slot_at[slot] = payload.loc
                 d["slots"].append(payload)
             elif kind == "answer":
                 if "answer" in d:
                     raise SemanticError(f"a second `answer` line in prompts {d['name']} (first at line "
-                                        f"{d['answer_loc'].line})", _token_at(payload[2]))
+                                        f"{d['answer_loc'].line})", token_at(payload[2]))
                 d["answer"], d["against"], d["answer_loc"] = payload
             elif kind in ("resample", "swap"):
                 if "change_loc" in d:
                     raise SemanticError("a counterfactual set changes its source once: one `resample` or "
-                                        "`swap` line", _token_at(payload[-1]))
+                                        "`swap` line", token_at(payload[-1]))
                 if kind == "resample":
                     d["resample"], d["resample_pool"], d["resample_seed"], d["change_loc"] = payload
                 else:
@@ -314,7 +306,7 @@ class _ToAst(Transformer):
             elif kind == "sample":
                 if "sample" in d:
                     raise SemanticError(f"a second `sample` line in prompts {d['name']} (first at line "
-                                        f"{d['sample_loc'].line})", _token_at(payload[2]))
+                                        f"{d['sample_loc'].line})", token_at(payload[2]))
                 d["sample"], d["seed"], d["sample_loc"] = payload
         return ("prompts", A.PromptSetDecl(**d))
 

@@ -33,6 +33,15 @@ def loc(meta_or_tok: Any) -> A.Loc | None:
         return None
 
 
+def token_at(where: Any) -> Token | None:
+    """A stand-in token at `where` (a Loc or a rule meta), for errors about a whole line or a
+    value whose own token is gone; None for no location."""
+    if where is None:
+        return None
+    return Token("LINE", "", line=getattr(where, "line", 1), column=getattr(where, "column", 1),
+                 end_line=getattr(where, "end_line", None), end_column=getattr(where, "end_column", None))
+
+
 def unquote(tok: Any) -> str:
     """The value of a STRING token (Python string escapes)."""
     bad = re.search(r"\\([^\\'\"abfnrtvxuUN0-7])", str(tok))
