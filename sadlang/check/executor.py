@@ -19,14 +19,16 @@ from sadlang.lang.parser import parse_file
 from sadlang.models import LoadedModel
 from sadlang.plan.compile import Plan, compile_spec
 from sadlang.plan.model import load_spec_model
+from sadlang.plan.validate import validate
 from sadlang.trace.methods import DecomposeCounter
 
 
 def prepare(spec: A.Spec, model_override: str | None = None, device_override: str | None = None,
             lenient: bool = False) -> tuple[LoadedModel, Plan]:
-    """Validate the spec, load its model and compile the spec against it."""
-    model = load_spec_model(spec, model_override, device_override, lenient)
-    return model, compile_spec(spec, model, lenient)
+    """Validate the spec (once), load its model and compile the spec against it."""
+    checked = validate(spec, lenient)
+    model = load_spec_model(spec, model_override, device_override, lenient, checked)
+    return model, compile_spec(spec, model, lenient, checked)
 
 
 def load_and_compile(path: str | Path, model_override: str | None = None,

@@ -14,7 +14,7 @@ from sadlang.errors import SpecError, SpecErrors
 from sadlang.evidence.roles import RoleError, resolve
 from sadlang.lang import ast as A
 from sadlang.plan.settings import Settings
-from sadlang.plan.validate import _err, _suggest, check_declarations, spec_settings, validate
+from sadlang.plan.validate import Validated, _err, _suggest, check_declarations, spec_settings, validate
 from sadlang.prompts.build import BuiltPrompt, PromptError, build_prompt, sample_assignments
 from sadlang.prompts.counterfactual import counterfactual_prompts
 from sadlang.trace.options import TraceOptions
@@ -168,9 +168,10 @@ def claim_prompt_set(spec: A.Spec, c: A.Claim) -> str | None:
     return c.prompt_set or kind_of(c.body).prompt_set(c.body) or next(iter(spec.prompt_sets), None)
 
 
-def compile_spec(spec: A.Spec, model, lenient: bool = False) -> Plan:
-    """Resolve everything against `model`; raise SpecError(s) for anything wrong."""
-    checked = validate(spec, lenient)
+def compile_spec(spec: A.Spec, model, lenient: bool = False, checked: Validated | None = None) -> Plan:
+    """Resolve everything against `model`; raise SpecError(s) for anything wrong. `checked` is
+    the spec's validation when the caller already ran it (`prepare` does, before the model loads)."""
+    checked = checked or validate(spec, lenient)
     settings = checked.settings
     sets = {name: PromptSetPlan(name, build_prompt_set(spec, model, ps), ps)
             for name, ps in spec.prompt_sets.items() if ps.source is None}
