@@ -242,3 +242,12 @@ def test_path_patch_score_change_matches_the_hooked_rotated_queries_and_keys(mod
         want_k = q0 @ (k1 - k0).T / w.attn_scale
         assert torch.allclose(score_delta(model, clean, twin, (ls, hs), (lr, hr), "query"), want_q, atol=1e-4)
         assert torch.allclose(score_delta(model, clean, twin, (ls, hs), (lr, hr), "key"), want_k, atol=1e-4)
+
+
+def test_one_head_z_is_that_head_of_head_z():
+    from sadlang.circuits.ablation import head_z, one_head_z
+
+    model, _, stores, _ = _lab("tiny-llama", "zero")
+    acts = stores["copy"].acts(0)
+    for layer, head in ((0, 0), (2, 3), (3, 1)):
+        assert torch.allclose(one_head_z(acts, model, layer, head), head_z(acts, model)[layer, :, head], atol=1e-6)

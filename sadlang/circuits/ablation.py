@@ -36,6 +36,11 @@ def head_z(acts: PromptActivations, model: LoadedModel) -> torch.Tensor:
     return torch.einsum("lhds,lshr->ldhr", acts.pattern, v)
 
 
+def one_head_z(acts: PromptActivations, model: LoadedModel, layer: int, head: int) -> torch.Tensor:
+    """(n, r): head_z(acts, model)[layer, :, head], computed for that head alone."""
+    return acts.pattern[layer, head] @ acts.v[layer, :, model.weights.kv(head)]
+
+
 def reference_values(kind: AblationKind, ev: PromptSetEvidence,
                      counterfactual: PromptSetEvidence | None = None) -> list[torch.Tensor]:
     """Per prompt of `ev`, the (L, n, H, r) values that replace ablated head outputs."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from sadlang.circuits.ablation import head_z
+from sadlang.circuits.ablation import one_head_z
 from sadlang.decomp.activations import ForwardCounter, PromptActivations
 from sadlang.decomp.rope import apply_rope
 from sadlang.errors import TraceError
@@ -38,7 +38,7 @@ def score_delta(model: LoadedModel, clean: PromptActivations, cf: PromptActivati
         raise TraceError(f"head {ls}.{hs} cannot feed head {lr}.{hr}: a sender sits in an earlier layer")
     if w.softcap:
         raise TraceError("path patching adds to attention scores, which a soft-capped model caps")
-    dz = head_z(cf, model)[ls, :, hs] - head_z(clean, model)[ls, :, hs]        # (n, r)
+    dz = one_head_z(cf, model, ls, hs) - one_head_z(clean, model, ls, hs)    # (n, r)
     dx = (dz @ w.W_O[ls, hs]) / clean.ln_scale[lr][:, None]                  # (n, D)
     x = clean.normalized[lr]                                                  # (n, D)
     kv = w.kv(hr)
