@@ -151,9 +151,10 @@ def cmd_circuit(args) -> int:
         print(f"nodes    {len(decl.nodes)} ({len(heads)} heads in {len({h[0] for h in heads})} layers)")
         for n in decl.nodes:
             print(f"  {n.text()}")
-        print(f"edges    {len(decl.edges)}")
+        print(f"edges    {len(decl.edges)}" + (" (edge-level: circuit heads talk only through these)"
+                                               if decl.edges else " (node-level)"))
         for e in decl.edges:
-            print(f"  {e.upstream.text()} -> {e.downstream.text()}" + (f" via {e.side}" if e.side else ""))
+            print(f"  {e.text()}")
         return 0
     _threads()
     from sadlang.check.executor import prepare

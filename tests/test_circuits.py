@@ -251,3 +251,74 @@ def test_one_head_z_is_that_head_of_head_z():
     acts = stores["copy"].acts(0)
     for layer, head in ((0, 0), (2, 3), (3, 1)):
         assert torch.allclose(one_head_z(acts, model, layer, head), head_z(acts, model)[layer, :, head], atol=1e-6)
+
+
+EDGE_LEVEL = '''circuit wired:
+  0.0
+  1.0 at end -> "x"
+  edge 0.0 -> 1.0 via key
+  edge 0.0 -> 1.0 via value
+  edge 1.0 -> logits
+circuit no_value:
+  0.0
+  1.0 at end -> "x"
+  edge 0.0 -> 1.0 via key
+circuit no_key:
+  0.0
+  1.0 at end -> "x"
+  edge 0.0 -> 1.0 via value
+  edge 1.0 -> logits
+claim faithful: circuit wired is faithful >= 99% by zero ablation on copy
+claim necessary: circuit wired is necessary >= 99% by zero ablation on copy
+claim no_value: circuit no_value is faithful >= 80% by zero ablation on copy
+claim no_key: circuit no_key is faithful >= 80% by zero ablation on copy
+claim node_acc: circuit pair is faithful >= 99% by zero ablation on copy
+'''
+
+
+def test_planted_circuit_ground_truth_edge_by_edge(tmp_path):
+    """At edge level the planted circuit needs both of 1.0's inputs from 0.0: its key finds the
+    marker, its value carries f0 into the logit of " x". Dropping either edge breaks it, and the
+    edge-level circuit with the right edges is as faithful as the node-level one."""
+    from sadlang.check.executor import load_and_compile, run_plan
+
+    p = tmp_path / "edges.sad"
+    p.write_text(SPEC.format(model="planted").replace("claim ok: logit_diff > -1000 on copy\n", EDGE_LEVEL))
+    _, model, plan = load_and_compile(p)
+    report = run_plan(plan, model)
+    faithful = _details(report, "faithful")
+    assert faithful.held and faithful.details["level"] == "edge" and faithful.value >= 0.99
+    assert faithful.value == pytest.approx(_details(report, "node_acc").value, abs=1e-4)
+    assert _details(report, "necessary").held
+    assert faithful.details["forward_passes"] <= 2 * 2
+    for name in ("no_value", "no_key"):
+        v = _details(report, name)
+        assert not v.held and v.value < 0.5, (name, v.measured)
+
+
+def test_accuracy_is_the_task_metric_when_asked(tmp_path):
+    from sadlang.check.executor import load_and_compile, run_plan
+
+    p = tmp_path / "acc.sad"
+    p.write_text("option metric = accuracy\n" + SPEC.format(model="planted").replace(
+        "claim ok: logit_diff > -1000 on copy\n", EDGE_LEVEL))
+    _, model, plan = load_and_compile(p)
+    report = run_plan(plan, model)
+    faithful = _details(report, "faithful")
+    assert faithful.details["metric"] == "accuracy" and faithful.details["F(M)"] == 1.0
+    assert faithful.held and faithful.value == 1.0 and "(accuracy)" in faithful.measured
+    no_value = _details(report, "no_value")
+    assert no_value.details["F(C)"] == 0.0 and not no_value.held      # no prompt answered right
+
+
+@pytest.mark.parametrize("edge,words", [
+    ("edge 0.0 -> 1.1 via key", "edge end 1.1 is not a node of circuit 'pair'"),
+    ("edge 1.0 -> 0.0", "a sender must sit in an earlier layer"),
+    ("edge 0.0 -> 1.0 via value\n  edge 0.0 -> 1.0 via value", "is listed twice"),
+])
+def test_circuit_edge_errors(tmp_path, capsys, edge, words):
+    p = tmp_path / "ce.sad"
+    p.write_text(SPEC.format(model="planted").replace('  0.0\ncircuit traced', f'  0.0\n  {edge}\ncircuit traced'))
+    assert main(["check", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert "ce.sad:1" in err and words in err, err

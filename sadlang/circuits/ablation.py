@@ -7,7 +7,8 @@ reference value:
             (positions align), or over the same length when a template is alone;
 - resample: z of the aligned counterfactual prompt (same template and positions).
 
-MLPs, embeddings and biases are never ablated. Every variant of every prompt of one length
+MLPs, embeddings and biases are never ablated. A row may also cut paths between heads (edge-level
+circuits, sadlang/circuits/wiring.py). Every variant of every prompt of one length
 runs in the same forward passes (batched `batch_size` rows at a time).
 
 Shapes: L layers, n positions, H query heads, r d_head, V vocabulary.
@@ -20,6 +21,7 @@ from typing import Literal
 
 import torch
 
+from sadlang.circuits.wiring import WiredRun, Wiring
 from sadlang.decomp.activations import ForwardCounter, PromptActivations
 from sadlang.evidence.store import PromptSetEvidence
 from sadlang.models.loader import LoadedModel
@@ -68,10 +70,12 @@ def reference_values(kind: AblationKind, ev: PromptSetEvidence,
 
 @dataclass
 class Row:
-    """One forward pass row: prompt `prompt` with head outputs kept where `keep` (L, n, H) is True."""
+    """One forward pass row: prompt `prompt` with head outputs kept where `keep` (L, n, H) is
+    True, and with the paths `wiring` cuts (sadlang/circuits/wiring.py) when it has one."""
 
     prompt: int
     keep: torch.Tensor
+    wiring: Wiring | None = None
 
 
 def run_rows(ev: PromptSetEvidence, rows: list[Row], values: list[torch.Tensor],
@@ -90,6 +94,15 @@ def run_rows(ev: PromptSetEvidence, rows: list[Row], values: list[torch.Tensor],
             keep = torch.stack([rows[k].keep for k in chunk]).to(model.device)            # (b, L, n, H)
             repl = torch.stack([values[rows[k].prompt] for k in chunk]).to(model.device)  # (b, L, n, H, r)
             tokens = torch.stack([ev.acts(rows[k].prompt).tokens for k in chunk])
+            wirings = [rows[k].wiring for k in chunk]
+            if any(wirings):
+                acts = ev.acts(rows[chunk[0]].prompt)
+                run = WiredRun(model, wirings, repl, acts.cos, acts.sin)
+                hooks = run.hooks() + [(f"blocks.{layer}.attn.hook_z", run.z_hook(layer, keep)) for layer in range(L)]
+                with torch.no_grad(), model.bridge.hooks(fwd_hooks=hooks):
+                    ForwardCounter.calls += 1
+                    out[chunk] = model.bridge(tokens)[:, -1].float()
+                continue
             hooks = []
             for layer in range(L):
                 def swap(z: torch.Tensor, hook, layer: int = layer, keep: torch.Tensor = keep,

@@ -1,6 +1,9 @@
-"""Circuit metrics over node ablations (Wang et al. 2022). F is the mean logit difference over
-the prompt set; M the whole model; C the circuit; for a node set S, `only S` keeps the head
-outputs of S and ablates every other head, `without S` ablates S alone.
+"""Circuit metrics over node ablations (Wang et al. 2022). F is the task metric averaged over the
+prompt set: the logit difference, or accuracy (the share of prompts whose answer is the top
+token); M the whole model; C the circuit; for a node set S, `only S` keeps the head outputs of S
+and ablates every other head, `without S` ablates S alone. An edge-level circuit (one that
+declares edges) also cuts, inside `only S`, every path between its heads that is not one of its
+edges, and `without C` cuts its edges from the whole model (sadlang/circuits/wiring.py).
 
     faithfulness  F(only C) / F(M)
     necessity     (F(M) - F(without C)) / F(M)
@@ -15,15 +18,27 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 
 from sadlang.circuits.ablation import AblationKind, Row, reference_values, run_rows
 from sadlang.circuits.nodes import Node, keep_mask
-from sadlang.evidence.metrics import logit_diff
+from sadlang.circuits.wiring import Edge, Head, Wiring, only_edges
+from sadlang.evidence.metrics import is_correct, logit_diff
 from sadlang.evidence.store import PromptSetEvidence
 
-Variant = tuple[list[list[Node]], bool]     # per prompt nodes; keep only them (True) or remove them
+Metric = Literal["logit_diff", "accuracy"]
+# per prompt nodes; keep only them (True) or remove them; optionally the paths cut between heads
+Variant = tuple[list[list[Node]], bool] | tuple[list[list[Node]], bool, Wiring | None]
+
+
+def score(metric: Metric, logits_end: torch.Tensor, answer: int | None, against: int | None) -> float:
+    """One prompt's value of the task metric from its (V,) logits at the end: the logit
+    difference, or 1.0 when the answer is the top token (0.0 otherwise), as `accuracy` claims."""
+    if metric == "accuracy":
+        return float(is_correct(logits_end, answer))
+    return logit_diff(logits_end, answer, against)
 
 
 @dataclass
@@ -34,6 +49,7 @@ class CircuitLab:
     kind: AblationKind
     counterfactual: PromptSetEvidence | None
     batch_size: int
+    metric: Metric = "logit_diff"
     passes: int = 0
     _values: list[torch.Tensor] | None = field(default=None, repr=False)
 
@@ -44,16 +60,19 @@ class CircuitLab:
         return self._values
 
     def clean(self) -> list[float]:
-        return [self.ev.logit_diff(i) for i in range(len(self.ev))]
+        return [score(self.metric, self.ev.acts(i).logits_end, p.answer, p.against)
+                for i, p in enumerate(self.ev.prompts)]
 
     def run(self, variants: list[Variant]) -> list[list[float]]:
-        """Per variant, per prompt: the logit difference under that ablation."""
+        """Per variant, per prompt: the task metric under that ablation."""
         info = self.ev.model.info
         rows, where = [], []
-        for v, (nodes, keep) in enumerate(variants):
+        for v, variant in enumerate(variants):
+            nodes, keep = variant[0], variant[1]
+            wiring = variant[2] if len(variant) > 2 else None
             for i, p in enumerate(self.ev.prompts):
                 shape = (info.n_layers, len(p.tokens), info.n_heads)
-                rows.append(Row(i, keep_mask(nodes[i], shape, keep)))
+                rows.append(Row(i, keep_mask(nodes[i], shape, keep), wiring))
                 where.append((v, i))
         if not rows:
             return []
@@ -65,8 +84,31 @@ class CircuitLab:
         out = [[0.0] * len(self.ev) for _ in variants]
         for k, (v, i) in enumerate(where):
             p = self.ev.prompts[i]
-            out[v][i] = logit_diff(logits[k], p.answer, p.against)
+            out[v][i] = score(self.metric, logits[k], p.answer, p.against)
         return out
+
+
+def heads_of(nodes: list[list[Node]]) -> set[Head]:
+    return {(layer, head) for ns in nodes for layer, head, _ in ns}
+
+
+def alone(nodes: list[list[Node]], edges: set[Edge] | None) -> Variant:
+    """The variant `only nodes`: node-level, or with every path between them that is not one of
+    `edges` cut (edges between heads no longer in `nodes` simply vanish)."""
+    if edges is None:
+        return (nodes, True)
+    heads = heads_of(nodes)
+    return (nodes, True, only_edges(heads, {e for e in edges if e[0] in heads and (e[1] is None or e[1] in heads)}))
+
+
+def renamed(edges: set[Edge] | None, old: list[list[Node]], new: list[list[Node]]) -> set[Edge] | None:
+    """`edges` with each head of `old` replaced by the head at the same place in `new`."""
+    if edges is None or not old:
+        return edges
+    to: dict[Head, Head] = {}
+    for (la, ha, _), (lb, hb, _) in zip(old[0], new[0], strict=True):
+        to.setdefault((la, ha), (lb, hb))
+    return {(to.get(s, s), None if r is None else to.get(r, r), side) for s, r, side in edges}
 
 
 def mean(xs: list[float]) -> float:

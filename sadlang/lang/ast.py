@@ -177,9 +177,15 @@ class CircuitNode(Node):
 
 
 class CircuitEdge(Node):
+    """`edge S -> R [via query|key|value]` (no `via`: all three of R's inputs) or `edge S -> logits`
+    (downstream None)."""
     upstream: HeadRef
-    downstream: HeadRef
-    side: Literal["query", "key"] | None = None
+    downstream: HeadRef | None
+    side: Literal["query", "key", "value"] | None = None
+
+    def text(self) -> str:
+        to = self.downstream.text() if self.downstream else "logits"
+        return f"edge {self.upstream.text()} -> {to}" + (f" via {self.side}" if self.side else "")
 
 
 class CircuitDecl(Node):

@@ -249,8 +249,14 @@ class _ToAst(Transformer):
         return ("node", A.CircuitNode(head=head, at=at, src=src, loc=loc(meta)))
 
     def circuit_edge(self, meta, ch):
-        side = ch[2][1] if len(ch) > 2 else None
+        side = ch[2] if len(ch) > 2 else None
         return ("edge", A.CircuitEdge(upstream=ch[0], downstream=ch[1], side=side, loc=loc(meta)))
+
+    def circuit_via(self, meta, ch):
+        return str(ch[0])
+
+    def circuit_logit_edge(self, meta, ch):
+        return ("edge", A.CircuitEdge(upstream=ch[0], downstream=None, loc=loc(meta)))
 
     def circuit_block(self, meta, ch):
         decl = A.CircuitDecl(name=str(ch[0]), loc=loc(meta))

@@ -185,7 +185,8 @@ def compile_spec(spec: A.Spec, model, lenient: bool = False, checked: Validated 
             _check_head(spec, node.head, info, errors, concrete=True)
         for edge in circuit.edges:
             _check_head(spec, edge.upstream, info, errors, concrete=True)
-            _check_head(spec, edge.downstream, info, errors, concrete=True)
+            if edge.downstream is not None:
+                _check_head(spec, edge.downstream, info, errors, concrete=True)
     claims = []
     for c in spec.claims:
         kind = kind_of(c.body)

@@ -56,6 +56,10 @@ class Settings(BaseModel):
     ablation: Literal["zero", "mean", "resample"] = Field(
         default="mean", description="how circuit claims ablate a head: zero, mean (over the prompt set, "
                                     "per template and position) or resample (from `counterfactual`)")
+    metric: Literal["logit_diff", "accuracy"] = Field(
+        default="logit_diff",
+        description="F of circuit claims: logit_diff (mean logit difference) or accuracy (share of prompts "
+                    "whose answer is the top token)")
     counterfactual: str | None = Field(
         default=None, description="the counterfactual prompt set that resample ablations draw from")
     completeness_draws: int = Field(

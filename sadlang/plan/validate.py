@@ -168,10 +168,23 @@ def check_circuits(spec: A.Spec) -> list[SpecError]:
             if n.text() in seen:
                 errors.append(_err(spec, f"node {n.text()} is listed twice in circuit {c.name!r}", n.loc))
             seen.add(n.text())
+        heads = {n.head.pair for n in c.nodes if n.head.concrete}
+        edges: set[str] = set()
         for e in c.edges:
-            for h in (e.upstream, e.downstream):
+            ends = [h for h in (e.upstream, e.downstream) if h is not None]
+            for h in ends:
                 if not h.concrete:
                     errors.append(_err(spec, f"a circuit edge joins concrete heads, not {h.text()}", h.loc))
+                elif h.pair not in heads:
+                    errors.append(_err(spec, f"edge end {h.text()} is not a node of circuit {c.name!r}; "
+                                             f"list it as a node first", h.loc))
+            if e.downstream is not None and all(h.concrete for h in ends) \
+                    and e.upstream.pair[0] >= e.downstream.pair[0]:
+                errors.append(_err(spec, f"{e.text()}: a sender must sit in an earlier layer than its receiver",
+                                   e.loc))
+            if e.text() in edges:
+                errors.append(_err(spec, f"{e.text()} is listed twice in circuit {c.name!r}", e.loc))
+            edges.add(e.text())
     return errors
 
 
