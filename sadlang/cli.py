@@ -39,13 +39,14 @@ def _progress(args) -> bool:
 def _validated(paths: list[str], lenient: bool) -> list:
     """Parse and validate every spec (no model, no torch): all spec errors come first, fast."""
     from sadlang.errors import SpecErrors
-    from sadlang.lang import parse_file
     from sadlang.plan.validate import validate
 
     specs, errors = [], []
+    if paths.count("-") > 1:
+        raise UsageError("`-` (stdin) can be given once")
     for path in paths:
         try:
-            spec = parse_file(path)
+            spec = _read_spec(path)
             for warning in validate(spec, lenient).warnings:
                 print(warning.render().replace(": error: ", ": warning: ", 1), file=sys.stderr)
             specs.append(spec)
@@ -54,6 +55,15 @@ def _validated(paths: list[str], lenient: bool) -> list:
     if errors:
         raise SpecErrors(errors) if len(errors) > 1 else errors[0]
     return specs
+
+
+def _read_spec(path: str):
+    """Parse a spec file, or standard input for `-` (named <stdin> in messages)."""
+    from sadlang.lang import parse_file, parse_spec
+
+    if path == "-":
+        return parse_spec(sys.stdin.read(), "<stdin>")
+    return parse_file(path)
 
 
 def _threads() -> None:
@@ -83,7 +93,7 @@ def cmd_check(args) -> int:
     specs = _validated(args.specs, args.lenient)
     _threads()
     from sadlang.check.executor import prepare, run_plan
-    from sadlang.check.report import to_json, to_junit, to_text
+    from sadlang.check.report import to_json, to_json_many, to_junit, to_junit_many, to_text, total_line
 
     only = set(args.claim) if args.claim else None
     if only is not None:
@@ -92,7 +102,7 @@ def cmd_check(args) -> int:
         if unknown:
             raise UsageError(f"no claim named {', '.join(map(repr, unknown))} in {', '.join(args.specs)}; "
                              f"claims are: {', '.join(known) or '(none)'}")
-    code = 0
+    reports = []
     for spec in specs:
         t0 = time.perf_counter()
         model, plan = prepare(spec, args.model, args.device, args.lenient)
@@ -100,16 +110,73 @@ def cmd_check(args) -> int:
         report = run_plan(plan, model, explore=args.explore, progress=_progress(args), only=only, costs=costs)
         if costs is not None:
             _print_profile(spec.file, t0, costs)
-        if args.format == "json":
-            print(to_json(report))
-        else:
+        if args.format == "text":
             print(to_text(report, verbose=args.verbose))
-        if args.junit:
-            Path(args.junit).write_text(to_junit(report))
-        if args.json_out:
-            Path(args.json_out).write_text(to_json(report))
-        code = max(code, report.exit_code)
-    return code
+        reports.append(report)
+    if len(reports) == 1:
+        json_text, junit_text = to_json(reports[0]), to_junit(reports[0])
+    else:
+        json_text, junit_text = to_json_many(reports), to_junit_many(reports)
+        if args.format == "text":
+            print(f"\n{total_line(reports)}")
+    if args.format == "json":
+        print(json_text)
+    if args.junit:
+        Path(args.junit).write_text(junit_text)
+    if args.json_out:
+        Path(args.json_out).write_text(json_text)
+    return max(r.exit_code for r in reports)
+
+
+def cmd_fmt(args) -> int:
+    """Format specs in place (or check them). Exit 0 formatted, 1 would change (--check), 2 a
+    spec that does not parse."""
+    import difflib
+
+    from sadlang.errors import SpecErrors
+    from sadlang.lang.format import format_text
+
+    if args.files.count("-") > 1:
+        raise UsageError("`-` (stdin) can be given once")
+    errors: list[SpecError] = []
+    changed = 0
+    for path in args.files:
+        try:
+            if path == "-":
+                source, name = sys.stdin.read(), "<stdin>"
+            else:
+                p = Path(path)
+                if not p.is_file():
+                    raise SpecError(f"cannot format {path!r}: {'it is a directory' if p.is_dir() else 'no such file'}")
+                source, name = p.read_text(encoding="utf-8"), path
+            out = format_text(source, name)
+        except SpecError as exc:
+            errors.append(exc)
+            continue
+        if path == "-" and not args.check:
+            sys.stdout.write(out)
+            continue
+        if out == source:
+            continue
+        changed += 1
+        if args.check:
+            sys.stdout.writelines(difflib.unified_diff(source.splitlines(keepends=True), out.splitlines(keepends=True),
+                                                       f"{name} (as is)", f"{name} (formatted)"))
+        else:
+            Path(path).write_text(out, encoding="utf-8")
+            print(f"formatted {path}", file=sys.stderr)
+    if errors:
+        raise SpecErrors(errors) if len(errors) > 1 else errors[0]
+    if args.check and changed:
+        print(f"{changed} file(s) would be reformatted (run `sadlang fmt` on them)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_lsp(args) -> int:
+    from sadlang.editor.server import main as serve
+
+    return serve()
 
 
 def cmd_plan(args) -> int:
@@ -333,7 +400,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("check", help="check every claim of one or more specs (exit 0 held, 1 failed, "
                        "2 spec error, 3 runtime error)")
-    c.add_argument("specs", nargs="+", help=".sad files")
+    c.add_argument("specs", nargs="+", help=".sad files (`-` reads one from stdin); several get one summary, "
+                   "one JUnit file and one JSON document")
     c.add_argument("--format", choices=["text", "json"], default="text", help="report format on stdout")
     c.add_argument("--junit", metavar="FILE", type=_output_file(), help="also write a JUnit XML report")
     c.add_argument("--json-out", metavar="FILE", type=_output_file(), help="also write the JSON report to FILE")
@@ -352,6 +420,16 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--lenient", action="store_true",
                    help="comparisons that are always or never true (weight >= 0) warn instead of failing")
     c.set_defaults(fn=cmd_check)
+
+    f = sub.add_parser("fmt", help="rewrite specs in the canonical layout, comments kept (`-`: stdin to stdout)")
+    f.add_argument("files", nargs="+", help=".sad files, or `-`")
+    f.add_argument("--check", action="store_true",
+                   help="change nothing: print a diff of each file that is not formatted and exit 1")
+    f.set_defaults(fn=cmd_fmt)
+
+    ls = sub.add_parser("lsp", help="run the language server on stdin/stdout (diagnostics, hover, completion, "
+                        "go to definition; see docs/editors.md)")
+    ls.set_defaults(fn=cmd_lsp)
 
     pl = sub.add_parser("plan", help="print what checking a spec will compute (loads the model to validate "
                         "heads and tokens; runs no forward pass)")

@@ -6,4 +6,6 @@ bash scripts/setup.sh
 # developer habits first: lint (pyflakes, bugbear, isort, pyupgrade) and types (see pyproject)
 .venv/bin/ruff check sadlang tests benchmarks scripts
 .venv/bin/mypy
+# shipped specs stay in `sadlang fmt` layout
+.venv/bin/sadlang fmt --check specs/*.sad
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -235,3 +235,26 @@ def test_profile_goes_to_stderr_and_counts_passes(spec, capsys):
     code, out, err = run(["check", spec, "--format", "json", "--profile"], capsys)
     assert code == 0 and json.loads(out)["summary"]["held"] == 2
     assert "profile  " in err and "reads" in err and "passes" in err and "all claims" in err
+
+
+def test_check_reads_stdin_and_sums_up_several_specs(tmp_path, capsys, monkeypatch):
+    import io
+    import json
+    import xml.etree.ElementTree as ET
+
+    from sadlang.cli import main as cli
+
+    spec = ('model planted\npool names = " Mary" " John"\nprompts copy:\n  template "When{A} went to the x,{B} said"\n'
+            '  A, B from names distinct\n  answer " x" against " y"\n  sample 2 seed 0\n')
+    a = tmp_path / "a.sad"
+    a.write_text(spec + "claim copies: logit_diff > 1\n")
+    monkeypatch.setattr("sys.stdin", io.StringIO(spec + "claim never: logit_diff > 1000\n"))
+    junit = tmp_path / "all.xml"
+    assert cli(["check", str(a), "-", "-q", "--junit", str(junit), "--json-out", str(tmp_path / "all.json")]) == 1
+    out = capsys.readouterr().out
+    assert "sadlang check <stdin>" in out and "all 2 specs: 1 held, 1 failed, 0 errors" in out
+    doc = json.loads((tmp_path / "all.json").read_text())
+    assert [r["spec"] for r in doc["reports"]] == [str(a), "<stdin>"] and doc["summary"]["failed"] == 1
+    root = ET.parse(junit).getroot()
+    assert root.tag == "testsuites" and len(root) == 2 and root.get("failures") == "1"
+    assert cli(["check", "-", "-"]) == 2

@@ -166,7 +166,7 @@ def test_plan_prints_work_without_forward_passes(capsys):
     out = capsys.readouterr().out
     assert ForwardCounter.calls == before
     assert "[intervention]" in out and "[attention" in out and "forward  5 clean pass(es)" in out
-    assert "circuit  planted_copy: 2 nodes, 1 edges" in out and "moved_swap (twins of moved)" in out
+    assert "circuit  planted_copy: 2 nodes, 3 edges" in out and "moved_swap (twins of moved)" in out
 
 
 def test_trace_cli_writes_graph(tmp_path, capsys):

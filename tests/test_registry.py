@@ -118,6 +118,8 @@ def test_docs_tables_are_generated_from_the_registries():
     docs = (ROOT / "docs" / "language.md").read_text()
     assert Settings.docs_table() in docs, "run scripts/gen_docs.py"
     assert docs_table() in docs, "run scripts/gen_docs.py"
+    from sadlang.lang.reference import prompt_lines_table, statements_table
+    assert statements_table() in docs and prompt_lines_table() in docs, "run scripts/gen_docs.py"
     for name in METHODS:
         assert f"| `{name}` |" in docs
 
@@ -137,7 +139,7 @@ def test_option_errors_name_the_option_line_and_the_domain():
 
 
 LAYERS = [["errors"], ["lang"], ["models", "prompts"], ["decomp"], ["trace"], ["intervene"],
-          ["evidence"], ["control", "circuits"], ["claims"], ["plan"], ["check", "strategies"],
+          ["evidence"], ["control", "circuits"], ["claims"], ["plan"], ["check", "strategies", "editor"],
           ["cli", "pytest_plugin"]]
 LAYER_OF = {name: i for i, names in enumerate(LAYERS) for name in names}
 

@@ -30,6 +30,26 @@ def to_json(report: Report) -> str:
     return json.dumps(_clean(data), indent=2, sort_keys=True)
 
 
+def to_json_many(reports: list[Report]) -> str:
+    """One JSON document over several specs: each report as to_json writes it, and totals."""
+    data = {"schema": JSON_SCHEMA_VERSION, "reports": [json.loads(to_json(r)) for r in reports],
+            "summary": _totals(reports), "exit_code": max(r.exit_code for r in reports)}
+    return json.dumps(data, indent=2, sort_keys=True)
+
+
+def _totals(reports: list[Report]) -> dict[str, int]:
+    out = {"held": 0, "failed": 0, "error": 0}
+    for r in reports:
+        for k, v in summary_counts(r).items():
+            out[k] += v
+    return out
+
+
+def total_line(reports: list[Report]) -> str:
+    c = _totals(reports)
+    return f"all {len(reports)} specs: {c['held']} held, {c['failed']} failed, {c['error']} errors"
+
+
 def summary_counts(report: Report) -> dict[str, int]:
     out = {"held": 0, "failed": 0, "error": 0}
     for v in report.verdicts:
@@ -62,6 +82,15 @@ def to_text(report: Report, verbose: bool = False) -> str:
     c = summary_counts(report)
     out.append(f"{c['held']} held, {c['failed']} failed, {c['error']} errors")
     return "\n".join(out)
+
+
+def to_junit_many(reports: list[Report]) -> str:
+    """One <testsuites> document with a suite per spec."""
+    c = _totals(reports)
+    root = ET.Element("testsuites", tests=str(sum(c.values())), failures=str(c["failed"]), errors=str(c["error"]))
+    for r in reports:
+        root.append(ET.fromstring(to_junit(r)))
+    return ET.tostring(root, encoding="unicode")
 
 
 def to_junit(report: Report) -> str:

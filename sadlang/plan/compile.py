@@ -156,6 +156,28 @@ def _check_head(spec: A.Spec, h: A.HeadRef, info, errors: list[SpecError], concr
                                  f"per layer", h.loc))
 
 
+def head_errors(spec: A.Spec, info) -> list[SpecError]:
+    """Head and layer references outside the model (info: anything with name, n_layers and
+    n_heads: a ModelInfo, or a models.shapes.Shape read off a config without weights)."""
+    errors: list[SpecError] = []
+    for circuit in spec.circuits.values():
+        for node in circuit.nodes:
+            _check_head(spec, node.head, info, errors, concrete=True)
+        for edge in circuit.edges:
+            _check_head(spec, edge.upstream, info, errors, concrete=True)
+            if edge.downstream is not None:
+                _check_head(spec, edge.downstream, info, errors, concrete=True)
+    for c in spec.claims:
+        refs = kind_of(c.body).references(c.body)
+        for x in refs.components:
+            if x.kind in ("mlp", "bias") and not 0 <= (x.layer or 0) < info.n_layers:
+                errors.append(_err(spec, f"layer {x.layer} is out of range: {info.name} has layers "
+                                         f"0..{info.n_layers - 1}", x.loc))
+        for h, concrete in refs.heads:
+            _check_head(spec, h, info, errors, concrete)
+    return errors
+
+
 def describe(c: A.Claim) -> str:
     text = kind_of(c.body).describe(c.body)
     if c.quantifier.kind == "forall":
@@ -178,15 +200,7 @@ def compile_spec(spec: A.Spec, model, lenient: bool = False, checked: Validated 
     for name, decl in spec.prompt_sets.items():
         if decl.source is not None:
             sets[name] = _counterfactual_set(spec, model, decl, sets[decl.source])
-    errors: list[SpecError] = []
-    info = model.info
-    for circuit in spec.circuits.values():
-        for node in circuit.nodes:
-            _check_head(spec, node.head, info, errors, concrete=True)
-        for edge in circuit.edges:
-            _check_head(spec, edge.upstream, info, errors, concrete=True)
-            if edge.downstream is not None:
-                _check_head(spec, edge.downstream, info, errors, concrete=True)
+    errors: list[SpecError] = head_errors(spec, model.info)
     claims = []
     for c in spec.claims:
         kind = kind_of(c.body)
@@ -194,12 +208,6 @@ def compile_spec(spec: A.Spec, model, lenient: bool = False, checked: Validated 
         assert pset is not None   # check_declarations rejects claims without a prompt set
         ps = sets[pset]
         refs = kind.references(c.body)
-        for x in refs.components:
-            if x.kind in ("mlp", "bias") and not 0 <= (x.layer or 0) < info.n_layers:
-                errors.append(_err(spec, f"layer {x.layer} is out of range: {info.name} has layers "
-                                         f"0..{info.n_layers - 1}", x.loc))
-        for h, concrete in refs.heads:
-            _check_head(spec, h, info, errors, concrete)
         _check_roles(spec, refs.positions, ps, errors)
         if not errors:
             _check_positions(spec, refs, ps, errors)
