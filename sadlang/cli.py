@@ -135,6 +135,7 @@ def cmd_fmt(args) -> int:
 
     from sadlang.errors import SpecErrors
     from sadlang.lang.format import format_text
+    from sadlang.lang.parser import read_spec_text
 
     if args.files.count("-") > 1:
         raise UsageError("`-` (stdin) can be given once")
@@ -145,10 +146,7 @@ def cmd_fmt(args) -> int:
             if path == "-":
                 source, name = sys.stdin.read(), "<stdin>"
             else:
-                p = Path(path)
-                if not p.is_file():
-                    raise SpecError(f"cannot format {path!r}: {'it is a directory' if p.is_dir() else 'no such file'}")
-                source, name = p.read_text(encoding="utf-8"), path
+                source, name = read_spec_text(path), path
             out = format_text(source, name)
         except SpecError as exc:
             errors.append(exc)

@@ -181,3 +181,7 @@ def test_fmt_stdin_and_errors(monkeypatch, capsys, tmp_path):
     assert main(["fmt", str(bad)]) == 2
     assert "bad.sad:2:" in capsys.readouterr().err
     assert main(["fmt", str(tmp_path)]) == 2
+    binary = tmp_path / "bin.sad"
+    binary.write_bytes(b"\xff\xfe model")
+    assert main(["fmt", str(binary)]) == 2
+    assert "is not UTF-8 text" in capsys.readouterr().err

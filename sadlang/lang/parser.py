@@ -504,9 +504,9 @@ def _indentation_problem(text: str, file: str) -> SpecError | None:
     return None
 
 
-def parse_file(path: str | Path) -> A.Spec:
-    """Read and parse a spec file (UTF-8, an optional BOM). Only regular files are read: a
-    directory, FIFO or device is refused before anything blocks on it."""
+def read_spec_text(path: str | Path) -> str:
+    """The text of a spec file as stored (UTF-8, a BOM kept). Only regular files are read: a
+    directory, FIFO or device is refused before anything blocks on it. Errors are SpecErrors."""
     p = Path(path)
     if p.exists() and not p.is_file():
         what = "a directory" if p.is_dir() else "not a regular file (a FIFO, socket or device)"
@@ -519,4 +519,10 @@ def parse_file(path: str | Path) -> A.Spec:
         raise SpecError(f"spec file {str(p)!r} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except OSError as exc:
         raise SpecError(f"cannot read spec file {str(p)!r}: {exc.strerror or exc}") from None
-    return parse_spec(text.removeprefix("\ufeff"), str(p))   # a BOM, as Windows editors write it
+    return text
+
+
+def parse_file(path: str | Path) -> A.Spec:
+    """Read and parse a spec file (UTF-8, an optional BOM)."""
+    text = read_spec_text(path)
+    return parse_spec(text.removeprefix("\ufeff"), str(path))   # a BOM, as Windows editors write it
