@@ -95,22 +95,18 @@ def run_rows(ev: PromptSetEvidence, rows: list[Row], values: list[torch.Tensor],
             repl = torch.stack([values[rows[k].prompt] for k in chunk]).to(model.device)  # (b, L, n, H, r)
             tokens = torch.stack([ev.acts(rows[k].prompt).tokens for k in chunk])
             wirings = [rows[k].wiring for k in chunk]
+            hooks: list = []
             if any(wirings):
                 acts = ev.acts(rows[chunk[0]].prompt)
                 run = WiredRun(model, wirings, repl, acts.cos, acts.sin)
                 hooks = run.hooks() + [(f"blocks.{layer}.attn.hook_z", run.z_hook(layer, keep)) for layer in range(L)]
-                with torch.no_grad(), model.bridge.hooks(fwd_hooks=hooks):
-                    ForwardCounter.calls += 1
-                    out[chunk] = model.bridge(tokens)[:, -1].float()
-                continue
-            hooks = []
-            for layer in range(L):
-                def swap(z: torch.Tensor, hook, layer: int = layer, keep: torch.Tensor = keep,
-                         repl: torch.Tensor = repl) -> torch.Tensor:
-                    return torch.where(keep[:, layer, :, :, None], z, repl[:, layer].to(z.dtype))
-                hooks.append((f"blocks.{layer}.attn.hook_z", swap))
+            else:
+                for layer in range(L):
+                    def swap(z: torch.Tensor, hook, layer: int = layer, keep: torch.Tensor = keep,
+                             repl: torch.Tensor = repl) -> torch.Tensor:
+                        return torch.where(keep[:, layer, :, :, None], z, repl[:, layer].to(z.dtype))
+                    hooks.append((f"blocks.{layer}.attn.hook_z", swap))
             with torch.no_grad(), model.bridge.hooks(fwd_hooks=hooks):
                 ForwardCounter.calls += 1
-                logits = model.bridge(tokens)
-            out[chunk] = logits[:, -1].float()
+                out[chunk] = model.bridge(tokens)[:, -1].float()
     return out

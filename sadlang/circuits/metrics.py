@@ -94,11 +94,11 @@ def heads_of(nodes: list[list[Node]]) -> set[Head]:
 
 def alone(nodes: list[list[Node]], edges: set[Edge] | None) -> Variant:
     """The variant `only nodes`: node-level, or with every path between them that is not one of
-    `edges` cut (edges between heads no longer in `nodes` simply vanish)."""
+    `edges` cut (only_edges looks up pairs of `nodes`' heads, so edges of heads no longer there
+    simply vanish)."""
     if edges is None:
         return (nodes, True)
-    heads = heads_of(nodes)
-    return (nodes, True, only_edges(heads, {e for e in edges if e[0] in heads and (e[1] is None or e[1] in heads)}))
+    return (nodes, True, only_edges(heads_of(nodes), edges))
 
 
 def renamed(edges: set[Edge] | None, old: list[list[Node]], new: list[list[Node]]) -> set[Edge] | None:

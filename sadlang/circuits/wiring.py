@@ -45,13 +45,6 @@ class Wiring:
     def __bool__(self) -> bool:
         return any(self.cuts.values()) or bool(self.logits)
 
-    def mapped(self, to: dict[Head, Head]) -> Wiring:
-        """The same cuts with heads renamed (random circuits of the same shape)."""
-        def m(h: Head) -> Head:
-            return to.get(h, h)
-        return Wiring({(m(r), s): frozenset(m(h) for h in hs) for (r, s), hs in self.cuts.items()},
-                      frozenset(m(h) for h in self.logits))
-
 
 def declared_edges(decl: A.CircuitDecl) -> set[Edge] | None:
     """The edges of a declared circuit, None when it declares none (a node-level circuit).
@@ -131,9 +124,6 @@ class WiredRun:
             x = x - self.delta[ls][row, :, hs] @ self.w.W_O[ls, hs].to(x.dtype)
         return norm(x, self.kind, self.eps)
 
-    def _rot(self, x: torch.Tensor) -> torch.Tensor:
-        return apply_rope(x, self.cos, self.sin)
-
     def _cuts(self, row: int, layer: int, side: Side) -> list[tuple[int, frozenset[Head]]]:
         wiring = self.wirings[row]
         if not wiring:
@@ -185,7 +175,7 @@ class WiredRun:
                     kv = w.kv(head)
                     q = self._input(row, layer, q_cut.get(head, frozenset())) @ w.W_Q[layer, head] + w.b_Q[layer, head]
                     k = self._input(row, layer, k_cut.get(head, frozenset())) @ w.W_K[layer, kv] + w.b_K[layer, kv]
-                    s = self._rot(q) @ self._rot(k).T / w.attn_scale
+                    s = apply_rope(q, self.cos, self.sin) @ apply_rope(k, self.cos, self.sin).T / w.attn_scale
                     if out is scores:
                         out = scores.clone()
                     out[row, head] = torch.where(torch.isfinite(scores[row, head]), s.to(scores.dtype),

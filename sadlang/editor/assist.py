@@ -157,13 +157,7 @@ def hover(text: str, line: int, character: int) -> str | None:
     opt = _OPTION.match(line_text)
     if opt and word == opt.group(1):
         return _option_hover(word)
-    if not line_text[:1].isspace() and line_text.split()[:1] == [word]:
-        from sadlang.lang.reference import meaning
-
-        rows = meaning(word)
-        if rows:
-            return "\n\n".join(f"{form}: {text_}" for form, text_ in rows)
-    if line_text[:1].isspace() and line_text.split()[:1] == [word]:
+    if line_text.split()[:1] == [word]:            # a statement or block-line keyword
         from sadlang.lang.reference import meaning
 
         rows = meaning(word)

@@ -21,6 +21,12 @@ def _range(line: int, col: int, end_line: int, end_col: int) -> T.Range:
     return T.Range(T.Position(line - 1, col - 1), T.Position(end_line - 1, end_col - 1))
 
 
+def _at(ls: LanguageServer, params: T.HoverParams | T.CompletionParams | T.DefinitionParams, ask):
+    """`ask(text, line, character)` on the document and position of a request."""
+    doc = ls.workspace.get_text_document(params.text_document.uri)
+    return ask(doc.source, params.position.line, params.position.character)
+
+
 def build() -> LanguageServer:
     server = LanguageServer("sadlang", __version__)
 
@@ -48,23 +54,20 @@ def build() -> LanguageServer:
 
     @server.feature(T.TEXT_DOCUMENT_HOVER)
     def hover(ls: LanguageServer, params: T.HoverParams) -> T.Hover | None:
-        doc = ls.workspace.get_text_document(params.text_document.uri)
-        text = assist.hover(doc.source, params.position.line, params.position.character)
+        text = _at(ls, params, assist.hover)
         if text is None:
             return None
         return T.Hover(contents=T.MarkupContent(kind=T.MarkupKind.Markdown, value=text))
 
     @server.feature(T.TEXT_DOCUMENT_COMPLETION, T.CompletionOptions(trigger_characters=[" ", "."]))
     def completion(ls: LanguageServer, params: T.CompletionParams) -> T.CompletionList:
-        doc = ls.workspace.get_text_document(params.text_document.uri)
-        items = assist.complete(doc.source, params.position.line, params.position.character)
+        items = _at(ls, params, assist.complete)
         return T.CompletionList(is_incomplete=False, items=[
             T.CompletionItem(label=c.label, kind=KINDS.get(c.kind), detail=c.detail or None) for c in items])
 
     @server.feature(T.TEXT_DOCUMENT_DEFINITION)
     def definition(ls: LanguageServer, params: T.DefinitionParams) -> T.Location | None:
-        doc = ls.workspace.get_text_document(params.text_document.uri)
-        found = assist.definition(doc.source, params.position.line, params.position.character)
+        found = _at(ls, params, assist.definition)
         if found is None:
             return None
         line, start, end = found
