@@ -154,6 +154,14 @@ def test_counterfactual_sets_align_with_their_source(planted):
         assert q.template_index == p.template_index
 
 
+def _spec_error(tmp_path, capsys, name: str, text: str) -> str:
+    """stderr of `sadlang check` on `text` saved as `name`, which must be a spec error (exit 2)."""
+    p = tmp_path / name
+    p.write_text(text)
+    assert main(["check", str(p)]) == 2
+    return capsys.readouterr().err
+
+
 @pytest.mark.parametrize("change,where,words", [
     ("prompts abc from copy:\n  resample C\n", "10:3", "'C' is not a slot of 'copy'"),
     ("prompts abc from nope:\n  resample A\n", "9:1", "undefined prompt set 'nope'"),
@@ -163,10 +171,7 @@ def test_counterfactual_sets_align_with_their_source(planted):
 ])
 def test_counterfactual_set_errors_point_at_the_line(tmp_path, capsys, change, where, words):
     text = SPEC.format(model="planted").replace("prompts abc from copy:\n  resample A, B\n", change)
-    p = tmp_path / "cf.sad"
-    p.write_text(text)
-    assert main(["check", str(p)]) == 2
-    err = capsys.readouterr().err
+    err = _spec_error(tmp_path, capsys, "cf.sad", text)
     assert f"cf.sad:{where}: error:" in err and words in err, err
 
 
@@ -180,10 +185,8 @@ def test_counterfactual_set_errors_point_at_the_line(tmp_path, capsys, change, w
     ("boost head 1.0 lowers logit_diff by >= 0.1", "ablated, not boosted"),
 ])
 def test_circuit_claim_errors(tmp_path, capsys, claim, words):
-    p = tmp_path / "cc.sad"
-    p.write_text(SPEC.format(model="planted").replace("claim ok: logit_diff > -1000 on copy", f"claim c: {claim}"))
-    assert main(["check", str(p)]) == 2
-    err = capsys.readouterr().err
+    text = SPEC.format(model="planted").replace("claim ok: logit_diff > -1000 on copy", f"claim c: {claim}")
+    err = _spec_error(tmp_path, capsys, "cc.sad", text)
     assert "cc.sad:17:" in err and words in err, err
 
 
@@ -311,14 +314,12 @@ def test_accuracy_is_the_task_metric_when_asked(tmp_path):
     assert no_value.details["F(C)"] == 0.0 and not no_value.held      # no prompt answered right
 
 
-@pytest.mark.parametrize("edge,words", [
-    ("edge 0.0 -> 1.1 via key", "edge end 1.1 is not a node of circuit 'pair'"),
-    ("edge 1.0 -> 0.0", "a sender must sit in an earlier layer"),
-    ("edge 0.0 -> 1.0 via value\n  edge 0.0 -> 1.0 via value", "is listed twice"),
+@pytest.mark.parametrize("edge,where,words", [
+    ("edge 0.0 -> 1.1 via key", "16:15", "edge end 1.1 is not a node of circuit 'pair'"),
+    ("edge 1.0 -> 0.0", "16:3", "a sender must sit in an earlier layer"),
+    ("edge 0.0 -> 1.0 via value\n  edge 0.0 -> 1.0 via value", "17:3", "is listed twice"),
 ])
-def test_circuit_edge_errors(tmp_path, capsys, edge, words):
-    p = tmp_path / "ce.sad"
-    p.write_text(SPEC.format(model="planted").replace('  0.0\ncircuit traced', f'  0.0\n  {edge}\ncircuit traced'))
-    assert main(["check", str(p)]) == 2
-    err = capsys.readouterr().err
-    assert "ce.sad:1" in err and words in err, err
+def test_circuit_edge_errors(tmp_path, capsys, edge, where, words):
+    text = SPEC.format(model="planted").replace('  0.0\ncircuit traced', f'  0.0\n  {edge}\ncircuit traced')
+    err = _spec_error(tmp_path, capsys, "ce.sad", text)
+    assert f"ce.sad:{where}:" in err and words in err, err
