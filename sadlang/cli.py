@@ -94,6 +94,7 @@ def cmd_check(args) -> int:
     _threads()
     from sadlang.check.executor import prepare, run_plan
     from sadlang.check.report import to_json, to_json_many, to_junit, to_junit_many, to_text, total_line
+    from sadlang.html.views import collector
 
     only = set(args.claim) if args.claim else None
     if only is not None:
@@ -103,13 +104,20 @@ def cmd_check(args) -> int:
             raise UsageError(f"no claim named {', '.join(map(repr, unknown))} in {', '.join(args.specs)}; "
                              f"claims are: {', '.join(known) or '(none)'}")
     reports = []
+    views: list[dict] = []
+    meta: list[dict] = []
     for spec in specs:
         t0 = time.perf_counter()
         model, plan = prepare(spec, args.model, args.device, args.lenient)
         costs: list | None = [] if args.profile else None
-        report = run_plan(plan, model, explore=args.explore, progress=_progress(args), only=only, costs=costs)
+        cards, observe = collector(spec) if args.html else ({}, None)
+        report = run_plan(plan, model, explore=args.explore, progress=_progress(args), only=only, costs=costs,
+                          observe=observe)
         if costs is not None:
             _print_profile(spec.file, t0, costs)
+        views.append(cards)
+        meta.append({"seconds": round(time.perf_counter() - t0, 2),
+                     "seeds": {name: ps.decl.seed for name, ps in plan.prompt_sets.items()}})
         if args.format == "text":
             print(to_text(report, verbose=args.verbose))
         reports.append(report)
@@ -125,6 +133,11 @@ def cmd_check(args) -> int:
         Path(args.junit).write_text(junit_text)
     if args.json_out:
         Path(args.json_out).write_text(json_text)
+    if args.html:
+        from sadlang.html import check_page
+
+        Path(args.html).write_text(check_page(reports, views, meta), encoding="utf-8")
+        print(f"wrote {args.html}", file=sys.stderr)
     return max(r.exit_code for r in reports)
 
 
@@ -245,7 +258,7 @@ def cmd_trace(args) -> int:
 
     _threads()
     model = load_model(args.model, args.device)
-    opts = TraceOptions(method=args.method, threshold=args.threshold, signals=args.signals)
+    opts = TraceOptions(method=args.method, threshold=args.threshold, signals=args.signals or bool(args.html))
     circuit = trace(model, args.prompt, args.answer, args.against, options=opts)[0]
     toks = model.decode(circuit.tokens)
     print(f"prompt   {args.prompt!r}  ({len(toks)} tokens incl. BOS)")
@@ -279,7 +292,30 @@ def cmd_trace(args) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         print(f"wrote    {path}")
+    if args.html:
+        _write_trace_html(args, model, circuit, toks)
+        print(f"wrote    {args.html}")
     return 0
+
+
+def _write_trace_html(args, model, circuit, toks: list[str]) -> None:
+    """The trace as an HTML page: the circuit viewer and the attention of its busiest heads."""
+    from sadlang.html import trace_page
+    from sadlang.html.views import heatmap, trace_graph_view
+
+    counts: dict = {}
+    for f in circuit.firings.values():
+        counts[(f.layer, f.head)] = counts.get((f.layer, f.head), 0) + 1
+    heads = [h for h, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:4]]
+    pattern = circuit.decomposition.acts.pattern if circuit.decomposition is not None else None
+    maps = [heatmap(pattern, h, 0, toks) for h in heads] if pattern is not None else []
+    title = f"{args.prompt}  ({args.method}: {args.answer!r} vs {args.against!r})"
+    graph = trace_graph_view(circuit.graph, toks, dict(circuit.roles), model.info.n_layers, title)
+    info = {"prompt": args.prompt, "model": model.info.name, "fingerprint": model.info.fingerprint,
+            "method": args.method, "answer": args.answer, "against": args.against,
+            "measured": f"{len(circuit.firings)} firings decomposed; logit difference from the residual "
+                        f"{circuit.logit_total:.3f}"}
+    Path(args.html).write_text(trace_page(f"sadlang trace: {args.prompt}", info, graph, maps), encoding="utf-8")
 
 
 def _print_ablations(model, circuit, k: int, toks: list[str]) -> None:
@@ -403,6 +439,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--format", choices=["text", "json"], default="text", help="report format on stdout")
     c.add_argument("--junit", metavar="FILE", type=_output_file(), help="also write a JUnit XML report")
     c.add_argument("--json-out", metavar="FILE", type=_output_file(), help="also write the JSON report to FILE")
+    c.add_argument("--html", metavar="FILE", type=_output_file((".html", ".htm")),
+                   help="also write a self-contained HTML report (works offline: claim cards, per-prompt "
+                        "tables, attention heatmaps, interactive circuit graphs)")
     c.add_argument("--explore", type=_number(0, 100_000, integer=True), default=0, metavar="N",
                    help="search up to N (0..100000) generated prompts for a counterexample to each "
                         "per-prompt claim")
@@ -458,6 +497,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--signals", action="store_true", help="store each edge's signal vector (JSON output)")
     t.add_argument("--out", type=_output_file((".graphml", ".json", ".svg")),
                    help="write the graph: .graphml, .json, or .svg (a picture)")
+    t.add_argument("--html", type=_output_file((".html", ".htm")), metavar="FILE",
+                   help="also write the circuit as a self-contained HTML page (interactive graph, edge "
+                        "signals, attention heatmaps of the busiest heads)")
     t.add_argument("--ablate", type=_number(0, 1000, integer=True), default=0, metavar="K",
                    help="locally ablate the K strongest head->head edges and print the effect vs random")
     t.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")

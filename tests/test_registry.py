@@ -140,7 +140,7 @@ def test_option_errors_name_the_option_line_and_the_domain():
 
 LAYERS = [["errors"], ["lang"], ["models", "prompts"], ["decomp"], ["trace"], ["intervene"],
           ["evidence"], ["control", "circuits"], ["claims"], ["plan"], ["check", "strategies", "editor"],
-          ["cli", "pytest_plugin"]]
+          ["html"], ["cli", "pytest_plugin"]]
 LAYER_OF = {name: i for i, names in enumerate(LAYERS) for name in names}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,10 +54,13 @@ class ClaimCost:
 
 
 def run_plan(plan: Plan, model: LoadedModel, explore: int = 0, progress: bool = False,
-             only: set[str] | None = None, costs: list[ClaimCost] | None = None) -> Report:
+             only: set[str] | None = None, costs: list[ClaimCost] | None = None,
+             observe: Callable[[PromptSetEvidence, A.Claim, Verdict], None] | None = None) -> Report:
     """Evaluate every claim (or those named in `only`). `explore` > 0 also searches each
     per-prompt claim for counterexamples with that many hypothesis examples. When `costs` is a
-    list, each claim's cost is appended to it (evidence shared with earlier claims is free)."""
+    list, each claim's cost is appended to it (evidence shared with earlier claims is free).
+    `observe(evidence, claim, verdict)`, when given, is called after each claim with the
+    evidence it was measured on (the HTML report reads its pictures from there)."""
     spec, settings = plan.spec, plan.settings
     stores = {name: PromptSetEvidence(model, ps.prompts, plan.options, settings.batch_size, progress,
                                       name, decl=ps.decl)
@@ -83,6 +87,8 @@ def run_plan(plan: Plan, model: LoadedModel, explore: int = 0, progress: bool = 
         except Exception as exc:  # an engine bug must not hide the other claims
             v = error_verdict(spec, claim, f"internal error: {InternalError(f'{type(exc).__name__}: {exc}')}")
         verdicts.append(v)
+        if observe is not None:
+            observe(stores[cp.prompt_set], claim, v)
         if costs is not None:
             costs.append(ClaimCost(claim.name, cp.kind, cp.work, time.perf_counter() - start[0],
                                    ForwardCounter.calls - start[1], DecomposeCounter.calls - start[2],

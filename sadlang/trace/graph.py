@@ -8,7 +8,8 @@ Schema (networkx.MultiDiGraph, edges point upstream -> downstream):
   edge attrs   side (query|key|seed), weight (float), svs (JSON list of singular indices),
                signal (d_model floats; only with TraceOptions(signals=True); JSON only)
 Combined graphs key nodes by roles instead of positions and add `frequency` (share of
-prompts with the node) to nodes and `frequency`, `count` to edges.
+prompts with the node) to nodes and `frequency`, `count` to edges; an edge's `svs` there are
+the singular indices seen in any prompt.
 """
 
 from __future__ import annotations
@@ -83,13 +84,16 @@ def combine(graphs: list[nx.MultiDiGraph], min_frequency: float = 0.0) -> nx.Mul
                 seen.add(key)
         for u, v, attrs in g.edges(data=True):
             k = (role_key(g, u), role_key(g, v), attrs["side"])
-            acc = edge_acc.setdefault(k, [0.0, 0])
+            acc = edge_acc.setdefault(k, [0.0, 0, set()])
             acc[0] += attrs["weight"]
             acc[1] += 1
+            svs = attrs.get("svs", "[]")
+            acc[2].update(json.loads(svs) if isinstance(svs, str) else svs)
     for key, c in node_count.items():
         out.nodes[key]["frequency"] = c / n
-    for (u, v, side), (total, count) in edge_acc.items():
-        out.add_edge(u, v, side=side, weight=total / n, count=count, frequency=count / n)
+    for (u, v, side), (total, count, svs) in edge_acc.items():
+        out.add_edge(u, v, side=side, weight=total / n, count=count, frequency=count / n,
+                     svs=json.dumps(sorted(svs)))
     drop = [k for k, a in out.nodes(data=True) if a["frequency"] < min_frequency]
     out.remove_nodes_from(drop)
     out.remove_nodes_from([k for k in list(out.nodes) if out.degree(k) == 0 and out.nodes[k]["kind"] != "root"])

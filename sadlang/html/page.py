@@ -1,0 +1,122 @@
+"""One self-contained HTML page: the vendored graph library, the page's own script and style, and
+the data as embedded JSON, all inlined, so the file works from file:// with no network.
+
+Data layout: `sad-data` holds the reports' summaries and the claims' headlines; each claim's
+detail (prompts, heatmaps, circuit graph) sits in its own `sad-card-N` block, parsed only when
+its card is opened.
+"""
+
+from __future__ import annotations
+
+import json
+from html import escape
+from importlib import resources
+from typing import Any
+
+from sadlang.check.report import summary_counts
+from sadlang.check.verdict import Report
+from sadlang.html.views import ClaimView, GraphView, Heatmap
+
+ORDER = {"error": 0, "failed": 1, "held": 2}
+
+
+def _asset(name: str) -> str:
+    return resources.files("sadlang.html").joinpath("assets", name).read_text(encoding="utf-8")
+
+
+def vendored_versions() -> dict[str, str]:
+    """name -> version of each vendored library (assets/vendor/VERSIONS)."""
+    out = {}
+    for line in _asset("vendor/VERSIONS").splitlines():
+        name, _, version = line.partition("=")
+        if version:
+            out[name.strip()] = version.strip()
+    return out
+
+
+def _json_block(block_id: str, data: Any) -> str:
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return f'<script type="application/json" id="{block_id}">{text}</script>'
+
+
+def _claim_entry(v, view: ClaimView | None, card: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    head = {"card": card, "name": v.name, "kind": v.kind, "status": v.status, "claim": v.claim,
+            "location": v.location, "claimed": v.claimed, "measured": v.measured, "value": v.value,
+            "n_prompts": len(v.prompts), "has_graph": bool(view and view.graph),
+            "counterexample": v.counterexample.model_dump() if v.counterexample else None}
+    detail: dict[str, Any] = {"details": json.loads(json.dumps(v.details, default=str)),
+                              "prompts": [p.model_dump() for p in (view.prompts if view else [])]
+                              or [p.model_dump() for p in v.prompts]}
+    if view is not None:
+        detail.update(heatmaps=[h.model_dump() for h in view.heatmaps],
+                      graph=view.graph.model_dump() if view.graph else None,
+                      counterexample_tokens=view.counterexample_tokens, note=view.note)
+    return head, detail
+
+
+def _clean(obj: Any) -> Any:
+    """NaN and infinities as null: the page's JSON must parse in a browser."""
+    if isinstance(obj, float):
+        return obj if obj == obj and obj not in (float("inf"), float("-inf")) else None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def _page(title: str, data: dict[str, Any], cards: list[dict[str, Any]]) -> str:
+    blocks = [_json_block("sad-data", _clean(data))]
+    blocks += [_json_block(f"sad-card-{i}", _clean(c)) for i, c in enumerate(cards)]
+    versions = ", ".join(f"{k} {v}" for k, v in vendored_versions().items())
+    return "\n".join([
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{escape(title)}</title>",
+        f"<style>{_asset('style.css')}</style>",
+        "</head><body>",
+        f'<header><h1>{escape(title)}</h1><div id="summary"></div></header>',
+        '<main id="cards"></main>',
+        f'<footer>made by sadlang; graphs drawn with {escape(versions)} (MIT license, inlined)</footer>',
+        *blocks,
+        f"<script>{_asset('vendor/cytoscape.min.js')}</script>",
+        f"<script>{_asset('app.js')}</script>",
+        "</body></html>",
+    ])
+
+
+def check_page(reports: list[Report], views: list[dict[str, ClaimView]], meta: list[dict[str, Any]]) -> str:
+    """The page for `sadlang check --html`: one section per report (spec); failing claims first.
+    `meta[i]`: extra summary fields of report i (seconds, seeds)."""
+    data: dict[str, Any] = {"kind": "check", "reports": []}
+    cards: list[dict[str, Any]] = []
+    for report, rviews, extra in zip(reports, views, meta):
+        claims = []
+        for v in sorted(report.verdicts, key=lambda v: ORDER[v.status]):
+            head, detail = _claim_entry(v, rviews.get(v.name), len(cards))
+            claims.append(head)
+            cards.append(detail)
+        data["reports"].append({"spec": report.spec, "model": report.model,
+                                "fingerprint": report.model_fingerprint, "method": report.method,
+                                "summary": summary_counts(report), "exit_code": report.exit_code,
+                                "claims": claims, **extra})
+    names = ", ".join(r.spec for r in reports)
+    return _page(f"sadlang check {names}", data, cards)
+
+
+def trace_page(title: str, info: dict[str, Any], graph: GraphView, heatmaps: list[Heatmap]) -> str:
+    """The page for `sadlang trace --html`: one prompt's circuit and its heads' attention."""
+    data = {"kind": "trace", "trace": info,
+            "reports": [{"spec": info.get("prompt", ""), "model": info.get("model", ""),
+                         "fingerprint": info.get("fingerprint", ""), "method": info.get("method", ""),
+                         "summary": None, "claims": [{
+                             "card": 0, "name": "trace", "kind": info.get("method", ""), "status": "trace",
+                             "claim": info.get("prompt", ""), "location": "", "claimed": "",
+                             "measured": info.get("measured", ""), "value": None, "n_prompts": 1,
+                             "has_graph": True, "counterexample": None}]}]}
+    cards = [{"details": {}, "prompts": [], "heatmaps": [h.model_dump() for h in heatmaps],
+              "heatmap_title": "attention of the heads with the most firings in this trace",
+              "graph": graph.model_dump(), "counterexample_tokens": [], "note": ""}]
+    return _page(title, data, cards)

@@ -1,0 +1,317 @@
+"""What the HTML report shows beside a verdict, as plain data: prompts with their roles, attention
+heatmaps of the heads a claim names, and circuit graphs as positioned graph elements.
+
+Everything here is read from evidence the check already computed (activations, traces): building
+views runs no extra forward pass for per-prompt claims, and at most the traces a circuit claim
+already made.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+from typing import Any
+
+import networkx as nx
+from pydantic import BaseModel, Field
+
+from sadlang.check.verdict import PromptEvidence, Verdict
+from sadlang.lang import ast as A
+from sadlang.prompts.build import BuiltPrompt
+
+MAX_HEATMAPS = 6
+
+
+class PromptView(BaseModel):
+    """One prompt's row: the verdict's evidence plus its tokens and role labels (position -> role)."""
+
+    index: int
+    text: str
+    value: float | None
+    passed: bool
+    detail: str = ""
+    tokens: list[str] = Field(default_factory=list)
+    labels: dict[int, str] = Field(default_factory=dict)
+
+
+class Heatmap(BaseModel):
+    """Attention weights of one head on one prompt: weights[d][s] for destination d, key s."""
+
+    head: str
+    prompt: int
+    tokens: list[str]
+    weights: list[list[float]]
+
+
+class GraphView(BaseModel):
+    """A circuit as graph elements with fixed positions: columns are tokens (or roles), rows
+    layers. Nodes: id, label, kind, layer, head, column, x, y, and attn / frequency when known;
+    edges: id, source, target, side, weight, svs, and frequency / signal_norm when known."""
+
+    title: str
+    columns: list[str]
+    rows: list[tuple[float, str]] = Field(default_factory=list)   # (y, label) of each row used
+    n_layers: int
+    aggregated: bool                      # combined over prompts: nodes and edges have frequency
+    min_frequency: float = 0.0
+    nodes: list[dict[str, Any]]
+    edges: list[dict[str, Any]]
+
+
+class ClaimView(BaseModel):
+    prompts: list[PromptView] = Field(default_factory=list)
+    counterexample_tokens: list[str] = Field(default_factory=list)
+    heatmaps: list[Heatmap] = Field(default_factory=list)
+    graph: GraphView | None = None
+    note: str = ""
+
+
+# ---- layout: the same grid as the SVG picture (sadlang.trace.render)
+
+COLUMN_W, ROW_H = 110.0, 70.0
+
+
+def _place(items: list[tuple[str, int, int]]) -> tuple[dict[str, tuple[float, float]], list[tuple[float, int]]]:
+    """(id, column, row) -> pixel positions, and (y, row) of each row used. Several ids in one
+    cell are spread across it; rows without nodes take no space (a 30-layer model with a
+    circuit in 5 layers is 5 rows high). Row -1 is below layer 0 (embeddings, biases); larger
+    rows are higher on the page."""
+    cells: dict[tuple[int, int], list[str]] = {}
+    for nid, col, row in items:
+        cells.setdefault((col, row), []).append(nid)
+    used = sorted({row for _, _, row in items}, reverse=True)
+    n_cols = 1 + max([col for _, col, _ in items] or [0])
+    row_h = max(ROW_H, 0.5 * COLUMN_W * n_cols / max(len(used), 1))   # not much wider than high
+    y_of = {row: round(row_h * k, 2) for k, row in enumerate(used)}
+    out: dict[str, tuple[float, float]] = {}
+    for (col, row), ids in cells.items():
+        for k, nid in enumerate(sorted(ids)):
+            dx = (k + 1) / (len(ids) + 1) - 0.5
+            out[nid] = (round(COLUMN_W * (col + dx), 2), y_of[row])
+    return out, [(y_of[row], row) for row in used]
+
+
+def _row(a: dict[str, Any], n_layers: int) -> int:
+    if a["kind"] == "root":
+        return n_layers
+    return int(a.get("layer", -1)) if int(a.get("layer", -1)) >= 0 else -1
+
+
+def _num(x: Any) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return None if math.isnan(x) or math.isinf(x) else round(x, 6)
+
+
+def graph_view(g: nx.MultiDiGraph, columns: list[str], n_layers: int, column_of, title: str,
+               aggregated: bool = False, min_frequency: float = 0.0) -> GraphView:
+    """Positioned elements of a traced graph. `column_of(node attrs) -> int` places a node."""
+    placed = [(nid, column_of(a), _row(a, n_layers)) for nid, a in g.nodes(data=True)]
+    pos, used = _place(placed)
+    rows = [(y, "logit" if row == n_layers else "input" if row < 0 else f"L{row}") for y, row in used]
+    nodes = []
+    for nid, a in sorted(g.nodes(data=True)):
+        x, y = pos[nid]
+        label = "logit" if a["kind"] == "root" else a.get("short") or nid.split("@")[0]
+        node = {"id": nid, "label": label, "kind": a["kind"], "layer": a.get("layer", -1),
+                "head": a.get("head", -1), "column": column_of(a), "x": x, "y": y,
+                "where": f"{a.get('dest_role', '')}" + (f" <- {a['src_role']}" if a["kind"] == "head" else "")}
+        if _num(a.get("attn_weight")) is not None and a.get("attn_weight", -1) >= 0:
+            node["attn"] = _num(a["attn_weight"])
+        if "frequency" in a:
+            node["frequency"] = _num(a["frequency"])
+        if "effect" in a:
+            node["effect"] = _num(a["effect"])
+        nodes.append(node)
+    edges = []
+    ordered = sorted(g.edges(data=True), key=lambda e: (e[0], e[1], e[2].get("side", "")))
+    for k, (u, v, a) in enumerate(ordered):
+        svs = a.get("svs", "[]")
+        svs = json.loads(svs) if isinstance(svs, str) else svs
+        edge = {"id": f"e{k}", "source": u, "target": v, "side": a.get("side", ""),
+                "weight": _num(a.get("weight", 0.0)) or 0.0,
+                "svs": sorted(int(s) for s in (svs if isinstance(svs, list) else []))}
+        if "frequency" in a:
+            edge["frequency"] = _num(a["frequency"])
+        if isinstance(a.get("signal"), list):
+            edge["signal_norm"] = _num(math.sqrt(sum(float(s) ** 2 for s in a["signal"])))
+        edges.append(edge)
+    return GraphView(title=title, columns=columns, rows=rows, n_layers=n_layers, aggregated=aggregated,
+                     min_frequency=min_frequency, nodes=nodes, edges=edges)
+
+
+def token_columns(tokens: list[str], labels: dict[int, str]) -> list[str]:
+    return [f"{t!r}"[1:-1] + (f" ({labels[i]})" if i in labels else "") for i, t in enumerate(tokens)]
+
+
+def trace_graph_view(g: nx.MultiDiGraph, tokens: list[str], labels: dict[int, str], n_layers: int,
+                     title: str) -> GraphView:
+    """One prompt's trace: columns are its tokens."""
+    return graph_view(g, token_columns(tokens, labels), n_layers, lambda a: int(a.get("dest", 0)), title)
+
+
+def _role_column(labels: dict[int, str], n: int):
+    first: dict[str, int] = {}
+    for p, r in sorted(labels.items()):
+        first.setdefault(r, p)
+    first.setdefault("end", n - 1)
+    first.setdefault("bos", 0)
+
+    def column(a: dict[str, Any]) -> int:
+        role = str(a.get("dest_role", ""))
+        if role in first:
+            return first[role]
+        m = re.fullmatch(r"p(\d+)", role)
+        return min(int(m.group(1)), n - 1) if m else n - 1
+    return column
+
+
+def combined_graph_view(g: nx.MultiDiGraph, prompt: BuiltPrompt, n_layers: int, title: str,
+                        min_frequency: float) -> GraphView:
+    """Traces combined over a prompt set (nodes keyed by role): laid out on the first prompt."""
+    return graph_view(g, token_columns(prompt.token_texts, prompt.labels), n_layers,
+                      _role_column(prompt.labels, len(prompt.tokens)), title, aggregated=True,
+                      min_frequency=min_frequency)
+
+
+def declared_graph_view(decl: A.CircuitDecl, prompt: BuiltPrompt, n_layers: int,
+                        heads: list[tuple[int, int]] | None = None,
+                        effects: dict[str, float] | None = None) -> GraphView:
+    """A declared circuit: its heads at their positions in the first prompt (a head kept at every
+    position sits in the first column, `every position`) and its declared edges. `effects`:
+    node text -> the claim's faithfulness without that node, shown on hover."""
+    from sadlang.evidence.roles import RoleError, resolve
+
+    columns = ["(every position)", *token_columns(prompt.token_texts, prompt.labels)]
+    everywhere = any(n.at is None for n in decl.nodes) or heads is not None
+    if not everywhere:                      # every node has a position: no column for "every"
+        columns = columns[1:]
+    g = nx.MultiDiGraph()
+    ids: dict[tuple[int, int], list[str]] = {}
+    nodes = decl.nodes if heads is None else [
+        A.CircuitNode(head=A.HeadRef(layer=layer, head=head)) for layer, head in heads]
+    for node in nodes:
+        col = 0
+        if node.at is not None:
+            try:
+                col = resolve(node.at, prompt) + (1 if everywhere else 0)
+            except RoleError:
+                col = 0
+        pairs = [node.head.pair] if node.head.concrete else []
+        for pair in pairs:
+            nid = node.text()
+            ids.setdefault(pair, []).append(nid)
+            g.add_node(nid, kind="head", layer=pair[0], head=pair[1], column=col, short=f"{pair[0]}.{pair[1]}",
+                       dest_role=node.at.text() if node.at else "every position",
+                       src_role=node.src.text() if node.src else "any",
+                       **({"effect": effects[nid]} if effects and nid in effects else {}))
+    root = "logits"
+    g.add_node(root, kind="root", layer=-1, column=len(columns) - 1, dest_role="end", src_role="")
+    for e in decl.edges:
+        for up in ids.get(e.upstream.pair, []):
+            downs = [root] if e.downstream is None else ids.get(e.downstream.pair, [])
+            for down in downs:
+                g.add_edge(up, down, side=e.side or "all", weight=1.0, svs=[])
+    if not decl.edges:  # node level: every node reaches the logits through the rest of the model
+        for nid in [n for group in ids.values() for n in group]:
+            g.add_edge(nid, root, side="node", weight=1.0, svs=[])
+    title = f"circuit {decl.name}" + (" (edge level)" if decl.edges else " (node level)")
+    return graph_view(g, columns, n_layers, lambda a: int(a.get("column", 0)), title)
+
+
+# ---- prompts and heatmaps
+
+def prompt_views(prompts: list[PromptEvidence], built: list[BuiltPrompt]) -> list[PromptView]:
+    out = []
+    for p in prompts:
+        b = built[p.index] if 0 <= p.index < len(built) and built[p.index].text == p.text else None
+        out.append(PromptView(index=p.index, text=p.text, value=_num(p.value), passed=p.passed, detail=p.detail,
+                              tokens=list(b.token_texts) if b else [], labels=dict(b.labels) if b else {}))
+    return out
+
+
+def heatmap(pattern, head: tuple[int, int], prompt: int, tokens: list[str]) -> Heatmap:
+    """pattern: (L, H, n, n) attention weights of one prompt."""
+    layer, h = head
+    w = pattern[layer, h].detach().to("cpu").float()
+    return Heatmap(head=f"{layer}.{h}", prompt=prompt, tokens=tokens,
+                   weights=[[round(float(x), 4) for x in row] for row in w])
+
+
+def named_heads(claim: A.Claim, spec: A.Spec) -> list[tuple[int, int]]:
+    """Concrete heads a claim names, in order, including the nodes of a circuit it tests."""
+    from sadlang.claims import kind_of
+
+    refs = kind_of(claim.body).references(claim.body)
+    heads = [h.pair for h, _ in refs.heads if h.concrete]
+    name = getattr(claim.body, "circuit", None)
+    if isinstance(name, str) and name in spec.circuits:
+        heads += [n.head.pair for n in spec.circuits[name].nodes if n.head.concrete]
+    seen: list[tuple[int, int]] = []
+    for h in heads:
+        if h not in seen:
+            seen.append(h)
+    return seen[:MAX_HEATMAPS]
+
+
+def inspected_prompt(v: Verdict) -> int:
+    """The prompt a card shows heatmaps for: the first failing one, else the first."""
+    failing = [p.index for p in v.prompts if not p.passed]
+    return failing[0] if failing else (v.prompts[0].index if v.prompts else 0)
+
+
+def claim_view(ev, claim: A.Claim, v: Verdict, spec: A.Spec) -> ClaimView:
+    """Everything a claim's card shows beyond its verdict. `ev`: the claim's PromptSetEvidence."""
+    from sadlang.trace.graph import combine
+
+    view = ClaimView(prompts=prompt_views(v.prompts, ev.prompts))
+    if v.counterexample is not None:
+        model = ev.model
+        try:
+            view.counterexample_tokens = model.decode(model.to_tokens(v.counterexample.text))
+        except Exception:  # a counterexample that no longer tokenizes is still shown as text
+            view.counterexample_tokens = []
+    if len(ev) == 0:
+        return view
+    i = inspected_prompt(v)
+    i = i if 0 <= i < len(ev) else 0
+    n_layers = ev.model.info.n_layers
+    heads = [h for h in named_heads(claim, spec) if h[0] < n_layers and h[1] < ev.model.info.n_heads]
+    if heads:
+        acts = ev.acts(i)
+        view.heatmaps = [heatmap(acts.pattern, h, i, list(ev.prompts[i].token_texts)) for h in heads]
+    body = claim.body
+    if body.kind == "circuit":
+        freq = float(getattr(body, "frequency", 0.0))
+        g = combine(ev.graphs(), 0.0)
+        view.graph = combined_graph_view(g, ev.prompts[0], n_layers,
+                                         f"traces of {ev.name or 'the prompt set'} combined by role", freq)
+    elif body.kind == "circuit_test":
+        decl = spec.circuits.get(getattr(body, "circuit", ""))
+        if decl is not None:
+            heads_traced = None
+            if decl.traced_from is not None and ev.workspace is not None:
+                from sadlang.circuits.nodes import traced_heads
+                heads_traced = traced_heads(decl, ev.workspace.sets[decl.traced_from])
+            effects = v.details.get("faithfulness without each node")
+            view.graph = declared_graph_view(decl, ev.prompts[0], n_layers, heads_traced,
+                                             effects if isinstance(effects, dict) else None)
+    return view
+
+
+def collector(spec: A.Spec) -> tuple[dict[str, ClaimView], Callable[[Any, A.Claim, Verdict], None]]:
+    """(views, observe): pass `observe` to check.executor.run_plan and `views` fills with each
+    claim's card data. A claim whose pictures cannot be drawn still gets its card, with a note."""
+    from sadlang.errors import SadError
+
+    views: dict[str, ClaimView] = {}
+
+    def observe(ev: Any, claim: A.Claim, v: Verdict) -> None:
+        try:
+            views[claim.name] = claim_view(ev, claim, v, spec)
+        except SadError as exc:
+            views[claim.name] = ClaimView(prompts=prompt_views(v.prompts, ev.prompts), note=f"no picture: {exc}")
+    return views, observe
