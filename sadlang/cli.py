@@ -334,9 +334,19 @@ def _print_ablations(model, circuit, k: int, toks: list[str]) -> None:
 def cmd_models(args) -> int:
     from sadlang.models import availability, known_models
 
+    if args.architectures:
+        from sadlang.models.families import table
+
+        print("Model families (HF config model_type). `exact`: the decomposition sums to the model's own "
+              "hooked\nscores and activations (tests/test_exactness.py); `refused`: loading fails (exit 3) and "
+              "names the feature.")
+        for family, types, tiny, status, adds in table():
+            print(f"\n{family:<8} model_type {types}; tiny model {tiny}\n  {status}\n  needs: {adds}")
+        return 0
     for name, desc in known_models():
         ok, why = availability(name)
-        print(f"{name:<14} {'loadable' if ok else 'missing ':<9} {desc}  [{why}]")
+        label = "loadable" if ok else "refused" if why.startswith("refused") else "missing"
+        print(f"{name:<14} {label:<9} {desc}  [{why}]")
     return 0
 
 
@@ -506,6 +516,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(fn=cmd_trace)
 
     m = sub.add_parser("models", help="list known models and whether each can be loaded now")
+    m.add_argument("--architectures", action="store_true",
+                   help="list the model families instead: what each adds to attention and whether it is "
+                        "decomposed exactly or refused")
     m.set_defaults(fn=cmd_models)
 
     s = sub.add_parser("sinks", help="per-head sink share, signal consistency, control/data class, prototypes")

@@ -31,7 +31,7 @@ def smollm():
     return load_model("smollm2-135m")
 
 
-@pytest.fixture(params=["tiny-gpt2", "tiny-llama"])
+@pytest.fixture(params=["tiny-gpt2", "tiny-llama", "tiny-qwen2", "tiny-mistral", "tiny-neox"])
 def tiny(request):
     from sadlang.models import load_model
     return load_model(request.param)

@@ -26,6 +26,9 @@ circuit traced = trace of copy at frequency 0.5 top 4 edges
 claim ok: logit_diff > -1000 on copy
 '''
 
+# one tiny model per family the decomposition supports (tests/test_families.py)
+FAMILIES = ["tiny-llama", "tiny-gpt2", "tiny-qwen2", "tiny-mistral", "tiny-neox"]
+
 
 def _lab(model_name, kind, cf=None):
     from sadlang.check.executor import prepare, run_plan  # noqa: F401  (the executor wires workspaces)
@@ -40,7 +43,7 @@ def _lab(model_name, kind, cf=None):
     return model, plan, stores, CircuitLab(stores["copy"], kind, stores.get(cf) if cf else None, 4)
 
 
-@pytest.mark.parametrize("model_name", ["planted", "tiny-llama", "tiny-gpt2"])
+@pytest.mark.parametrize("model_name", ["planted", *FAMILIES])
 def test_head_outputs_equal_the_hooked_z(model_name):
     from sadlang.circuits.ablation import head_z
 
@@ -67,7 +70,7 @@ def _by_hand(model, ev, i, layer, head, z_ref):
         return model.bridge(tokens)[0, -1].float()
 
 
-@pytest.mark.parametrize("model_name", ["planted", "tiny-llama", "tiny-gpt2"])
+@pytest.mark.parametrize("model_name", ["planted", *FAMILIES])
 @pytest.mark.parametrize("kind,cf", [("mean", None), ("resample", "abc"), ("zero", None)])
 def test_node_ablation_equals_a_hand_written_hook_ablation(model_name, kind, cf):
     from sadlang.circuits.ablation import Row, head_z, run_rows
@@ -213,7 +216,7 @@ def test_path_patch_from_the_clean_prompts_is_the_clean_run():
         assert torch.allclose(logits, torch.stack([ev.acts(i).logits_end for i in range(len(ev))]), atol=1e-5)
 
 
-@pytest.mark.parametrize("model_name", ["tiny-llama", "tiny-gpt2"])
+@pytest.mark.parametrize("model_name", FAMILIES)
 def test_path_patch_score_change_matches_the_hooked_rotated_queries_and_keys(model_name):
     """The query-side (key-side) score change equals what the model's own hook_rot_q (hook_rot_k,
     or hook_q/hook_k without RoPE) give when the receiver layer's normalized input carries the
@@ -224,8 +227,11 @@ def test_path_patch_score_change_matches_the_hooked_rotated_queries_and_keys(mod
     model, _, stores, _ = _lab(model_name, "mean")
     ev, cf = stores["copy"], stores["abc"]
     (ls, hs), (lr, hr) = (1, 0), (3, 2)
+    from sadlang.decomp.rope import apply_rope
+
     w = model.weights
-    rot = "rot_" if w.rotary else ""
+    # NeoX's bridge has no hook_rot_q/k: rotate its hook_q/k with the model's own cos/sin tables
+    rot = "rot_" if w.rotary and model.info.architecture != "gpt_neox" else ""
     names = {f"blocks.{lr}.attn.hook_{rot}q", f"blocks.{lr}.attn.hook_{rot}k"}
     for i in range(len(ev)):
         clean, twin = ev.acts(i), cf.acts(i)
@@ -241,6 +247,8 @@ def test_path_patch_score_change_matches_the_hooked_rotated_queries_and_keys(mod
         qn, kn = f"blocks.{lr}.attn.hook_{rot}q", f"blocks.{lr}.attn.hook_{rot}k"
         q0, k0 = base[qn][0, :, hr], base[kn][0, :, w.kv(hr)]
         q1, k1 = moved[qn][0, :, hr], moved[kn][0, :, w.kv(hr)]
+        if w.rotary and not rot:
+            q0, k0, q1, k1 = (apply_rope(t, clean.cos, clean.sin) for t in (q0, k0, q1, k1))
         want_q = (q1 - q0) @ k0.T / w.attn_scale
         want_k = q0 @ (k1 - k0).T / w.attn_scale
         assert torch.allclose(score_delta(model, clean, twin, (ls, hs), (lr, hr), "query"), want_q, atol=1e-4)

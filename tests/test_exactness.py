@@ -77,21 +77,44 @@ def test_relative_terms_and_contributions_add_up(tiny, method):
         for l in range(1, tiny.info.n_layers):
             for h in range(tiny.info.n_heads):
                 d = acts.n - 1
-                s = int(acts.pattern[l, h, d, 1:].argmax()) + 1
+                lo = max(1, tiny.weights.key_start(l, d))      # keys of d: lo..d (sliding windows)
+                s = int(acts.pattern[l, h, d, lo:].argmax()) + lo
                 f = decompose(dec, l, h, d, s, opts)
                 terms = torch.tensor(f.terms)
-                scores = acts.scores[l, h, d, : d + 1]
+                keys = tiny.weights.key_start(l, d)
+                scores = acts.scores[l, h, d, keys: d + 1]
+                assert scores.isfinite().all()                   # only real keys
                 if method == "acc":
-                    rel = float(relative_key_delta(scores[:, None], s)[0])
+                    rel = float(relative_key_delta(scores[:, None], s - keys)[0])
                     assert abs(float(terms.sum()) - rel) <= 1e-4 * max(1.0, abs(rel))
-                    if float(acts.pattern[l, h, d, s]) >= 1 / (d + 1):
+                    if float(acts.pattern[l, h, d, s]) >= 1 / len(scores):
                         assert rel >= -1e-5
                 else:
-                    assert abs(float(terms.sum()) - float(scores[s])) <= 1e-4 * max(1.0, abs(float(scores[s])))
+                    raw = float(scores[s - keys])
+                    assert abs(float(terms.sum()) - raw) <= 1e-4 * max(1.0, abs(raw))
                 if f.svs:
                     selected = float(terms[f.svs["query"]].sum())
                     for side in ("query", "key"):
                         assert abs(f.totals[side] - selected) <= 1e-3 * max(1.0, abs(selected))
+
+
+def test_attention_recomputed_from_the_decomposition_is_the_models(tiny):
+    """softmax over each destination's keys of the decomposed (then soft-capped) scores equals
+    the hooked pattern; keys outside a sliding window get exactly zero attention."""
+    from sadlang.decomp.prompt import softcap
+
+    w = tiny.weights
+    for acts in _acts(tiny):
+        dec = decomposition(tiny, acts)
+        for l in range(w.n_layers):
+            for h in range(w.n_heads):
+                for d in range(acts.n):
+                    lo = w.key_start(l, d)
+                    mine = torch.softmax(softcap(dec.score_terms(l, h, d).sum(-1), w.softcap), -1)
+                    assert torch.allclose(mine, acts.pattern[l, h, d, lo: d + 1], atol=1e-5)
+                    assert float(acts.pattern[l, h, d, :lo].abs().sum()) == 0.0
+    if any(w.windows):      # the prompts are longer than the window: the masking was exercised
+        assert acts.n > max(x for x in w.windows if x)
 
 
 def test_seed_contributions_sum_to_final_residual(tiny):
@@ -129,10 +152,9 @@ def test_dense_fallback_handles_rank_deficient_heads(planted):
 
 
 def test_accpp_invariants(tiny_llama):
-    from sadlang.trace.accpp import decompose_accpp, greedy_delete, ig_softmax
+    from sadlang.trace.accpp import greedy_delete, ig_softmax
 
     acts = _acts(tiny_llama)[0]
-    dec = decomposition(tiny_llama, acts)
     d = acts.n - 1
     gen = torch.Generator().manual_seed(0)
     X = torch.randn(300, d + 1, generator=gen, dtype=torch.float64) * 0.3
@@ -144,15 +166,30 @@ def test_accpp_invariants(tiny_llama):
         final = torch.softmax(X.sum(0) - X[rows].sum(0), -1)[j]
         assert reached and float(final) < 0.5 * float(p)
         assert abs(float(drops.sum()) - (float(p) - float(final))) < 1e-9     # weights add up
+    _accpp_removes_enough(tiny_llama)
+
+
+def _accpp_removes_enough(model):
+    from sadlang.trace.accpp import decompose_accpp
+
+    acts = _acts(model)[0]
+    dec = decomposition(model, acts)
+    d = acts.n - 1
     opts = TraceOptions(method="accpp", threshold=0.05)
     for l in range(1, 4):
         for h in range(4):
-            s = int(acts.pattern[l, h, d, 1:].argmax()) + 1
+            lo = max(1, model.weights.key_start(l, d))
+            s = int(acts.pattern[l, h, d, lo:].argmax()) + lo
             f = decompose_accpp(dec, l, h, d, s, opts)
             if f.attention >= 0.05:
                 for side in ("query", "key"):
                     assert f.totals[side] >= f.attention - 0.05 - 1e-6     # removed enough mass
                     assert all(0 <= k < 16 for e in f.edges for k in e.svs)
+
+
+def test_accpp_on_every_family(tiny):
+    """accpp's greedy removal works on every family's keys (windows: only the window's keys)."""
+    _accpp_removes_enough(tiny)
 
 
 def test_bundled_model_is_exact_and_traces_ioi(smollm):

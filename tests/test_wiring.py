@@ -11,6 +11,9 @@ from sadlang.circuits.ablation import Row, run_rows
 from sadlang.circuits.wiring import SIDES, Wiring, declared_edges, only_edges, without_edges
 from tests.test_circuits import _lab
 
+# one tiny model per family the decomposition supports (tests/test_families.py)
+FAMILIES = ["tiny-llama", "tiny-gpt2", "tiny-qwen2", "tiny-mistral", "tiny-neox"]
+
 
 def _all_heads(model):
     return {(layer, h) for layer in range(model.info.n_layers) for h in range(model.info.n_heads)}
@@ -35,7 +38,7 @@ def _clean(ev):
     return torch.stack([ev.model.bridge(ev.acts(i).tokens[None])[0, -1].float() for i in range(len(ev))])
 
 
-@pytest.mark.parametrize("model_name", ["planted", "tiny-llama", "tiny-gpt2"])
+@pytest.mark.parametrize("model_name", ["planted", *FAMILIES])
 def test_every_edge_kept_is_the_clean_run(model_name):
     model, _, stores, lab = _lab(model_name, "mean")
     ev = stores["copy"]
@@ -46,7 +49,7 @@ def test_every_edge_kept_is_the_clean_run(model_name):
         assert torch.allclose(wired, _clean(ev), atol=1e-4)
 
 
-@pytest.mark.parametrize("model_name", ["planted", "tiny-llama", "tiny-gpt2"])
+@pytest.mark.parametrize("model_name", ["planted", *FAMILIES])
 @pytest.mark.parametrize("kind", ["zero", "mean"])
 def test_cutting_every_path_keeps_the_rebuilt_inputs_exact(model_name, kind):
     """Every head kept, but every path cut: receivers rebuild all three inputs from the residual
@@ -76,7 +79,7 @@ def test_no_edge_kept_is_the_all_ablated_run(kind):
         assert not torch.allclose(none_kept, _clean(ev), atol=1e-2)
 
 
-@pytest.mark.parametrize("model_name", ["tiny-llama", "tiny-gpt2"])
+@pytest.mark.parametrize("model_name", FAMILIES)
 @pytest.mark.parametrize("side", SIDES)
 def test_one_cut_edge_equals_a_hand_written_hook(model_name, side):
     """Cut sender S from receiver R's `side` input (zero reference): by hand, run the model with

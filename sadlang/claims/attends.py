@@ -65,10 +65,10 @@ class AttendsKind(ClaimKind):
         p = ev.prompts[i]
         d, s = resolve(body.at.dest, p), resolve(body.at.src, p)
         a = float(ev.acts(i).pattern[(*body.head.pair, d, s)])
+        thr = ev.opts.firing_threshold(d, keys=ev.model.weights.n_keys(body.head.pair[0], d))
         if body.fires:
-            thr = ev.opts.firing_threshold(d)
             return a, a >= thr, f"A[{d}->{s}]={a:.3f}, threshold {thr:.3f}"
-        limit = body.weight or A.Bound(cmp=">=", value=ev.opts.firing_threshold(d))
+        limit = body.weight or A.Bound(cmp=">=", value=thr)
         return a, holds(a, limit), f"A[{d}->{s}]={a:.3f}"
 
 

@@ -130,7 +130,8 @@ def sink_profile(batch: PromptSetEvidence, layer: int, head: int, sink_of,
         A = batch.acts(i).pattern[layer, head]
         n = A.shape[-1]
         prof.shares.append(float(A[P + 1:, P].mean()) if P + 1 < n else float("nan"))
-        ds = [d for d in range(max(1, P + 1), n) if float(A[d, P]) >= opts.firing_threshold(d)]
+        ds = [d for d in range(max(1, P + 1), n)
+              if float(A[d, P]) >= opts.firing_threshold(d, keys=batch.model.weights.n_keys(layer, d))]
         for d in ds[-max_per_prompt:]:
             f = batch.firing(i, layer, head, d, P)
             if f.svs.get("query"):
@@ -196,7 +197,7 @@ def control_ablation_drop(batch: PromptSetEvidence, i: int, layer: int, head: in
     gen = torch.Generator().manual_seed(seed)
     drops = []
     for d in range(max(1, P + 1), n):
-        if float(A[d, P]) < opts.firing_threshold(d):
+        if float(A[d, P]) < opts.firing_threshold(d, keys=dec.weights.n_keys(layer, d)):
             continue
         f = batch.firing(i, layer, head, d, P)
         svs = f.svs.get("query", [])
@@ -204,10 +205,10 @@ def control_ablation_drop(batch: PromptSetEvidence, i: int, layer: int, head: in
             continue
         if random_svs:
             svs = random_subspace(dec.weights.d_head, svs, gen)
-        terms = dec.score_terms(layer, head, d)            # (d+1, r)
+        terms = dec.score_terms(layer, head, d)            # (K, r): keys lo..d
         keep = torch.ones(terms.shape[-1], dtype=terms.dtype, device=terms.device)
         keep[torch.tensor(svs)] = 0.0
-        new = torch.softmax((terms * keep).sum(-1), -1)[P]
+        new = torch.softmax((terms * keep).sum(-1), -1)[P - dec.weights.key_start(layer, d)]
         drops.append(float(A[d, P]) - float(new))
     return sum(drops) / len(drops) if drops else float("nan")
 

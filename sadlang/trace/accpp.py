@@ -70,10 +70,11 @@ def decompose_accpp(dec: PromptDecomposition, layer: int, head: int, d: int, s: 
                     opts: TraceOptions) -> Firing:
     check_firing_args(dec, layer, head, d, s)
     attn = float(dec.acts.pattern[layer, head, d, s])
-    tau = opts.firing_threshold(d)
+    lo = dec.weights.key_start(layer, d)
+    tau = opts.firing_threshold(d, keys=d + 1 - lo)
     f = Firing(layer, head, d, s, attn, tau, "accpp")
     a = dec.a(layer, head)[:, d].double()             # (C, r)
-    b = dec.b(layer, head)[:, : d + 1].double()       # (C, n, r)
+    b = dec.b(layer, head)[:, lo: d + 1].double()     # (C, K, r): the keys lo..d
     a_tot, b_tot = a.sum(0), b.sum(0)
     scale, cap = dec.weights.attn_scale, dec.weights.softcap
     C, r = a.shape
@@ -84,8 +85,8 @@ def decompose_accpp(dec: PromptDecomposition, layer: int, head: int, d: int, s: 
     }
     for side, X3 in sides.items():
         X = X3.reshape(C * r, -1)
-        ig = ig_softmax(X, s, opts.ig_steps, cap)
-        rows, drops, reached = greedy_delete(X, ig, s, attn, tau, cap)
+        ig = ig_softmax(X, s - lo, opts.ig_steps, cap)
+        rows, drops, reached = greedy_delete(X, ig, s - lo, attn, tau, cap)
         if not reached:
             f.notes.append(f"{side}: removing every term did not push attention below {tau:.3g}")
         comp_ids, svs = torch.div(rows, r, rounding_mode="floor"), rows % r

@@ -73,6 +73,10 @@ def check_firing_args(dec: PromptDecomposition, layer: int, head: int, d: int, s
         raise TraceError(f"destination position {d} is out of range 0..{dec.n - 1}")
     if not 0 <= s <= d:
         raise TraceError(f"source position {s} must be in 0..{d} (causal attention)")
+    lo = w.key_start(layer, d)
+    if s < lo:
+        raise TraceError(f"source position {s} is outside the sliding window of layer {layer}: "
+                         f"destination {d} attends to {lo}..{d}")
 
 
 def relative_key_delta(b: torch.Tensor, s: int) -> torch.Tensor:
@@ -127,15 +131,18 @@ def decompose_linear(dec: PromptDecomposition, layer: int, head: int, d: int, s:
     the other keys): select singular terms, then split their sum over components per side."""
     check_firing_args(dec, layer, head, d, s)
     attn = float(dec.acts.pattern[layer, head, d, s])
-    f = Firing(layer, head, d, s, attn, opts.firing_threshold(d), opts.method)
+    w = dec.weights
+    lo, n_keys = w.key_start(layer, d), w.n_keys(layer, d)
+    f = Firing(layer, head, d, s, attn, opts.firing_threshold(d, keys=n_keys), opts.method)
     a_tot = dec.a_total(layer, head)[d]                  # (r,)
     b_tot = dec.b_total(layer, head)[: d + 1]            # (d+1, r)
-    scale = dec.weights.attn_scale
+    scale = w.attn_scale
+    # relative attention: key s minus the mean of the other keys (those in the window)
     key_weights = torch.zeros(d + 1, dtype=a_tot.dtype, device=a_tot.device)
     if not relative:
         key_weights[s] = 1.0
     else:
-        key_weights[:] = -1.0 / d if d > 0 else 0.0
+        key_weights[lo:] = -1.0 / (n_keys - 1) if n_keys > 1 else 0.0
         key_weights[s] = 1.0
     db_tot = key_weights @ b_tot                          # (r,)
     terms = a_tot * db_tot / scale                        # (r,)

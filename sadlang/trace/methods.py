@@ -44,15 +44,17 @@ class Method:
     options: tuple[str, ...]
     raw_sources: bool = False
 
-    def firing_threshold(self, d: int, opts: TraceOptions) -> float:
-        """Attention at or above which the head fires at destination d."""
+    def firing_threshold(self, d: int, opts: TraceOptions, keys: int | None = None) -> float:
+        """Attention at or above which the head fires at destination d, which has `keys` keys
+        (d + 1 without a sliding window)."""
         if opts.threshold is not None:
             return opts.threshold
+        n = d + 1 if keys is None else keys
         if self.name == "sad":
             return 0.5
         if self.name == "acc":
-            return 1.0 / (d + 1)
-        return min(1.0, opts.accpp_scale / (d + 1))
+            return 1.0 / n
+        return min(1.0, opts.accpp_scale / n)
 
     def fires(self, dec: PromptDecomposition, opts: TraceOptions, layer: int, head: int, d: int,
               s: int) -> bool:
@@ -61,7 +63,8 @@ class Method:
             return False
         if self.raw_sources and (s == 0 or float(dec.acts.scores[layer, head, d, s]) < 0):
             return False
-        return float(dec.acts.pattern[layer, head, d, s]) >= self.firing_threshold(d, opts)
+        return float(dec.acts.pattern[layer, head, d, s]) >= self.firing_threshold(
+            d, opts, dec.weights.n_keys(layer, d))
 
 
 def _linear(relative: bool) -> Decompose:

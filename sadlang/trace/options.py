@@ -37,5 +37,7 @@ class TraceOptions(BaseModel):
             raise ValueError(f"unknown method {name!r}; expected one of {', '.join(METHODS)}")
         return name
 
-    def firing_threshold(self, d: int) -> float:
-        return get_method(self.method).firing_threshold(d, self)
+    def firing_threshold(self, d: int, keys: int | None = None) -> float:
+        """The method's threshold at destination d, which has `keys` keys (d + 1 by default;
+        fewer under a sliding window)."""
+        return get_method(self.method).firing_threshold(d, self, keys)

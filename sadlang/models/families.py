@@ -1,0 +1,131 @@
+"""The model-family registry: which Hugging Face architectures sadlang decomposes exactly, what
+each adds to the attention computation, and the features it refuses.
+
+A family's features are read from the **Hugging Face config** (the TransformerLens bridge's
+config does not carry windows, partial rotary or post-norms reliably). `features(config)` names
+every feature a model uses; `unsupported(config)` the ones the decomposition cannot handle
+exactly yet, so loading refuses them (UnsupportedModelError, exit 3) instead of explaining a
+different computation. Adding a family touches this module, `builtin.py` (its tiny model) and
+the exactness tests, which are parametrised over `TINY`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Family:
+    """One architecture family. `model_types`: HF `config.model_type` values; `bridge`: a
+    TransformerLens architecture name to boot a model of this family with; `adds`: what is new
+    for the decomposition, in words; `tiny`: the built-in random model of the family."""
+
+    name: str
+    model_types: tuple[str, ...]
+    bridge: str
+    adds: str
+    tiny: str | None = None
+    papers: tuple[str, ...] = field(default_factory=tuple)
+
+
+FAMILIES: dict[str, Family] = {f.name: f for f in [
+    Family("gpt2", ("gpt2",), "gpt2",
+           "LayerNorm (folded, centred), absolute positions, Q/K/V/O biases", "tiny-gpt2",
+           ("GPT-2 small (SAD, ACC)",)),
+    Family("llama", ("llama",), "meta-llama/Llama-3.2-1B",
+           "RMSNorm (folded), rotary, grouped-query attention", "tiny-llama",
+           ("SmolLM2 (bundled)", "Llama-3 (ACC++ library)")),
+    Family("qwen2", ("qwen2",), "Qwen/Qwen2.5-0.5B",
+           "Q/K/V biases under grouped-query attention (the `offset` component is non-zero)", "tiny-qwen2",
+           ("Qwen2.5 (ACC++ library)",)),
+    Family("mistral", ("mistral",), "mistralai/Mistral-7B-v0.1",
+           "sliding-window attention: keys outside a query's window are not keys", "tiny-mistral"),
+    Family("neox", ("gpt_neox",), "EleutherAI/pythia-70m",
+           "parallel attention + MLP (both read the block input), partial rotary (rotary_pct), "
+           "fused QKV with biases", "tiny-neox", ("Pythia-160M (ACC)",)),
+    Family("gemma2", ("gemma2",), "google/gemma-2-2b",
+           "attention logit soft-capping, pre+post norms, alternating sliding/global layers, "
+           "query_pre_attn_scalar, scaled embeddings", "tiny-gemma2", ("Gemma-2-2B (ACC++)",)),
+    Family("gemma3", ("gemma3_text", "gemma3"), "google/gemma-3-270m",
+           "QK-norm (RMSNorm on q and k per head), pre+post norms, 5:1 local/global layers with "
+           "two RoPE bases", "tiny-gemma3"),
+]}
+
+
+def family_of(config: Any) -> Family | None:
+    model_type = str(getattr(config, "model_type", ""))
+    return next((f for f in FAMILIES.values() if model_type in f.model_types), None)
+
+
+def _get(config: Any, name: str, default: Any = None) -> Any:
+    return getattr(config, name, default)
+
+
+def sliding_windows(config: Any) -> list[int | None]:
+    """Per layer: the sliding-window size (keys d-w+1..d), or None for global attention."""
+    n = int(_get(config, "num_hidden_layers", 0) or 0)
+    window = _get(config, "sliding_window", None)
+    if not window or not _get(config, "use_sliding_window", True):
+        return [None] * n
+    types = _get(config, "layer_types", None)
+    if types:
+        return [int(window) if t == "sliding_attention" else None for t in types]
+    return [int(window)] * n
+
+
+def features(config: Any) -> dict[str, str]:
+    """Feature name -> detail, for every attention-relevant feature the config uses."""
+    out: dict[str, str] = {}
+    model_type = str(_get(config, "model_type", ""))
+    if _get(config, "use_parallel_residual", False) and model_type == "gpt_neox":
+        out["parallel blocks"] = "attention and MLP read the same block input"
+    pct = _get(config, "rotary_pct", None)
+    if pct is None:
+        pct = (_get(config, "rope_parameters", None) or {}).get("partial_rotary_factor") if isinstance(
+            _get(config, "rope_parameters", None), dict) else None
+    if pct is not None and float(pct) < 1.0:
+        out["partial rotary"] = f"rotary on {float(pct):g} of each head's dimensions"
+    windows = sliding_windows(config)
+    if any(w is not None for w in windows):
+        n_local = sum(w is not None for w in windows)
+        out["sliding window"] = f"window {next(w for w in windows if w)} on {n_local} of {len(windows)} layers"
+    cap = _get(config, "attn_logit_softcapping", None)
+    if cap:
+        out["soft-capped scores"] = f"tanh(z/{cap:g})*{cap:g}"
+    if model_type.startswith("gemma3"):
+        out["QK-norm"] = "RMSNorm on each head's q and k after projection"
+    if model_type.startswith(("gemma2", "gemma3")):
+        out["post-norms"] = "RMSNorm on the attention and MLP outputs before the residual"
+    if _get(config, "attention_bias", False) or model_type == "qwen2":
+        out["Q/K/V biases"] = "query and key biases (the offset component)"
+    if _get(config, "num_experts", None) or _get(config, "num_local_experts", None):
+        out["mixture of experts"] = "routed MLPs"
+    return out
+
+
+# what the decomposition handles exactly today; every other feature is refused
+SUPPORTED = {"parallel blocks", "partial rotary", "sliding window", "Q/K/V biases"}
+
+
+def unsupported(config: Any) -> dict[str, str]:
+    """The features of `config` the decomposition does not handle exactly (empty: supported)."""
+    out = {k: v for k, v in features(config).items() if k not in SUPPORTED}
+    if family_of(config) is None:
+        out["architecture"] = f"model_type {_get(config, 'model_type', '?')!r} is not in sadlang's family registry"
+    return out
+
+
+def status(f: Family) -> str:
+    """`exact`, or `refused: <features>`: judged on the family's tiny model's config."""
+    from sadlang.models.builtin import build_config
+
+    if f.tiny is None:
+        return "exact"
+    missing = unsupported(build_config(f.tiny))
+    return "exact" if not missing else "refused: " + ", ".join(missing)
+
+
+def table() -> list[tuple[str, str, str, str, str]]:
+    """(family, HF model types, tiny model, status, what it adds) for `sadlang models --architectures`."""
+    return [(f.name, ", ".join(f.model_types), f.tiny or "-", status(f), f.adds) for f in FAMILIES.values()]

@@ -1,0 +1,152 @@
+"""The model-family registry: every family of the method's papers either decomposes exactly
+(tests/test_exactness.py, test_circuits.py and test_wiring.py run over its tiny model) or is
+refused before any weight is read, naming the feature; specs run end to end on each family."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from sadlang.cli import main
+from sadlang.errors import UnsupportedModelError
+from sadlang.models import builtin, load_model
+from sadlang.models.families import FAMILIES, family_of, features, sliding_windows, unsupported
+
+EXACT = ["tiny-gpt2", "tiny-llama", "tiny-qwen2", "tiny-mistral", "tiny-neox"]
+REFUSED = {"tiny-gemma2": ["soft-capped scores", "post-norms"], "tiny-gemma3": ["QK-norm", "post-norms"]}
+
+
+def test_every_family_has_a_tiny_model_in_the_registry():
+    assert {f.tiny for f in FAMILIES.values()} == set(EXACT) | set(REFUSED)
+    for f in FAMILIES.values():
+        assert f.tiny in builtin.BUILTIN
+        assert family_of(builtin.build_config(f.tiny)) is f
+
+
+def test_features_are_read_from_the_hf_config():
+    neox = features(builtin.build_config("tiny-neox"))
+    assert {"parallel blocks", "partial rotary", "Q/K/V biases"} <= set(neox)
+    assert sliding_windows(builtin.build_config("tiny-mistral")) == [6, 6, 6, 6]
+    assert sliding_windows(builtin.build_config("tiny-gemma2")) == [6, None, 6, None]    # alternating
+    assert sliding_windows(builtin.build_config("tiny-llama")) == [None] * 4
+    for name in EXACT:
+        assert unsupported(builtin.build_config(name)) == {}
+    for name, feats in REFUSED.items():
+        assert sorted(unsupported(builtin.build_config(name))) == sorted(feats)
+
+
+def test_windows_reach_the_weights():
+    w = load_model("tiny-mistral").weights
+    assert w.windows == (6, 6, 6, 6) and w.key_start(1, 10) == 5 and w.n_keys(1, 10) == 6
+    assert w.key_start(1, 3) == 0 and load_model("tiny-llama").weights.key_start(1, 10) == 0
+
+
+def test_neox_rotary_is_partial():
+    model = load_model("tiny-neox")
+    from sadlang.decomp.activations import run_prompts
+
+    acts = run_prompts(model, [model.to_tokens(" When Mary went to the store")])[0]
+    assert acts.cos is not None and acts.cos.shape[-1] == model.info.d_head // 4
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED))
+def test_refused_family_fails_before_building_weights(name, monkeypatch):
+    def no_weights(*a, **k):
+        raise AssertionError("weights were built for a refused model")
+
+    monkeypatch.setattr(builtin, "build_hf_model", no_weights)
+    with pytest.raises(UnsupportedModelError) as exc:
+        load_model(name, reuse=False)
+    for feature in REFUSED[name]:
+        assert feature in str(exc.value)
+    assert "--architectures" in str(exc.value)
+
+
+def test_refused_local_folder_fails_from_its_config_alone(tmp_path, monkeypatch):
+    """A Gemma-2 checkpoint on disk is refused by its config.json: the weights are never read."""
+    import transformers
+
+    builtin.build_hf_model("tiny-gemma2").save_pretrained(tmp_path)
+    (tmp_path / "model.safetensors").write_bytes(b"not weights")       # would fail if read
+
+    def no_weights(*a, **k):
+        raise AssertionError("from_pretrained was called")
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", no_weights)
+    with pytest.raises(UnsupportedModelError, match="soft-capped scores"):
+        load_model(str(tmp_path), reuse=False)
+
+
+def test_check_on_a_refused_family_exits_3(tmp_path, capsys):
+    spec = tmp_path / "g.sad"
+    spec.write_text('model tiny-gemma3\nprompts p:\n  template "When Mary went to the store"\n'
+                    '  answer " Mary" against " John"\nclaim f: head 1.0 fires at end -> bos on p\n')
+    assert main(["check", str(spec), "-q"]) == 3
+    err = capsys.readouterr().err
+    assert "QK-norm" in err and "Traceback" not in err
+
+
+def test_models_architectures_lists_every_family(capsys):
+    assert main(["models", "--architectures"]) == 0
+    out = capsys.readouterr().out
+    for f in FAMILIES.values():
+        assert f.name in out and f.tiny in out
+    assert out.count("exact") >= len(EXACT) and "refused: soft-capped scores, post-norms" in out
+
+
+SPEC = '''model {model}
+method {method}
+pool names = " Mary" " John" " Alice" " Bob"
+prompts p:
+  template "When{{A}} and{{B}} went to the store,{{B}} gave a drink to"
+  A, B from names distinct
+  answer "{{A}}" against "{{B}}"
+  sample 3 seed 0
+claim behaves:  mean logit_diff > -1000
+claim fires:    head 1.0 fires at end -> B#2 in >= 50% of prompts
+claim edge:     edge *.* -> 3.1 via key at end -> B#2 in >= 50% of prompts
+claim traced:   circuit of p at frequency 0 excludes 3.*
+claim ablated:  ablate edge *.* -> 3.1 via key at end -> B#2 local lowers attention by >= 0.01 in >= 50% of prompts
+'''
+
+
+@pytest.mark.parametrize("method", ["acc", "accpp"])
+@pytest.mark.parametrize("model", EXACT)
+def test_specs_run_end_to_end_on_every_family(model, method, tmp_path):
+    """Every claim is measured (held or failed, never an error) with each method."""
+    from sadlang.check.executor import check_file
+    from sadlang.check.report import to_json
+
+    path = tmp_path / "f.sad"
+    path.write_text(SPEC.format(model=model, method=method))
+    report = check_file(path)
+    data = json.loads(to_json(report))
+    assert [v["status"] for v in data["verdicts"]].count("error") == 0, [v["measured"] for v in data["verdicts"]]
+    assert data["verdicts"][0]["status"] == "held"
+
+
+@pytest.mark.parametrize("model_name", EXACT)
+def test_full_rank_local_ablation_equals_removing_the_component(model_name):
+    """On every family: removing all of one component's singular directions from one firing's
+    key side changes the scores by exactly minus that component's term."""
+    from sadlang.decomp.activations import run_prompts
+    from sadlang.decomp.components import Component
+    from sadlang.intervene.edits import EdgeEdit, score_delta
+    from sadlang.trace.tracer import decomposition
+
+    model = load_model(model_name)
+    w = model.weights
+    acts = run_prompts(model, [model.to_tokens(" When Mary and John went to the store, John gave a drink to")])[0]
+    dec = decomposition(model, acts)
+    layer, head, d = 2, 1, acts.n - 1
+    lo = max(1, w.key_start(layer, d))
+    s = int(acts.pattern[layer, head, d, lo:].argmax()) + lo
+    comp = Component(kind="head", layer=1, head=0, src=s)        # 1.0's write at s from source s
+    edit = EdgeEdit(layer, head, d, s, comp, "key", list(range(w.d_head)), "local", -1.0)
+    full = score_delta(dec, edit)
+    c = dec.table(layer).head_index(1, 0, s)
+    assert float(dec.b(layer, head)[c, s].abs().max()) > 0      # a real term is removed
+    expected = -(dec.a(layer, head).sum(0) @ dec.b(layer, head)[c, s]) / w.attn_scale
+    assert torch.allclose(full[s:, s], expected[s:], atol=1e-4)
