@@ -31,7 +31,7 @@ def smollm():
     return load_model("smollm2-135m")
 
 
-@pytest.fixture(params=["tiny-gpt2", "tiny-llama", "tiny-qwen2", "tiny-mistral", "tiny-neox"])
+@pytest.fixture(params=["tiny-gpt2", "tiny-llama", "tiny-qwen2", "tiny-mistral", "tiny-neox", "tiny-gemma2"])
 def tiny(request):
     from sadlang.models import load_model
     return load_model(request.param)

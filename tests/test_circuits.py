@@ -27,7 +27,9 @@ claim ok: logit_diff > -1000 on copy
 '''
 
 # one tiny model per family the decomposition supports (tests/test_families.py)
-FAMILIES = ["tiny-llama", "tiny-gpt2", "tiny-qwen2", "tiny-mistral", "tiny-neox"]
+FAMILIES = ["tiny-llama", "tiny-gpt2", "tiny-qwen2", "tiny-mistral", "tiny-neox", "tiny-gemma2"]
+# path patching moves one head's write through the residual: refused under Gemma's post-norm
+PATCHABLE = [f for f in FAMILIES if f != "tiny-gemma2"]
 
 
 def _lab(model_name, kind, cf=None):
@@ -52,12 +54,14 @@ def test_head_outputs_equal_the_hooked_z(model_name):
     for i in range(len(ev)):
         _, cache = model.bridge.run_with_cache(ev.acts(i).tokens[None], names_filter=lambda n: n.endswith("hook_z"))
         hooked = torch.stack([cache[f"blocks.{l}.attn.hook_z"][0] for l in range(model.info.n_layers)])
-        assert torch.allclose(head_z(ev.acts(i), model), hooked, atol=1e-5)
+        # batched vs single runs differ in float32 rounding, relative to the activations' size
+        assert torch.allclose(head_z(ev.acts(i), model), hooked, atol=1e-5 * max(1.0, float(hooked.abs().max())))
 
 
 def _by_hand(model, ev, i, layer, head, z_ref):
     """Logits at the end with head (layer, head)'s output replaced by z_ref (n, r) at every
-    position, written as a hook on hook_attn_out: add (z_ref - z) W_O for that head."""
+    position, written as a hook on the attention output: add (z_ref - z) W_O for that head
+    (before Gemma's post-attention norm, which then sees the edited output)."""
     tokens = ev.acts(i).tokens[None]
     _, cache = model.bridge.run_with_cache(tokens, names_filter=lambda n: n == f"blocks.{layer}.attn.hook_z")
     z = cache[f"blocks.{layer}.attn.hook_z"][0, :, head]                     # (n, r)
@@ -66,7 +70,8 @@ def _by_hand(model, ev, i, layer, head, z_ref):
     def patch(x, hook):
         return x + delta[None].to(x.dtype)
 
-    with torch.no_grad(), model.bridge.hooks(fwd_hooks=[(f"blocks.{layer}.hook_attn_out", patch)]):
+    where = "attn.hook_out" if model.weights.post_norm else "hook_attn_out"
+    with torch.no_grad(), model.bridge.hooks(fwd_hooks=[(f"blocks.{layer}.{where}", patch)]):
         return model.bridge(tokens)[0, -1].float()
 
 
@@ -216,7 +221,7 @@ def test_path_patch_from_the_clean_prompts_is_the_clean_run():
         assert torch.allclose(logits, torch.stack([ev.acts(i).logits_end for i in range(len(ev))]), atol=1e-5)
 
 
-@pytest.mark.parametrize("model_name", FAMILIES)
+@pytest.mark.parametrize("model_name", PATCHABLE)
 def test_path_patch_score_change_matches_the_hooked_rotated_queries_and_keys(model_name):
     """The query-side (key-side) score change equals what the model's own hook_rot_q (hook_rot_k,
     or hook_q/hook_k without RoPE) give when the receiver layer's normalized input carries the

@@ -14,8 +14,8 @@ from sadlang.errors import UnsupportedModelError
 from sadlang.models import builtin, load_model
 from sadlang.models.families import FAMILIES, family_of, features, sliding_windows, unsupported
 
-EXACT = ["tiny-gpt2", "tiny-llama", "tiny-qwen2", "tiny-mistral", "tiny-neox"]
-REFUSED = {"tiny-gemma2": ["soft-capped scores", "post-norms"], "tiny-gemma3": ["QK-norm", "post-norms"]}
+EXACT = ["tiny-gpt2", "tiny-llama", "tiny-qwen2", "tiny-mistral", "tiny-neox", "tiny-gemma2"]
+REFUSED = {"tiny-gemma3": ["QK-norm"]}
 
 
 def test_every_family_has_a_tiny_model_in_the_registry():
@@ -65,17 +65,17 @@ def test_refused_family_fails_before_building_weights(name, monkeypatch):
 
 
 def test_refused_local_folder_fails_from_its_config_alone(tmp_path, monkeypatch):
-    """A Gemma-2 checkpoint on disk is refused by its config.json: the weights are never read."""
+    """A Gemma-3 checkpoint on disk is refused by its config.json: the weights are never read."""
     import transformers
 
-    builtin.build_hf_model("tiny-gemma2").save_pretrained(tmp_path)
+    builtin.build_hf_model("tiny-gemma3").save_pretrained(tmp_path)
     (tmp_path / "model.safetensors").write_bytes(b"not weights")       # would fail if read
 
     def no_weights(*a, **k):
         raise AssertionError("from_pretrained was called")
 
     monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", no_weights)
-    with pytest.raises(UnsupportedModelError, match="soft-capped scores"):
+    with pytest.raises(UnsupportedModelError, match="QK-norm"):
         load_model(str(tmp_path), reuse=False)
 
 
@@ -93,7 +93,7 @@ def test_models_architectures_lists_every_family(capsys):
     out = capsys.readouterr().out
     for f in FAMILIES.values():
         assert f.name in out and f.tiny in out
-    assert out.count("exact") >= len(EXACT) and "refused: soft-capped scores, post-norms" in out
+    assert out.count("exact") >= len(EXACT) and "refused: QK-norm" in out
 
 
 SPEC = '''model {model}
@@ -150,3 +150,59 @@ def test_full_rank_local_ablation_equals_removing_the_component(model_name):
     assert float(dec.b(layer, head)[c, s].abs().max()) > 0      # a real term is removed
     expected = -(dec.a(layer, head).sum(0) @ dec.b(layer, head)[c, s]) / w.attn_scale
     assert torch.allclose(full[s:, s], expected[s:], atol=1e-4)
+
+
+def test_gemma2_reads_its_own_scale_gains_and_cap():
+    """Gemma-2: scores are divided by sqrt(query_pre_attn_scalar), not sqrt(d_head); the
+    post-attention norm's gains are folded into W_O; the scores are soft-capped."""
+    model = load_model("tiny-gemma2")
+    w, cfg = model.weights, builtin.build_config("tiny-gemma2")
+    assert w.attn_scale == pytest.approx(cfg.query_pre_attn_scalar ** 0.5)
+    assert w.post_norm and w.softcap == 50.0
+    assert not torch.allclose(w.W_O, model.bridge.W_O.float())             # gains folded in
+
+
+def test_soft_capped_local_edit_reaches_the_capped_scores():
+    """A local edit is a change of the pre-cap score; on a soft-capped model the forward pass
+    must see cap(z + delta), so the attention read back equals the softmax of the capped,
+    edited decomposed scores."""
+    from sadlang.decomp.activations import run_prompts
+    from sadlang.decomp.prompt import softcap
+    from sadlang.intervene.edits import EdgeEdit, run_edits, score_delta
+    from sadlang.trace.tracer import decomposition
+
+    model = load_model("tiny-gemma2")
+    w = model.weights
+    acts = run_prompts(model, [model.to_tokens(" When Mary and John went to the store, John gave a drink to")])[0]
+    dec = decomposition(model, acts)
+    layer, head, d = 3, 1, acts.n - 1                       # layer 3: global attention
+    s = int(acts.pattern[layer, head, d, 1:].argmax()) + 1
+    table = dec.table(layer)
+    heads = dec.b(layer, head)[: table.n_head_components, s].norm(dim=-1)      # each head write's key part
+    comp = table.describe(int(heads.argmax()))                                  # the strongest one
+    edit = EdgeEdit(layer, head, d, s, comp, "key", list(range(w.d_head)), "local", -1.0)
+    _, att = run_edits(model, [dec], [[edit]], [(layer, head, d, s)])
+    z = dec.score_terms(layer, head, d).sum(-1) + score_delta(dec, edit)[d, : d + 1]
+    want = torch.softmax(softcap(z, w.softcap), -1)[s]
+    assert float(att[0]) == pytest.approx(float(want), abs=1e-5)
+    assert abs(float(att[0]) - float(acts.pattern[layer, head, d, s])) > 1e-3   # the edit did something
+
+
+def test_gemma2_refuses_edge_level_circuits_and_path_patching(tmp_path):
+    from sadlang.check.executor import check_file
+
+    path = tmp_path / "g.sad"
+    path.write_text(SPEC.format(model="tiny-gemma2", method="acc").split("claim ")[0] + """circuit c:
+  0.0
+  1.0
+  edge 0.0 -> 1.0 via key
+prompts q from p:
+  swap A B
+claim wired: circuit c is faithful >= 50% by zero ablation on p
+claim patched: patch edge 0.0 -> 1.0 via key from q lowers logit_diff by >= 1% on p
+""")
+    report = check_file(path)
+    by = {v.name: v for v in report.verdicts}
+    assert (by["wired"].status == "error" and "post-attention norm" in by["wired"].measured) or \
+        "soft-capped" in by["wired"].measured
+    assert by["patched"].status == "error" and "soft-capped" in by["patched"].measured

@@ -38,6 +38,9 @@ def score_delta(model: LoadedModel, clean: PromptActivations, cf: PromptActivati
         raise TraceError(f"head {ls}.{hs} cannot feed head {lr}.{hr}: a sender sits in an earlier layer")
     if w.softcap:
         raise TraceError("path patching adds to attention scores, which a soft-capped model caps")
+    if w.post_norm:
+        raise TraceError("path patching moves one head's write through the residual, which a post-attention "
+                         "norm (Gemma) rescales with every head's output; use node ablations (`ablate head`)")
     dz = one_head_z(cf, model, ls, hs) - one_head_z(clean, model, ls, hs)    # (n, r)
     dx = (dz @ w.W_O[ls, hs]) / clean.ln_scale[lr][:, None]                  # (n, D)
     x = clean.normalized[lr]                                                  # (n, D)

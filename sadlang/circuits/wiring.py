@@ -108,6 +108,9 @@ class WiredRun:
         w = model.weights
         if w.softcap and any(wirings):
             raise TraceError("edge-level circuits rebuild attention scores, which a soft-capped model caps")
+        if w.post_norm and any(wirings):
+            raise TraceError("edge-level circuits rebuild a receiver's input from head writes, which a "
+                             "post-attention norm (Gemma) rescales; test the circuit at node level")
         cfg = model.bridge.cfg
         self.w, self.kind, self.eps = w, str(cfg.normalization_type or "LN"), float(cfg.eps)
         self.wirings, self.values, self.cos, self.sin = wirings, values, cos, sin

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from sadlang.decomp.prompt import softcap
 from sadlang.evidence.store import PromptSetEvidence
 from sadlang.intervene.controls import random_subspace
 from sadlang.trace.methods import get_method
@@ -208,7 +209,8 @@ def control_ablation_drop(batch: PromptSetEvidence, i: int, layer: int, head: in
         terms = dec.score_terms(layer, head, d)            # (K, r): keys lo..d
         keep = torch.ones(terms.shape[-1], dtype=terms.dtype, device=terms.device)
         keep[torch.tensor(svs)] = 0.0
-        new = torch.softmax((terms * keep).sum(-1), -1)[P - dec.weights.key_start(layer, d)]
+        capped = softcap((terms * keep).sum(-1), dec.weights.softcap)
+        new = torch.softmax(capped, -1)[P - dec.weights.key_start(layer, d)]
         drops.append(float(A[d, P]) - float(new))
     return sum(drops) / len(drops) if drops else float("nan")
 

@@ -30,6 +30,9 @@ class PromptActivations:
     normalized:  (L, n, D)     blocks.l.ln1.hook_normalized
     cos, sin:    (n, r)        RoPE tables from the model's own hooks (None without RoPE)
     logits_end:  (V,)          logits at the last position
+    mix:         (L, H, n, n)  how much of head (l, h)'s value at source t reaches the residual
+                               at p: the pattern, divided by the frozen post-attention norm scale
+                               (Gemma-2/3) where the model has one (the gain is folded in W_O)
     """
 
     tokens: torch.Tensor
@@ -47,15 +50,25 @@ class PromptActivations:
     cos: torch.Tensor | None
     sin: torch.Tensor | None
     logits_end: torch.Tensor
+    post_scale: torch.Tensor | None = None   # (L, n) ln1_post.hook_scale, post-norm models only
 
     @property
     def n(self) -> int:
         return int(self.tokens.shape[0])
 
+    @property
+    def mix(self) -> torch.Tensor:
+        if self.post_scale is None:
+            return self.pattern
+        if "_mix" not in self.__dict__:
+            self.__dict__["_mix"] = self.pattern / self.post_scale[:, None, :, None]
+        return self.__dict__["_mix"]
+
 
 _NEEDED = ("hook_resid_pre", "ln1.hook_scale", "ln1.hook_normalized", "attn.hook_pattern",
            "attn.hook_attn_scores", "attn.hook_v", "hook_attn_out", "hook_mlp_out",
-           "attn.hook_cos", "attn.hook_sin", "ln_final.hook_scale", "ln_final.hook_normalized")
+           "attn.hook_cos", "attn.hook_sin", "ln_final.hook_scale", "ln_final.hook_normalized",
+           "ln1_post.hook_scale")
 
 
 class ForwardCounter:
@@ -93,6 +106,7 @@ def run_batch(model: LoadedModel, batch: list[list[int]]) -> list[PromptActivati
     attn_out = stack("hook_attn_out")
     mlp_out = stack("hook_mlp_out")
     normalized = stack("ln1.hook_normalized")
+    post = _scale(stack("ln1_post.hook_scale")) if model.weights.post_norm else None   # (b, L, n)
     final_scale = _scale(cache["ln_final.hook_scale"].float())
     final_norm = cache["ln_final.hook_normalized"].float()
     has_rope = "blocks.0.attn.hook_cos" in cache.cache_dict if hasattr(cache, "cache_dict") else False
@@ -110,7 +124,7 @@ def run_batch(model: LoadedModel, batch: list[list[int]]) -> list[PromptActivati
             final_scale=final_scale[i], final_normalized=final_norm[i], pattern=pattern[i],
             scores=scores[i], v=v[i], attn_out=attn_out[i], mlp_out=mlp_out[i],
             resid_pre=resid[i], normalized=normalized[i], cos=cos, sin=sin,
-            logits_end=logits[i, -1].float()))
+            logits_end=logits[i, -1].float(), post_scale=None if post is None else post[i]))
     return out
 
 

@@ -7,6 +7,7 @@ an exact sum of upstream outputs:
 
 with components c (flat index, see `ComponentTable`):
     head (l', h', t)  for l' < l, every head, every source token t: A[l',h',p,t] v_t W_O[l',h']
+                      (post-norm models: A / the frozen post-attention scale, gain in W_O)
     mlp l'            hook_mlp_out[l'](p)
     bias l'           b_O[l'] (attention output bias, value biases folded in)
     embed             hook_resid_pre[0](p)
@@ -115,7 +116,7 @@ def residual_components(acts: PromptActivations, weights: ModelWeights, layer: i
     if L_ > 0:
         v = acts.v[:L_].repeat_interleave(weights.group, dim=2)                  # (l, n, H, r)
         vo = torch.einsum("lthr,lhrd->lhtd", v, weights.W_O[:L_])                 # (l, H, t, D)
-        A = acts.pattern[:L_][:, :, pos, :]                                       # (l, H, P, t)
+        A = acts.mix[:L_][:, :, pos, :]                                           # (l, H, P, t)
         heads = A[..., None] * vo[:, :, None, :, :]                               # (l, H, P, t, D)
         parts.append(heads.permute(0, 1, 3, 2, 4).reshape(-1, len(pos), weights.d_model))
         parts.append(acts.mlp_out[:L_][:, pos])
@@ -150,7 +151,7 @@ class SideCoordinates:
                 OW = weights.W_O[:layer] @ W                                   # (l, H, r, r)
                 v = acts.v[:layer].repeat_interleave(weights.group, dim=2)      # (l, n, H, r)
                 vow = torch.einsum("lthr,lhrs->lhts", v, OW)                   # (l, H, t, r)
-            A = acts.pattern[:layer] / sig[None, None, :, None]                 # (l, H, p, t)
+            A = acts.mix[:layer] / sig[None, None, :, None]                     # (l, H, p, t)
             heads = A[..., None] * vow[:, :, None, :, :]                        # (l, H, p, t, r)
             rows.append(heads.permute(0, 1, 3, 2, 4).reshape(-1, n, W.shape[-1]))
             rows.append((acts.mlp_out[:layer] @ W) / sig[None, :, None])

@@ -31,7 +31,7 @@ def component_dots(acts: PromptActivations, weights: ModelWeights, vo: torch.Ten
     w = readers / acts.ln_scale[layer, pos][:, None]                  # (P, D)
     parts = []
     if layer > 0:
-        A = acts.pattern[:layer][:, :, pos, :]                        # (l, H, P, t)
+        A = acts.mix[:layer][:, :, pos, :]                            # (l, H, P, t)
         vw = vo[:layer] @ w.T                                         # (l, H, t, P)
         parts.append(torch.einsum("lhpt,lhtp->lht", A, vw).reshape(-1))
         parts.append(torch.einsum("lpd,pd->l", acts.mlp_out[:layer][:, pos], w))

@@ -91,6 +91,21 @@ def _global_hook(comp: Component) -> str:
                      "use a local intervention")
 
 
+def _cap_score_deltas(decs: list[PromptDecomposition], deltas: dict[int, torch.Tensor], cap: float) -> None:
+    """Soft-capped models hook their scores after the cap: turn each pre-cap change into the
+    change of the capped score, cap(z + delta) - cap(z), with z the decomposed pre-cap score.
+    deltas[layer]: (B, H, n, n), edited in place."""
+    from sadlang.decomp.prompt import softcap
+
+    for layer, t in deltas.items():
+        for i, dec in enumerate(decs):
+            for h in range(t.shape[1]):
+                if not bool(t[i, h].any()):
+                    continue
+                z = dec.a(layer, h).sum(0) @ dec.b(layer, h).sum(0).T / dec.weights.attn_scale   # (n, n)
+                t[i, h] = softcap(z + t[i, h], cap) - softcap(z, cap)
+
+
 def run_edits(model, decs: list[PromptDecomposition], edits: list[list[EdgeEdit]],
               read: list[tuple[int, int, int, int]] | None = None):
     """Run one forward pass over equal-length prompts, prompt i edited by edits[i].
@@ -114,6 +129,8 @@ def run_edits(model, decs: list[PromptDecomposition], edits: list[list[EdgeEdit]
                 delta = residual_delta(dec, e.layer, e.head, _coords_kept(dec, e), e.side, at)
                 t = resid_deltas.setdefault(hook, torch.zeros(B, n, model.info.d_model, device=model.device))
                 t[i, at] += e.sign * delta
+    if model.weights.softcap:
+        _cap_score_deltas(decs, score_deltas, model.weights.softcap)
     hooks = []
     for layer, delta in score_deltas.items():
         def add_scores(x, hook, delta=delta):

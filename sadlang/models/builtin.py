@@ -20,8 +20,8 @@ BUILTIN = {
     "tiny-mistral": "Mistral style: Llama plus a sliding window of 6 keys, GQA 4/2 (4 layers, d_model 64)",
     "tiny-neox": "GPT-NeoX/Pythia style: parallel attention+MLP, partial rotary 0.25, fused QKV biases "
                  "(4 layers, 4 heads, d_model 64)",
-    "tiny-gemma2": "Gemma-2 style: soft-capped scores, pre+post norms, sliding/global layers (refused: "
-                   "see `sadlang models --architectures`)",
+    "tiny-gemma2": "Gemma-2 style: soft-capped scores, pre+post norms, sliding/global layers, "
+                   "query_pre_attn_scalar, GQA 4/2 (4 layers, d_model 64)",
     "tiny-gemma3": "Gemma-3 style: QK-norm, pre+post norms, 5:1 local/global layers (refused: see "
                    "`sadlang models --architectures`)",
     "planted": "hand-planted circuit with known ground truth (see sadlang.models.planted)",

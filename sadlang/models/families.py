@@ -45,8 +45,10 @@ FAMILIES: dict[str, Family] = {f.name: f for f in [
            "parallel attention + MLP (both read the block input), partial rotary (rotary_pct), "
            "fused QKV with biases", "tiny-neox", ("Pythia-160M (ACC)",)),
     Family("gemma2", ("gemma2",), "google/gemma-2-2b",
-           "attention logit soft-capping, pre+post norms, alternating sliding/global layers, "
-           "query_pre_attn_scalar, scaled embeddings", "tiny-gemma2", ("Gemma-2-2B (ACC++)",)),
+           "attention logit soft-capping (terms explain the pre-cap score), pre+post norms (post gain "
+           "folded in W_O, scale frozen), alternating sliding/global layers, query_pre_attn_scalar, "
+           "scaled embeddings; no edge-level circuits or path patching", "tiny-gemma2",
+           ("Gemma-2-2B (ACC++)",)),
     Family("gemma3", ("gemma3_text", "gemma3"), "google/gemma-3-270m",
            "QK-norm (RMSNorm on q and k per head), pre+post norms, 5:1 local/global layers with "
            "two RoPE bases", "tiny-gemma3"),
@@ -104,8 +106,36 @@ def features(config: Any) -> dict[str, str]:
     return out
 
 
+def attn_scale(config: Any) -> float | None:
+    """The divisor of q.k when it is not sqrt(d_head): Gemma's sqrt(query_pre_attn_scalar)."""
+    scalar = _get(config, "query_pre_attn_scalar", None)
+    return float(scalar) ** 0.5 if scalar else None
+
+
+def post_attention_gains(hf_model: Any) -> Any:
+    """(L, D) gains of the RMSNorm on each attention output (Gemma-2/3), or None.
+
+    Read by running each norm on a vector of ones (rms 1), so Gemma's (1 + weight) convention
+    needs no special case: gain = norm(1) * sqrt(1 + eps)."""
+    import torch
+
+    config = hf_model.config
+    if "post-norms" not in features(config):
+        return None
+    layers = hf_model.model.layers
+    D = int(config.hidden_size)
+    gains = []
+    with torch.no_grad():
+        for layer in layers:
+            norm = layer.post_attention_layernorm
+            eps = float(getattr(norm, "eps", getattr(norm, "variance_epsilon", 0.0)))
+            gains.append(norm(torch.ones(1, D, dtype=torch.float32)).reshape(D).float() * (1.0 + eps) ** 0.5)
+    return torch.stack(gains)
+
+
 # what the decomposition handles exactly today; every other feature is refused
-SUPPORTED = {"parallel blocks", "partial rotary", "sliding window", "Q/K/V biases"}
+SUPPORTED = {"parallel blocks", "partial rotary", "sliding window", "Q/K/V biases", "soft-capped scores",
+             "post-norms"}
 
 
 def unsupported(config: Any) -> dict[str, str]:

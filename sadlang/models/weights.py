@@ -35,6 +35,7 @@ class ModelWeights:
     softcap: float  # 0.0 when the model does not soft-cap attention scores
     rotary: bool
     windows: tuple[int | None, ...] = ()   # per layer: sliding-window size, None (or absent) = global
+    post_norm: bool = False   # Gemma-2/3: attention output RMS-normed before the residual (gain in W_O)
 
     @property
     def n_layers(self) -> int:
@@ -79,8 +80,8 @@ class ModelWeights:
         for t in (self.W_Q, self.b_Q, self.W_K, self.b_K, self.W_O):
             h.update(t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
         h.update(repr((self.attn_scale, self.softcap, self.rotary)).encode())
-        if any(self.windows):
-            h.update(repr(self.windows).encode())
+        if any(self.windows) or self.post_norm:
+            h.update(repr((self.windows, self.post_norm)).encode())
         return h.hexdigest()[:16]
 
 
@@ -94,9 +95,12 @@ def _param(bridge, name: str, like: torch.Tensor) -> torch.Tensor:
     return value
 
 
-def read_weights(bridge, windows: tuple[int | None, ...] = ()) -> ModelWeights:
-    """Read folded weights from a bridge in compatibility mode (fp32, detached). `windows`: the
-    per-layer sliding windows, from the model's own config (models.families.sliding_windows)."""
+def read_weights(bridge, windows: tuple[int | None, ...] = (), attn_scale: float | None = None,
+                 post_gain: torch.Tensor | None = None) -> ModelWeights:
+    """Read folded weights from a bridge in compatibility mode (fp32, detached). From the
+    model's own config and modules (models.families): `windows`, the per-layer sliding windows;
+    `attn_scale`, the score divisor when it is not sqrt(d_head) (Gemma's query_pre_attn_scalar);
+    `post_gain` (L, D), the post-attention norm gains, folded into W_O."""
     cfg = bridge.cfg
     with torch.no_grad():
         W_Q = bridge.W_Q.detach().float()
@@ -108,13 +112,17 @@ def read_weights(bridge, windows: tuple[int | None, ...] = ()) -> ModelWeights:
         b_O = _param(bridge, "b_O", W_O[:, 0, 0, :]).detach().float()
         W_U = bridge.W_U.detach().float()
         b_U = _param(bridge, "b_U", W_U[0, :]).detach().float()
-    scale = float(getattr(cfg, "attn_scale", -1.0) or -1.0)
+    scale = float(attn_scale or getattr(cfg, "attn_scale", -1.0) or -1.0)
     if scale <= 0:
         scale = float(W_Q.shape[-1]) ** 0.5 if getattr(cfg, "use_attn_scale", True) else 1.0
     softcap = float(getattr(cfg, "attn_scores_soft_cap", -1.0) or -1.0)
+    if post_gain is not None:
+        if float(b_O.abs().max()) > 0:
+            raise ValueError("a post-attention norm with an output bias is not supported")
+        W_O = W_O * post_gain.float()[:, None, None, :]
     return ModelWeights(
         W_Q=W_Q, b_Q=b_Q, W_K=W_K, b_K=b_K, W_V=W_V, W_O=W_O, b_O=b_O, W_U=W_U, b_U=b_U,
         attn_scale=scale, softcap=max(softcap, 0.0),
         rotary=getattr(cfg, "positional_embedding_type", "standard") == "rotary",
-        windows=tuple(windows),
+        windows=tuple(windows), post_norm=post_gain is not None,
     )

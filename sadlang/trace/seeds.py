@@ -34,7 +34,7 @@ def final_contributions(acts: PromptActivations, weights: ModelWeights, w: torch
     sig = acts.final_scale[pos]
     v = acts.v.repeat_interleave(weights.group, dim=2)                  # (L, n, H, r)
     vo_w = torch.einsum("lthr,lhr->lht", v, weights.W_O @ w)              # (L, H, t)
-    heads = acts.pattern[:, :, pos, :] * vo_w                            # (L, H, t)
+    heads = acts.mix[:, :, pos, :] * vo_w                                # (L, H, t)
     mlp = acts.mlp_out[:, pos] @ w
     bias = weights.b_O @ w
     embed = (acts.embed[pos] @ w)[None]
