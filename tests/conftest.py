@@ -31,7 +31,11 @@ def smollm():
     return load_model("smollm2-135m")
 
 
-@pytest.fixture(params=["tiny-gpt2", "tiny-llama", "tiny-qwen2", "tiny-mistral", "tiny-neox", "tiny-gemma2"])
+# one tiny model per family (sadlang.models.families): the exactness suite runs on each
+FAMILIES = ["tiny-gpt2", "tiny-llama", "tiny-qwen2", "tiny-mistral", "tiny-neox", "tiny-gemma2", "tiny-gemma3"]
+
+
+@pytest.fixture(params=FAMILIES)
 def tiny(request):
     from sadlang.models import load_model
     return load_model(request.param)

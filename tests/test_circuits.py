@@ -27,9 +27,9 @@ claim ok: logit_diff > -1000 on copy
 '''
 
 # one tiny model per family the decomposition supports (tests/test_families.py)
-FAMILIES = ["tiny-llama", "tiny-gpt2", "tiny-qwen2", "tiny-mistral", "tiny-neox", "tiny-gemma2"]
+FAMILIES = ["tiny-llama", "tiny-gpt2", "tiny-qwen2", "tiny-mistral", "tiny-neox", "tiny-gemma2", "tiny-gemma3"]
 # path patching moves one head's write through the residual: refused under Gemma's post-norm
-PATCHABLE = [f for f in FAMILIES if f != "tiny-gemma2"]
+PATCHABLE = [f for f in FAMILIES if not f.startswith("tiny-gemma")]
 
 
 def _lab(model_name, kind, cf=None):

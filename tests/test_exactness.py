@@ -55,6 +55,27 @@ def test_residual_components_sum_to_hooked_normalized_residual(tiny):
             assert torch.allclose(comps.sum(0), acts.normalized[layer], atol=1e-5)
 
 
+def test_per_side_sums_equal_the_hooked_rotated_normed_queries_and_keys(tiny):
+    """Every family: the components' rotated query (key) vectors sum to the model's own rotated
+    query (key), after its QK-norm where it has one, to 1e-4 relative."""
+    w = tiny.weights
+    acts = _acts(tiny)[0]
+    dec = decomposition(tiny, acts)
+    toks = torch.tensor([acts.tokens.tolist()])
+    _, cache = tiny.bridge.run_with_cache(toks)
+    for l in range(1, w.n_layers):
+        if f"blocks.{l}.attn.hook_rot_q" in cache.cache_dict:
+            rq, rk = cache[f"blocks.{l}.attn.hook_rot_q"][0], cache[f"blocks.{l}.attn.hook_rot_k"][0]
+        else:   # NeoX's bridge: rotate hook_q/hook_k with the model's own tables
+            cos, sin = acts.rope(l)
+            rq = apply_rope(cache[f"blocks.{l}.attn.hook_q"][0].transpose(0, 1), cos, sin).transpose(0, 1)
+            rk = apply_rope(cache[f"blocks.{l}.attn.hook_k"][0].transpose(0, 1), cos, sin).transpose(0, 1)
+        for h in range(w.n_heads):
+            mine_q, mine_k = dec.q_rot(l, h).sum(0), dec.k_rot(l, h).sum(0)
+            assert (mine_q - rq[:, h]).abs().max() <= 1e-4 * max(1.0, float(rq.abs().max()))
+            assert (mine_k - rk[:, w.kv(h)]).abs().max() <= 1e-4 * max(1.0, float(rk.abs().max()))
+
+
 def test_query_coordinates_sum_to_hooked_rotated_queries(tiny_llama):
     acts = _acts(tiny_llama)[0]
     dec = decomposition(tiny_llama, acts)

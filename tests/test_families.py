@@ -14,12 +14,22 @@ from sadlang.errors import UnsupportedModelError
 from sadlang.models import builtin, load_model
 from sadlang.models.families import FAMILIES, family_of, features, sliding_windows, unsupported
 
-EXACT = ["tiny-gpt2", "tiny-llama", "tiny-qwen2", "tiny-mistral", "tiny-neox", "tiny-gemma2"]
-REFUSED = {"tiny-gemma3": ["QK-norm"]}
+EXACT = ["tiny-gpt2", "tiny-llama", "tiny-qwen2", "tiny-mistral", "tiny-neox", "tiny-gemma2", "tiny-gemma3"]
+
+
+def _mixtral(tmp_path):
+    """A tiny Mixtral checkpoint on disk: a family outside the registry, with routed MLPs."""
+    import transformers as tf
+
+    cfg = tf.MixtralConfig(vocab_size=len(builtin.tiny_vocabulary()), hidden_size=64, intermediate_size=64,
+                           num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                           num_local_experts=2, num_experts_per_tok=1)
+    tf.MixtralForCausalLM(cfg).save_pretrained(tmp_path)
+    return tmp_path
 
 
 def test_every_family_has_a_tiny_model_in_the_registry():
-    assert {f.tiny for f in FAMILIES.values()} == set(EXACT) | set(REFUSED)
+    assert {f.tiny for f in FAMILIES.values()} == set(EXACT)
     for f in FAMILIES.values():
         assert f.tiny in builtin.BUILTIN
         assert family_of(builtin.build_config(f.tiny)) is f
@@ -31,10 +41,9 @@ def test_features_are_read_from_the_hf_config():
     assert sliding_windows(builtin.build_config("tiny-mistral")) == [6, 6, 6, 6]
     assert sliding_windows(builtin.build_config("tiny-gemma2")) == [6, None, 6, None]    # alternating
     assert sliding_windows(builtin.build_config("tiny-llama")) == [None] * 4
+    assert {"QK-norm", "post-norms", "sliding window"} <= set(features(builtin.build_config("tiny-gemma3")))
     for name in EXACT:
         assert unsupported(builtin.build_config(name)) == {}
-    for name, feats in REFUSED.items():
-        assert sorted(unsupported(builtin.build_config(name))) == sorted(feats)
 
 
 def test_windows_reach_the_weights():
@@ -51,41 +60,32 @@ def test_neox_rotary_is_partial():
     assert acts.cos is not None and acts.cos.shape[-1] == model.info.d_head // 4
 
 
-@pytest.mark.parametrize("name", sorted(REFUSED))
-def test_refused_family_fails_before_building_weights(name, monkeypatch):
-    def no_weights(*a, **k):
-        raise AssertionError("weights were built for a refused model")
-
-    monkeypatch.setattr(builtin, "build_hf_model", no_weights)
-    with pytest.raises(UnsupportedModelError) as exc:
-        load_model(name, reuse=False)
-    for feature in REFUSED[name]:
-        assert feature in str(exc.value)
-    assert "--architectures" in str(exc.value)
-
-
 def test_refused_local_folder_fails_from_its_config_alone(tmp_path, monkeypatch):
-    """A Gemma-3 checkpoint on disk is refused by its config.json: the weights are never read."""
+    """A checkpoint of an unsupported architecture is refused by its config.json, naming what
+    is missing; the weights are never read."""
     import transformers
 
-    builtin.build_hf_model("tiny-gemma3").save_pretrained(tmp_path)
-    (tmp_path / "model.safetensors").write_bytes(b"not weights")       # would fail if read
+    folder = _mixtral(tmp_path)
+    (folder / "model.safetensors").write_bytes(b"not weights")       # would fail if read
 
     def no_weights(*a, **k):
         raise AssertionError("from_pretrained was called")
 
     monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", no_weights)
-    with pytest.raises(UnsupportedModelError, match="QK-norm"):
-        load_model(str(tmp_path), reuse=False)
+    with pytest.raises(UnsupportedModelError) as exc:
+        load_model(str(folder), reuse=False)
+    assert "mixture of experts" in str(exc.value) and "'mixtral' is not in sadlang's family registry" in str(exc.value)
+    assert "--architectures" in str(exc.value)
 
 
 def test_check_on_a_refused_family_exits_3(tmp_path, capsys):
+    folder = _mixtral(tmp_path / "mixtral")
     spec = tmp_path / "g.sad"
-    spec.write_text('model tiny-gemma3\nprompts p:\n  template "When Mary went to the store"\n'
+    spec.write_text(f'model "{folder}"\nprompts p:\n  template "When Mary went to the store"\n'
                     '  answer " Mary" against " John"\nclaim f: head 1.0 fires at end -> bos on p\n')
     assert main(["check", str(spec), "-q"]) == 3
     err = capsys.readouterr().err
-    assert "QK-norm" in err and "Traceback" not in err
+    assert "mixture of experts" in err and "Traceback" not in err
 
 
 def test_models_architectures_lists_every_family(capsys):
@@ -93,7 +93,7 @@ def test_models_architectures_lists_every_family(capsys):
     out = capsys.readouterr().out
     for f in FAMILIES.values():
         assert f.name in out and f.tiny in out
-    assert out.count("exact") >= len(EXACT) and "refused: QK-norm" in out
+    assert out.count("\n  exact\n") == len(EXACT) and "refused:" not in out
 
 
 SPEC = '''model {model}

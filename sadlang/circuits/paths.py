@@ -24,8 +24,8 @@ from sadlang.evidence.store import PromptSetEvidence
 from sadlang.models.loader import LoadedModel
 
 
-def _rot(acts: PromptActivations, x: torch.Tensor) -> torch.Tensor:
-    return apply_rope(x, acts.cos, acts.sin)
+def _rot(acts: PromptActivations, x: torch.Tensor, layer: int) -> torch.Tensor:
+    return apply_rope(x, *acts.rope(layer))
 
 
 def score_delta(model: LoadedModel, clean: PromptActivations, cf: PromptActivations,
@@ -46,11 +46,11 @@ def score_delta(model: LoadedModel, clean: PromptActivations, cf: PromptActivati
     x = clean.normalized[lr]                                                  # (n, D)
     kv = w.kv(hr)
     if side == "query":
-        dq = _rot(clean, dx @ w.W_Q[lr, hr])
-        k = _rot(clean, x @ w.W_K[lr, kv] + w.b_K[lr, kv])
+        dq = _rot(clean, dx @ w.W_Q[lr, hr], lr)
+        k = _rot(clean, x @ w.W_K[lr, kv] + w.b_K[lr, kv], lr)
         return dq @ k.T / w.attn_scale
-    q = _rot(clean, x @ w.W_Q[lr, hr] + w.b_Q[lr, hr])
-    dk = _rot(clean, dx @ w.W_K[lr, kv])
+    q = _rot(clean, x @ w.W_Q[lr, hr] + w.b_Q[lr, hr], lr)
+    dk = _rot(clean, dx @ w.W_K[lr, kv], lr)
     return q @ dk.T / w.attn_scale
 
 

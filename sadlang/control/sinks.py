@@ -110,8 +110,12 @@ def signal_share_by_layer(batch: PromptSetEvidence, i: int, layer: int, head: in
     idx = torch.tensor(svs, dtype=torch.long)
     x = acts.resid_pre[: layer + 1, d] / acts.ln_scale[layer, d]                   # (l+1, D)
     q = x @ w.W_Q[layer, head] + w.b_Q[layer, head]
-    cos = None if acts.cos is None else acts.cos[d:d + 1].expand(len(q), -1)
-    sin = None if acts.sin is None else acts.sin[d:d + 1].expand(len(q), -1)
+    sq = acts.qk_scale(layer, "q", head)
+    if sq is not None:
+        q = q / sq[d]
+    cos, sin = acts.rope(layer)
+    cos = None if cos is None else cos[d:d + 1].expand(len(q), -1)
+    sin = None if sin is None else sin[d:d + 1].expand(len(q), -1)
     a = (apply_rope(q, cos, sin) @ dec.forms.Gq[layer, head])[:, idx]              # (l+1, |S|)
     final = a[-1]
     norm = float(final @ final)

@@ -51,6 +51,22 @@ class PromptActivations:
     sin: torch.Tensor | None
     logits_end: torch.Tensor
     post_scale: torch.Tensor | None = None   # (L, n) ln1_post.hook_scale, post-norm models only
+    q_scale: torch.Tensor | None = None      # (L, n, H) QK-norm scale of each query (Gemma-3)
+    k_scale: torch.Tensor | None = None      # (L, n, K) QK-norm scale of each key
+    cos_by_layer: torch.Tensor | None = None  # (L, n, rd) when layers use different RoPE bases
+    sin_by_layer: torch.Tensor | None = None
+
+    def rope(self, layer: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(cos, sin) tables of `layer` (n, rd), or (None, None) without RoPE."""
+        if self.cos_by_layer is not None and self.sin_by_layer is not None:
+            return self.cos_by_layer[layer], self.sin_by_layer[layer]
+        return self.cos, self.sin
+
+    def qk_scale(self, layer: int, side: str, index: int) -> torch.Tensor | None:
+        """(n,) the frozen QK-norm scale of query head (side "q") or key head (side "k") `index`
+        in `layer`, or None when the model has no QK-norm."""
+        table = self.q_scale if side == "q" else self.k_scale
+        return None if table is None else table[layer, :, index]
 
     @property
     def n(self) -> int:
@@ -68,7 +84,7 @@ class PromptActivations:
 _NEEDED = ("hook_resid_pre", "ln1.hook_scale", "ln1.hook_normalized", "attn.hook_pattern",
            "attn.hook_attn_scores", "attn.hook_v", "hook_attn_out", "hook_mlp_out",
            "attn.hook_cos", "attn.hook_sin", "ln_final.hook_scale", "ln_final.hook_normalized",
-           "ln1_post.hook_scale")
+           "ln1_post.hook_scale", "attn.q_norm.hook_scale", "attn.k_norm.hook_scale")
 
 
 class ForwardCounter:
@@ -107,6 +123,17 @@ def run_batch(model: LoadedModel, batch: list[list[int]]) -> list[PromptActivati
     mlp_out = stack("hook_mlp_out")
     normalized = stack("ln1.hook_normalized")
     post = _scale(stack("ln1_post.hook_scale")) if model.weights.post_norm else None   # (b, L, n)
+    q_scale = k_scale = None
+    if model.weights.qk_norm:      # hooks hold (b, heads, n, 1): to (b, L, n, heads)
+        q_scale = stack("attn.q_norm.hook_scale")[..., 0].transpose(-1, -2)
+        k_scale = stack("attn.k_norm.hook_scale")[..., 0].transpose(-1, -2)
+    cos_l = sin_l = None
+    if model.weights.rope_per_layer:
+        def table(key: str, l: int) -> torch.Tensor:      # (n, rd): shared across the batch
+            t = cache[f"blocks.{l}.attn.{key}"].float()
+            return t.reshape(-1, *t.shape[-2:])[0]
+        cos_l = torch.stack([table("hook_cos", l) for l in range(L)])
+        sin_l = torch.stack([table("hook_sin", l) for l in range(L)])
     final_scale = _scale(cache["ln_final.hook_scale"].float())
     final_norm = cache["ln_final.hook_normalized"].float()
     has_rope = "blocks.0.attn.hook_cos" in cache.cache_dict if hasattr(cache, "cache_dict") else False
@@ -124,7 +151,9 @@ def run_batch(model: LoadedModel, batch: list[list[int]]) -> list[PromptActivati
             final_scale=final_scale[i], final_normalized=final_norm[i], pattern=pattern[i],
             scores=scores[i], v=v[i], attn_out=attn_out[i], mlp_out=mlp_out[i],
             resid_pre=resid[i], normalized=normalized[i], cos=cos, sin=sin,
-            logits_end=logits[i, -1].float(), post_scale=None if post is None else post[i]))
+            logits_end=logits[i, -1].float(), post_scale=None if post is None else post[i],
+            q_scale=None if q_scale is None else q_scale[i], k_scale=None if k_scale is None else k_scale[i],
+            cos_by_layer=cos_l, sin_by_layer=sin_l))
     return out
 
 

@@ -134,13 +134,17 @@ class SideCoordinates:
     For downstream layer l and a projection W (D, r) with bias b (r,):
         coords[c, p] = R_p (y_c(p) W)          for c != offset
         coords[offset, p] = R_p b
-    Shape (C, n, r). Sums over c to the hooked rotated query/key vector at p.
+    (each divided by the QK-norm scale at p on models with QK-norm). Shape (C, n, r). Sums
+    over c to the hooked rotated query/key vector at p.
     Built from r x r products (W_O[l'] W) so no (C, n, D) tensor is formed.
     """
 
     @staticmethod
     def compute(acts: PromptActivations, weights: ModelWeights, layer: int, W: torch.Tensor,
-                b: torch.Tensor, vo: torch.Tensor | None = None) -> torch.Tensor:
+                b: torch.Tensor, vo: torch.Tensor | None = None,
+                qk: torch.Tensor | None = None) -> torch.Tensor:
+        """`qk` (n,): the frozen QK-norm scale of this head's q or k at each position (Gemma-3;
+        its gain is folded into W and b), dividing every component, offset included."""
         n = acts.n
         sig = acts.ln_scale[layer]                                             # (n,)
         rows = []
@@ -159,4 +163,6 @@ class SideCoordinates:
         rows.append(((acts.embed @ W) / sig[:, None])[None])
         rows.append(b[None, None, :].expand(1, n, -1))
         coords = torch.cat(rows, 0)
-        return apply_rope(coords, acts.cos, acts.sin)
+        if qk is not None:
+            coords = coords / qk[None, :, None]
+        return apply_rope(coords, *acts.rope(layer))

@@ -60,7 +60,12 @@ def residual_delta(dec: PromptDecomposition, layer: int, head: int, coords_kept:
     else:
         rot = coords_kept @ f.Gq[layer, head].T          # k_rot' = b' Gk^-1 = b' Gq^T
         pinv = f.WK_pinv[layer, head]
-    cos = acts.cos[at:at + 1] if acts.cos is not None else None
-    sin = acts.sin[at:at + 1] if acts.sin is not None else None
+    cos, sin = acts.rope(layer)
+    cos = cos[at:at + 1] if cos is not None else None
+    sin = sin[at:at + 1] if sin is not None else None
     plain = unapply_rope(rot[None], cos, sin)[0]
+    qk = acts.qk_scale(layer, "q" if side == "query" else "k",
+                       head if side == "query" else dec.weights.kv(head))
+    if qk is not None:                                   # undo the frozen QK-norm scale too
+        plain = plain * qk[at]
     return acts.ln_scale[layer, at] * (plain @ pinv)

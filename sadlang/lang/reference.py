@@ -7,7 +7,7 @@ from __future__ import annotations
 STATEMENTS: list[tuple[str, str, str]] = [
     ("model", "`model NAME` / `model \"path\"`",
      "the model: `smollm2-135m` (bundled, default), `tiny-gpt2[:seed]`, `tiny-llama[:seed]` (and "
-     "`tiny-qwen2`, `tiny-mistral`, `tiny-neox`, `tiny-gemma2`), `planted`, "
+     "`tiny-qwen2`, `tiny-mistral`, `tiny-neox`, `tiny-gemma2`, `tiny-gemma3`), `planted`, "
      "a Hugging Face hub name, or a local directory"),
     ("method", "`method sad\\|acc\\|accpp`", "how attention decisions are explained (default `acc`); see *Methods*"),
     ("option", "`option NAME = VALUE`", "see *Options*"),

@@ -22,8 +22,8 @@ BUILTIN = {
                  "(4 layers, 4 heads, d_model 64)",
     "tiny-gemma2": "Gemma-2 style: soft-capped scores, pre+post norms, sliding/global layers, "
                    "query_pre_attn_scalar, GQA 4/2 (4 layers, d_model 64)",
-    "tiny-gemma3": "Gemma-3 style: QK-norm, pre+post norms, 5:1 local/global layers (refused: see "
-                   "`sadlang models --architectures`)",
+    "tiny-gemma3": "Gemma-3 style: QK-norm, pre+post norms, local/global layers with two RoPE bases, "
+                   "MQA 4/1 (4 layers, d_model 64)",
     "planted": "hand-planted circuit with known ground truth (see sadlang.models.planted)",
 }
 
@@ -68,10 +68,10 @@ def build_config(name: str) -> Any:
                                attention_dropout=0.0, hidden_dropout=0.0)
     elif name == "tiny-gemma2":
         cfg = tf.Gemma2Config(**common, num_key_value_heads=2, head_dim=16, sliding_window=6,
-                              attn_logit_softcapping=50.0, final_logit_softcapping=None, query_pre_attn_scalar=16)
+                              attn_logit_softcapping=50.0, final_logit_softcapping=None, query_pre_attn_scalar=32)
     elif name == "tiny-gemma3":
         cfg = tf.Gemma3TextConfig(**common, num_key_value_heads=1, head_dim=16, sliding_window=6,
-                                  query_pre_attn_scalar=16,
+                                  query_pre_attn_scalar=32,
                                   layer_types=["sliding_attention", "full_attention"] * 2)
         cfg.architectures = ["Gemma3ForCausalLM"]   # the bridge picks its adapter from this
     else:

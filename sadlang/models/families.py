@@ -50,8 +50,10 @@ FAMILIES: dict[str, Family] = {f.name: f for f in [
            "scaled embeddings; no edge-level circuits or path patching", "tiny-gemma2",
            ("Gemma-2-2B (ACC++)",)),
     Family("gemma3", ("gemma3_text", "gemma3"), "google/gemma-3-270m",
-           "QK-norm (RMSNorm on q and k per head), pre+post norms, 5:1 local/global layers with "
-           "two RoPE bases", "tiny-gemma3"),
+           "QK-norm (RMSNorm on q and k per head after projection: gains folded in W_Q/W_K, scales "
+           "frozen per position and head), pre+post norms, 5:1 local/global layers with two RoPE "
+           "bases (per-layer tables), query_pre_attn_scalar; no edge-level circuits or path patching",
+           "tiny-gemma3"),
 ]}
 
 
@@ -112,30 +114,51 @@ def attn_scale(config: Any) -> float | None:
     return float(scalar) ** 0.5 if scalar else None
 
 
-def post_attention_gains(hf_model: Any) -> Any:
-    """(L, D) gains of the RMSNorm on each attention output (Gemma-2/3), or None.
+def _gain(norm: Any, size: int) -> Any:
+    """An RMSNorm's gain, read by running it on ones (rms 1): norm(1) * sqrt(1 + eps). Gemma's
+    (1 + weight) convention needs no special case."""
+    import torch
 
-    Read by running each norm on a vector of ones (rms 1), so Gemma's (1 + weight) convention
-    needs no special case: gain = norm(1) * sqrt(1 + eps)."""
+    eps = float(getattr(norm, "eps", getattr(norm, "variance_epsilon", 0.0)))
+    with torch.no_grad():
+        return norm(torch.ones(1, size, dtype=torch.float32)).reshape(size).float() * (1.0 + eps) ** 0.5
+
+
+def qk_norm_gains(hf_model: Any) -> Any:
+    """((L, r), (L, r)) gains of the per-head q and k RMSNorms (Gemma-3), or None."""
+    import torch
+
+    config = hf_model.config
+    if "QK-norm" not in features(config):
+        return None
+    r = int(getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads)
+    layers = hf_model.model.layers
+    return (torch.stack([_gain(layer.self_attn.q_norm, r) for layer in layers]),
+            torch.stack([_gain(layer.self_attn.k_norm, r) for layer in layers]))
+
+
+def rope_per_layer(config: Any) -> bool:
+    """Whether layers rotate with different RoPE bases (Gemma-3: local vs global layers)."""
+    params = _get(config, "rope_parameters", None)
+    if isinstance(params, dict) and all(isinstance(v, dict) for v in params.values()) and len(params) > 1:
+        return len({repr(sorted(v.items())) for v in params.values()}) > 1
+    return _get(config, "rope_local_base_freq", None) not in (None, _get(config, "rope_theta", None))
+
+
+def post_attention_gains(hf_model: Any) -> Any:
+    """(L, D) gains of the RMSNorm on each attention output (Gemma-2/3), or None."""
     import torch
 
     config = hf_model.config
     if "post-norms" not in features(config):
         return None
-    layers = hf_model.model.layers
     D = int(config.hidden_size)
-    gains = []
-    with torch.no_grad():
-        for layer in layers:
-            norm = layer.post_attention_layernorm
-            eps = float(getattr(norm, "eps", getattr(norm, "variance_epsilon", 0.0)))
-            gains.append(norm(torch.ones(1, D, dtype=torch.float32)).reshape(D).float() * (1.0 + eps) ** 0.5)
-    return torch.stack(gains)
+    return torch.stack([_gain(layer.post_attention_layernorm, D) for layer in hf_model.model.layers])
 
 
 # what the decomposition handles exactly today; every other feature is refused
 SUPPORTED = {"parallel blocks", "partial rotary", "sliding window", "Q/K/V biases", "soft-capped scores",
-             "post-norms"}
+             "post-norms", "QK-norm"}
 
 
 def unsupported(config: Any) -> dict[str, str]:

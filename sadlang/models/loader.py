@@ -261,10 +261,10 @@ def load_model(ref: str = BUNDLED_NAME, device: str = "auto", *, reuse: bool = T
         raise UnsupportedModelError(f"{ref}: TransformerLens could not wrap this model: {exc}") from exc
     bridge.eval()
     _check_bridge(bridge, ref)
-    from sadlang.models.families import attn_scale, post_attention_gains, sliding_windows
+    from sadlang.models import families as fam
 
-    weights = read_weights(bridge, tuple(sliding_windows(hf.config)), attn_scale(hf.config),
-                           post_attention_gains(hf))
+    weights = read_weights(bridge, tuple(fam.sliding_windows(hf.config)), fam.attn_scale(hf.config),
+                           fam.post_attention_gains(hf), fam.qk_norm_gains(hf), fam.rope_per_layer(hf.config))
     cfg = bridge.cfg
     info = ModelInfo(
         name=ref,

@@ -36,6 +36,8 @@ class ModelWeights:
     rotary: bool
     windows: tuple[int | None, ...] = ()   # per layer: sliding-window size, None (or absent) = global
     post_norm: bool = False   # Gemma-2/3: attention output RMS-normed before the residual (gain in W_O)
+    qk_norm: bool = False     # Gemma-3: q and k RMS-normed per head after projection (gains in W_Q/W_K)
+    rope_per_layer: bool = False   # Gemma-3: local and global layers rotate with different bases
 
     @property
     def n_layers(self) -> int:
@@ -82,6 +84,8 @@ class ModelWeights:
         h.update(repr((self.attn_scale, self.softcap, self.rotary)).encode())
         if any(self.windows) or self.post_norm:
             h.update(repr((self.windows, self.post_norm)).encode())
+        if self.qk_norm or self.rope_per_layer:
+            h.update(repr((self.qk_norm, self.rope_per_layer)).encode())
         return h.hexdigest()[:16]
 
 
@@ -96,11 +100,14 @@ def _param(bridge, name: str, like: torch.Tensor) -> torch.Tensor:
 
 
 def read_weights(bridge, windows: tuple[int | None, ...] = (), attn_scale: float | None = None,
-                 post_gain: torch.Tensor | None = None) -> ModelWeights:
+                 post_gain: torch.Tensor | None = None, qk_gains: tuple[torch.Tensor, torch.Tensor] | None = None,
+                 rope_per_layer: bool = False) -> ModelWeights:
     """Read folded weights from a bridge in compatibility mode (fp32, detached). From the
     model's own config and modules (models.families): `windows`, the per-layer sliding windows;
     `attn_scale`, the score divisor when it is not sqrt(d_head) (Gemma's query_pre_attn_scalar);
-    `post_gain` (L, D), the post-attention norm gains, folded into W_O."""
+    `post_gain` (L, D), the post-attention norm gains, folded into W_O; `qk_gains` ((L, r), (L, r)),
+    the QK-norm gains, folded into W_Q, b_Q and W_K, b_K (the per-head scales are frozen per
+    prompt, PromptActivations.q_scale); `rope_per_layer`, whether layers use different RoPE bases."""
     cfg = bridge.cfg
     with torch.no_grad():
         W_Q = bridge.W_Q.detach().float()
@@ -120,9 +127,14 @@ def read_weights(bridge, windows: tuple[int | None, ...] = (), attn_scale: float
         if float(b_O.abs().max()) > 0:
             raise ValueError("a post-attention norm with an output bias is not supported")
         W_O = W_O * post_gain.float()[:, None, None, :]
+    if qk_gains is not None:
+        gq, gk = (g.float()[:, None, None, :] for g in qk_gains)
+        W_Q, W_K = W_Q * gq, W_K * gk
+        b_Q, b_K = b_Q * gq[:, :, 0], b_K * gk[:, :, 0]
     return ModelWeights(
         W_Q=W_Q, b_Q=b_Q, W_K=W_K, b_K=b_K, W_V=W_V, W_O=W_O, b_O=b_O, W_U=W_U, b_U=b_U,
         attn_scale=scale, softcap=max(softcap, 0.0),
         rotary=getattr(cfg, "positional_embedding_type", "standard") == "rotary",
-        windows=tuple(windows), post_norm=post_gain is not None,
+        windows=tuple(windows), post_norm=post_gain is not None, qk_norm=qk_gains is not None,
+        rope_per_layer=rope_per_layer,
     )

@@ -105,12 +105,14 @@ def linear_contributions(dec: PromptDecomposition, layer: int, head: int, d: int
     idx = torch.tensor(kept, dtype=torch.long, device=a_tot.device)
     scale = w.attn_scale
     kv = w.kv(head)
-    cos = acts.cos
-    sin = acts.sin
+    cos, sin = acts.rope(layer)
+    sq, sk = acts.qk_scale(layer, "q", head), acts.qk_scale(layer, "k", kv)   # QK-norm (Gemma-3)
     # query side: g_rot . q_rot over kept directions, moved back before the rotation
     g_rot = (f.Gq[layer, head][:, idx] @ coef_q[idx]) / scale                     # (r,)
     g = unapply_rope(g_rot[None], None if cos is None else cos[d:d + 1],
                      None if sin is None else sin[d:d + 1])[0]
+    if sq is not None:
+        g = g / sq[d]
     q_reader = (w.W_Q[layer, head] @ g)[None]                                    # (1, D)
     q = component_dots(acts, w, dec.vo, layer, [d], q_reader)
     q = torch.cat([q, (w.b_Q[layer, head] @ g).reshape(1)])
@@ -119,6 +121,8 @@ def linear_contributions(dec: PromptDecomposition, layer: int, head: int, d: int
     h_rot = (f.Gk[layer, head][:, idx] @ a_tot[idx]) / scale                     # (r,)
     h_rot = key_weights[:, None] * h_rot[None, :]                                 # (d+1, r)
     h = unapply_rope(h_rot, None if cos is None else cos[: d + 1], None if sin is None else sin[: d + 1])
+    if sk is not None:
+        h = h / sk[: d + 1, None]
     k_readers = h @ w.W_K[layer, kv].T                                            # (d+1, D)
     k = component_dots(acts, w, dec.vo, layer, keys, k_readers)
     k = torch.cat([k, (h @ w.b_K[layer, kv]).sum().reshape(1)])
