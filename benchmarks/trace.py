@@ -10,7 +10,6 @@ on the device and prompts/s is reported.
 from __future__ import annotations
 
 import argparse
-import random
 import resource
 import statistics
 import time
@@ -18,15 +17,7 @@ import warnings
 
 warnings.filterwarnings("ignore")
 
-
-def ioi_prompts(n: int, seed: int = 0) -> list[tuple[str, str, str]]:
-    rng = random.Random(seed)
-    names = [" Mary", " John", " Alice", " Bob", " Sarah", " James", " Tom", " Anna"]
-    out = []
-    for _ in range(n):
-        a, b = rng.sample(names, 2)
-        out.append((f"When{a} and{b} went to the store,{b} gave a drink to", a, b))
-    return out
+from _prompts import ioi_prompts  # noqa: E402  (benchmarks/, on sys.path when run as a script)
 
 
 def main() -> None:

@@ -206,3 +206,19 @@ claim patched: patch edge 0.0 -> 1.0 via key from q lowers logit_diff by >= 1% o
     assert (by["wired"].status == "error" and "post-attention norm" in by["wired"].measured) or \
         "soft-capped" in by["wired"].measured
     assert by["patched"].status == "error" and "soft-capped" in by["patched"].measured
+
+
+def test_gemma3_270m_is_opt_in_with_its_install_command(monkeypatch, capsys):
+    """Without its packages, gemma3-270m is listed as missing with the pip command, and loading
+    it is a clear error (exit 3) that prints the command and the license; nothing is fetched."""
+    from sadlang.errors import ModelLoadError
+    from sadlang.models import availability, gemma3
+
+    monkeypatch.setattr(gemma3, "PACKAGE", "sadlang_no_such_package")
+    ok, why = availability(gemma3.NAME)
+    assert not ok and gemma3.INSTALL in why
+    with pytest.raises(ModelLoadError) as exc:
+        load_model(gemma3.NAME, reuse=False)
+    assert gemma3.INSTALL in str(exc.value) and "Gemma Terms of Use" in str(exc.value)
+    assert main(["models"]) == 0
+    assert "gemma3-270m" in capsys.readouterr().out

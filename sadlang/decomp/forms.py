@@ -29,7 +29,7 @@ from sadlang.models.weights import ModelWeights
 
 log = logging.getLogger(__name__)
 
-FORMS_VERSION = "1"
+FORMS_VERSION = "2"   # 2: rank-deficient heads of rotary models are completed
 RECON_TOL = 1e-4  # max |U S V^T - Omega| <= RECON_TOL * max |Omega|
 IDENT_TOL = 1e-3  # max |Gq Gk^T - I|
 
@@ -83,6 +83,26 @@ def _dense(WQ: torch.Tensor, WK: torch.Tensor):
     return U, S, V, WQp @ U * S[None, :], WKp @ V, WQp, WKp
 
 
+COMPLETE_EPS = 1e-3  # rank-deficient heads: missing singular values of W_Q/W_K set to this x the largest
+
+
+def _complete(W: torch.Tensor, eps: float = COMPLETE_EPS) -> torch.Tensor:
+    """(D, r) -> (D, r): W with its singular values below eps * max raised to eps * max, so it
+    has full rank r; unchanged on its row space up to eps."""
+    U, S, Vh = torch.linalg.svd(W, full_matrices=False)
+    return (U * S.clamp_min(eps * float(S.max()))) @ Vh
+
+
+def _completed(WQ: torch.Tensor, WK: torch.Tensor):
+    """Forms of a head whose W_Q or W_K has rank < r, on a model whose queries/keys leave the row
+    spaces (RoPE rotates them out of it, biases add to it). The factors come from completed
+    weights (`_complete`), so Gq Gk^T = I holds on all of r-space and a . b equals q_rot . k_rot
+    for any vector; U S V^T is Omega up to the completion (the extra directions have the
+    smallest singular values)."""
+    parts = _factored(_complete(WQ)[None], _complete(WK)[None])
+    return tuple(t[0] for t in parts)
+
+
 def _check(WQ, WK, U, S, V, Gq, Gk) -> tuple[torch.Tensor, torch.Tensor]:
     omega = WQ @ WK.transpose(-1, -2)
     recon = (U * S[..., None, :]) @ V.transpose(-1, -2)
@@ -118,9 +138,12 @@ def compute_forms(weights: ModelWeights) -> HeadForms:
                     f"head {layer}.{h}: the QK form could not be factored "
                     f"(reconstruction error {rel_h.item():.2e} even with the dense float64 SVD)")
             if not ident_h.item() <= IDENT_TOL:
-                # W_Q or W_K has rank < d_head: terms are exact for query/key vectors in their
-                # row spaces (always true without RoPE and biases); the score checks verify it.
+                # W_Q or W_K has rank < d_head. Without RoPE and biases the query/key vectors stay
+                # in the row spaces, where the dense terms are exact; with them (Gemma-3's QK-norm
+                # gains can be 0 on a dimension that RoPE then fills), complete the weights.
                 rank_deficient.append((layer, h))
+                if weights.rotary or bool(weights.b_Q[layer].any() or weights.b_K[layer].any()):
+                    dense = _completed(WQ[h], WK[h])
             for part, value in zip(parts, dense):
                 part[h] = value
             fallback.append((layer, h))

