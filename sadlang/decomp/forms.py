@@ -90,7 +90,8 @@ def _complete(W: torch.Tensor, eps: float = COMPLETE_EPS) -> torch.Tensor:
     """(D, r) -> (D, r): W with its singular values below eps * max raised to eps * max, so it
     has full rank r; unchanged on its row space up to eps."""
     U, S, Vh = torch.linalg.svd(W, full_matrices=False)
-    return (U * S.clamp_min(eps * float(S.max()))) @ Vh
+    top = float(S.max()) if float(S.max()) > 0 else 1.0     # an all-zero head: any full-rank basis
+    return (U * S.clamp_min(eps * top)) @ Vh
 
 
 def _completed(WQ: torch.Tensor, WK: torch.Tensor):

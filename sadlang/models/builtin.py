@@ -25,6 +25,7 @@ BUILTIN = {
     "tiny-gemma3": "Gemma-3 style: QK-norm, pre+post norms, local/global layers with two RoPE bases, "
                    "MQA 4/1 (4 layers, d_model 64)",
     "planted": "hand-planted circuit with known ground truth (see sadlang.models.planted)",
+    "planted-neox": "the planted key-side edge 0.0 -> 1.0 in a GPT-NeoX model: parallel blocks, partial rotary",
 }
 
 
@@ -52,6 +53,9 @@ def build_config(name: str) -> Any:
     if name == "planted":
         from sadlang.models.planted import build_planted
         return build_planted().config
+    if name == "planted-neox":
+        from sadlang.models.planted import build_planted_neox
+        return build_planted_neox().config
     if name == "tiny-gpt2":
         cfg = GPT2Config(vocab_size=vocab, n_positions=128, n_embd=64, n_layer=4,
                          n_head=4, bos_token_id=0, eos_token_id=0, resid_pdrop=0.0,
@@ -88,6 +92,9 @@ def build_hf_model(name: str, seed: int = 0) -> torch.nn.Module:
     if name == "planted":
         from sadlang.models.planted import build_planted
         return build_planted()
+    if name == "planted-neox":
+        from sadlang.models.planted import build_planted_neox
+        return build_planted_neox()
     cfg = build_config(name)
     classes = {"tiny-gpt2": GPT2LMHeadModel, "tiny-llama": LlamaForCausalLM, "tiny-qwen2": tf.Qwen2ForCausalLM,
                "tiny-mistral": tf.MistralForCausalLM, "tiny-neox": tf.GPTNeoXForCausalLM,
@@ -101,7 +108,7 @@ def bridge_name(name: str) -> str:
     """A TransformerLens architecture name the bridge adapts the built-in model with."""
     from sadlang.models.families import FAMILIES
 
-    special = {"tiny-gpt2": "gpt2", "planted": "gpt2"}
+    special = {"tiny-gpt2": "gpt2", "planted": "gpt2", "planted-neox": "EleutherAI/pythia-70m"}
     if name in special:
         return special[name]
     return next(f.bridge for f in FAMILIES.values() if f.tiny == name)

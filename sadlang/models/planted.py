@@ -19,6 +19,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -122,4 +124,79 @@ def build_planted(strength: float = 6.0) -> GPT2LMHeadModel:
         Wq[:, :4] = s * d["F"].T
         Wk[:, :4] = s * (d["names"].T @ codes)
         put(1, 1, Wq, Wk, None, None)
+    return model
+
+
+def build_planted_neox(strength: float = 6.0) -> Any:
+    """`planted-neox`: the key-side edge of `planted`, planted in a GPT-NeoX model (parallel
+    attention + MLP, partial rotary 0.25, fused QKV; MLPs zeroed; 2 layers, 4 heads, d_head 16).
+
+    NeoX has no absolute positions, so layer 0 finds the marker by content instead of by
+    position: 0.0's query and key both read the marker direction, so at the marker it attends
+    to itself and writes f0 there (elsewhere its query is 0 and it spreads uniformly, leaking
+    f0 / (p + 1)). 1.0's query reads the constant g and its key reads f0 and, weaker, BOS: it
+    sinks to BOS unless a marker is present, then it attends to the marker and copies it into
+    the logit of " x". Ground truth: key-side edge 0.0 -> 1.0, signal in span{f0, bos} (what
+    1.0's key reads). The planted weights use the non-rotary dimensions 4.. of each head and the
+    rotary pair (0, 2), whose rotation by the relative position the decomposition must undo.
+    """
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+    vocab = tiny_vocabulary()
+    cfg = GPTNeoXConfig(vocab_size=len(vocab), hidden_size=D, intermediate_size=4 * D, num_hidden_layers=2,
+                        num_attention_heads=H, max_position_embeddings=N_POS, rotary_pct=0.25,  # type: ignore[call-arg]
+                        use_parallel_residual=True, attention_dropout=0.0, hidden_dropout=0.0,
+                        bos_token_id=0, eos_token_id=0, tie_word_embeddings=False)
+    cfg._attn_implementation = "eager"
+    model = GPTNeoXForCausalLM(cfg).eval()
+    d = {k: v.float() for k, v in DIRECTIONS.items()}
+    gen = torch.Generator().manual_seed(3)
+    s = strength
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        for blk in model.gpt_neox.layers:
+            blk.input_layernorm.weight.fill_(1.0)
+            blk.post_attention_layernorm.weight.fill_(1.0)
+        model.gpt_neox.final_layer_norm.weight.fill_(1.0)
+        wte = torch.zeros(len(vocab), D)
+        for i, _tok in enumerate(vocab):
+            wte[i] = 0.3 * (d["tokens"].T @ torch.randn(20, generator=gen)) + d["g"]
+        wte[vocab.index("<bos>")] = d["bos"] + d["g"]
+        wte[vocab.index(" x")] = 2.0 * d["marker"] + d["g"]
+        wte[vocab.index(" y")] = 2.0 * d["target"] + d["g"]
+        model.gpt_neox.embed_in.weight.copy_(wte)
+        model.lm_head.weight.copy_(wte)                         # unembedding = embedding
+
+        def put(layer: int, head: int, Wq: torch.Tensor, Wk: torch.Tensor,
+                Wv: torch.Tensor | None = None, Wo: torch.Tensor | None = None) -> None:
+            attn = model.gpt_neox.layers[layer].attention
+            W = attn.query_key_value.weight                     # (3D, D): rows h*3R + [q | k | v]
+            base = head * 3 * R
+            W[base: base + R] = Wq.T
+            W[base + R: base + 2 * R] = Wk.T
+            if Wv is not None:
+                W[base + 2 * R: base + 3 * R] = Wv.T
+            if Wo is not None:
+                attn.dense.weight[:, head * R:(head + 1) * R] = Wo.T   # (D, D): out = z @ dense.T
+
+        # 0.0: marker reads marker (content self-attention), writes f0
+        Wq, Wk, Wv, Wo = torch.zeros(D, R), torch.zeros(D, R), torch.zeros(D, R), torch.zeros(R, D)
+        Wq[:, 4] = s * d["marker"]
+        Wk[:, 4] = s * d["marker"]
+        Wv[:, 0] = d["marker"]
+        Wo[0] = 3.0 * d["f0"]
+        put(0, 0, Wq, Wk, Wv, Wo)
+        # 1.0: query reads g, key reads f0 (strong) and BOS (weaker); copies f0 -> marker direction.
+        # The f0 match sits in a non-rotary dimension (5) and in the rotary pair (0, 2): both
+        # dimensions of the pair, so what the head reads is closed under the rotation
+        Wq, Wk, Wv, Wo = torch.zeros(D, R), torch.zeros(D, R), torch.zeros(D, R), torch.zeros(R, D)
+        Wq[:, 5] = s * d["g"]
+        Wk[:, 5] = s * d["f0"] + 0.5 * s * d["bos"]
+        for dim in (0, 2):
+            Wq[:, dim] = 0.3 * s * d["g"]
+            Wk[:, dim] = 0.3 * s * d["f0"]
+        Wv[:, 0] = d["f0"]
+        Wo[0] = 3.0 * d["marker"]
+        put(1, 0, Wq, Wk, Wv, Wo)
     return model
