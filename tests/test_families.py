@@ -262,3 +262,32 @@ def test_planted_edge_is_recovered_on_neox_with_partial_rotary(method):
         others = [k for k in range(model.weights.d_head) if k not in e.svs][: len(e.svs)]
         _, rand = run_edits(model, [dec], [[EdgeEdit(1, 0, d, s, e.component, "key", others)]], [(1, 0, d, s)])
         assert float(att[0]) < 2.0 / acts.n and float(rand[0]) > 0.99
+
+
+@pytest.mark.parametrize("model_name", ["tiny-llama", "tiny-neox", "tiny-gemma3"])
+def test_global_edit_vector_has_the_coordinates_it_removes(model_name):
+    """A global edit subtracts, where the component wrote, the smallest residual vector whose
+    coordinates in the receiving head are the signal's. Mapped back through the frozen ln scale,
+    W_K, the frozen QK-norm scale (Gemma-3) and the rotation, it gives those coordinates."""
+    from sadlang.decomp.activations import run_prompts
+    from sadlang.decomp.rope import apply_rope
+    from sadlang.intervene.signals import residual_delta
+    from sadlang.trace.tracer import decomposition
+
+    model = load_model(model_name)
+    w = model.weights
+    acts = run_prompts(model, [model.to_tokens(" When Mary and John went to the store, John gave a drink to")])[0]
+    dec = decomposition(model, acts)
+    layer, head, at = 3, 1, 5
+    table = dec.table(layer)
+    c = int(dec.b(layer, head)[: table.n_head_components, at].norm(dim=-1).argmax())
+    coords = dec.b(layer, head)[c, at].clone()
+    coords[2:] = 0.0                                                    # a rank-2 signal
+    vec = residual_delta(dec, layer, head, coords, "key", at)          # (D,) in the residual
+    k = (vec / acts.ln_scale[layer, at]) @ w.W_K[layer, w.kv(head)]
+    s = acts.qk_scale(layer, "k", w.kv(head))
+    if s is not None:
+        k = k / s[at]
+    cos, sin = acts.rope(layer)
+    rot = apply_rope(k[None], None if cos is None else cos[at:at + 1], None if sin is None else sin[at:at + 1])[0]
+    assert torch.allclose(rot @ dec.forms.Gk[layer, head], coords, atol=1e-4 * float(coords.abs().max()))

@@ -50,6 +50,25 @@ def directions() -> dict[str, torch.Tensor]:
 DIRECTIONS = directions()
 
 
+def _zero_with_unit_norms(model: torch.nn.Module) -> None:
+    """Every parameter 0, every norm gain 1 (LayerNorm weights: 1-d parameters named *norm* / ln_*)."""
+    for name, p in model.named_parameters():
+        is_gain = p.ndim == 1 and name.endswith("weight") and ("norm" in name or ".ln_" in name)
+        p.fill_(1.0 if is_gain else 0.0)
+
+
+def _token_embeddings(vocab: list[str], d: dict[str, torch.Tensor], gen: torch.Generator) -> torch.Tensor:
+    """(V, D): every token carries g plus a little random token content; BOS, the marker " x" and
+    the target " y" carry their own directions."""
+    wte = torch.zeros(len(vocab), D)
+    for i, _tok in enumerate(vocab):
+        wte[i] = 0.3 * (d["tokens"].T @ torch.randn(20, generator=gen)) + d["g"]
+    wte[vocab.index("<bos>")] = d["bos"] + d["g"]
+    wte[vocab.index(" x")] = 2.0 * d["marker"] + d["g"]
+    wte[vocab.index(" y")] = 2.0 * d["target"] + d["g"]
+    return wte
+
+
 def build_planted(strength: float = 6.0) -> GPT2LMHeadModel:
     vocab = tiny_vocabulary()
     cfg = GPT2Config(vocab_size=len(vocab), n_positions=N_POS, n_embd=D, n_layer=2, n_head=H,
@@ -61,18 +80,8 @@ def build_planted(strength: float = 6.0) -> GPT2LMHeadModel:
     codes = torch.randn(len(NAMES), 4, generator=gen)
     codes = codes / codes.norm(dim=-1, keepdim=True)          # each name's code in F
     with torch.no_grad():
-        for p in model.parameters():
-            p.zero_()
-        for blk in model.transformer.h:
-            blk.ln_1.weight.fill_(1.0)
-            blk.ln_2.weight.fill_(1.0)
-        model.transformer.ln_f.weight.fill_(1.0)
-        wte = torch.zeros(len(vocab), D)
-        for i, _tok in enumerate(vocab):
-            wte[i] = 0.3 * (d["tokens"].T @ torch.randn(20, generator=gen)) + d["g"]
-        wte[vocab.index("<bos>")] = d["bos"] + d["g"]
-        wte[vocab.index(" x")] = 2.0 * d["marker"] + d["g"]
-        wte[vocab.index(" y")] = 2.0 * d["target"] + d["g"]
+        _zero_with_unit_norms(model)
+        wte = _token_embeddings(vocab, d, gen)
         name_ids = {n: vocab.index(" " + n) for n in NAMES}
         for k, n in enumerate(NAMES):
             wte[name_ids[n]] = 2.0 * (d["names"][k]) + d["g"]
@@ -153,18 +162,8 @@ def build_planted_neox(strength: float = 6.0) -> Any:
     gen = torch.Generator().manual_seed(3)
     s = strength
     with torch.no_grad():
-        for p in model.parameters():
-            p.zero_()
-        for blk in model.gpt_neox.layers:
-            blk.input_layernorm.weight.fill_(1.0)
-            blk.post_attention_layernorm.weight.fill_(1.0)
-        model.gpt_neox.final_layer_norm.weight.fill_(1.0)
-        wte = torch.zeros(len(vocab), D)
-        for i, _tok in enumerate(vocab):
-            wte[i] = 0.3 * (d["tokens"].T @ torch.randn(20, generator=gen)) + d["g"]
-        wte[vocab.index("<bos>")] = d["bos"] + d["g"]
-        wte[vocab.index(" x")] = 2.0 * d["marker"] + d["g"]
-        wte[vocab.index(" y")] = 2.0 * d["target"] + d["g"]
+        _zero_with_unit_norms(model)
+        wte = _token_embeddings(vocab, d, gen)
         model.gpt_neox.embed_in.weight.copy_(wte)
         model.lm_head.weight.copy_(wte)                         # unembedding = embedding
 
