@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/setup-browser.sh
 # developer habits first: lint (pyflakes, bugbear, isort, pyupgrade) and types (see pyproject)
 .venv/bin/ruff check sadlang tests benchmarks scripts
 .venv/bin/mypy

@@ -2,7 +2,7 @@
 
 Used by tests/test_html_browser.py, which also makes the README picture (docs/ioi-report.png).
 Playwright's own browser download cannot work offline, so the system Chromium is launched by
-path (`SADLANG_CHROMIUM`, else `chromium` on PATH); scripts/setup.sh installs it.
+path (`SADLANG_CHROMIUM`, else `chromium` on PATH); scripts/setup-browser.sh installs it.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def browser(width: int = 1400, height: int = 1000) -> Iterator[Any]:
 
     exe = chromium_path()
     if exe is None:
-        raise RuntimeError("no Chromium found: install it (scripts/setup.sh runs `apt-get install chromium`) "
+        raise RuntimeError("no Chromium found: install it (scripts/setup-browser.sh runs `apt-get install chromium`) "
                            "or set SADLANG_CHROMIUM to its path")
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=exe, args=["--no-sandbox", "--disable-gpu"])

@@ -24,9 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 if chromium_path() is None:
     if os.environ.get("CI"):
-        pytest.fail("Chromium is missing in CI: scripts/setup.sh installs it (apt-get install chromium)",
+        pytest.fail("Chromium is missing in CI: scripts/setup-browser.sh installs it (apt-get install chromium)",
                     pytrace=False)
-    pytest.skip("no Chromium here: run scripts/setup.sh (it installs Debian's chromium)", allow_module_level=True)
+    pytest.skip("no Chromium here: run scripts/setup-browser.sh (it installs Debian's chromium)", allow_module_level=True)
 
 PROMPT = "When Mary went to the x, John said"
 
