@@ -127,3 +127,26 @@ def test_cli_writes_html(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["check", str(ROOT / "specs" / "planted.sad"), "--html", str(tmp_path / "r.txt")])
     assert exc.value.code == 2 and "one of .html" in capsys.readouterr().err
+
+
+def test_a_card_whose_picture_fails_still_shows_its_verdict(monkeypatch):
+    """A bug while drawing one card's pictures becomes a note on that card; the check and the
+    other cards go on."""
+    import sadlang.html.views as views_mod
+
+    _, model, plan = load_and_compile(ROOT / "specs" / "planted.sad")
+
+    def broken(ev, claim, v, spec):
+        if claim.name == "exact":
+            raise IndexError("boom")
+        return real(ev, claim, v, spec)
+
+    real = views_mod.claim_view
+    monkeypatch.setattr(views_mod, "claim_view", broken)
+    views, observe = collector(plan.spec)
+    report = run_plan(plan, model, only={"exact", "reads_marker"}, observe=observe)
+    assert [v.status for v in report.verdicts] == ["held", "held"]
+    assert "internal error (IndexError: boom)" in views["exact"].note
+    assert views["reads_marker"].heatmaps and not views["reads_marker"].note
+    html = check_page([report], [views], [{}])
+    assert "IndexError: boom" in html

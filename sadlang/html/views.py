@@ -314,4 +314,8 @@ def collector(spec: A.Spec) -> tuple[dict[str, ClaimView], Callable[[Any, A.Clai
             views[claim.name] = claim_view(ev, claim, v, spec)
         except SadError as exc:
             views[claim.name] = ClaimView(prompts=prompt_views(v.prompts, ev.prompts), note=f"no picture: {exc}")
+        except Exception as exc:  # a drawing bug must not lose the verdicts: say so on the card
+            views[claim.name] = ClaimView(prompts=prompt_views(v.prompts, ev.prompts),
+                                          note=f"no picture: internal error ({type(exc).__name__}: {exc}); "
+                                               f"please report it")
     return views, observe
