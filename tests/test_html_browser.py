@@ -26,7 +26,8 @@ if chromium_path() is None:
     if os.environ.get("CI"):
         pytest.fail("Chromium is missing in CI: scripts/setup-browser.sh installs it (apt-get install chromium)",
                     pytrace=False)
-    pytest.skip("no Chromium here: run scripts/setup-browser.sh (it installs Debian's chromium)", allow_module_level=True)
+    pytest.skip("no Chromium here: run scripts/setup-browser.sh (it installs Debian's chromium)",
+                allow_module_level=True)
 
 PROMPT = "When Mary went to the x, John said"
 
