@@ -269,10 +269,7 @@ def cmd_trace(args) -> int:
     g = circuit.graph
     print(f"graph    {g.number_of_nodes()} nodes, {g.number_of_edges()} edges, {len(circuit.firings)} firings "
           f"decomposed ({args.method})")
-    counts: dict = {}
-    for f in circuit.firings.values():
-        counts[(f.layer, f.head)] = counts.get((f.layer, f.head), 0) + 1
-    top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[: args.top]
+    top = circuit.busiest_heads()[: args.top]
     print("heads    " + ", ".join(f"{l}.{h} x{n}" for (l, h), n in top))
     pairs = sorted(((f, e) for f in circuit.firings.values() for e in f.edges if e.component.kind == "head"),
                    key=lambda fe: -fe[1].weight)[: args.top]
@@ -303,10 +300,7 @@ def _write_trace_html(args, model, circuit, toks: list[str]) -> None:
     from sadlang.html import trace_page
     from sadlang.html.views import heatmap, trace_graph_view
 
-    counts: dict = {}
-    for f in circuit.firings.values():
-        counts[(f.layer, f.head)] = counts.get((f.layer, f.head), 0) + 1
-    heads = [h for h, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:4]]
+    heads = [h for h, _ in circuit.busiest_heads()[:4]]
     pattern = circuit.decomposition.acts.pattern if circuit.decomposition is not None else None
     maps = [heatmap(pattern, h, 0, toks) for h in heads] if pattern is not None else []
     title = f"{args.prompt}  ({args.method}: {args.answer!r} vs {args.against!r})"

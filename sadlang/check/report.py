@@ -12,13 +12,15 @@ from sadlang.errors import printable
 JSON_SCHEMA_VERSION = 1
 
 
-def _clean(obj):
+def json_safe(obj):
+    """Floats rounded to 6 digits, NaN and infinities as null, dict keys sorted: the form every
+    report (JSON, HTML) embeds."""
     if isinstance(obj, float):
         return None if math.isnan(obj) or math.isinf(obj) else round(obj, 6)
     if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in sorted(obj.items())}
+        return {k: json_safe(v) for k, v in sorted(obj.items())}
     if isinstance(obj, list):
-        return [_clean(v) for v in obj]
+        return [json_safe(v) for v in obj]
     return obj
 
 
@@ -27,7 +29,7 @@ def to_json(report: Report) -> str:
     data = {"schema": JSON_SCHEMA_VERSION, **report.model_dump()}
     data["exit_code"] = report.exit_code
     data["summary"] = summary_counts(report)
-    return json.dumps(_clean(data), indent=2, sort_keys=True)
+    return json.dumps(json_safe(data), indent=2, sort_keys=True)
 
 
 def to_json_many(reports: list[Report]) -> str:

@@ -18,14 +18,9 @@ import torch
 
 from sadlang.circuits.ablation import one_head_z
 from sadlang.decomp.activations import ForwardCounter, PromptActivations
-from sadlang.decomp.rope import apply_rope
 from sadlang.errors import TraceError
 from sadlang.evidence.store import PromptSetEvidence
 from sadlang.models.loader import LoadedModel
-
-
-def _rot(acts: PromptActivations, x: torch.Tensor, layer: int) -> torch.Tensor:
-    return apply_rope(x, *acts.rope(layer))
 
 
 def score_delta(model: LoadedModel, clean: PromptActivations, cf: PromptActivations,
@@ -46,11 +41,11 @@ def score_delta(model: LoadedModel, clean: PromptActivations, cf: PromptActivati
     x = clean.normalized[lr]                                                  # (n, D)
     kv = w.kv(hr)
     if side == "query":
-        dq = _rot(clean, dx @ w.W_Q[lr, hr], lr)
-        k = _rot(clean, x @ w.W_K[lr, kv] + w.b_K[lr, kv], lr)
+        dq = clean.to_head(dx @ w.W_Q[lr, hr], lr, "q", hr)
+        k = clean.to_head(x @ w.W_K[lr, kv] + w.b_K[lr, kv], lr, "k", kv)
         return dq @ k.T / w.attn_scale
-    q = _rot(clean, x @ w.W_Q[lr, hr] + w.b_Q[lr, hr], lr)
-    dk = _rot(clean, dx @ w.W_K[lr, kv], lr)
+    q = clean.to_head(x @ w.W_Q[lr, hr] + w.b_Q[lr, hr], lr, "q", hr)
+    dk = clean.to_head(dx @ w.W_K[lr, kv], lr, "k", kv)
     return q @ dk.T / w.attn_scale
 
 

@@ -103,20 +103,13 @@ def signal_share_by_layer(batch: PromptSetEvidence, i: int, layer: int, head: in
                           svs: list[int]) -> list[float]:
     """For layers 0..layer: the share of the query's selected signal already in the residual
     entering that layer (projection of its singular coordinates on the final ones)."""
-    from sadlang.decomp.rope import apply_rope
-
     dec = batch.dec(i)
     w, acts = dec.weights, dec.acts
     idx = torch.tensor(svs, dtype=torch.long)
     x = acts.resid_pre[: layer + 1, d] / acts.ln_scale[layer, d]                   # (l+1, D)
     q = x @ w.W_Q[layer, head] + w.b_Q[layer, head]
-    sq = acts.qk_scale(layer, "q", head)
-    if sq is not None:
-        q = q / sq[d]
-    cos, sin = acts.rope(layer)
-    cos = None if cos is None else cos[d:d + 1].expand(len(q), -1)
-    sin = None if sin is None else sin[d:d + 1].expand(len(q), -1)
-    a = (apply_rope(q, cos, sin) @ dec.forms.Gq[layer, head])[:, idx]              # (l+1, |S|)
+    at_d = torch.full((len(q),), d, dtype=torch.long, device=q.device)              # every row sits at d
+    a = (acts.to_head(q, layer, "q", head, at_d) @ dec.forms.Gq[layer, head])[:, idx]   # (l+1, |S|)
     final = a[-1]
     norm = float(final @ final)
     return [float(row @ final) / norm if norm > 0 else float("nan") for row in a]

@@ -62,6 +62,20 @@ class PromptActivations:
             return self.cos_by_layer[layer], self.sin_by_layer[layer]
         return self.cos, self.sin
 
+    def to_head(self, x: torch.Tensor, layer: int, side: str, index: int,
+                positions: torch.Tensor | None = None) -> torch.Tensor:
+        """x (..., P, r): query (side "q", head `index`) or key (side "k", key/value head `index`)
+        vectors of `layer` as projected, at `positions` (default: all n). Returns them as the head
+        scores them: divided by the frozen QK-norm scale (Gemma-3), then rotated (RoPE)."""
+        from sadlang.decomp.rope import apply_rope
+
+        at = slice(None) if positions is None else positions
+        scale = self.qk_scale(layer, side, index)
+        if scale is not None:
+            x = x / scale[at][:, None]
+        cos, sin = self.rope(layer)
+        return apply_rope(x, None if cos is None else cos[at], None if sin is None else sin[at])
+
     def qk_scale(self, layer: int, side: str, index: int) -> torch.Tensor | None:
         """(n,) the frozen QK-norm scale of query head (side "q") or key head (side "k") `index`
         in `layer`, or None when the model has no QK-norm."""

@@ -23,7 +23,6 @@ import torch
 from pydantic import BaseModel, ConfigDict
 
 from sadlang.decomp.activations import PromptActivations
-from sadlang.decomp.rope import apply_rope
 from sadlang.errors import InternalError
 from sadlang.models.weights import ModelWeights
 
@@ -141,10 +140,9 @@ class SideCoordinates:
 
     @staticmethod
     def compute(acts: PromptActivations, weights: ModelWeights, layer: int, W: torch.Tensor,
-                b: torch.Tensor, vo: torch.Tensor | None = None,
-                qk: torch.Tensor | None = None) -> torch.Tensor:
-        """`qk` (n,): the frozen QK-norm scale of this head's q or k at each position (Gemma-3;
-        its gain is folded into W and b), dividing every component, offset included."""
+                b: torch.Tensor, side: str, index: int, vo: torch.Tensor | None = None) -> torch.Tensor:
+        """`side`, `index`: "q" and the query head, or "k" and the key/value head, whose frozen
+        QK-norm scale (Gemma-3) divides every component, offset included (PromptActivations.to_head)."""
         n = acts.n
         sig = acts.ln_scale[layer]                                             # (n,)
         rows = []
@@ -162,7 +160,4 @@ class SideCoordinates:
             rows.append((weights.b_O[:layer] @ W)[:, None, :] / sig[None, :, None])
         rows.append(((acts.embed @ W) / sig[:, None])[None])
         rows.append(b[None, None, :].expand(1, n, -1))
-        coords = torch.cat(rows, 0)
-        if qk is not None:
-            coords = coords / qk[None, :, None]
-        return apply_rope(coords, *acts.rope(layer))
+        return acts.to_head(torch.cat(rows, 0), layer, side, index)

@@ -9,7 +9,6 @@ import torch
 from sadlang.decomp.activations import PromptActivations
 from sadlang.decomp.components import ComponentTable, SideCoordinates
 from sadlang.decomp.forms import HeadForms
-from sadlang.decomp.rope import apply_rope
 from sadlang.models.weights import ModelWeights
 
 
@@ -54,16 +53,14 @@ class PromptDecomposition:
         """(C, n, r) rotated query contributions of every component (pre singular map)."""
         w = self.weights
         return self._memo(("q", layer, head), lambda: SideCoordinates.compute(
-            self.acts, w, layer, w.W_Q[layer, head], w.b_Q[layer, head], self.vo,
-            self.acts.qk_scale(layer, "q", head)))
+            self.acts, w, layer, w.W_Q[layer, head], w.b_Q[layer, head], "q", head, self.vo))
 
     def k_rot(self, layer: int, head: int) -> torch.Tensor:
         """(C, n, r) rotated key contributions; shared by the query heads of a KV group."""
         w = self.weights
         kv = w.kv(head)
         return self._memo(("k", layer, kv), lambda: SideCoordinates.compute(
-            self.acts, w, layer, w.W_K[layer, kv], w.b_K[layer, kv], self.vo,
-            self.acts.qk_scale(layer, "k", kv)))
+            self.acts, w, layer, w.W_K[layer, kv], w.b_K[layer, kv], "k", kv, self.vo))
 
     @property
     def vo(self) -> torch.Tensor:
@@ -80,9 +77,7 @@ class PromptDecomposition:
 
         def build():
             q = self.acts.normalized[layer] @ w.W_Q[layer, head] + w.b_Q[layer, head]
-            s = self.acts.qk_scale(layer, "q", head)
-            q = q if s is None else q / s[:, None]
-            return apply_rope(q, *self.acts.rope(layer)) @ self.forms.Gq[layer, head]
+            return self.acts.to_head(q, layer, "q", head) @ self.forms.Gq[layer, head]
         return self._memo(("A", layer, head), build)
 
     def b_total(self, layer: int, head: int) -> torch.Tensor:
@@ -92,9 +87,7 @@ class PromptDecomposition:
 
         def build():
             k = self.acts.normalized[layer] @ w.W_K[layer, kv] + w.b_K[layer, kv]
-            s = self.acts.qk_scale(layer, "k", kv)
-            k = k if s is None else k / s[:, None]
-            return apply_rope(k, *self.acts.rope(layer)) @ self.forms.Gk[layer, head]
+            return self.acts.to_head(k, layer, "k", kv) @ self.forms.Gk[layer, head]
         return self._memo(("B", layer, head), build)
 
     def a(self, layer: int, head: int) -> torch.Tensor:

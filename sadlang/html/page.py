@@ -13,7 +13,7 @@ from html import escape
 from importlib import resources
 from typing import Any
 
-from sadlang.check.report import summary_counts
+from sadlang.check.report import json_safe, summary_counts
 from sadlang.check.verdict import Report
 from sadlang.html.views import ClaimView, GraphView, Heatmap
 
@@ -55,20 +55,9 @@ def _claim_entry(v, view: ClaimView | None, card: int) -> tuple[dict[str, Any], 
     return head, detail
 
 
-def _clean(obj: Any) -> Any:
-    """NaN and infinities as null: the page's JSON must parse in a browser."""
-    if isinstance(obj, float):
-        return obj if obj == obj and obj not in (float("inf"), float("-inf")) else None
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_clean(v) for v in obj]
-    return obj
-
-
 def _page(title: str, data: dict[str, Any], cards: list[dict[str, Any]]) -> str:
-    blocks = [_json_block("sad-data", _clean(data))]
-    blocks += [_json_block(f"sad-card-{i}", _clean(c)) for i, c in enumerate(cards)]
+    blocks = [_json_block("sad-data", json_safe(data))]
+    blocks += [_json_block(f"sad-card-{i}", json_safe(c)) for i, c in enumerate(cards)]
     versions = ", ".join(f"{k} {v}" for k, v in vendored_versions().items())
     return "\n".join([
         "<!DOCTYPE html>",

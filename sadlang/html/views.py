@@ -17,6 +17,7 @@ from typing import Any
 import networkx as nx
 from pydantic import BaseModel, Field
 
+from sadlang.check.report import json_safe
 from sadlang.check.verdict import PromptEvidence, Verdict
 from sadlang.lang import ast as A
 from sadlang.prompts.build import BuiltPrompt
@@ -94,16 +95,12 @@ def _place(items: list[tuple[str, int, int]]) -> tuple[dict[str, tuple[float, fl
 
 
 def _row(a: dict[str, Any], n_layers: int) -> int:
-    if a["kind"] == "root":
-        return n_layers
-    return int(a.get("layer", -1)) if int(a.get("layer", -1)) >= 0 else -1
+    """The logit above the top layer; nodes without a layer (embeddings) below layer 0."""
+    return n_layers if a["kind"] == "root" else max(-1, int(a.get("layer", -1)))
 
 
 def _num(x: Any) -> float | None:
-    if x is None:
-        return None
-    x = float(x)
-    return None if math.isnan(x) or math.isinf(x) else round(x, 6)
+    return None if x is None else json_safe(float(x))
 
 
 def graph_view(g: nx.MultiDiGraph, columns: list[str], n_layers: int, column_of, title: str,
@@ -200,14 +197,14 @@ def declared_graph_view(decl: A.CircuitDecl, prompt: BuiltPrompt, n_layers: int,
                 col = resolve(node.at, prompt) + (1 if everywhere else 0)
             except RoleError:
                 col = 0
-        pairs = [node.head.pair] if node.head.concrete else []
-        for pair in pairs:
-            nid = node.text()
-            ids.setdefault(pair, []).append(nid)
-            g.add_node(nid, kind="head", layer=pair[0], head=pair[1], column=col, short=f"{pair[0]}.{pair[1]}",
-                       dest_role=node.at.text() if node.at else "every position",
-                       src_role=node.src.text() if node.src else "any",
-                       **({"effect": effects[nid]} if effects and nid in effects else {}))
+        if not node.head.concrete:
+            continue
+        pair, nid = node.head.pair, node.text()
+        ids.setdefault(pair, []).append(nid)
+        g.add_node(nid, kind="head", layer=pair[0], head=pair[1], column=col, short=f"{pair[0]}.{pair[1]}",
+                   dest_role=node.at.text() if node.at else "every position",
+                   src_role=node.src.text() if node.src else "any",
+                   **({"effect": effects[nid]} if effects and nid in effects else {}))
     root = "logits"
     g.add_node(root, kind="root", layer=-1, column=len(columns) - 1, dest_role="end", src_role="")
     for e in decl.edges:

@@ -102,7 +102,7 @@ def _cap_score_deltas(decs: list[PromptDecomposition], deltas: dict[int, torch.T
             for h in range(t.shape[1]):
                 if not bool(t[i, h].any()):
                     continue
-                z = dec.a(layer, h).sum(0) @ dec.b(layer, h).sum(0).T / dec.weights.attn_scale   # (n, n)
+                z = dec.a_total(layer, h) @ dec.b_total(layer, h).T / dec.weights.attn_scale     # (n, n)
                 t[i, h] = softcap(z + t[i, h], cap) - softcap(z, cap)
 
 

@@ -29,6 +29,10 @@ BUILTIN = {
 }
 
 
+# planted models (hand-set weights, sadlang.models.planted): name -> builder function
+PLANTED = {"planted": "build_planted", "planted-neox": "build_planted_neox"}
+
+
 def _randomize(model: torch.nn.Module, seed: int, std: float = 0.2) -> None:
     """Give every parameter (biases and norm gains included) non-trivial random values."""
     gen = torch.Generator().manual_seed(seed)
@@ -50,12 +54,8 @@ def build_config(name: str) -> Any:
                   num_attention_heads=4, max_position_embeddings=128, bos_token_id=0, eos_token_id=0,
                   pad_token_id=2, tie_word_embeddings=False)
     cfg: Any
-    if name == "planted":
-        from sadlang.models.planted import build_planted
-        return build_planted().config
-    if name == "planted-neox":
-        from sadlang.models.planted import build_planted_neox
-        return build_planted_neox().config
+    if name in PLANTED:
+        return build_hf_model(name).config             # hand-set weights: the config comes with them
     if name == "tiny-gpt2":
         cfg = GPT2Config(vocab_size=vocab, n_positions=128, n_embd=64, n_layer=4,
                          n_head=4, bos_token_id=0, eos_token_id=0, resid_pdrop=0.0,
@@ -89,12 +89,9 @@ def build_hf_model(name: str, seed: int = 0) -> torch.nn.Module:
     """The transformers model behind a built-in name, with seeded random weights."""
     import transformers as tf
 
-    if name == "planted":
-        from sadlang.models.planted import build_planted
-        return build_planted()
-    if name == "planted-neox":
-        from sadlang.models.planted import build_planted_neox
-        return build_planted_neox()
+    if name in PLANTED:
+        from sadlang.models import planted
+        return getattr(planted, PLANTED[name])()
     cfg = build_config(name)
     classes = {"tiny-gpt2": GPT2LMHeadModel, "tiny-llama": LlamaForCausalLM, "tiny-qwen2": tf.Qwen2ForCausalLM,
                "tiny-mistral": tf.MistralForCausalLM, "tiny-neox": tf.GPTNeoXForCausalLM,

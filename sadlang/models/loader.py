@@ -250,9 +250,8 @@ def load_model(ref: str = BUNDLED_NAME, device: str = "auto", *, reuse: bool = T
             raise ModelLoadError(f"built-in model seed must be an integer: {ref!r}") from exc
         if not 0 <= seed_value < 2**63:
             raise ModelLoadError(f"built-in model seed must be in 0..2**63-1, not {seed_value}: {ref!r}")
-        config = builtin.build_config(base)
-        _check_supported(config, ref)
-        hf = builtin.build_hf_model(base, seed_value)
+        hf = builtin.build_hf_model(base, seed_value)     # built in code: cheap, checked like any model
+        _check_supported(hf.config, ref)
         tok = builtin.tokenizer()
         source, arch_name = "builtin", builtin.bridge_name(base)
     else:

@@ -82,10 +82,9 @@ class ModelWeights:
         for t in (self.W_Q, self.b_Q, self.W_K, self.b_K, self.W_O):
             h.update(t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
         h.update(repr((self.attn_scale, self.softcap, self.rotary)).encode())
-        if any(self.windows) or self.post_norm:
-            h.update(repr((self.windows, self.post_norm)).encode())
-        if self.qk_norm or self.rope_per_layer:
-            h.update(repr((self.qk_norm, self.rope_per_layer)).encode())
+        extra = (self.windows, self.post_norm, self.qk_norm, self.rope_per_layer)
+        if any(self.windows) or any(extra[1:]):      # absent for GPT-2/Llama: their keys are unchanged
+            h.update(repr(extra).encode())
         return h.hexdigest()[:16]
 
 

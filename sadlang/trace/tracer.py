@@ -39,6 +39,13 @@ class Circuit:
     def traced_heads(self) -> set[tuple[int, int]]:
         return {(f.layer, f.head) for f in self.firings.values()}
 
+    def busiest_heads(self) -> list[tuple[tuple[int, int], int]]:
+        """((layer, head), firings) of every traced head, most firings first (ties by head)."""
+        counts: dict[tuple[int, int], int] = {}
+        for f in self.firings.values():
+            counts[(f.layer, f.head)] = counts.get((f.layer, f.head), 0) + 1
+        return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
 
 def forms_for(model: LoadedModel) -> HeadForms:
     """The model's per-head SVD factors, memoized on the model (disk-cached by fingerprint)."""
