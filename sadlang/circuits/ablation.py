@@ -22,7 +22,8 @@ from typing import Literal
 import torch
 
 from sadlang.circuits.wiring import WiredRun, Wiring
-from sadlang.decomp.activations import ForwardCounter, PromptActivations
+from sadlang.decomp.activations import PromptActivations
+from sadlang.decomp.passes import last_logits
 from sadlang.evidence.store import PromptSetEvidence
 from sadlang.models.loader import LoadedModel
 
@@ -106,7 +107,5 @@ def run_rows(ev: PromptSetEvidence, rows: list[Row], values: list[torch.Tensor],
                              repl: torch.Tensor = repl) -> torch.Tensor:
                         return torch.where(keep[:, layer, :, :, None], z, repl[:, layer].to(z.dtype))
                     hooks.append((f"blocks.{layer}.attn.hook_z", swap))
-            with torch.no_grad(), model.bridge.hooks(fwd_hooks=hooks):
-                ForwardCounter.calls += 1
-                out[chunk] = model.bridge(tokens)[:, -1].float()
+            out[chunk] = last_logits(model, tokens, hooks)
     return out

@@ -17,7 +17,8 @@ from __future__ import annotations
 import torch
 
 from sadlang.circuits.ablation import one_head_z
-from sadlang.decomp.activations import ForwardCounter, PromptActivations
+from sadlang.decomp.activations import PromptActivations
+from sadlang.decomp.passes import last_logits
 from sadlang.errors import TraceError
 from sadlang.evidence.store import PromptSetEvidence
 from sadlang.models.loader import LoadedModel
@@ -71,7 +72,5 @@ def patched_logits(ev: PromptSetEvidence, cf: PromptSetEvidence, sender: tuple[i
             def add(scores: torch.Tensor, hook, delta: torch.Tensor = delta) -> torch.Tensor:
                 return scores + delta.to(scores.dtype)
 
-            with torch.no_grad(), model.bridge.hooks(fwd_hooks=[(f"blocks.{lr}.attn.hook_attn_scores", add)]):
-                ForwardCounter.calls += 1
-                out[chunk] = model.bridge(tokens)[:, -1].float()
+            out[chunk] = last_logits(model, tokens, [(f"blocks.{lr}.attn.hook_attn_scores", add)])
     return out

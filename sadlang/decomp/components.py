@@ -142,9 +142,15 @@ class SideCoordinates:
     def compute(acts: PromptActivations, weights: ModelWeights, layer: int, W: torch.Tensor,
                 b: torch.Tensor, side: str, index: int, vo: torch.Tensor | None = None) -> torch.Tensor:
         """`side`, `index`: "q" and the query head, or "k" and the key/value head, whose frozen
-        QK-norm scale (Gemma-3) divides every component, offset included (PromptActivations.to_head)."""
-        n = acts.n
+        QK-norm scale (Gemma-3) divides every component, offset included (PromptActivations.to_head).
+
+        The head rows, l*H*n of the C, are written in place: (l, H, t, p, r) with the rotation
+        at p applied to each source's value output before the attention weight scales it (both
+        are linear), so no (C, n, r) temporary is formed. The tracer's hot path."""
+        n, r = acts.n, W.shape[-1]
         sig = acts.ln_scale[layer]                                             # (n,)
+        n_heads = weights.n_heads * layer * n
+        out = torch.empty(n_heads + 2 * layer + 2, n, r, dtype=W.dtype, device=W.device)
         rows = []
         if layer > 0:
             if vo is not None:   # (L, H, n, D) per-prompt value outputs: cheaper when n < r
@@ -153,11 +159,36 @@ class SideCoordinates:
                 OW = weights.W_O[:layer] @ W                                   # (l, H, r, r)
                 v = acts.v[:layer].repeat_interleave(weights.group, dim=2)      # (l, n, H, r)
                 vow = torch.einsum("lthr,lhrs->lhts", v, OW)                   # (l, H, t, r)
-            A = acts.mix[:layer] / sig[None, None, :, None]                     # (l, H, p, t)
-            heads = A[..., None] * vow[:, :, None, :, :]                        # (l, H, p, t, r)
-            rows.append(heads.permute(0, 1, 3, 2, 4).reshape(-1, n, W.shape[-1]))
+            coef = acts.mix[:layer] / sig[None, None, :, None]                  # (l, H, p, t)
+            scale = acts.qk_scale(layer, side, index)
+            if scale is not None:
+                coef = coef / scale[None, None, :, None]
+            heads = out[:n_heads].view(layer, weights.n_heads, n, n, r)         # (l, H, t, p, r)
+            _rotated_outer(vow, *acts.rope(layer), heads)
+            heads.mul_(coef.transpose(-1, -2)[..., None])
             rows.append((acts.mlp_out[:layer] @ W) / sig[None, :, None])
             rows.append((weights.b_O[:layer] @ W)[:, None, :] / sig[None, :, None])
         rows.append(((acts.embed @ W) / sig[:, None])[None])
         rows.append(b[None, None, :].expand(1, n, -1))
-        return acts.to_head(torch.cat(rows, 0), layer, side, index)
+        out[n_heads:] = acts.to_head(torch.cat(rows, 0), layer, side, index)
+        return out
+
+
+def _rotated_outer(v: torch.Tensor, cos: torch.Tensor | None, sin: torch.Tensor | None,
+                   out: torch.Tensor) -> None:
+    """out[..., t, p, :] = R_p v[..., t, :]: every source vector rotated at every position.
+
+    v: (..., t, r); cos, sin: (p, rd), rd <= r (partial rotary leaves r - rd dimensions), or None
+    (no rotation); out: (..., t, p, r), written in place."""
+    from sadlang.decomp.rope import rotate_half
+
+    src = v[..., :, None, :]                                                   # (..., t, 1, r)
+    if cos is None or sin is None:
+        out.copy_(src.expand_as(out))
+        return
+    rd = cos.shape[-1]
+    rot = out[..., :rd]
+    torch.mul(src[..., :rd], cos, out=rot)
+    rot.addcmul_(rotate_half(v[..., :rd])[..., :, None, :], sin)
+    if rd < v.shape[-1]:
+        out[..., rd:].copy_(src[..., rd:].expand_as(out[..., rd:]))

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
-from sadlang.decomp.activations import ForwardCounter
 from sadlang.decomp.components import Component
+from sadlang.decomp.passes import lean_pass
 from sadlang.decomp.prompt import PromptDecomposition
 from sadlang.errors import TraceError
 from sadlang.intervene.signals import component_index, residual_delta
@@ -107,11 +107,12 @@ def _cap_score_deltas(decs: list[PromptDecomposition], deltas: dict[int, torch.T
 
 
 def run_edits(model, decs: list[PromptDecomposition], edits: list[list[EdgeEdit]],
-              read: list[tuple[int, int, int, int]] | None = None):
+              read: list[tuple[int, int, int, int] | None] | None = None, need_logits: bool = True):
     """Run one forward pass over equal-length prompts, prompt i edited by edits[i].
 
-    Returns (logits at the last position (b, V), attention weights (b,) read at read[i] =
-    (layer, head, d, s) or None).
+    Returns (logits at the last position (b, V), or None when not `need_logits`; attention
+    weights (b,) read at read[i] = (layer, head, d, s), or None without `read`). A pass that
+    needs no logits stops after the last layer it reads (decomp/passes.py).
     """
     n = decs[0].n
     B = len(decs)
@@ -140,16 +141,5 @@ def run_edits(model, decs: list[PromptDecomposition], edits: list[list[EdgeEdit]
         def add_resid(x, hook, delta=delta):
             return x + delta.to(x.dtype)
         hooks.append((name, add_resid))
-    read_names = sorted({f"blocks.{r[0]}.attn.hook_pattern" for r in (read or []) if r is not None})
     tokens = torch.stack([d.acts.tokens for d in decs])
-    with torch.no_grad(), model.bridge.hooks(fwd_hooks=hooks):
-        ForwardCounter.calls += 1
-        if read_names:
-            logits, cache = model.bridge.run_with_cache(tokens, names_filter=lambda nm: nm in read_names)
-        else:
-            logits, cache = model.bridge(tokens), None
-    att = None
-    if read is not None:
-        att = torch.tensor([float(cache[f"blocks.{r[0]}.attn.hook_pattern"][i, r[1], r[2], r[3]])
-                            if r is not None else float("nan") for i, r in enumerate(read)])
-    return logits[:, -1].float(), att
+    return lean_pass(model, tokens, hooks, read, logits=need_logits)

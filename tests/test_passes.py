@@ -1,0 +1,79 @@
+"""The lean passes (decomp/passes.py) give the numbers of a full bridge pass: logits at the last
+position when only those are unembedded, attention weights when the pass stops after the layer
+read. On every tiny family and the bundled model, with and without an edit hook."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sadlang.decomp.activations import ForwardCounter
+from sadlang.decomp.passes import last_logits, lean_pass, read_attention
+
+PROMPTS = ["When Mary and John went to the store, John gave a drink to",
+           "When Anna and Tom went to the park, Tom gave a ball to"]
+
+
+def _tokens(model) -> torch.Tensor:
+    toks = [model.to_tokens(p) for p in PROMPTS]
+    n = min(len(t) for t in toks)
+    return torch.tensor([t[:n] for t in toks], device=model.device)
+
+
+def _edit(layer: int):
+    """A hook that changes the scores of head 1 (so the comparison covers edited passes)."""
+    def add(x, hook):
+        y = x.clone()
+        y[:, 1, -1, :] += 0.5
+        return y
+    return [(f"blocks.{layer}.attn.hook_attn_scores", add)]
+
+
+def _full(model, tokens, hooks, reads):
+    names = sorted({f"blocks.{r[0]}.attn.hook_pattern" for r in reads})
+    with torch.no_grad(), model.bridge.hooks(fwd_hooks=hooks):
+        logits, cache = model.bridge.run_with_cache(tokens, names_filter=lambda nm: nm in names)
+    att = torch.tensor([float(cache[f"blocks.{r[0]}.attn.hook_pattern"][i, r[1], r[2], r[3]])
+                        for i, r in enumerate(reads)])
+    return logits[:, -1].float(), att
+
+
+def _check(model) -> None:
+    tokens = _tokens(model)
+    L, n = model.info.n_layers, tokens.shape[1]
+    reads = [(L // 2, 0, n - 1, 0), (L - 2, 1, n - 1, 1)]
+    for hooks in ([], _edit(0)):
+        logits, att = _full(model, tokens, hooks, reads)
+        torch.testing.assert_close(last_logits(model, tokens, hooks), logits, rtol=1e-5, atol=1e-5)
+        both_logits, both_att = lean_pass(model, tokens, hooks, reads)
+        torch.testing.assert_close(both_logits, logits, rtol=1e-5, atol=1e-5)
+        assert torch.equal(both_att, att)
+        before = ForwardCounter.calls
+        assert torch.equal(read_attention(model, tokens, hooks, reads), att)   # same layers, same bits
+        assert ForwardCounter.calls == before + 1
+    # a pass that reads nothing and needs no logits runs nothing
+    assert lean_pass(model, tokens, [], [None, None], logits=False)[1].isnan().all()
+
+
+def test_lean_passes_equal_full_passes_on_every_family(tiny):
+    _check(tiny)
+
+
+@pytest.mark.bundled
+def test_lean_passes_equal_full_passes_on_the_bundled_model(smollm):
+    _check(smollm)
+
+
+def test_a_stopped_pass_runs_no_later_layer(tiny_llama):
+    tokens = _tokens(tiny_llama)
+    seen: list[int] = []
+
+    def spy(layer):
+        def f(x, hook):
+            seen.append(layer)
+            return x
+        return f
+
+    hooks = [(f"blocks.{layer}.hook_resid_pre", spy(layer)) for layer in range(tiny_llama.info.n_layers)]
+    read_attention(tiny_llama, tokens, hooks, [(1, 0, 2, 0), None])
+    assert seen == [0, 1]
