@@ -89,6 +89,29 @@ def _print_profile(file: str, t0: float, costs: list) -> None:
     print("\n".join(lines), file=sys.stderr)
 
 
+def _check_on_ray(args, spec, model, plan, only, t0: float):
+    """One spec's check on Ray actors (`--ray`, `--actors` or `option executor = ray`)."""
+    from sadlang.check.ray_executor import RayConfig, RayStats, run_plan_ray
+
+    if args.html:
+        raise UsageError(f"{spec.file}: --html draws its pictures from evidence held in this process; "
+                         "it cannot be combined with --ray, --actors or `option executor = ray`")
+    st = plan.settings
+    cfg = RayConfig(address=args.ray or None, actors=args.actors or st.actors,
+                    num_cpus=st.num_cpus, num_gpus=st.num_gpus)
+    stats = RayStats()
+    report = run_plan_ray(plan, model, cfg, explore=args.explore, progress=_progress(args), only=only,
+                          lenient=args.lenient, model_override=args.model, device_override=args.device,
+                          stats=stats)
+    if args.profile:
+        lines = [f"profile  {spec.file}: {time.perf_counter() - t0:.1f} s in all on Ray; {stats.actors} actors "
+                 f"({len(stats.pids)} processes) started and loaded in {stats.start_seconds:.1f} s"]
+        for kind in sorted(stats.tasks):
+            lines.append(f"  {kind:<8} tasks {stats.tasks[kind]:>5}  actor seconds {stats.task_seconds[kind]:>8.2f}")
+        print("\n".join(lines), file=sys.stderr)
+    return report
+
+
 def cmd_check(args) -> int:
     specs = _validated(args.specs, args.lenient)
     _threads()
@@ -110,11 +133,15 @@ def cmd_check(args) -> int:
         t0 = time.perf_counter()
         model, plan = prepare(spec, args.model, args.device, args.lenient)
         costs: list | None = [] if args.profile else None
-        cards, observe = collector(spec) if args.html else ({}, None)
-        report = run_plan(plan, model, explore=args.explore, progress=_progress(args), only=only, costs=costs,
-                          observe=observe)
-        if costs is not None:
-            _print_profile(spec.file, t0, costs)
+        cards: dict = {}
+        if args.ray is not None or args.actors is not None or plan.settings.executor == "ray":
+            report = _check_on_ray(args, spec, model, plan, only, t0)
+        else:
+            cards, observe = collector(spec) if args.html else ({}, None)
+            report = run_plan(plan, model, explore=args.explore, progress=_progress(args), only=only, costs=costs,
+                              observe=observe)
+            if costs is not None:
+                _print_profile(spec.file, t0, costs)
         views.append(cards)
         meta.append({"seconds": round(time.perf_counter() - t0, 2),
                      "seeds": {name: ps.decl.seed for name, ps in plan.prompt_sets.items()}})
@@ -460,6 +487,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print, per claim, the seconds, forward passes, decompositions and searched prompts")
     c.add_argument("--lenient", action="store_true",
                    help="comparisons that are always or never true (weight >= 0) warn instead of failing")
+    c.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="check on Ray actors: prompt shards and claims spread over the cluster at ADDRESS "
+                        "(default: RAY_ADDRESS, else a local Ray instance); the same report as a local check "
+                        "(docs/scaling.md)")
+    c.add_argument("--actors", type=_number(1, 10_000, integer=True), metavar="N",
+                   help="Ray actors (1..10000; implies --ray; default: option actors, else fill the cluster)")
     c.set_defaults(fn=cmd_check)
 
     f = sub.add_parser("fmt", help="rewrite specs in the canonical layout, comments kept (`-`: stdin to stdout)")

@@ -29,6 +29,9 @@ def pytest_addoption(parser):
                     help="a spec whose model cannot be loaded here fails instead of skipping")
     group.addoption("--sad-device", default=None, choices=["auto", "cpu", "cuda"],
                     help="override the device of every collected spec (default: its `option device`)")
+    group.addoption("--sad-ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                    help="evaluate every collected spec on Ray actors (ADDRESS, else RAY_ADDRESS, else a local "
+                         "instance); specs with `option executor = ray` do so anyway")
 
 
 def pytest_configure(config):
@@ -88,8 +91,23 @@ class SadFile(pytest.File):
             except SadError as exc:
                 self._failure = exc
                 raise
-            self._report = {v.name: v for v in
-                            run_plan(plan, model, explore=cfg.getoption("--sad-explore")).verdicts}
+            explore = cfg.getoption("--sad-explore")
+            address = cfg.getoption("--sad-ray")
+            if address is not None or plan.settings.executor == "ray":
+                from sadlang.check.ray_executor import RayConfig, run_plan_ray
+
+                st = plan.settings
+                try:
+                    report = run_plan_ray(plan, model, RayConfig(address or None, st.actors, st.num_cpus,
+                                                                 st.num_gpus),
+                                          explore=explore, model_override=cfg.getoption("--sad-model"),
+                                          device_override=cfg.getoption("--sad-device"))
+                except SadError as exc:
+                    self._failure = exc
+                    raise
+            else:
+                report = run_plan(plan, model, explore=explore)
+            self._report = {v.name: v for v in report.verdicts}
         return self._report
 
 

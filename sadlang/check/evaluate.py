@@ -8,6 +8,7 @@ import math
 from sadlang.check.verdict import Verdict
 from sadlang.claims import ClaimKind, Measurement, kind_of
 from sadlang.claims.base import fmt
+from sadlang.evidence.records import PromptEvidence
 from sadlang.evidence.store import PromptSetEvidence
 from sadlang.lang import ast as A
 from sadlang.lang.compare import quantify
@@ -39,15 +40,35 @@ def error_verdict(spec: A.Spec, claim: A.Claim, message: str) -> Verdict:
                    measured=message)
 
 
-def per_prompt_measurement(kind: ClaimKind, ev: PromptSetEvidence, claim: A.Claim,
-                           settings: Settings) -> Measurement:
-    """Measure every prompt, quantify, and let the kind take a second look."""
-    evidence = kind.measure(ev, claim.body, list(range(len(ev))), settings)
+def shards(ev: PromptSetEvidence, claim: A.Claim) -> list[list[int]] | None:
+    """The prompt shards a claim is measured in (the set's forward-pass batches), or None when
+    its kind measures the whole set at once."""
+    kind = kind_of(claim.body)
+    return ev.batches() if kind.shardable(claim.body) else None
+
+
+def measure_shard(ev: PromptSetEvidence, claim: A.Claim, settings: Settings,
+                  indices: list[int]) -> list[PromptEvidence]:
+    """Per-prompt evidence of one shard."""
+    return kind_of(claim.body).measure(ev, claim.body, indices, settings)
+
+
+def conclude(claim: A.Claim, evidence: list[PromptEvidence]) -> Measurement:
+    """Quantify per-prompt evidence (in any order; it is sorted by prompt index)."""
+    evidence = sorted(evidence, key=lambda e: e.index)
     ok, share = quantify([e.passed for e in evidence], claim.quantifier)
     vals = [e.value for e in evidence if e.value is not None and not math.isnan(e.value)]
     mean = sum(vals) / len(vals) if vals else None
-    m = Measurement(ok, f"held in {share:.0%} of {len(evidence)} prompts (mean {fmt(mean)})", share, evidence)
-    return kind.refine(ev, claim, settings, m)
+    return Measurement(ok, f"held in {share:.0%} of {len(evidence)} prompts (mean {fmt(mean)})", share, evidence)
+
+
+def per_prompt_measurement(kind: ClaimKind, ev: PromptSetEvidence, claim: A.Claim,
+                           settings: Settings) -> Measurement:
+    """Measure every prompt (shard by shard where the kind allows, exactly as a distributed
+    check does), quantify, and let the kind take a second look."""
+    parts = shards(ev, claim) or [list(range(len(ev)))]
+    evidence = [e for idx in parts for e in measure_shard(ev, claim, settings, idx)]
+    return kind.refine(ev, claim, settings, conclude(claim, evidence))
 
 
 def evaluate(ev: PromptSetEvidence, claim: A.Claim, spec: A.Spec, settings: Settings) -> Verdict:

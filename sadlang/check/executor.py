@@ -14,6 +14,7 @@ from sadlang.check.verdict import Report, Verdict
 from sadlang.claims import kind_of
 from sadlang.decomp.activations import ForwardCounter
 from sadlang.errors import InternalError, SadError
+from sadlang.evidence.records import PromptEvidence
 from sadlang.evidence.store import PromptSetEvidence, Workspace
 from sadlang.lang import ast as A
 from sadlang.lang.parser import parse_file
@@ -53,6 +54,48 @@ class ClaimCost:
     searched: int
 
 
+def evidence_stores(plan: Plan, model: LoadedModel, progress: bool = False) -> dict[str, PromptSetEvidence]:
+    """Fresh, lazy evidence for every prompt set of the plan, sharing one workspace."""
+    stores = {name: PromptSetEvidence(model, ps.prompts, plan.options, plan.settings.batch_size, progress,
+                                      name, decl=ps.decl)
+              for name, ps in plan.prompt_sets.items()}
+    workspace = Workspace(stores, plan.spec)
+    for store in stores.values():
+        store.workspace = workspace
+    return stores
+
+
+def search_limit(plan: Plan, claim: A.Claim, prompt_set: str, explore: int) -> int:
+    """How many prompts to search for a counterexample to the claim (0: no search)."""
+    limit = claim.quantifier.limit if claim.quantifier.kind == "forall" else explore
+    kind = kind_of(claim.body)
+    if limit and kind.per_prompt(claim.body) and kind.searchable and plan.prompt_sets[prompt_set].decl.templates:
+        return limit
+    return 0
+
+
+def failure_message(exc: Exception) -> str:
+    """What an error verdict says: a SadError's message; anything else is an engine bug that
+    must not hide the other claims."""
+    if isinstance(exc, SadError):
+        return str(exc)
+    return f"internal error: {InternalError(f'{type(exc).__name__}: {exc}')}"
+
+
+def check_claim(plan: Plan, model: LoadedModel, stores: dict[str, PromptSetEvidence], claim: A.Claim,
+                prompt_set: str, explore: int = 0) -> Verdict:
+    """One claim's verdict (with its counterexample search); errors become error verdicts."""
+    try:
+        v = evaluate(stores[prompt_set], claim, plan.spec, plan.settings)
+        limit = search_limit(plan, claim, prompt_set, explore)
+        if limit:
+            tried, counter = search_claim(model, plan, claim, prompt_set, limit)
+            v = with_search(v, claim, tried, counter)
+    except Exception as exc:
+        v = error_verdict(plan.spec, claim, failure_message(exc))
+    return v
+
+
 def run_plan(plan: Plan, model: LoadedModel, explore: int = 0, progress: bool = False,
              only: set[str] | None = None, costs: list[ClaimCost] | None = None,
              observe: Callable[[PromptSetEvidence, A.Claim, Verdict], None] | None = None) -> Report:
@@ -61,13 +104,7 @@ def run_plan(plan: Plan, model: LoadedModel, explore: int = 0, progress: bool = 
     list, each claim's cost is appended to it (evidence shared with earlier claims is free).
     `observe(evidence, claim, verdict)`, when given, is called after each claim with the
     evidence it was measured on (the HTML report reads its pictures from there)."""
-    spec, settings = plan.spec, plan.settings
-    stores = {name: PromptSetEvidence(model, ps.prompts, plan.options, settings.batch_size, progress,
-                                      name, decl=ps.decl)
-              for name, ps in plan.prompt_sets.items()}
-    workspace = Workspace(stores, spec)
-    for store in stores.values():
-        store.workspace = workspace
+    stores = evidence_stores(plan, model, progress)
     verdicts: list[Verdict] = []
     items = [(c, cp) for c, cp in plan.claims if only is None or c.name in only]
     bar = _progress(len(items), progress)
@@ -75,17 +112,7 @@ def run_plan(plan: Plan, model: LoadedModel, explore: int = 0, progress: bool = 
         if bar is not None:
             bar.set_description(f"claim {claim.name}")
         start = (time.perf_counter(), ForwardCounter.calls, DecomposeCounter.calls)
-        try:
-            v = evaluate(stores[cp.prompt_set], claim, spec, settings)
-            limit = claim.quantifier.limit if claim.quantifier.kind == "forall" else explore
-            kind = kind_of(claim.body)
-            if (limit and kind.per_prompt(claim.body) and kind.searchable
-                    and plan.prompt_sets[cp.prompt_set].decl.templates):
-                v = _with_search(v, model, plan, claim, cp.prompt_set, limit)
-        except SadError as exc:
-            v = error_verdict(spec, claim, str(exc))
-        except Exception as exc:  # an engine bug must not hide the other claims
-            v = error_verdict(spec, claim, f"internal error: {InternalError(f'{type(exc).__name__}: {exc}')}")
+        v = check_claim(plan, model, stores, claim, cp.prompt_set, explore)
         verdicts.append(v)
         if observe is not None:
             observe(stores[cp.prompt_set], claim, v)
@@ -97,13 +124,23 @@ def run_plan(plan: Plan, model: LoadedModel, explore: int = 0, progress: bool = 
             bar.update(1)
     if bar is not None:
         bar.close()
-    return Report(spec=spec.file, model=model.info.name, model_fingerprint=model.info.fingerprint,
+    return report_of(plan, model, verdicts)
+
+
+def report_of(plan: Plan, model: LoadedModel, verdicts: list[Verdict]) -> Report:
+    return Report(spec=plan.spec.file, model=model.info.name, model_fingerprint=model.info.fingerprint,
                   method=plan.options.method, verdicts=verdicts)
 
 
-def _with_search(v: Verdict, model: LoadedModel, plan: Plan, claim: A.Claim, pset: str, limit: int) -> Verdict:
-    decl = plan.prompt_sets[pset].decl
-    tried, counter = search(model, plan.spec, decl, claim, plan.options, plan.settings, limit)
+def search_claim(model: LoadedModel, plan: Plan, claim: A.Claim, prompt_set: str,
+                 limit: int) -> tuple[int, PromptEvidence | None]:
+    """(prompts tried, counterexample or None) of the property search over the set's templates."""
+    decl = plan.prompt_sets[prompt_set].decl
+    return search(model, plan.spec, decl, claim, plan.options, plan.settings, limit)
+
+
+def with_search(v: Verdict, claim: A.Claim, tried: int, counter: PromptEvidence | None) -> Verdict:
+    """The verdict with the search's outcome: a counterexample fails `all`/`forall` claims."""
     v.details["searched"] = tried
     if counter is not None:
         v.counterexample = counter

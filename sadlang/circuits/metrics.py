@@ -50,7 +50,7 @@ class CircuitLab:
     counterfactual: PromptSetEvidence | None
     batch_size: int
     metric: Metric = "logit_diff"
-    passes: int = 0
+    ablation_passes: int = 0
     _values: list[torch.Tensor] | None = field(default=None, repr=False)
 
     @property
@@ -59,12 +59,35 @@ class CircuitLab:
             self._values = reference_values(self.kind, self.ev, self.counterfactual)
         return self._values
 
+    @property
+    def passes(self) -> int:
+        """Forward passes the lab needs on its own: the clean passes of the prompt set (and of
+        the counterfactual set it resamples from) and its ablation passes. Counted whether or
+        not an earlier claim already ran them (the runs are shared, see `run`), so the figure
+        does not depend on the order claims run in, or on which worker ran them."""
+        clean = len(self.ev.batches())
+        if self.kind == "resample" and self.counterfactual is not None:
+            clean += len(self.counterfactual.batches())
+        return clean + self.ablation_passes
+
     def clean(self) -> list[float]:
         return [score(self.metric, self.ev.acts(i).logits_end, p.answer, p.against)
                 for i, p in enumerate(self.ev.prompts)]
 
     def run(self, variants: list[Variant]) -> list[list[float]]:
-        """Per variant, per prompt: the task metric under that ablation."""
+        """Per variant, per prompt: the task metric under that ablation. The same list of
+        variants under the same ablation is run once per prompt set (`faithful` and
+        `necessary` of one circuit share their runs)."""
+        key = ("circuit-lab", self.kind, None if self.counterfactual is None else self.counterfactual.name,
+               self.metric, self.batch_size, tuple(_frozen(v) for v in variants))
+        lengths = sorted(len(p.tokens) for p in self.ev.prompts)
+        per_len = {n: lengths.count(n) * len(variants) for n in set(lengths)}
+        self.ablation_passes += sum(-(-rows // self.batch_size) for rows in per_len.values())
+        if key not in self.ev.memo:
+            self.ev.memo[key] = self._run(variants)
+        return [list(scores) for scores in self.ev.memo[key]]
+
+    def _run(self, variants: list[Variant]) -> list[list[float]]:
         info = self.ev.model.info
         rows, where = [], []
         for v, variant in enumerate(variants):
@@ -76,16 +99,21 @@ class CircuitLab:
                 where.append((v, i))
         if not rows:
             return []
-        from sadlang.decomp.activations import ForwardCounter
-
-        before = ForwardCounter.calls
         logits = run_rows(self.ev, rows, self.values, self.batch_size)
-        self.passes += ForwardCounter.calls - before
         out = [[0.0] * len(self.ev) for _ in variants]
         for k, (v, i) in enumerate(where):
             p = self.ev.prompts[i]
             out[v][i] = score(self.metric, logits[k], p.answer, p.against)
         return out
+
+
+def _frozen(v: Variant) -> tuple:
+    """A variant as a hashable, canonical key."""
+    nodes, keep = v[0], v[1]
+    wiring = v[2] if len(v) > 2 else None
+    wired = None if not wiring else (tuple(sorted((k, tuple(sorted(s))) for k, s in wiring.cuts.items())),
+                                     tuple(sorted(wiring.logits)))
+    return tuple(tuple(ns) for ns in nodes), keep, wired
 
 
 def heads_of(nodes: list[list[Node]]) -> set[Head]:

@@ -130,7 +130,6 @@ class AblateKind(ClaimKind):
         from sadlang.intervene.edits import EdgeEdit, input_change, run_edits
 
         draws = settings.random_draws
-        gen = torch.Generator().manual_seed(settings.seed)
         sign = -1.0 if body.action == "ablate" else float(body.factor)
         r = ev.model.info.d_head
         plans: dict[int, tuple] = {}
@@ -143,6 +142,9 @@ class AblateKind(ClaimKind):
                 continue
             f, e = fe
             edit = EdgeEdit(f.layer, f.head, f.d, f.s, e.component, e.side, e.svs, body.mode, sign)
+            # each prompt's draws come from its own seed: they do not depend on which other
+            # prompts are measured with it (a shard, a search batch, the whole set)
+            gen = torch.Generator().manual_seed(settings.seed * 1_000_003 + i)
             plans[i] = (f, e, edit, [random_edit(edit, r, gen) for _ in range(draws)])
         by_len: dict[int, list[int]] = {}
         for i in plans:
@@ -159,13 +161,16 @@ class AblateKind(ClaimKind):
             for start in range(0, len(rows), settings.batch_size):
                 chunk = rows[start:start + settings.batch_size]
                 edits = [[plans[i][2] if k == 0 else plans[i][3][k - 1]] for k, i in chunk]
+                # an attention claim needs no logits: its pass stops after the head it reads
                 logits, att = run_edits(ev.model, [ev.dec(i) for _, i in chunk], edits,
-                                        [plans[i][0].key for _, i in chunk])
+                                        [plans[i][0].key for _, i in chunk],
+                                        need_logits=body.metric == "logit_diff")
                 for j, (k, i) in enumerate(chunk):
+                    value = ld(i, logits[j]) if logits is not None else float("nan")
                     if k == 0:
-                        results[i]["ld"], results[i]["att"] = ld(i, logits[j]), float(att[j])
+                        results[i]["ld"], results[i]["att"] = value, float(att[j])
                     else:
-                        results[i]["rand_ld"].append(ld(i, logits[j]))
+                        results[i]["rand_ld"].append(value)
                         results[i]["rand_att"].append(float(att[j]))
         for i, (f, e, edit, _) in plans.items():
             res = results[i]

@@ -178,6 +178,12 @@ class ClaimKind:
         """Is the claim measured per prompt and quantified (`in >= 80% of prompts`)?"""
         return True
 
+    def shardable(self, body: Any) -> bool:
+        """Can the prompts be measured in shards (apart, on different workers) and the
+        evidence concatenated? True for per-prompt kinds that measure a prompt from its own
+        batch alone and take no second look at the whole set in `refine`."""
+        return self.per_prompt(body) and self.searchable and type(self).refine is ClaimKind.refine
+
     def claimed(self, body: Any) -> str:
         """The bound in words, without the quantifier."""
         raise NotImplementedError

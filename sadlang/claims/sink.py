@@ -59,6 +59,9 @@ class SinkKind(ClaimKind):
         thr = settings.sink_share
         return share, share >= thr, f"mean attention onto position {P}: {share:.3f} (sink if >= {thr})"
 
+    def shardable(self, body: SinkClaim) -> bool:
+        return not body.by_control      # the control-signal look compares all prompts' signals
+
     def refine(self, ev, claim: A.Claim, settings, m: Measurement) -> Measurement:
         """With `by control signal`: the sink's query signals must be consistent across prompts
         and destinations, and survive slot swaps."""

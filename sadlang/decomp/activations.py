@@ -171,18 +171,25 @@ def run_batch(model: LoadedModel, batch: list[list[int]]) -> list[PromptActivati
     return out
 
 
+def batches(lengths: list[int], batch_size: int = 32) -> list[list[int]]:
+    """The forward-pass batches of prompts with these token lengths: indices grouped by length
+    (shortest first), each group cut into chunks of `batch_size` in index order. Every pass over
+    a prompt set, local or sharded across workers, uses exactly these batches, so a prompt's
+    activations never depend on where it was computed."""
+    by_len: dict[int, list[int]] = {}
+    for i, n in enumerate(lengths):
+        by_len.setdefault(n, []).append(i)
+    return [idxs[start:start + batch_size] for _, idxs in sorted(by_len.items())
+            for start in range(0, len(idxs), batch_size)]
+
+
 def run_prompts(model: LoadedModel, prompts: list[list[int]], batch_size: int = 32,
                 progress=None) -> list[PromptActivations]:
-    """Activations for many prompts: grouped by token length, one pass per group chunk."""
-    by_len: dict[int, list[int]] = {}
-    for i, toks in enumerate(prompts):
-        by_len.setdefault(len(toks), []).append(i)
+    """Activations for many prompts: one pass per batch of `batches`."""
     result: list[PromptActivations | None] = [None] * len(prompts)
-    for _, idxs in sorted(by_len.items()):
-        for start in range(0, len(idxs), batch_size):
-            chunk = idxs[start:start + batch_size]
-            for i, acts in zip(chunk, run_batch(model, [prompts[j] for j in chunk])):
-                result[i] = acts
-            if progress is not None:
-                progress(len(chunk))
+    for chunk in batches([len(t) for t in prompts], batch_size):
+        for i, acts in zip(chunk, run_batch(model, [prompts[j] for j in chunk])):
+            result[i] = acts
+        if progress is not None:
+            progress(len(chunk))
     return result  # type: ignore[return-value]

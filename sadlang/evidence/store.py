@@ -1,5 +1,6 @@
 """One prompt set's evidence, computed lazily and memoized: activations (one forward pass per
-equal-length batch), decompositions, firings, traces, metrics and matching edges."""
+equal-length batch, run when a prompt of the batch is first needed), decompositions, firings,
+traces, metrics and matching edges."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import dataclass
 
 import networkx as nx
 
-from sadlang.decomp.activations import PromptActivations, run_prompts
+from sadlang.decomp.activations import PromptActivations, batches, run_batch
 from sadlang.decomp.prompt import PromptDecomposition
 from sadlang.evidence import metrics
 from sadlang.evidence.roles import comp_matches, resolve
@@ -53,11 +54,13 @@ class PromptSetEvidence:
         self.name = name
         self.decl = decl
         self.origin: list[int] = origin if origin is not None else list(range(len(prompts)))
-        self._acts: list[PromptActivations] | None = None
+        self._acts: dict[int, PromptActivations] = {}
+        self._batches: list[list[int]] | None = None
         self._decs: dict[int, PromptDecomposition] = {}
         self._firings: dict[tuple[int, int, int, int, int], Firing] = {}
         self._circuits: dict[int, Circuit] = {}
         self.workspace: Workspace | None = None
+        self.memo: dict = {}    # results that claims share (circuits.metrics.CircuitLab runs)
         self._twins: PromptSetEvidence | None = None
         self._twins_built = False
 
@@ -65,19 +68,37 @@ class PromptSetEvidence:
         """The same prompts and activations, explained under other tracing options."""
         view = PromptSetEvidence(self.model, self.prompts, opts, self.batch_size, self.progress,
                                  self.name, self.decl, self.origin)
-        if self.prompts:
-            self.acts(0)          # one forward pass serves both views
-        view._acts, view._decs = self._acts, self._decs
+        view._acts, view._decs = self._acts, self._decs     # one forward pass serves both views
         return view
 
     def __len__(self) -> int:
         return len(self.prompts)
 
     # ---- the model's own activations and their decomposition
+    def batches(self) -> list[list[int]]:
+        """The set's forward-pass batches (prompt indices; see `decomp.activations.batches`).
+        They are also the shards that a distributed check measures apart."""
+        if self._batches is None:
+            self._batches = batches([len(p.tokens) for p in self.prompts], self.batch_size)
+        return self._batches
+
     def acts(self, i: int) -> PromptActivations:
-        if self._acts is None:
-            self._acts = run_prompts(self.model, [p.tokens for p in self.prompts], self.batch_size)
+        if i not in self._acts:
+            batch = next(b for b in self.batches() if i in b)
+            for j, a in zip(batch, run_batch(self.model, [self.prompts[j].tokens for j in batch])):
+                self._acts[j] = a
         return self._acts[i]
+
+    def release(self, indices: list[int]) -> None:
+        """Forget what was computed for these prompts (a worker that measured a shard frees its
+        memory; anything needed again is recomputed, identically, from the same batch)."""
+        drop = set(indices)
+        for i in drop:
+            self._acts.pop(i, None)
+            self._decs.pop(i, None)
+            self._circuits.pop(i, None)
+        for key in [k for k in self._firings if k[0] in drop]:
+            del self._firings[key]
 
     def dec(self, i: int) -> PromptDecomposition:
         if i not in self._decs:

@@ -72,6 +72,18 @@ class Settings(BaseModel):
         default=1_000, ge=1, le=1_000_000,
         description="the most prompts `forall up to N` may search (each costs a forward pass)")
 
+    executor: Literal["local", "ray"] = Field(
+        default="local", description="local (this process) or ray (prompt shards and claims on Ray actors; "
+                                     "`sadlang check --ray` does the same)")
+    actors: int | None = Field(
+        default=None, ge=1, le=10_000,
+        description="Ray actors, 1..10000 (default: fill the cluster, one per num_gpus GPUs or num_cpus CPUs)")
+    num_cpus: float = Field(
+        default=1.0, gt=0.0, le=1024.0,
+        description="CPUs per Ray actor, in (0, 1024] (also its torch threads)")
+    num_gpus: float = Field(
+        default=0.0, ge=0.0, le=64.0, description="GPUs per Ray actor, in [0, 64] (1: one actor per GPU)")
+
     def trace_options(self, method: str, signals: bool = False) -> TraceOptions:
         """The tracing options of `method` under these settings."""
         kw = {name: getattr(self, name) for name in TRACE_FIELDS}
