@@ -70,7 +70,8 @@ class Settings(BaseModel):
         description="the most prompts a `sample N` line may draw (a guard against typos)")
     max_search: int = Field(
         default=1_000, ge=1, le=1_000_000,
-        description="the most prompts `forall up to N` may search (each costs a forward pass)")
+        description="the most prompts `forall up to N` may search (drawn prompts share batched passes; "
+                    "only a failure is shrunk one prompt at a time)")
 
     executor: Literal["local", "ray"] = Field(
         default="local", description="local (this process) or ray (prompt shards and claims on Ray actors; "
