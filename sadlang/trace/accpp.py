@@ -8,6 +8,7 @@ Summing the rows gives the pre-cap scores of row d.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import torch
@@ -25,8 +26,14 @@ def ig_softmax(X: torch.Tensor, j: int, steps: int, cap: float = 0.0) -> torch.T
     X: (N, n) float64. Returns (N,). Completeness: sum = p_j(S) - 1/n (exact without a cap;
     with a cap the chain rule factor cap'(beta S) is included).
     """
-    S = X.sum(0)                                                  # (n,)
-    betas = torch.linspace(0.0, 1.0, steps + 1, dtype=X.dtype, device=X.device)
+    # the path depends only on S, so IG is linear in each row: IG_i = X_i . integral of grad
+    return X @ ig_path(X.sum(0), j, steps, cap)
+
+
+def ig_path(S: torch.Tensor, j: int, steps: int, cap: float = 0.0) -> torch.Tensor:
+    """(n,) the trapezoid integral over beta in [0, 1] of d softmax(cap(beta S))_j / dz at
+    z = beta S: the IG of any row x of a decomposition of S is x . ig_path(S)."""
+    betas = torch.linspace(0.0, 1.0, steps + 1, dtype=S.dtype, device=S.device)
     z = betas[:, None] * S[None, :]                               # (T, n)
     if cap > 0:
         dz = 1.0 - torch.tanh(z / cap) ** 2                        # d cap / dz
@@ -34,27 +41,32 @@ def ig_softmax(X: torch.Tensor, j: int, steps: int, cap: float = 0.0) -> torch.T
     else:
         dz = torch.ones_like(z)
     p = torch.softmax(z, dim=-1)                                  # (T, n)
-    grad = p[:, j:j + 1] * ((torch.arange(S.shape[0], device=X.device) == j).to(X.dtype) - p) * dz
-    w = torch.full((steps + 1,), 1.0 / steps, dtype=X.dtype, device=X.device)
+    grad = p[:, j:j + 1] * ((torch.arange(S.shape[0], device=S.device) == j).to(S.dtype) - p) * dz
+    w = torch.full((steps + 1,), 1.0 / steps, dtype=S.dtype, device=S.device)
     w[0] = w[-1] = 0.5 / steps
-    # the path depends only on S, so IG is linear in each row: IG_i = X_i . integral of grad
-    return X @ (w[:, None] * grad).sum(0)
+    return (w[:, None] * grad).sum(0)
 
 
 def greedy_delete(X: torch.Tensor, ig: torch.Tensor, j: int, a_clean: float, tau: float,
                   cap: float = 0.0, first: int = 512) -> tuple[torch.Tensor, torch.Tensor, bool]:
     """Remove rows of X in descending IG order until softmax(cap(sum))_j < tau.
 
-    Returns (removed row indices in order, per-row drop in attention, reached). Vectorized with
-    a cumulative sum over the top rows; the prefix examined grows 8x until the stop is found,
-    so a firing explained by a few terms never sorts or sums all N rows.
-    """
-    S = X.sum(0)
-    N = X.shape[0]
+    Returns (removed row indices in order, per-row drop in attention, reached)."""
+    return greedy_rows(X.sum(0), lambda idx: X[idx], ig, j, a_clean, tau, cap, first)
+
+
+def greedy_rows(S: torch.Tensor, rows: Callable[[torch.Tensor], torch.Tensor], ig: torch.Tensor, j: int,
+                a_clean: float, tau: float, cap: float = 0.0,
+                first: int = 512) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """`greedy_delete` of the rows of an implicit X with row sum S (n,): `rows(idx)` builds the
+    rows idx (m, n) on demand. Vectorized with a cumulative sum over the top rows; the prefix
+    examined grows 8x until the stop is found, so a firing explained by a few terms never
+    builds, sorts or sums all N rows."""
+    N = ig.shape[0]
     k = min(N, first)
     while True:
         order = torch.topk(ig, k, sorted=True).indices
-        running = S[None, :] - torch.cumsum(X[order], 0)          # (k, n) scores after removals
+        running = S[None, :] - torch.cumsum(rows(order), 0)        # (k, n) scores after removals
         att = torch.softmax(softcap(running, cap), dim=-1)[:, j]  # (k,)
         below = torch.nonzero(att < tau).flatten()
         if len(below) or k == N:
@@ -77,16 +89,25 @@ def decompose_accpp(dec: PromptDecomposition, layer: int, head: int, d: int, s: 
     b = dec.b(layer, head)[:, lo: d + 1].double()     # (C, K, r): the keys lo..d
     a_tot, b_tot = a.sum(0), b.sum(0)
     scale, cap = dec.weights.attn_scale, dec.weights.softcap
-    C, r = a.shape
+    r = a.shape[1]
     table = dec.table(layer)
-    sides: dict[Side, torch.Tensor] = {
-        "query": (a[:, :, None] * b_tot.T[None]) / scale,                 # (C, r, n)
-        "key": (a_tot[None, :, None] * b.permute(0, 2, 1)) / scale,       # (C, r, n)
+    # X[(c, k), s'] is never built (C r K doubles, per side): its row sum, its IG (linear in
+    # each row) and the rows the greedy deletion reaches are computed from a and b directly
+    #   query: X[(c, k), s'] = a[c, k] b_tot[s', k] / scale
+    #   key:   X[(c, k), s'] = a_tot[k] b[c, s', k] / scale
+    S = (b_tot @ a_tot) / scale                                        # (K,) the scores of row d
+    g = ig_path(S, s - lo, opts.ig_steps, cap)                          # (K,)
+    row_ig: dict[Side, torch.Tensor] = {
+        "query": (a * (b_tot.T @ g)[None, :] / scale).reshape(-1),
+        "key": (a_tot[None, :] * torch.einsum("csk,s->ck", b, g) / scale).reshape(-1),
     }
-    for side, X3 in sides.items():
-        X = X3.reshape(C * r, -1)
-        ig = ig_softmax(X, s - lo, opts.ig_steps, cap)
-        rows, drops, reached = greedy_delete(X, ig, s - lo, attn, tau, cap)
+    row_of: dict[Side, Callable[[torch.Tensor], torch.Tensor]] = {
+        "query": lambda idx: (a[idx // r, idx % r][:, None] * b_tot.T[idx % r]) / scale,
+        "key": lambda idx: (a_tot[idx % r][:, None] * b[idx // r, :, idx % r]) / scale,
+    }
+    sides: tuple[Side, ...] = ("query", "key")
+    for side in sides:
+        rows, drops, reached = greedy_rows(S, row_of[side], row_ig[side], s - lo, attn, tau, cap)
         if not reached:
             f.notes.append(f"{side}: removing every term did not push attention below {tau:.3g}")
         comp_ids, svs = torch.div(rows, r, rounding_mode="floor"), rows % r
