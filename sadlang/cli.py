@@ -74,19 +74,48 @@ def _threads() -> None:
     use_default_threads()
 
 
-def _print_profile(file: str, t0: float, costs: list) -> None:
+def _print_profile(file: str, t0: float, costs: list, phases: dict[str, float]) -> None:
     """Where the time went (stderr, so --format json stays clean)."""
     total = time.perf_counter() - t0
     spent = sum(c.seconds for c in costs)
-    lines = [f"profile  {file}: {total:.1f} s in all; load, validate and compile {total - spent:.1f} s",
-             f"  {'claim':<20} {'kind':<14} {'work':<12} {'seconds':>8} {'passes':>7} {'decomps':>8} {'searched':>8}"]
+    setup = "; ".join(f"{name} {sec:.1f} s" for name, sec in phases.items())
+    lines = [f"profile  {file}: {total:.1f} s in all; {setup}; claims {spent:.1f} s, of which forward passes "
+             f"{sum(c.pass_seconds for c in costs):.1f} s",
+             f"  {'claim':<20} {'kind':<14} {'work':<12} {'seconds':>8} {'passes':>7} {'pass s':>7} {'decomps':>8} "
+             f"{'searched':>8}"]
     for c in sorted(costs, key=lambda c: -c.seconds):
         lines.append(f"  {c.name:<20} {c.kind:<14} {c.work:<12} {c.seconds:>8.2f} {c.passes:>7} "
-                     f"{c.decompositions:>8} {c.searched:>8}")
+                     f"{c.pass_seconds:>7.2f} {c.decompositions:>8} {c.searched:>8}")
     lines.append(f"  {'all claims':<48} {spent:>8.2f} {sum(c.passes for c in costs):>7} "
-                 f"{sum(c.decompositions for c in costs):>8} {sum(c.searched for c in costs):>8}")
+                 f"{sum(c.pass_seconds for c in costs):>7.2f} {sum(c.decompositions for c in costs):>8} "
+                 f"{sum(c.searched for c in costs):>8}")
     lines.append("  (a claim that reuses evidence computed for an earlier one costs only the rest)")
     print("\n".join(lines), file=sys.stderr)
+
+
+def _prepare_timed(spec, args):
+    """(model, plan, seconds of each setup phase): validate, load, QK forms, compile."""
+    from sadlang.plan.compile import compile_spec
+    from sadlang.plan.model import load_spec_model
+    from sadlang.plan.validate import validate
+
+    phases: dict[str, float] = {}
+    t = time.perf_counter()
+    checked = validate(spec, args.lenient)
+    phases["validate"] = time.perf_counter() - t
+    t = time.perf_counter()
+    model = load_spec_model(spec, args.model, args.device, args.lenient, checked)
+    phases["load"] = time.perf_counter() - t
+    if args.profile:              # otherwise the forms are read on first use, within a claim
+        from sadlang.trace.tracer import forms_for
+
+        t = time.perf_counter()
+        forms_for(model)
+        phases["QK forms"] = time.perf_counter() - t
+    t = time.perf_counter()
+    plan = compile_spec(spec, model, args.lenient, checked)
+    phases["compile"] = time.perf_counter() - t
+    return model, plan, phases
 
 
 def _check_on_ray(args, spec, model, plan, only, t0: float):
@@ -115,7 +144,7 @@ def _check_on_ray(args, spec, model, plan, only, t0: float):
 def cmd_check(args) -> int:
     specs = _validated(args.specs, args.lenient)
     _threads()
-    from sadlang.check.executor import prepare, run_plan
+    from sadlang.check.executor import run_plan
     from sadlang.check.report import to_json, to_json_many, to_junit, to_junit_many, to_text, total_line
     from sadlang.html.views import collector
 
@@ -131,7 +160,7 @@ def cmd_check(args) -> int:
     meta: list[dict] = []
     for spec in specs:
         t0 = time.perf_counter()
-        model, plan = prepare(spec, args.model, args.device, args.lenient)
+        model, plan, phases = _prepare_timed(spec, args)
         costs: list | None = [] if args.profile else None
         cards: dict = {}
         if args.ray is not None or args.actors is not None or plan.settings.executor == "ray":
@@ -141,7 +170,7 @@ def cmd_check(args) -> int:
             report = run_plan(plan, model, explore=args.explore, progress=_progress(args), only=only, costs=costs,
                               observe=observe)
             if costs is not None:
-                _print_profile(spec.file, t0, costs)
+                _print_profile(spec.file, t0, costs, phases)
         views.append(cards)
         meta.append({"seconds": round(time.perf_counter() - t0, 2),
                      "seeds": {name: ps.decl.seed for name, ps in plan.prompt_sets.items()}})
@@ -484,7 +513,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--progress", action="store_true",
                    help="progress bars on stderr even when it is not a terminal")
     c.add_argument("--profile", action="store_true",
-                   help="print, per claim, the seconds, forward passes, decompositions and searched prompts")
+                   help="print where the time went: validate, load, QK forms, compile, and per claim the seconds, "
+                        "forward passes (count and seconds), decompositions and searched prompts")
     c.add_argument("--lenient", action="store_true",
                    help="comparisons that are always or never true (weight >= 0) warn instead of failing")
     c.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",

@@ -235,6 +235,10 @@ def test_profile_goes_to_stderr_and_counts_passes(spec, capsys):
     code, out, err = run(["check", spec, "--format", "json", "--profile"], capsys)
     assert code == 0 and json.loads(out)["summary"]["held"] == 2
     assert "profile  " in err and "reads" in err and "passes" in err and "all claims" in err
+    header = err[err.index("profile  "):].splitlines()[0]
+    for phase in ("validate", "load", "QK forms", "compile", "of which forward passes"):
+        assert phase in header, header
+    assert "pass s" in err
 
 
 def test_check_reads_stdin_and_sums_up_several_specs(tmp_path, capsys, monkeypatch):

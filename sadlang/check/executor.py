@@ -52,6 +52,7 @@ class ClaimCost:
     passes: int
     decompositions: int
     searched: int
+    pass_seconds: float = 0.0     # of `seconds`, in forward passes
 
 
 def evidence_stores(plan: Plan, model: LoadedModel, progress: bool = False) -> dict[str, PromptSetEvidence]:
@@ -111,7 +112,7 @@ def run_plan(plan: Plan, model: LoadedModel, explore: int = 0, progress: bool = 
     for claim, cp in items:
         if bar is not None:
             bar.set_description(f"claim {claim.name}")
-        start = (time.perf_counter(), ForwardCounter.calls, DecomposeCounter.calls)
+        start = (time.perf_counter(), ForwardCounter.calls, DecomposeCounter.calls, ForwardCounter.seconds)
         v = check_claim(plan, model, stores, claim, cp.prompt_set, explore)
         verdicts.append(v)
         if observe is not None:
@@ -119,7 +120,7 @@ def run_plan(plan: Plan, model: LoadedModel, explore: int = 0, progress: bool = 
         if costs is not None:
             costs.append(ClaimCost(claim.name, cp.kind, cp.work, time.perf_counter() - start[0],
                                    ForwardCounter.calls - start[1], DecomposeCounter.calls - start[2],
-                                   int(v.details.get("searched", 0))))
+                                   int(v.details.get("searched", 0)), ForwardCounter.seconds - start[3]))
         if bar is not None:
             bar.update(1)
     if bar is not None:

@@ -6,6 +6,9 @@ r d_head, V vocab.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -102,9 +105,22 @@ _NEEDED = ("hook_resid_pre", "ln1.hook_scale", "ln1.hook_normalized", "attn.hook
 
 
 class ForwardCounter:
-    """Counts model forward passes (tests use it to prove one pass per batch)."""
+    """Counts model forward passes and their seconds (tests use it to prove one pass per batch;
+    `sadlang check --profile` reports both)."""
 
     calls = 0
+    seconds = 0.0
+
+    @classmethod
+    @contextmanager
+    def counting(cls) -> Iterator[None]:
+        """Wrap one forward pass."""
+        cls.calls += 1
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            cls.seconds += time.perf_counter() - start
 
 
 def _names_filter(name: str) -> bool:
@@ -123,8 +139,7 @@ def run_batch(model: LoadedModel, batch: list[list[int]]) -> list[PromptActivati
         raise ValueError(f"run_batch needs equal-length prompts, got lengths {sorted(lengths)}")
     L = model.info.n_layers
     tokens = torch.tensor(batch, dtype=torch.long, device=model.device)
-    with torch.no_grad():
-        ForwardCounter.calls += 1
+    with torch.no_grad(), ForwardCounter.counting():
         logits, cache = model.bridge.run_with_cache(tokens, names_filter=_names_filter)
     def stack(key: str) -> torch.Tensor:
         return torch.stack([cache[f"blocks.{l}.{key}"] for l in range(L)], dim=1).float()

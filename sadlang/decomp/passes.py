@@ -71,10 +71,9 @@ def lean_pass(model: Any, tokens: torch.Tensor, hooks: list[Hook], reads: list[R
         extra.append(("unembed.hook_in", _last_position))
     elif not wanted:
         return None, att
-    ForwardCounter.calls += 1
     out = None
     try:
-        with torch.no_grad(), model.bridge.hooks(fwd_hooks=[*hooks, *extra]):
+        with torch.no_grad(), ForwardCounter.counting(), model.bridge.hooks(fwd_hooks=[*hooks, *extra]):
             out = model.bridge(tokens)[:, -1].float()
     except _Stop:
         pass
