@@ -77,3 +77,44 @@ def test_a_stopped_pass_runs_no_later_layer(tiny_llama):
     hooks = [(f"blocks.{layer}.hook_resid_pre", spy(layer)) for layer in range(tiny_llama.info.n_layers)]
     read_attention(tiny_llama, tokens, hooks, [(1, 0, 2, 0), None])
     assert seen == [0, 1]
+
+
+def _local_edits_agree(model, layers: list[int] | None = None) -> int:
+    """local_attention equals the attention a forward pass with the same local edit reads, for
+    the strongest edges (query and key side) of the busiest firings of one prompt."""
+    from sadlang.decomp.activations import run_prompts
+    from sadlang.intervene.edits import EdgeEdit, local_attention, run_edits
+    from sadlang.trace.methods import decompose
+    from sadlang.trace.options import TraceOptions
+    from sadlang.trace.tracer import decomposition
+
+    tokens = _tokens(model)[0].tolist()
+    dec = decomposition(model, run_prompts(model, [tokens])[0])
+    n, checked = len(tokens), 0
+    opts = TraceOptions(method="acc", threshold=0.0)
+    for layer in layers or range(1, model.info.n_layers):
+        for head in range(model.info.n_heads):
+            d = n - 1
+            lo = model.weights.key_start(layer, d)
+            s = lo + int(dec.acts.pattern[layer, head, d, lo:].argmax())
+            f = decompose(dec, layer, head, d, s, opts)
+            for side in ("query", "key"):
+                edges = [e for e in f.edges if e.side == side]
+                if not edges:
+                    continue
+                e = max(edges, key=lambda e: e.weight)
+                for sign in (-1.0, 2.0):
+                    edit = EdgeEdit(layer, head, d, s, e.component, side, e.svs, "local", sign)
+                    _, att = run_edits(model, [dec], [[edit]], [(layer, head, d, s)], need_logits=False)
+                    assert abs(local_attention(dec, [edit], (layer, head, d, s)) - float(att[0])) < 1e-5
+                    checked += 1
+    return checked
+
+
+def test_local_attention_equals_an_edited_pass_on_every_family(tiny):
+    assert _local_edits_agree(tiny) > 0
+
+
+@pytest.mark.bundled
+def test_local_attention_equals_an_edited_pass_on_the_bundled_model(smollm):
+    assert _local_edits_agree(smollm, layers=[17, 23]) >= 50     # the IOI spec's induction and mover layers

@@ -121,13 +121,14 @@ class AblateKind(ClaimKind):
         return text
 
     def measure(self, ev, body: AblateClaim, indices: list[int], settings) -> list[PromptEvidence]:
-        """The edge intervention and its random controls on `indices`: all prompts of one
-        length share each forward pass (one pass for the edits, one per random draw)."""
+        """The edge intervention and its random controls on `indices`. A local edit measured on
+        attention is computed from the decomposition (no pass); otherwise the edit and every
+        random draw of all prompts of one length share passes of up to `batch_size` rows."""
         import torch
 
         from sadlang.evidence.metrics import logit_diff
         from sadlang.intervene.controls import random_edit
-        from sadlang.intervene.edits import EdgeEdit, input_change, run_edits
+        from sadlang.intervene.edits import EdgeEdit, input_change, local_attention, run_edits
 
         draws = settings.random_draws
         sign = -1.0 if body.action == "ablate" else float(body.factor)
@@ -154,6 +155,19 @@ class AblateKind(ClaimKind):
         def ld(i: int, logits_end: torch.Tensor) -> float:
             return logit_diff(logits_end, ev.prompts[i].answer, ev.prompts[i].against)
 
+        def record(k: int, i: int, value: float, att: float) -> None:
+            if k == 0:
+                results[i]["ld"], results[i]["att"] = value, att
+            else:
+                results[i]["rand_ld"].append(value)
+                results[i]["rand_att"].append(att)
+
+        if body.metric == "attention" and body.mode == "local":
+            # a local edit changes only the head it reads: no forward pass (local_attention)
+            for i, (f, _, edit, draws_i) in plans.items():
+                for k, variant in enumerate([edit, *draws_i]):
+                    record(k, i, float("nan"), local_attention(ev.dec(i), [variant], f.key))
+            by_len = {}
         # the edit and every random draw of every prompt of one length share passes of up to
         # batch_size rows: row (k, i) is prompt i under variant k (0: the edit, k: draw k)
         for _, idxs in sorted(by_len.items()):
@@ -166,12 +180,7 @@ class AblateKind(ClaimKind):
                                         [plans[i][0].key for _, i in chunk],
                                         need_logits=body.metric == "logit_diff")
                 for j, (k, i) in enumerate(chunk):
-                    value = ld(i, logits[j]) if logits is not None else float("nan")
-                    if k == 0:
-                        results[i]["ld"], results[i]["att"] = value, float(att[j])
-                    else:
-                        results[i]["rand_ld"].append(value)
-                        results[i]["rand_att"].append(float(att[j]))
+                    record(k, i, ld(i, logits[j]) if logits is not None else float("nan"), float(att[j]))
         for i, (f, e, edit, _) in plans.items():
             res = results[i]
             if body.metric == "logit_diff":

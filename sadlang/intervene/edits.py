@@ -106,6 +106,28 @@ def _cap_score_deltas(decs: list[PromptDecomposition], deltas: dict[int, torch.T
                 t[i, h] = softcap(z + t[i, h], cap) - softcap(z, cap)
 
 
+def local_attention(dec: PromptDecomposition, edits: list[EdgeEdit], read: tuple[int, int, int, int]) -> float:
+    """The attention weight at read = (layer, head, d, s) after local edits of that same head,
+    from the decomposition alone, without a forward pass: a local edit changes only its head's
+    scores, so everything below is the clean run's and row d's new weights are the softmax of
+    its edited scores over its keys. Agrees with `run_edits` (tests/test_passes.py)."""
+    layer, head, d, s = read
+    if any(e.mode != "local" or (e.layer, e.head) != (layer, head) for e in edits):
+        raise ValueError("local_attention needs local edits of the head it reads")
+    delta = torch.zeros(dec.n, dec.n, dtype=dec.acts.scores.dtype, device=dec.acts.scores.device)
+    for e in edits:
+        delta += score_delta(dec, e)
+    cap = dec.weights.softcap
+    if cap:
+        deltas = {layer: torch.zeros(1, dec.weights.n_heads, dec.n, dec.n, dtype=delta.dtype, device=delta.device)}
+        deltas[layer][0, head] = delta
+        _cap_score_deltas([dec], deltas, cap)
+        delta = deltas[layer][0, head]
+    lo = dec.weights.key_start(layer, d)
+    row = dec.acts.scores[layer, head, d, lo: d + 1] + delta[d, lo: d + 1]
+    return float(torch.softmax(row, -1)[s - lo])
+
+
 def run_edits(model, decs: list[PromptDecomposition], edits: list[list[EdgeEdit]],
               read: list[tuple[int, int, int, int] | None] | None = None, need_logits: bool = True):
     """Run one forward pass over equal-length prompts, prompt i edited by edits[i].
