@@ -37,7 +37,7 @@ def cumulative_rule(values: torch.Tensor, fraction: float = 0.7) -> list[int]:
     stop = int(hits[0]) if len(hits) else len(order) - 1
     cutoff = values[order[stop]]
     keep = order[values[order] >= cutoff]
-    return [int(i) for i in keep if values[i] > 0]
+    return keep[values[keep] > 0].tolist()
 
 
 def seed_rule(values: torch.Tensor, fraction: float = 1.0, single: float = 0.5) -> list[int]:
@@ -52,4 +52,5 @@ def seed_rule(values: torch.Tensor, fraction: float = 1.0, single: float = 0.5) 
     hits = torch.nonzero(running >= fraction * total * (1 - ROUND)).flatten()
     stop = int(hits[0]) if len(hits) else len(order) - 1
     cutoff = min(float(values[order[stop]]), single * total)
-    return [int(i) for i in order if values[i] >= cutoff and values[i] > 0]
+    ranked = values[order]
+    return order[(ranked >= cutoff) & (ranked > 0)].tolist()
