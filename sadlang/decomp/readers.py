@@ -38,3 +38,24 @@ def component_dots(acts: PromptActivations, weights: ModelWeights, vo: torch.Ten
         parts.append(weights.b_O[:layer] @ w.sum(0))
     parts.append((acts.embed[pos] * w).sum().reshape(1))
     return torch.cat(parts)
+
+
+def component_dots_grouped(acts: PromptActivations, weights: ModelWeights, vo: torch.Tensor, layer: int,
+                           positions: list[int], readers: torch.Tensor, groups: torch.Tensor,
+                           n_groups: int) -> torch.Tensor:
+    """`component_dots` of several functionals at once: reader row i belongs to functional
+    groups[i]. Returns (n_groups, C - 1). One pass over the value outputs serves them all (the
+    tracer's query and key sides share it)."""
+    pos = torch.tensor(positions, dtype=torch.long, device=readers.device)
+    w = readers / acts.ln_scale[layer, pos][:, None]                  # (P, D)
+    G = torch.zeros(len(positions), n_groups, dtype=w.dtype, device=w.device)
+    G[torch.arange(len(positions), device=w.device), groups] = 1.0    # (P, g)
+    parts = []
+    if layer > 0:
+        A = acts.mix[:layer][:, :, pos, :]                            # (l, H, P, t)
+        vw = vo[:layer] @ w.T                                         # (l, H, t, P)
+        parts.append(((A.transpose(-1, -2) * vw) @ G).reshape(-1, n_groups))            # (l H t, g)
+        parts.append(torch.einsum("lpd,pd->lp", acts.mlp_out[:layer][:, pos], w) @ G)   # (l, g)
+        parts.append((weights.b_O[:layer] @ w.T) @ G)                                   # (l, g)
+    parts.append(((acts.embed[pos] * w).sum(-1) @ G)[None])           # (1, g)
+    return torch.cat(parts).T

@@ -98,7 +98,7 @@ def linear_contributions(dec: PromptDecomposition, layer: int, head: int, d: int
     a_tot[k] b_k(y_c(s')). Both through reader vectors (no per-component coordinates).
     Returns two (C,) tensors in ComponentTable(layer) order, offsets included.
     """
-    from sadlang.decomp.readers import component_dots
+    from sadlang.decomp.readers import component_dots_grouped
     from sadlang.decomp.rope import unapply_rope
 
     w, f, acts = dec.weights, dec.forms, dec.acts
@@ -114,8 +114,6 @@ def linear_contributions(dec: PromptDecomposition, layer: int, head: int, d: int
     if sq is not None:
         g = g / sq[d]
     q_reader = (w.W_Q[layer, head] @ g)[None]                                    # (1, D)
-    q = component_dots(acts, w, dec.vo, layer, [d], q_reader)
-    q = torch.cat([q, (w.b_Q[layer, head] @ g).reshape(1)])
     # key side: one reader per key position, weighted by the relative coefficients
     keys = list(range(d + 1))
     h_rot = (f.Gk[layer, head][:, idx] @ a_tot[idx]) / scale                     # (r,)
@@ -124,8 +122,12 @@ def linear_contributions(dec: PromptDecomposition, layer: int, head: int, d: int
     if sk is not None:
         h = h / sk[: d + 1, None]
     k_readers = h @ w.W_K[layer, kv].T                                            # (d+1, D)
-    k = component_dots(acts, w, dec.vo, layer, keys, k_readers)
-    k = torch.cat([k, (h @ w.b_K[layer, kv]).sum().reshape(1)])
+    # both sides in one pass over the value outputs: reader 0 is the query's, 1..d+1 the keys'
+    groups = torch.ones(d + 2, dtype=torch.long, device=a_tot.device)
+    groups[0] = 0
+    qk = component_dots_grouped(acts, w, dec.vo, layer, [d, *keys], torch.cat([q_reader, k_readers]), groups, 2)
+    q = torch.cat([qk[0], (w.b_Q[layer, head] @ g).reshape(1)])
+    k = torch.cat([qk[1], (h @ w.b_K[layer, kv]).sum().reshape(1)])
     return q, k
 
 

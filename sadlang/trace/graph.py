@@ -93,7 +93,7 @@ def combine(graphs: list[nx.MultiDiGraph], min_frequency: float = 0.0) -> nx.Mul
         out.nodes[key]["frequency"] = c / n
     for (u, v, side), (total, count, svs) in edge_acc.items():
         out.add_edge(u, v, side=side, weight=total / n, count=count, frequency=count / n,
-                     svs=json.dumps(sorted(svs)))
+                     svs=svs_text(sorted(svs)))
     drop = [k for k, a in out.nodes(data=True) if a["frequency"] < min_frequency]
     out.remove_nodes_from(drop)
     out.remove_nodes_from([k for k in list(out.nodes) if out.degree(k) == 0 and out.nodes[k]["kind"] != "root"])
@@ -102,6 +102,12 @@ def combine(graphs: list[nx.MultiDiGraph], min_frequency: float = 0.0) -> nx.Mul
 
 def heads_in(g: nx.MultiDiGraph) -> set[tuple[int, int]]:
     return {(a["layer"], a["head"]) for _, a in g.nodes(data=True) if a["kind"] == "head"}
+
+
+def svs_text(svs: list[int]) -> str:
+    """Singular indices as a graph attribute: the JSON text of the list (`[0, 3]`), written
+    directly (json.dumps costs more than the rest of building an edge)."""
+    return "[" + ", ".join(str(int(k)) for k in svs) + "]"
 
 
 def to_json(g: nx.MultiDiGraph) -> dict:

@@ -3,7 +3,6 @@ upstream head that fires, memoized per prompt."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 import networkx as nx
@@ -14,7 +13,7 @@ from sadlang.decomp.forms_cache import get_forms
 from sadlang.decomp.prompt import PromptDecomposition
 from sadlang.models.loader import LoadedModel
 from sadlang.trace.firing import Firing
-from sadlang.trace.graph import add_node, head_node, node_id
+from sadlang.trace.graph import add_node, head_node, node_id, svs_text
 from sadlang.trace.methods import decompose, get_method
 from sadlang.trace.options import TraceOptions
 from sadlang.trace.seeds import Seed, direction, find_seeds
@@ -94,7 +93,7 @@ def trace_prompt(model: LoadedModel, acts: PromptActivations, answer: int, again
             else:
                 add_node(g, up, roles, kind=c.kind, layer=c.layer if c.kind in ("mlp", "bias") else -1,
                          dest=e.at, src=e.at)
-            attrs: dict[str, object] = {"side": e.side, "weight": e.weight, "svs": json.dumps(e.svs)}
+            attrs: dict[str, object] = {"side": e.side, "weight": e.weight, "svs": svs_text(e.svs)}
             if opts.signals:
                 from sadlang.intervene.signals import edge_signal
                 attrs["signal"] = edge_signal(dec, layer, head, c, e.side, e.at, e.svs).tolist()
