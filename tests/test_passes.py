@@ -117,4 +117,4 @@ def test_local_attention_equals_an_edited_pass_on_every_family(tiny):
 
 @pytest.mark.bundled
 def test_local_attention_equals_an_edited_pass_on_the_bundled_model(smollm):
-    assert _local_edits_agree(smollm, layers=[17, 23]) >= 50     # the IOI spec's induction and mover layers
+    assert _local_edits_agree(smollm, layers=[23]) >= 25     # the IOI spec's mover layer

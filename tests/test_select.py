@@ -45,19 +45,19 @@ def seed_by_definition(v: torch.Tensor, fraction: float, single: float) -> list[
     return [i for i in order if v[i] >= cutoff and v[i] > 0]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(values, st.sampled_from([0.5, 0.7, 1.0]))
 def test_cumulative_rule_is_its_definition(v, fraction):
     assert cumulative_rule(v, fraction) == cumulative_by_definition(v, fraction)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(values, st.sampled_from([0.7, 1.0]), st.sampled_from([0.3, 0.5]))
 def test_seed_rule_is_its_definition(v, fraction, single):
     assert seed_rule(v, fraction, single) == seed_by_definition(v, fraction, single)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(values, st.sampled_from([0.5, 1.0]))
 def test_smallest_prefix_reaches_the_fraction_with_the_largest_terms(v, fraction):
     kept = smallest_prefix(v, fraction)
