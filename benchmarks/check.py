@@ -6,7 +6,8 @@ imports, warm model load, the claims) and in-process seconds of the claims on a 
 
 Medians over repeats. The in-process runs use fresh evidence each time (every forward pass is
 counted). Run it once beforehand so the model cache is warm. On a GPU, it also prints the peak
-CUDA memory and runs with TF32 off (as the loader sets it).
+CUDA memory and runs with TF32 off (as the loader sets it). Last, the exactness checks on 4
+prompts of the spec's first set (benchmarks/_exactness.py; exits 1 when they fail).
 """
 
 from __future__ import annotations
@@ -77,6 +78,11 @@ def main() -> None:
     print(f"forward passes per check: {passes}; {held}")
     if model.device.type == "cuda":
         print(f"peak CUDA memory: {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB")
+    from _exactness import exactness  # benchmarks/, on sys.path when run as a script
+
+    first = next(iter(plan.prompt_sets.values())).prompts[:4]
+    exactness(model, [p.text for p in first], [model.decode([p.answer])[0] for p in first],
+              [model.decode([p.against])[0] if p.against is not None else None for p in first])
 
 
 if __name__ == "__main__":

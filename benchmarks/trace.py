@@ -21,7 +21,8 @@ import warnings
 
 warnings.filterwarnings("ignore")
 
-from _prompts import ioi_prompts  # noqa: E402  (benchmarks/, on sys.path when run as a script)
+from _exactness import exactness  # noqa: E402  (benchmarks/, on sys.path when run as a script)
+from _prompts import ioi_prompts  # noqa: E402
 
 
 def main() -> None:
@@ -75,6 +76,7 @@ def main() -> None:
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
     if model.device.type == "cuda":
         print(f"peak CUDA memory {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB")
+    exactness(model, texts, answers, against)
 
 
 if __name__ == "__main__":
