@@ -21,31 +21,16 @@ def value_outputs(acts: PromptActivations, weights: ModelWeights) -> torch.Tenso
 
 
 def component_dots(acts: PromptActivations, weights: ModelWeights, vo: torch.Tensor, layer: int,
-                   positions: list[int], readers: torch.Tensor) -> torch.Tensor:
-    """Each component's share of sum_p X_layer(p) . readers[i] (p = positions[i]).
+                   positions: list[int], readers: torch.Tensor, groups: torch.Tensor,
+                   n_groups: int) -> torch.Tensor:
+    """Each component's share of F_g = sum_{i in group g} X_layer(p_i) . readers[i]
+    (p_i = positions[i], g = groups[i]), for several functionals at once: one pass over the
+    value outputs serves them all (the tracer's query and key sides share it).
 
     readers: (P, D), applied to the *normalized* residual (the frozen ln1 scale is divided
-    here). Returns (C - 1,) in `ComponentTable(layer, H, n)` order, without the offset slot.
+    here). Returns (n_groups, C - 1) in `ComponentTable(layer, H, n)` order, without the
+    offset slot.
     """
-    pos = torch.tensor(positions, dtype=torch.long, device=readers.device)
-    w = readers / acts.ln_scale[layer, pos][:, None]                  # (P, D)
-    parts = []
-    if layer > 0:
-        A = acts.mix[:layer][:, :, pos, :]                            # (l, H, P, t)
-        vw = vo[:layer] @ w.T                                         # (l, H, t, P)
-        parts.append(torch.einsum("lhpt,lhtp->lht", A, vw).reshape(-1))
-        parts.append(torch.einsum("lpd,pd->l", acts.mlp_out[:layer][:, pos], w))
-        parts.append(weights.b_O[:layer] @ w.sum(0))
-    parts.append((acts.embed[pos] * w).sum().reshape(1))
-    return torch.cat(parts)
-
-
-def component_dots_grouped(acts: PromptActivations, weights: ModelWeights, vo: torch.Tensor, layer: int,
-                           positions: list[int], readers: torch.Tensor, groups: torch.Tensor,
-                           n_groups: int) -> torch.Tensor:
-    """`component_dots` of several functionals at once: reader row i belongs to functional
-    groups[i]. Returns (n_groups, C - 1). One pass over the value outputs serves them all (the
-    tracer's query and key sides share it)."""
     pos = torch.tensor(positions, dtype=torch.long, device=readers.device)
     w = readers / acts.ln_scale[layer, pos][:, None]                  # (P, D)
     G = torch.zeros(len(positions), n_groups, dtype=w.dtype, device=w.device)

@@ -98,7 +98,7 @@ def linear_contributions(dec: PromptDecomposition, layer: int, head: int, d: int
     a_tot[k] b_k(y_c(s')). Both through reader vectors (no per-component coordinates).
     Returns two (C,) tensors in ComponentTable(layer) order, offsets included.
     """
-    from sadlang.decomp.readers import component_dots_grouped
+    from sadlang.decomp.readers import component_dots
     from sadlang.decomp.rope import unapply_rope
 
     w, f, acts = dec.weights, dec.forms, dec.acts
@@ -125,7 +125,7 @@ def linear_contributions(dec: PromptDecomposition, layer: int, head: int, d: int
     # both sides in one pass over the value outputs: reader 0 is the query's, 1..d+1 the keys'
     groups = torch.ones(d + 2, dtype=torch.long, device=a_tot.device)
     groups[0] = 0
-    qk = component_dots_grouped(acts, w, dec.vo, layer, [d, *keys], torch.cat([q_reader, k_readers]), groups, 2)
+    qk = component_dots(acts, w, dec.vo, layer, [d, *keys], torch.cat([q_reader, k_readers]), groups, 2)
     q = torch.cat([qk[0], (w.b_Q[layer, head] @ g).reshape(1)])
     k = torch.cat([qk[1], (h @ w.b_K[layer, kv]).sum().reshape(1)])
     return q, k
