@@ -22,7 +22,7 @@ from typing import Literal
 import torch
 
 from sadlang.circuits.wiring import WiredRun, Wiring
-from sadlang.decomp.activations import PromptActivations
+from sadlang.decomp.activations import PromptActivations, batches
 from sadlang.decomp.passes import last_logits
 from sadlang.evidence.store import PromptSetEvidence
 from sadlang.models.loader import LoadedModel
@@ -86,26 +86,21 @@ def run_rows(ev: PromptSetEvidence, rows: list[Row], values: list[torch.Tensor],
     model = ev.model
     L = model.info.n_layers
     out = torch.empty(len(rows), model.bridge.cfg.d_vocab, device=model.device)
-    by_len: dict[int, list[int]] = {}
-    for k, row in enumerate(rows):
-        by_len.setdefault(len(ev.prompts[row.prompt].tokens), []).append(k)
-    for _, ks in sorted(by_len.items()):
-        for start in range(0, len(ks), batch_size):
-            chunk = ks[start:start + batch_size]
-            keep = torch.stack([rows[k].keep for k in chunk]).to(model.device)            # (b, L, n, H)
-            repl = torch.stack([values[rows[k].prompt] for k in chunk]).to(model.device)  # (b, L, n, H, r)
-            tokens = torch.stack([ev.acts(rows[k].prompt).tokens for k in chunk])
-            wirings = [rows[k].wiring for k in chunk]
-            hooks: list = []
-            if any(wirings):
-                acts = ev.acts(rows[chunk[0]].prompt)
-                run = WiredRun(model, wirings, repl, acts.cos, acts.sin)
-                hooks = run.hooks() + [(f"blocks.{layer}.attn.hook_z", run.z_hook(layer, keep)) for layer in range(L)]
-            else:
-                for layer in range(L):
-                    def swap(z: torch.Tensor, hook, layer: int = layer, keep: torch.Tensor = keep,
-                             repl: torch.Tensor = repl) -> torch.Tensor:
-                        return torch.where(keep[:, layer, :, :, None], z, repl[:, layer].to(z.dtype))
-                    hooks.append((f"blocks.{layer}.attn.hook_z", swap))
-            out[chunk] = last_logits(model, tokens, hooks)
+    for chunk in batches([len(ev.prompts[row.prompt].tokens) for row in rows], batch_size):
+        keep = torch.stack([rows[k].keep for k in chunk]).to(model.device)            # (b, L, n, H)
+        repl = torch.stack([values[rows[k].prompt] for k in chunk]).to(model.device)  # (b, L, n, H, r)
+        tokens = torch.stack([ev.acts(rows[k].prompt).tokens for k in chunk])
+        wirings = [rows[k].wiring for k in chunk]
+        hooks: list = []
+        if any(wirings):
+            acts = ev.acts(rows[chunk[0]].prompt)
+            run = WiredRun(model, wirings, repl, acts.cos, acts.sin)
+            hooks = run.hooks() + [(f"blocks.{layer}.attn.hook_z", run.z_hook(layer, keep)) for layer in range(L)]
+        else:
+            for layer in range(L):
+                def swap(z: torch.Tensor, hook, layer: int = layer, keep: torch.Tensor = keep,
+                         repl: torch.Tensor = repl) -> torch.Tensor:
+                    return torch.where(keep[:, layer, :, :, None], z, repl[:, layer].to(z.dtype))
+                hooks.append((f"blocks.{layer}.attn.hook_z", swap))
+        out[chunk] = last_logits(model, tokens, hooks)
     return out

@@ -25,6 +25,7 @@ import torch
 from sadlang.circuits.ablation import AblationKind, Row, reference_values, run_rows
 from sadlang.circuits.nodes import Node, keep_mask
 from sadlang.circuits.wiring import Edge, Head, Wiring, only_edges
+from sadlang.decomp.activations import batches
 from sadlang.evidence.metrics import is_correct, logit_diff
 from sadlang.evidence.store import PromptSetEvidence
 
@@ -80,9 +81,9 @@ class CircuitLab:
         `necessary` of one circuit share their runs)."""
         key = ("circuit-lab", self.kind, None if self.counterfactual is None else self.counterfactual.name,
                self.metric, self.batch_size, tuple(_frozen(v) for v in variants))
-        lengths = sorted(len(p.tokens) for p in self.ev.prompts)
-        per_len = {n: lengths.count(n) * len(variants) for n in set(lengths)}
-        self.ablation_passes += sum(-(-rows // self.batch_size) for rows in per_len.values())
+        # the passes run_rows makes of these rows (one per variant per prompt), run or reused
+        self.ablation_passes += len(batches([len(p.tokens) for _ in variants for p in self.ev.prompts],
+                                            self.batch_size))
         if key not in self.ev.memo:
             self.ev.memo[key] = self._run(variants)
         return [list(scores) for scores in self.ev.memo[key]]

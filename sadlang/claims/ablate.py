@@ -126,6 +126,7 @@ class AblateKind(ClaimKind):
         random draw of all prompts of one length share passes of up to `batch_size` rows."""
         import torch
 
+        from sadlang.decomp.activations import batches
         from sadlang.evidence.metrics import logit_diff
         from sadlang.intervene.controls import random_edit
         from sadlang.intervene.edits import EdgeEdit, input_change, local_attention, run_edits
@@ -147,9 +148,6 @@ class AblateKind(ClaimKind):
             # prompts are measured with it (a shard, a search batch, the whole set)
             gen = torch.Generator().manual_seed(settings.seed * 1_000_003 + i)
             plans[i] = (f, e, edit, [random_edit(edit, r, gen) for _ in range(draws)])
-        by_len: dict[int, list[int]] = {}
-        for i in plans:
-            by_len.setdefault(len(ev.prompts[i].tokens), []).append(i)
         results: dict[int, dict] = {i: {"rand_ld": [], "rand_att": []} for i in plans}
 
         def ld(i: int, logits_end: torch.Tensor) -> float:
@@ -167,13 +165,12 @@ class AblateKind(ClaimKind):
             for i, (f, _, edit, draws_i) in plans.items():
                 for k, variant in enumerate([edit, *draws_i]):
                     record(k, i, float("nan"), local_attention(ev.dec(i), [variant], f.key))
-            by_len = {}
-        # the edit and every random draw of every prompt of one length share passes of up to
-        # batch_size rows: row (k, i) is prompt i under variant k (0: the edit, k: draw k)
-        for _, idxs in sorted(by_len.items()):
-            rows = [(k, i) for k in range(draws + 1) for i in idxs]
-            for start in range(0, len(rows), settings.batch_size):
-                chunk = rows[start:start + settings.batch_size]
+        else:
+            # the edit and every random draw of every prompt of one length share passes of up to
+            # batch_size rows: row (k, i) is prompt i under variant k (0: the edit, k: draw k)
+            rows = [(k, i) for k in range(draws + 1) for i in plans]
+            for batch in batches([len(ev.prompts[i].tokens) for _, i in rows], settings.batch_size):
+                chunk = [rows[j] for j in batch]
                 edits = [[plans[i][2] if k == 0 else plans[i][3][k - 1]] for k, i in chunk]
                 # an attention claim needs no logits: its pass stops after the head it reads
                 logits, att = run_edits(ev.model, [ev.dec(i) for _, i in chunk], edits,
