@@ -93,41 +93,13 @@ def _print_profile(file: str, t0: float, costs: list, phases: dict[str, float]) 
     print("\n".join(lines), file=sys.stderr)
 
 
-def _prepare_timed(spec, args):
-    """(model, plan, seconds of each setup phase): validate, load, QK forms, compile."""
-    from sadlang.plan.compile import compile_spec
-    from sadlang.plan.model import load_spec_model
-    from sadlang.plan.validate import validate
-
-    phases: dict[str, float] = {}
-    t = time.perf_counter()
-    checked = validate(spec, args.lenient)
-    phases["validate"] = time.perf_counter() - t
-    t = time.perf_counter()
-    model = load_spec_model(spec, args.model, args.device, args.lenient, checked)
-    phases["load"] = time.perf_counter() - t
-    if args.profile:              # otherwise the forms are read on first use, within a claim
-        from sadlang.trace.tracer import forms_for
-
-        t = time.perf_counter()
-        forms_for(model)
-        phases["QK forms"] = time.perf_counter() - t
-    t = time.perf_counter()
-    plan = compile_spec(spec, model, args.lenient, checked)
-    phases["compile"] = time.perf_counter() - t
-    return model, plan, phases
-
-
-def _check_on_ray(args, spec, model, plan, only, t0: float):
+def _check_on_ray(args, spec, model, plan, cfg, only, t0: float):
     """One spec's check on Ray actors (`--ray`, `--actors` or `option executor = ray`)."""
-    from sadlang.check.ray_executor import RayConfig, RayStats, run_plan_ray
+    from sadlang.check.ray_executor import RayStats, run_plan_ray
 
     if args.html:
         raise UsageError(f"{spec.file}: --html draws its pictures from evidence held in this process; "
                          "it cannot be combined with --ray, --actors or `option executor = ray`")
-    st = plan.settings
-    cfg = RayConfig(address=args.ray or None, actors=args.actors or st.actors,
-                    num_cpus=st.num_cpus, num_gpus=st.num_gpus)
     stats = RayStats()
     report = run_plan_ray(plan, model, cfg, explore=args.explore, progress=_progress(args), only=only,
                           lenient=args.lenient, model_override=args.model, device_override=args.device,
@@ -144,7 +116,8 @@ def _check_on_ray(args, spec, model, plan, only, t0: float):
 def cmd_check(args) -> int:
     specs = _validated(args.specs, args.lenient)
     _threads()
-    from sadlang.check.executor import run_plan
+    from sadlang.check.executor import prepare, run_plan
+    from sadlang.check.ray_executor import RayConfig
     from sadlang.check.report import to_json, to_json_many, to_junit, to_junit_many, to_text, total_line
     from sadlang.html.views import collector
 
@@ -160,11 +133,13 @@ def cmd_check(args) -> int:
     meta: list[dict] = []
     for spec in specs:
         t0 = time.perf_counter()
-        model, plan, phases = _prepare_timed(spec, args)
+        phases: dict[str, float] = {}
+        model, plan = prepare(spec, args.model, args.device, args.lenient, phases if args.profile else None)
         costs: list | None = [] if args.profile else None
         cards: dict = {}
-        if args.ray is not None or args.actors is not None or plan.settings.executor == "ray":
-            report = _check_on_ray(args, spec, model, plan, only, t0)
+        ray = RayConfig.wanted(plan.settings, args.ray, args.actors)
+        if ray is not None:
+            report = _check_on_ray(args, spec, model, plan, ray, only, t0)
         else:
             cards, observe = collector(spec) if args.html else ({}, None)
             report = run_plan(plan, model, explore=args.explore, progress=_progress(args), only=only, costs=costs,

@@ -91,16 +91,14 @@ class SadFile(pytest.File):
             except SadError as exc:
                 self._failure = exc
                 raise
-            explore = cfg.getoption("--sad-explore")
-            address = cfg.getoption("--sad-ray")
-            if address is not None or plan.settings.executor == "ray":
-                from sadlang.check.ray_executor import RayConfig, run_plan_ray
+            from sadlang.check.ray_executor import RayConfig, run_plan_ray
 
-                st = plan.settings
+            explore = cfg.getoption("--sad-explore")
+            ray = RayConfig.wanted(plan.settings, cfg.getoption("--sad-ray"))
+            if ray is not None:
                 try:
-                    report = run_plan_ray(plan, model, RayConfig(address or None, st.actors, st.num_cpus,
-                                                                 st.num_gpus),
-                                          explore=explore, model_override=cfg.getoption("--sad-model"),
+                    report = run_plan_ray(plan, model, ray, explore=explore,
+                                          model_override=cfg.getoption("--sad-model"),
                                           device_override=cfg.getoption("--sad-device"))
                 except SadError as exc:
                     self._failure = exc

@@ -26,11 +26,24 @@ from sadlang.trace.methods import DecomposeCounter
 
 
 def prepare(spec: A.Spec, model_override: str | None = None, device_override: str | None = None,
-            lenient: bool = False) -> tuple[LoadedModel, Plan]:
-    """Validate the spec (once), load its model and compile the spec against it."""
-    checked = validate(spec, lenient)
-    model = load_spec_model(spec, model_override, device_override, lenient, checked)
-    return model, compile_spec(spec, model, lenient, checked)
+            lenient: bool = False, phases: dict[str, float] | None = None) -> tuple[LoadedModel, Plan]:
+    """Validate the spec (once), load its model and compile the spec against it. With a
+    `phases` dict, also compute the model's QK forms up front and record the seconds of
+    validate, load, QK forms and compile in it (`sadlang check --profile`)."""
+    def timed(name: str, step: Callable[[], Any]) -> Any:
+        start = time.perf_counter()
+        value = step()
+        if phases is not None:
+            phases[name] = time.perf_counter() - start
+        return value
+
+    checked = timed("validate", lambda: validate(spec, lenient))
+    model = timed("load", lambda: load_spec_model(spec, model_override, device_override, lenient, checked))
+    if phases is not None:        # otherwise the forms are read on first use, within a claim
+        from sadlang.trace.tracer import forms_for
+
+        timed("QK forms", lambda: forms_for(model))
+    return model, timed("compile", lambda: compile_spec(spec, model, lenient, checked))
 
 
 def load_and_compile(path: str | Path, model_override: str | None = None,

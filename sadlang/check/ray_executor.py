@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sadlang.check.evaluate import conclude, error_verdict, verdict
+from sadlang.check.evaluate import conclude, error_verdict, measure_shard, verdict
 from sadlang.check.executor import (
     check_claim,
     evidence_stores,
@@ -44,6 +44,7 @@ from sadlang.evidence.records import PromptEvidence
 from sadlang.lang import ast as A
 from sadlang.models import LoadedModel
 from sadlang.plan.compile import Plan
+from sadlang.plan.settings import Settings
 
 FAULT_ENV = "SADLANG_RAY_FAULT"   # test hook: a path; the first shard task that finds it absent creates it and dies
 RETRIES = 3                       # actor restarts, and retries of the task an actor died in
@@ -63,6 +64,16 @@ class RayConfig:
     actors: int | None = None
     num_cpus: float = 1.0
     num_gpus: float = 0.0
+
+    @classmethod
+    def wanted(cls, settings: Settings, address: str | None = None,
+               actors: int | None = None) -> RayConfig | None:
+        """The Ray configuration a check asks for, or None for a local check: Ray is asked for
+        by an address (`--ray`, `--sad-ray`; "" for the default), by an actor count
+        (`--actors`) or by `option executor = ray`. Per-actor resources come from the options."""
+        if address is None and actors is None and settings.executor != "ray":
+            return None
+        return cls(address or None, actors or settings.actors, settings.num_cpus, settings.num_gpus)
 
 
 @dataclass
@@ -120,7 +131,7 @@ class CheckWorker:
         for name in names:
             claim, _ = self.claims[name]
             try:
-                out[name] = kind_of(claim.body).measure(ev, claim.body, indices, self.plan.settings)
+                out[name] = measure_shard(ev, claim, self.plan.settings, indices)
             except Exception as exc:
                 out[name] = failure_message(exc)
         ev.release(indices)                  # shards are measured once: free their activations
