@@ -17,17 +17,22 @@ def _order(v: torch.Tensor) -> list[int]:
     return sorted(range(len(v)), key=lambda i: (-float(v[i]), i))       # descending, stable
 
 
+def _stop(v: torch.Tensor, order: list[int], reached) -> int:
+    """The first place in `order` where the running sum satisfies `reached`, else the last."""
+    running = 0.0
+    for j, i in enumerate(order):
+        running += float(v[i])
+        if reached(running):
+            return j
+    return len(order) - 1
+
+
 def cumulative_by_definition(v: torch.Tensor, fraction: float) -> list[int]:
     total = float(v.sum())
     if not total > 0:
         return []
-    order, running, stop = _order(v), 0.0, len(v) - 1
-    for j, i in enumerate(order):
-        running += float(v[i])
-        if running > fraction * total * (1 - ROUND):
-            stop = j
-            break
-    cutoff = v[order[stop]]
+    order = _order(v)
+    cutoff = v[order[_stop(v, order, lambda run: run > fraction * total * (1 - ROUND))]]
     return [i for i in order if v[i] >= cutoff and v[i] > 0]
 
 
@@ -35,12 +40,8 @@ def seed_by_definition(v: torch.Tensor, fraction: float, single: float) -> list[
     total = float(v.sum())
     if not total > 0:
         return []
-    order, running, stop = _order(v), 0.0, len(v) - 1
-    for j, i in enumerate(order):
-        running += float(v[i])
-        if running >= fraction * total * (1 - ROUND):
-            stop = j
-            break
+    order = _order(v)
+    stop = _stop(v, order, lambda run: run >= fraction * total * (1 - ROUND))
     cutoff = min(float(v[order[stop]]), single * total)
     return [i for i in order if v[i] >= cutoff and v[i] > 0]
 
