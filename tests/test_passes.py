@@ -1,6 +1,7 @@
 """The lean passes (decomp/passes.py) give the numbers of a full bridge pass: logits at the last
 position when only those are unembedded, attention weights when the pass stops after the layer
-read. On every tiny family and the bundled model, with and without an edit hook."""
+read, passes resumed at a later block from the residual entering it. On every tiny family and
+the bundled model, with and without an edit hook."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 import torch
 
 from sadlang.decomp.activations import ForwardCounter
-from sadlang.decomp.passes import last_logits, lean_pass, read_attention
+from sadlang.decomp.passes import ResidualTap, Resume, last_logits, lean_pass, read_attention
 
 PROMPTS = ["When Mary and John went to the store, John gave a drink to",
            "When Anna and Tom went to the park, Tom gave a ball to"]
@@ -59,6 +60,66 @@ def test_lean_passes_equal_full_passes_on_every_family(tiny):
     _check(tiny)
 
 
+def _check_resumed(model, layers: list[int]) -> None:
+    """A pass edited at block k and resumed there from the clean run's residual gives the logits
+    and attention of the full edited pass; a tap keeps the residual a full pass sees; blocks are
+    whole again afterwards."""
+    from sadlang.decomp.activations import run_batch
+
+    tokens = _tokens(model)
+    clean = run_batch(model, tokens.tolist())
+    n = tokens.shape[1]
+    for layer in layers:
+        hooks = _edit(layer)
+        reads = [(layer, 1, n - 1, 0), (model.info.n_layers - 1, 0, n - 1, 1)]
+        full_logits, full_att = _full(model, tokens, hooks, reads)
+        resid = torch.stack([a.resid_pre[layer] for a in clean])
+        tap = ResidualTap({layer})
+        logits, att = lean_pass(model, tokens, hooks + tap.hooks(), reads, resume=Resume(layer, resid))
+        torch.testing.assert_close(logits, full_logits, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(att, full_att, rtol=1e-5, atol=1e-6)
+        assert torch.equal(tap.resid[layer], resid.to(tap.resid[layer].dtype))   # what was injected
+        tap = ResidualTap({layer}, rows=[1])
+        last_logits(model, tokens, hooks + tap.hooks())
+        torch.testing.assert_close(tap.resid[layer], resid[1:], rtol=1e-5, atol=1e-5)
+        with pytest.raises(ValueError, match="cannot read layer"):
+            lean_pass(model, tokens, hooks, [(layer - 1, 0, n - 1, 0), None], resume=Resume(layer, resid))
+    torch.testing.assert_close(last_logits(model, tokens, []), torch.stack([a.logits_end for a in clean]),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_resumed_passes_equal_full_passes_on_every_family(tiny):
+    L = tiny.info.n_layers
+    _check_resumed(tiny, sorted({1, L // 2, L - 1}))
+
+
+@pytest.mark.bundled
+def test_resumed_passes_equal_full_passes_on_the_bundled_model(smollm):
+    _check_resumed(smollm, [2, 17, 23, 29])
+
+
+def _spies(names: list[str]) -> tuple[list, list[str]]:
+    """Hooks at `names` that record, in order, the names of those that fire."""
+    seen: list[str] = []
+
+    def spy(name):
+        def f(x, hook):
+            seen.append(name)
+            return x
+        return f
+    return [(nm, spy(nm)) for nm in names], seen
+
+
+def test_a_resumed_pass_runs_no_earlier_block(tiny_llama):
+    tokens = _tokens(tiny_llama)
+    L = tiny_llama.info.n_layers
+    names = [f"blocks.{layer}.{h}" for layer in range(L) for h in ("hook_resid_pre", "attn.hook_z", "hook_mlp_out")]
+    hooks, seen = _spies(names)
+    resid = torch.zeros(tokens.shape[0], tokens.shape[1], tiny_llama.info.d_model)
+    last_logits(tiny_llama, tokens, hooks, Resume(L - 1, resid))
+    assert seen == [nm for nm in names if nm.startswith(f"blocks.{L - 1}.")]
+
+
 @pytest.mark.bundled
 def test_lean_passes_equal_full_passes_on_the_bundled_model(smollm):
     _check(smollm)
@@ -66,17 +127,9 @@ def test_lean_passes_equal_full_passes_on_the_bundled_model(smollm):
 
 def test_a_stopped_pass_runs_no_later_layer(tiny_llama):
     tokens = _tokens(tiny_llama)
-    seen: list[int] = []
-
-    def spy(layer):
-        def f(x, hook):
-            seen.append(layer)
-            return x
-        return f
-
-    hooks = [(f"blocks.{layer}.hook_resid_pre", spy(layer)) for layer in range(tiny_llama.info.n_layers)]
+    hooks, seen = _spies([f"blocks.{layer}.hook_resid_pre" for layer in range(tiny_llama.info.n_layers)])
     read_attention(tiny_llama, tokens, hooks, [(1, 0, 2, 0), None])
-    assert seen == [0, 1]
+    assert seen == ["blocks.0.hook_resid_pre", "blocks.1.hook_resid_pre"]
 
 
 def _local_edits_agree(model, layers: list[int] | None = None) -> int:

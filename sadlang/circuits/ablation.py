@@ -11,6 +11,11 @@ MLPs, embeddings and biases are never ablated. A row may also cut paths between 
 circuits, sadlang/circuits/wiring.py). Every variant of every prompt of one length
 runs in the same forward passes (batched `batch_size` rows at a time).
 
+Rows share their prefixes (`shared_prefixes`): a row that keeps the same head outputs as the
+clean run, or as another row of its prompt, in every layer before k starts at block k from that
+run's residual (decomp/passes.py `Resume`). A circuit's variants without one node differ from the
+circuit alone only from that node's layer on; a node ablation only from the node's layer.
+
 Shapes: L layers, n positions, H query heads, r d_head, V vocabulary.
 """
 
@@ -22,8 +27,8 @@ from typing import Literal
 import torch
 
 from sadlang.circuits.wiring import WiredRun, Wiring
-from sadlang.decomp.activations import PromptActivations, batches
-from sadlang.decomp.passes import last_logits
+from sadlang.decomp.activations import PromptActivations
+from sadlang.decomp.passes import ResidualTap, Resume, last_logits
 from sadlang.evidence.store import PromptSetEvidence
 from sadlang.models.loader import LoadedModel
 
@@ -79,28 +84,188 @@ class Row:
     wiring: Wiring | None = None
 
 
+@dataclass(frozen=True)
+class Start:
+    """Where a row's pass starts: at block `layer` from the residual of `base` (None: the clean
+    run; else the index of a row run from the start). layer 0: a full pass; layer L: the row
+    equals its base everywhere and needs no pass."""
+
+    layer: int = 0
+    base: int | None = None
+
+
+def _cuts_by_layer(wiring: Wiring | None) -> dict[int, frozenset]:
+    """A wiring's cut paths grouped by the layer of their receiver."""
+    out: dict[int, set] = {}
+    for (receiver, side), senders in (wiring.cuts.items() if wiring else ()):
+        if senders:
+            out.setdefault(receiver[0], set()).add((receiver, side, senders))
+    return {layer: frozenset(cuts) for layer, cuts in out.items()}
+
+
+def _first_difference(a: Row, b: Row | None, n_layers: int) -> int:
+    """The first layer where rows a and b of one prompt compute something different (b None:
+    the clean run, which keeps every head output and cuts nothing); n_layers when they never do.
+    They part where their keep masks (L, n, H) first differ, where the paths cut into a layer's
+    heads first differ, and at the last layer when they withhold different heads from the logits."""
+    differs = (~a.keep if b is None else a.keep != b.keep).flatten(1).any(1)
+    first = int(differs.float().argmax()) if bool(differs.any()) else n_layers
+    mine, theirs = _cuts_by_layer(a.wiring), _cuts_by_layer(None if b is None else b.wiring)
+    first = min([first, *(layer for layer in set(mine) | set(theirs) if mine.get(layer) != theirs.get(layer))])
+    withheld = [row.wiring.logits if row is not None and row.wiring else frozenset() for row in (a, b)]
+    return min(first, n_layers - 1) if withheld[0] != withheld[1] else first
+
+
+def shared_prefixes(rows: list[Row]) -> list[Start]:
+    """Per row, where its pass can start: the latest layer up to which it equals the clean run or
+    an earlier full-pass row of its prompt (same reference values: they replace the same outputs
+    with the same values there, and cut the same paths); the clean run wins ties. A row that
+    cuts paths resumes only from the clean run or a row that cuts paths too, whose writes so far
+    (z - reference) its cuts read (`run_rows` keeps them)."""
+    if not rows:
+        return []
+    L = rows[0].keep.shape[0]
+    out: list[Start] = []
+    full: dict[int, list[int]] = {}          # prompt -> its rows run from the start
+    for k, row in enumerate(rows):
+        best = Start(_first_difference(row, None, L), None)
+        for j in full.get(row.prompt, []):
+            if row.wiring and not rows[j].wiring:
+                continue
+            layer = _first_difference(row, rows[j], L)
+            if layer > best.layer:
+                best = Start(layer, j)
+        if best.layer == 0:
+            full.setdefault(row.prompt, []).append(k)
+            best = Start()
+        out.append(best)
+    return out
+
+
+# What a pass costs, in row-layers (one row through one block): a pass of b rows through m blocks
+# costs about PASS_COST + m * (b + ROW_WIDTH). Measured on the bundled model on 2 CPU threads
+# (benchmarks/check.py conditions): a pass has a fixed cost, and a small batch uses the cores
+# poorly, so resumed rows of nearby start layers are better run together from the earlier one.
+PASS_COST = 30
+ROW_WIDTH = 5
+
+
+def _partition(starts: list[int], n_layers: int, batch_size: int) -> list[tuple[int, int]]:
+    """Cut rows sorted by start layer (ascending) into passes [i, j) of at most `batch_size` rows,
+    each starting at its first row's layer, at the least cost (above): dynamic programming."""
+    m = len(starts)
+    best = [0.0] + [float("inf")] * m
+    cut = [0] * (m + 1)
+    for j in range(1, m + 1):
+        for i in range(max(0, j - batch_size), j):
+            cost = best[i] + PASS_COST + (n_layers - starts[i]) * (j - i + ROW_WIDTH)
+            if cost < best[j]:
+                best[j], cut[j] = cost, i
+    out, j = [], m
+    while j > 0:
+        out.append((cut[j], j))
+        j = cut[j]
+    return out[::-1]
+
+
+def row_passes(ev: PromptSetEvidence, rows: list[Row], batch_size: int) -> list[tuple[int, list[int]]]:
+    """The passes `run_rows` makes of `rows`: (start layer, row indices). Rows of one length share
+    passes; each pass starts at the earliest start layer of its rows (`shared_prefixes`), chosen
+    by `_partition`; passes from the first layer come first (they run the rows others resume
+    from). Rows equal to their base everywhere need no pass."""
+    L = ev.model.info.n_layers
+    starts = shared_prefixes(rows)
+    by_len: dict[int, list[int]] = {}
+    for k, s in enumerate(starts):
+        if s.layer < L:
+            by_len.setdefault(len(ev.prompts[rows[k].prompt].tokens), []).append(k)
+    out: list[tuple[int, list[int]]] = []
+    for _, members in sorted(by_len.items()):
+        members.sort(key=lambda k: starts[k].layer)
+        layers = [starts[k].layer for k in members]
+        out += [(layers[i], members[i:j]) for i, j in _partition(layers, L, batch_size)]
+    return sorted(out, key=lambda p: p[0])
+
+
+def _ablation_hooks(model: LoadedModel, rows: list[Row], chunk: list[int], ev: PromptSetEvidence,
+                    values: list[torch.Tensor]) -> tuple[list, WiredRun | None]:
+    """The hooks of one pass over rows `chunk`: every head output a row does not keep replaced
+    by its reference value, and the row's cut paths (then also the `WiredRun` that cuts them)."""
+    L = model.info.n_layers
+    keep = torch.stack([rows[k].keep for k in chunk]).to(model.device)            # (b, L, n, H)
+    repl = torch.stack([values[rows[k].prompt] for k in chunk]).to(model.device)  # (b, L, n, H, r)
+    wirings = [rows[k].wiring for k in chunk]
+    if any(wirings):
+        acts = ev.acts(rows[chunk[0]].prompt)
+        run = WiredRun(model, wirings, repl, acts.cos, acts.sin)
+        return run.hooks() + [(f"blocks.{layer}.attn.hook_z", run.z_hook(layer, keep)) for layer in range(L)], run
+    hooks = []
+    for layer in range(L):
+        def swap(z: torch.Tensor, hook, layer: int = layer, keep: torch.Tensor = keep,
+                 repl: torch.Tensor = repl) -> torch.Tensor:
+            return torch.where(keep[:, layer, :, :, None], z, repl[:, layer].to(z.dtype))
+        hooks.append((f"blocks.{layer}.attn.hook_z", swap))
+    return hooks, None
+
+
 def run_rows(ev: PromptSetEvidence, rows: list[Row], values: list[torch.Tensor],
              batch_size: int) -> torch.Tensor:
-    """Logits at the last position of every row, (len(rows), V); rows of one length share
-    passes of up to `batch_size` rows."""
+    """Logits at the last position of every row, (len(rows), V), in the passes of `row_passes`:
+    a pass that starts at layer k > 0 starts each of its rows from its base's residual there
+    (the row equals its base before its own start layer, which is k or later), and gives the
+    rows that cut paths their base's head writes (z - reference) of the layers before k."""
     model = ev.model
     L = model.info.n_layers
+    starts = shared_prefixes(rows)
+    plan = row_passes(ev, rows, batch_size)
+    taps: dict[int, set[int]] = {}                   # base row -> the layers passes resume it at
+    for layer, chunk in plan:
+        for k in chunk:
+            base = starts[k].base
+            if layer > 0 and base is not None:
+                taps.setdefault(base, set()).add(layer)
+    kept: dict[tuple[int, int], torch.Tensor] = {}   # (base row, layer) -> (n, D) residual
+    writes: dict[int, dict[int, torch.Tensor]] = {}  # wired base row -> layer -> (n, H, r) z - ref
+    clean_z: dict[int, torch.Tensor] = {}            # prompt -> (L, n, H, r) its clean head outputs
     out = torch.empty(len(rows), model.bridge.cfg.d_vocab, device=model.device)
-    for chunk in batches([len(ev.prompts[row.prompt].tokens) for row in rows], batch_size):
-        keep = torch.stack([rows[k].keep for k in chunk]).to(model.device)            # (b, L, n, H)
-        repl = torch.stack([values[rows[k].prompt] for k in chunk]).to(model.device)  # (b, L, n, H, r)
+    for layer, chunk in plan:
         tokens = torch.stack([ev.acts(rows[k].prompt).tokens for k in chunk])
-        wirings = [rows[k].wiring for k in chunk]
-        hooks: list = []
-        if any(wirings):
-            acts = ev.acts(rows[chunk[0]].prompt)
-            run = WiredRun(model, wirings, repl, acts.cos, acts.sin)
-            hooks = run.hooks() + [(f"blocks.{layer}.attn.hook_z", run.z_hook(layer, keep)) for layer in range(L)]
-        else:
-            for layer in range(L):
-                def swap(z: torch.Tensor, hook, layer: int = layer, keep: torch.Tensor = keep,
-                         repl: torch.Tensor = repl) -> torch.Tensor:
-                    return torch.where(keep[:, layer, :, :, None], z, repl[:, layer].to(z.dtype))
-                hooks.append((f"blocks.{layer}.attn.hook_z", swap))
-        out[chunk] = last_logits(model, tokens, hooks)
+        hooks, wired = _ablation_hooks(model, rows, chunk, ev, values)
+        resume = None
+        if layer > 0:
+            bases = [starts[k].base for k in chunk]
+            resume = Resume(layer, torch.stack([
+                ev.acts(rows[k].prompt).resid_pre[layer] if base is None else kept[(base, layer)]
+                for k, base in zip(chunk, bases)]).to(model.device))
+            if wired is not None:
+                for before in range(layer):
+                    wired.delta[before] = torch.stack([_writes(ev, rows[k], starts[k], values, writes, clean_z, before)
+                                                       for k in chunk]).to(model.device)
+        tapped = [(i, k) for i, k in enumerate(chunk) if k in taps]
+        tap = ResidualTap({t for _, k in tapped for t in taps[k]}, [i for i, _ in tapped])
+        out[chunk] = last_logits(model, tokens, hooks + tap.hooks(), resume)
+        for j, (i, k) in enumerate(tapped):
+            for t in taps[k]:
+                kept[(k, t)] = tap.resid[t][j]
+            if wired is not None and rows[k].wiring:
+                writes[k] = {lay: d[i] for lay, d in wired.delta.items() if lay < max(taps[k])}
+    for k, s in enumerate(starts):                   # rows equal to their base everywhere
+        if s.layer == L:
+            out[k] = ev.acts(rows[k].prompt).logits_end if s.base is None else out[s.base]
     return out
+
+
+def _writes(ev: PromptSetEvidence, row: Row, start: Start, values: list[torch.Tensor],
+            writes: dict[int, dict[int, torch.Tensor]], clean_z: dict[int, torch.Tensor], layer: int,
+            ) -> torch.Tensor:
+    """(n, H, r) what a resumed row's head outputs of `layer` (before its start) differ from their
+    reference values by: its base's (the clean run's: every output kept). Zero for a row that
+    cuts no path (nothing reads it)."""
+    ref = values[row.prompt][layer]
+    if not row.wiring:
+        return torch.zeros_like(ref)
+    if start.base is None:
+        if row.prompt not in clean_z:
+            clean_z[row.prompt] = head_z(ev.acts(row.prompt), ev.model)
+        return clean_z[row.prompt][layer] - ref
+    return writes[start.base][layer]

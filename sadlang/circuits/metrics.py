@@ -22,10 +22,9 @@ from typing import Literal
 
 import torch
 
-from sadlang.circuits.ablation import AblationKind, Row, reference_values, run_rows
+from sadlang.circuits.ablation import AblationKind, Row, reference_values, row_passes, run_rows
 from sadlang.circuits.nodes import Node, keep_mask
 from sadlang.circuits.wiring import Edge, Head, Wiring, only_edges
-from sadlang.decomp.activations import batches
 from sadlang.evidence.metrics import is_correct, logit_diff
 from sadlang.evidence.store import PromptSetEvidence
 
@@ -81,14 +80,15 @@ class CircuitLab:
         `necessary` of one circuit share their runs)."""
         key = ("circuit-lab", self.kind, None if self.counterfactual is None else self.counterfactual.name,
                self.metric, self.batch_size, tuple(_frozen(v) for v in variants))
+        rows, where = self._rows(variants)
         # the passes run_rows makes of these rows (one per variant per prompt), run or reused
-        self.ablation_passes += len(batches([len(p.tokens) for _ in variants for p in self.ev.prompts],
-                                            self.batch_size))
+        self.ablation_passes += len(row_passes(self.ev, rows, self.batch_size))
         if key not in self.ev.memo:
-            self.ev.memo[key] = self._run(variants)
+            self.ev.memo[key] = self._run(rows, where, len(variants))
         return [list(scores) for scores in self.ev.memo[key]]
 
-    def _run(self, variants: list[Variant]) -> list[list[float]]:
+    def _rows(self, variants: list[Variant]) -> tuple[list[Row], list[tuple[int, int]]]:
+        """One row per variant per prompt, and each row's (variant, prompt)."""
         info = self.ev.model.info
         rows, where = [], []
         for v, variant in enumerate(variants):
@@ -98,10 +98,13 @@ class CircuitLab:
                 shape = (info.n_layers, len(p.tokens), info.n_heads)
                 rows.append(Row(i, keep_mask(nodes[i], shape, keep), wiring))
                 where.append((v, i))
+        return rows, where
+
+    def _run(self, rows: list[Row], where: list[tuple[int, int]], n_variants: int) -> list[list[float]]:
         if not rows:
             return []
         logits = run_rows(self.ev, rows, self.values, self.batch_size)
-        out = [[0.0] * len(self.ev) for _ in variants]
+        out = [[0.0] * len(self.ev) for _ in range(n_variants)]
         for k, (v, i) in enumerate(where):
             p = self.ev.prompts[i]
             out[v][i] = score(self.metric, logits[k], p.answer, p.against)

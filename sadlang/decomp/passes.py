@@ -4,13 +4,19 @@ A full bridge pass unembeds every position (the vocabulary projection is about a
 pass of the bundled model) and runs every layer. Interventions read less:
 - `last_logits`: the logits at the last position only (the unembedding sees one position);
 - `read_attention`: attention weights at given (layer, head, d, s), and the pass stops after
-  the last layer read (no later layer, no unembedding).
-Both count as one pass in `ForwardCounter`. tests/test_passes.py shows they give the numbers
+  the last layer read (no later layer, no unembedding);
+- `Resume`: a pass whose edits all sit at block k or later starts at block k from the residual
+  entering it (the clean run's, or one a `ResidualTap` kept from an earlier pass): blocks before
+  k do not run.
+Each counts as one pass in `ForwardCounter`. tests/test_passes.py shows they give the numbers
 of a full pass.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -25,13 +31,59 @@ class _Stop(Exception):
     """Raised by the hook after the last layer a pass reads: the rest of the pass is skipped."""
 
 
+@dataclass(frozen=True)
+class Resume:
+    """Start a pass at block `layer`: `resid` (B, n, D) is the residual entering it. Only valid
+    when the pass would compute that residual itself, i.e. nothing the pass edits lies before
+    `layer` (the caller's promise; the tests check it against full passes)."""
+
+    layer: int
+    resid: torch.Tensor
+
+
+@dataclass
+class ResidualTap:
+    """Hooks that keep the residual entering each of `layers` for the rows `rows` of a pass:
+    after the pass, `resid[layer]` is (len(rows), n, D)."""
+
+    layers: set[int]
+    rows: list[int] | None = None
+    resid: dict[int, torch.Tensor] = field(default_factory=dict)
+
+    def hooks(self) -> list[Hook]:
+        def keep(layer: int):
+            def read(x: torch.Tensor, hook: Any) -> torch.Tensor:
+                self.resid[layer] = (x if self.rows is None else x[self.rows]).detach().clone()
+                return x
+            return read
+        return [(f"blocks.{layer}.hook_resid_pre", keep(layer)) for layer in sorted(self.layers)]
+
+
+def _pass_through(hidden_states: Any = None, *args: Any, **kwargs: Any) -> Any:
+    return hidden_states
+
+
+@contextmanager
+def _skipping(model: Any, layer: int) -> Iterator[None]:
+    """Blocks before `layer` hand their input on unchanged (and fire none of their hooks)."""
+    skipped = list(model.bridge.blocks)[:layer]
+    for block in skipped:
+        object.__setattr__(block, "forward", _pass_through)   # the bridge forwards setattr to HF
+    try:
+        yield
+    finally:
+        for block in skipped:
+            object.__delattr__(block, "forward")
+
+
 def _last_position(x: torch.Tensor, hook: Any) -> torch.Tensor:
     return x[:, -1:]
 
 
-def last_logits(model: Any, tokens: torch.Tensor, hooks: list[Hook]) -> torch.Tensor:
-    """(B, V) logits at the last position of a pass over `tokens` (B, n) with `hooks`."""
-    logits, _ = lean_pass(model, tokens, hooks)
+def last_logits(model: Any, tokens: torch.Tensor, hooks: list[Hook], resume: Resume | None = None) -> torch.Tensor:
+    """(B, V) logits at the last position of a pass over `tokens` (B, n) with `hooks`, started
+    at `resume.layer` when given."""
+    logits, _ = lean_pass(model, tokens, hooks, resume=resume)
     assert logits is not None
     return logits
 
@@ -45,10 +97,11 @@ def read_attention(model: Any, tokens: torch.Tensor, hooks: list[Hook], reads: l
 
 
 def lean_pass(model: Any, tokens: torch.Tensor, hooks: list[Hook], reads: list[Read | None] | None = None,
-              logits: bool = True) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+              logits: bool = True, resume: Resume | None = None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """One pass over `tokens` (B, n) with `hooks`: ((B, V) logits at the last position, or None
     without `logits`; (B,) attention weights at `reads`, or None without `reads`). Without
-    logits the pass stops after the last layer it reads."""
+    logits the pass stops after the last layer it reads; with `resume` it starts at
+    `resume.layer` (no read may lie before it)."""
     wanted: dict[int, list[tuple[int, Read]]] = {}
     for i, r in enumerate(reads or []):
         if r is not None:
@@ -71,9 +124,20 @@ def lean_pass(model: Any, tokens: torch.Tensor, hooks: list[Hook], reads: list[R
         extra.append(("unembed.hook_in", _last_position))
     elif not wanted:
         return None, att
+    start: list[Hook] = []
+    skip = 0
+    if resume is not None and resume.layer > 0:
+        if wanted and min(wanted) < resume.layer:
+            raise ValueError(f"a pass resumed at layer {resume.layer} cannot read layer {min(wanted)}")
+        skip, resid = resume.layer, resume.resid
+
+        def inject(x: torch.Tensor, hook: Any) -> torch.Tensor:
+            return resid.to(device=x.device, dtype=x.dtype)
+        start = [(f"blocks.{skip}.hook_resid_pre", inject)]     # before any hook of the caller's
     out = None
     try:
-        with torch.no_grad(), ForwardCounter.counting(), model.bridge.hooks(fwd_hooks=[*hooks, *extra]):
+        with (torch.no_grad(), ForwardCounter.counting(), _skipping(model, skip),
+              model.bridge.hooks(fwd_hooks=[*start, *hooks, *extra])):
             out = model.bridge(tokens)[:, -1].float()
     except _Stop:
         pass

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from sadlang.decomp.components import Component
-from sadlang.decomp.passes import lean_pass
+from sadlang.decomp.passes import Resume, lean_pass
 from sadlang.decomp.prompt import PromptDecomposition
 from sadlang.errors import TraceError
 from sadlang.intervene.signals import component_index, residual_delta
@@ -91,6 +91,11 @@ def _global_hook(comp: Component) -> str:
                      "use a local intervention")
 
 
+def _written_at(comp: Component) -> int:
+    """The layer whose block writes `comp` into the residual (where a global edit of it acts)."""
+    return 0 if comp.kind == "embed" else comp.layer
+
+
 def _cap_score_deltas(decs: list[PromptDecomposition], deltas: dict[int, torch.Tensor], cap: float) -> None:
     """Soft-capped models hook their scores after the cap: turn each pre-cap change into the
     change of the capped score, cap(z + delta) - cap(z), with z the decomposed pre-cap score.
@@ -134,15 +139,21 @@ def run_edits(model, decs: list[PromptDecomposition], edits: list[list[EdgeEdit]
 
     Returns (logits at the last position (b, V), or None when not `need_logits`; attention
     weights (b,) read at read[i] = (layer, head, d, s), or None without `read`). A pass that
-    needs no logits stops after the last layer it reads (decomp/passes.py).
+    needs no logits stops after the last layer it reads, and every pass starts at the first
+    layer it edits, from the clean run's residual there (decomp/passes.py).
     """
     n = decs[0].n
     B = len(decs)
     H = model.info.n_heads
     score_deltas: dict[int, torch.Tensor] = {}
     resid_deltas: dict[str, torch.Tensor] = {}
+    first = model.info.n_layers          # the first layer an edit (or a read) touches
+    for r in read or []:
+        if r is not None:
+            first = min(first, r[0])
     for i, (dec, es) in enumerate(zip(decs, edits)):
         for e in es:
+            first = min(first, e.layer if e.mode == "local" else _written_at(e.component))
             if e.mode == "local":
                 t = score_deltas.setdefault(e.layer, torch.zeros(B, H, n, n, device=model.device))
                 t[i, e.head] += score_delta(dec, e)
@@ -164,4 +175,7 @@ def run_edits(model, decs: list[PromptDecomposition], edits: list[list[EdgeEdit]
             return x + delta.to(x.dtype)
         hooks.append((name, add_resid))
     tokens = torch.stack([d.acts.tokens for d in decs])
-    return lean_pass(model, tokens, hooks, read, logits=need_logits)
+    resume = None
+    if 0 < first < model.info.n_layers:
+        resume = Resume(first, torch.stack([d.acts.resid_pre[first] for d in decs]))
+    return lean_pass(model, tokens, hooks, read, logits=need_logits, resume=resume)
