@@ -10,5 +10,6 @@ bash scripts/setup-browser.sh
 # shipped specs stay in `sadlang fmt` layout
 .venv/bin/sadlang fmt --check specs/*.sad
 # two workers, a test file each at a time (a file's tests share its model loads and its Ray
-# cluster); the plugin gives each worker cores / 2 torch threads (docs/benchmarks.md)
-exec .venv/bin/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile "$@"
+# cluster), the longest files first (tests/conftest.py); the plugin gives each worker
+# cores / 2 torch threads (docs/benchmarks.md)
+exec .venv/bin/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile --no-loadscope-reorder "$@"

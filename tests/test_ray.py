@@ -7,7 +7,11 @@ instead of skipping them.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -80,15 +84,6 @@ def test_reduced_ioi_report_is_byte_identical_on_ray(cluster):
     _complete(report)
 
 
-def test_a_killed_actor_is_restarted_and_its_batch_retried(cluster, tmp_path, monkeypatch):
-    marker = tmp_path / "killed"
-    monkeypatch.setenv(FAULT_ENV, str(marker))       # the first shard task kills its actor
-    local, remote, report = _both("specs/planted.sad")
-    assert marker.exists()                           # the crash happened...
-    assert remote == local                           # ...and changed nothing
-    _complete(report)                                # no prompt lost or counted twice
-
-
 def test_a_spec_error_is_reported_before_any_actor_starts(tmp_path, monkeypatch, capsys):
     from sadlang.cli import main
 
@@ -104,16 +99,36 @@ def test_a_spec_error_is_reported_before_any_actor_starts(tmp_path, monkeypatch,
     assert f"{bad}:4:" in err and "head 9.0" in err
 
 
-def test_planted_report_is_byte_identical_on_ray(cluster, tmp_path, capsys):
-    """Through the CLI, with the spec asking for Ray itself (`option executor = ray`)."""
+@pytest.fixture(scope="module")
+def planted_on_ray(cluster, tmp_path_factory):
+    """specs/planted.sad checked through the CLI, the spec asking for Ray itself (`option
+    executor = ray`), while the first shard task kills its actor (the test hook); and the
+    single-process report. One Ray run serves both tests below (actors take seconds to start)."""
     from sadlang.cli import main
 
+    tmp = tmp_path_factory.mktemp("planted")
+    marker, spec, out = tmp / "killed", tmp / "planted.sad", tmp / "r.json"
     src = (ROOT / "specs" / "planted.sad").read_text()
-    spec = tmp_path / "planted.sad"
     spec.write_text(src.replace("model planted\n", "model planted\noption executor = ray\noption actors = 2\n", 1))
-    out = tmp_path / "r.json"
-    assert main(["check", str(spec), "--json-out", str(out), "--profile", "-q"]) == 0
-    assert "on Ray; 2 actors (2 processes)" in capsys.readouterr().err     # both actors worked
+    err = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stderr(err):
+        mp.setenv(FAULT_ENV, str(marker))
+        code = main(["check", str(spec), "--json-out", str(out), "--profile", "-q"])
     _, model, plan = load_and_compile(spec)
-    assert out.read_text() == to_json(_local(plan, model))
-    assert '"held": 29' in out.read_text()
+    return {"code": code, "err": err.getvalue(), "killed": marker.exists(), "ray": out.read_text(),
+            "local": to_json(_local(plan, model))}
+
+
+def test_planted_report_is_byte_identical_on_ray(planted_on_ray):
+    assert planted_on_ray["code"] == 0
+    assert re.search(r"on Ray; 2 actors \([23] processes\)", planted_on_ray["err"])   # both actors worked
+    assert planted_on_ray["ray"] == planted_on_ray["local"]
+    assert '"held": 29' in planted_on_ray["ray"]
+
+
+def test_a_killed_actor_is_restarted_and_its_batch_retried(planted_on_ray):
+    assert planted_on_ray["killed"]                                  # the crash happened...
+    assert planted_on_ray["ray"] == planted_on_ray["local"]          # ...and changed nothing
+    for v in json.loads(planted_on_ray["ray"])["verdicts"]:          # no prompt lost or counted twice
+        if v.get("prompts"):
+            assert [p["index"] for p in v["prompts"]] == list(range(len(v["prompts"]))), v["name"]
