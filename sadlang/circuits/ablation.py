@@ -168,13 +168,15 @@ def _partition(starts: list[int], n_layers: int, batch_size: int) -> list[tuple[
     return out[::-1]
 
 
-def row_passes(ev: PromptSetEvidence, rows: list[Row], batch_size: int) -> list[tuple[int, list[int]]]:
+def row_passes(ev: PromptSetEvidence, rows: list[Row], batch_size: int,
+               starts: list[Start] | None = None) -> list[tuple[int, list[int]]]:
     """The passes `run_rows` makes of `rows`: (start layer, row indices). Rows of one length share
-    passes; each pass starts at the earliest start layer of its rows (`shared_prefixes`), chosen
-    by `_partition`; passes from the first layer come first (they run the rows others resume
-    from). Rows equal to their base everywhere need no pass."""
+    passes; each pass starts at the earliest start layer of its rows (`starts`, by default
+    `shared_prefixes(rows)`), chosen by `_partition`; passes from the first layer come first
+    (they run the rows others resume from). Rows equal to their base everywhere need no pass."""
     L = ev.model.info.n_layers
-    starts = shared_prefixes(rows)
+    if starts is None:
+        starts = shared_prefixes(rows)
     by_len: dict[int, list[int]] = {}
     for k, s in enumerate(starts):
         if s.layer < L:
@@ -217,7 +219,7 @@ def run_rows(ev: PromptSetEvidence, rows: list[Row], values: list[torch.Tensor],
     model = ev.model
     L = model.info.n_layers
     starts = shared_prefixes(rows)
-    plan = row_passes(ev, rows, batch_size)
+    plan = row_passes(ev, rows, batch_size, starts)
     taps: dict[int, set[int]] = {}                   # base row -> the layers passes resume it at
     for layer, chunk in plan:
         for k in chunk:
