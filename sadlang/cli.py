@@ -152,10 +152,11 @@ def cmd_check(args) -> int:
         if args.format == "text":
             print(to_text(report, verbose=args.verbose))
         reports.append(report)
+    allow = args.allow_inconclusive
     if len(reports) == 1:
-        json_text, junit_text = to_json(reports[0]), to_junit(reports[0])
+        json_text, junit_text = to_json(reports[0], allow), to_junit(reports[0])
     else:
-        json_text, junit_text = to_json_many(reports), to_junit_many(reports)
+        json_text, junit_text = to_json_many(reports, allow), to_junit_many(reports)
         if args.format == "text":
             print(f"\n{total_line(reports)}")
     if args.format == "json":
@@ -169,7 +170,7 @@ def cmd_check(args) -> int:
 
         Path(args.html).write_text(check_page(reports, views, meta), encoding="utf-8")
         print(f"wrote {args.html}", file=sys.stderr)
-    return max(r.exit_code for r in reports)
+    return max(r.exit_code_with(allow) for r in reports)
 
 
 def cmd_fmt(args) -> int:
@@ -467,8 +468,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show tracebacks for internal errors")
     sub = p.add_subparsers(dest="command", required=True)
 
-    c = sub.add_parser("check", help="check every claim of one or more specs (exit 0 held, 1 failed, "
-                       "2 spec error, 3 runtime error)")
+    c = sub.add_parser("check", help="check every claim of one or more specs (exit 0 held, 1 failed or "
+                       "inconclusive, 2 spec error, 3 runtime error)")
     c.add_argument("specs", nargs="+", help=".sad files (`-` reads one from stdin); several get one summary, "
                    "one JUnit file and one JSON document")
     c.add_argument("--format", choices=["text", "json"], default="text", help="report format on stdout")
@@ -492,6 +493,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "forward passes (count and seconds), decompositions and searched prompts")
     c.add_argument("--lenient", action="store_true",
                    help="comparisons that are always or never true (weight >= 0) warn instead of failing")
+    c.add_argument("--allow-inconclusive", action="store_true",
+                   help="exit 0 when every claim is held or inconclusive (the data could not decide it at the "
+                        "spec's confidence); by default an inconclusive claim exits 1 like a failed one")
     c.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                    help="check on Ray actors: prompt shards and claims spread over the cluster at ADDRESS "
                         "(default: RAY_ADDRESS, else a local Ray instance); the same report as a local check "

@@ -29,6 +29,8 @@ def pytest_addoption(parser):
                     help="a spec whose model cannot be loaded here fails instead of skipping")
     group.addoption("--sad-device", default=None, choices=["auto", "cpu", "cuda"],
                     help="override the device of every collected spec (default: its `option device`)")
+    group.addoption("--sad-allow-inconclusive", action="store_true",
+                    help="a claim its data cannot decide (inconclusive) is skipped with the reason instead of failing")
     group.addoption("--sad-ray", nargs="?", const="", default=None, metavar="ADDRESS",
                     help="evaluate every collected spec on Ray actors (ADDRESS, else RAY_ADDRESS, else a local "
                          "instance); specs with `option executor = ray` do so anyway")
@@ -134,6 +136,8 @@ class SadItem(pytest.Item):
         except SadError as exc:
             raise SpecCollectError(f"error: {exc}") from None
         self.user_properties.append(("measured", verdict.measured))
+        if verdict.status == "inconclusive" and self.config.getoption("--sad-allow-inconclusive"):
+            pytest.skip(f"inconclusive: claimed {verdict.claimed}; measured {verdict.measured}")
         if verdict.status != "held":
             raise SadClaimFailed(verdict)
 

@@ -144,7 +144,7 @@ def test_json_is_deterministic_and_junit_is_written(tmp_path):
         outs.append(r.stdout)
     assert outs[0] == outs[1]
     data = json.loads(outs[0])
-    assert data["schema"] == 1 and [v["name"] for v in data["verdicts"]] == ["a", "b", "c"]
+    assert data["schema"] == 2 and [v["name"] for v in data["verdicts"]] == ["a", "b", "c"]
     assert data["exit_code"] == r.returncode
     assert "<testsuite" in (tmp_path / "j.xml").read_text()
 

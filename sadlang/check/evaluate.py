@@ -27,11 +27,21 @@ def location(spec: A.Spec, claim: A.Claim) -> str:
     return f"{spec.file}:{loc.line}:{loc.column}" if loc else spec.file
 
 
-def verdict(spec: A.Spec, claim: A.Claim, m: Measurement) -> Verdict:
+def verdict(spec: A.Spec, claim: A.Claim, m: Measurement, settings: Settings | None = None) -> Verdict:
+    measured = m.measured
+    if m.interval is not None and m.interval.method != "exact":
+        measured += f"; {m.interval.method} interval {m.interval.text()}"
+    if m.status == "inconclusive" and "inconclusive" not in measured:
+        measured += "; the data cannot decide the claim at this confidence"
+    value = m.value
+    if value is not None and not math.isfinite(value):
+        raise ValueError(f"claim {claim.name}: a verdict value must be finite, got {value}")
+    n = m.interval.n if m.interval is not None else len(m.prompts)
     return Verdict(name=claim.name, kind=claim.body.kind, claim=claim.source_line,
-                   location=location(spec, claim), status="held" if m.ok else "failed",
+                   location=location(spec, claim), status=m.decided,  # type: ignore[arg-type]
                    claimed=m.claimed if m.claimed is not None else claimed_text(claim),
-                   measured=m.measured, value=m.value, prompts=m.prompts, details=m.details)
+                   measured=measured, value=value, prompts=m.prompts, details=m.details,
+                   interval=m.interval, confidence=settings.confidence if settings else None, n_prompts=n)
 
 
 def error_verdict(spec: A.Spec, claim: A.Claim, message: str) -> Verdict:
@@ -53,13 +63,21 @@ def measure_shard(ev: PromptSetEvidence, claim: A.Claim, settings: Settings,
     return kind_of(claim.body).measure(ev, claim.body, indices, settings)
 
 
-def conclude(claim: A.Claim, evidence: list[PromptEvidence]) -> Measurement:
-    """Quantify per-prompt evidence (in any order; it is sorted by prompt index)."""
+def conclude(claim: A.Claim, evidence: list[PromptEvidence], settings: Settings) -> Measurement:
+    """Quantify per-prompt evidence (in any order; it is sorted by prompt index): the share of
+    prompts that passed, its exact binomial interval, and the verdict it decides (stats.quantified)."""
+    from sadlang.stats.quantified import quantified
+
     evidence = sorted(evidence, key=lambda e: e.index)
-    ok, share = quantify([e.passed for e in evidence], claim.quantifier)
+    ok, share = quantify([bool(e.passed) for e in evidence], claim.quantifier)
     vals = [e.value for e in evidence if e.value is not None and not math.isnan(e.value)]
     mean = sum(vals) / len(vals) if vals else None
-    return Measurement(ok, f"held in {share:.0%} of {len(evidence)} prompts (mean {fmt(mean)})", share, evidence)
+    text = f"held in {A.percent(share)} of {len(evidence)} prompts ({sum(bool(e.passed) for e in evidence)} passed; mean {fmt(mean)})"
+    if not evidence:
+        return Measurement(False, "no prompts measured", 0.0, evidence)
+    status, interval = quantified(sum(bool(e.passed) for e in evidence), len(evidence), claim.quantifier,
+                                  settings.confidence)
+    return Measurement(ok, text, share, evidence, status=status, interval=interval)
 
 
 def per_prompt_measurement(kind: ClaimKind, ev: PromptSetEvidence, claim: A.Claim,
@@ -68,7 +86,7 @@ def per_prompt_measurement(kind: ClaimKind, ev: PromptSetEvidence, claim: A.Clai
     check does), quantify, and let the kind take a second look."""
     parts = shards(ev, claim) or [list(range(len(ev)))]
     evidence = [e for idx in parts for e in measure_shard(ev, claim, settings, idx)]
-    return kind.refine(ev, claim, settings, conclude(claim, evidence))
+    return kind.refine(ev, claim, settings, conclude(claim, evidence, settings))
 
 
 def evaluate(ev: PromptSetEvidence, claim: A.Claim, spec: A.Spec, settings: Settings) -> Verdict:
@@ -77,4 +95,4 @@ def evaluate(ev: PromptSetEvidence, claim: A.Claim, spec: A.Spec, settings: Sett
         m = per_prompt_measurement(kind, ev, claim, settings)
     else:
         m = kind.aggregate(ev, claim, settings)
-    return verdict(spec, claim, m)
+    return verdict(spec, claim, m, settings)

@@ -292,7 +292,7 @@ def _verdict(plan: Plan, claim: A.Claim, shard_keys: list | None, results: dict)
         if isinstance(part, str):
             return error_verdict(plan.spec, claim, part)
         evidence += part
-    v = verdict(plan.spec, claim, conclude(claim, evidence))
+    v = verdict(plan.spec, claim, conclude(claim, evidence, plan.settings), plan.settings)
     found = results.get(("search", claim.name))
     if found is None:
         return v

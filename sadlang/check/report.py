@@ -6,10 +6,12 @@ import json
 import math
 from xml.etree import ElementTree as ET
 
-from sadlang.check.verdict import Report, Verdict
+from sadlang.check.verdict import STATUSES, Report, Verdict
 from sadlang.errors import printable
 
-JSON_SCHEMA_VERSION = 1
+# 2: verdicts carry interval, confidence and n_prompts; status may be "inconclusive"; a mean
+# claim's prompts have passed = null (not judged one by one)
+JSON_SCHEMA_VERSION = 2
 
 
 def json_safe(obj):
@@ -24,23 +26,24 @@ def json_safe(obj):
     return obj
 
 
-def to_json(report: Report) -> str:
+def to_json(report: Report, allow_inconclusive: bool = False) -> str:
     """Deterministic JSON: sorted keys, floats rounded to 6 digits, NaN as null."""
     data = {"schema": JSON_SCHEMA_VERSION, **report.model_dump()}
-    data["exit_code"] = report.exit_code
+    data["exit_code"] = report.exit_code_with(allow_inconclusive)
     data["summary"] = summary_counts(report)
     return json.dumps(json_safe(data), indent=2, sort_keys=True)
 
 
-def to_json_many(reports: list[Report]) -> str:
+def to_json_many(reports: list[Report], allow_inconclusive: bool = False) -> str:
     """One JSON document over several specs: each report as to_json writes it, and totals."""
-    data = {"schema": JSON_SCHEMA_VERSION, "reports": [json.loads(to_json(r)) for r in reports],
-            "summary": _totals(reports), "exit_code": max(r.exit_code for r in reports)}
+    data = {"schema": JSON_SCHEMA_VERSION,
+            "reports": [json.loads(to_json(r, allow_inconclusive)) for r in reports],
+            "summary": _totals(reports), "exit_code": max(r.exit_code_with(allow_inconclusive) for r in reports)}
     return json.dumps(data, indent=2, sort_keys=True)
 
 
 def _totals(reports: list[Report]) -> dict[str, int]:
-    out = {"held": 0, "failed": 0, "error": 0}
+    out = dict.fromkeys(STATUSES, 0)
     for r in reports:
         for k, v in summary_counts(r).items():
             out[k] += v
@@ -49,26 +52,34 @@ def _totals(reports: list[Report]) -> dict[str, int]:
 
 def total_line(reports: list[Report]) -> str:
     c = _totals(reports)
-    return f"all {len(reports)} specs: {c['held']} held, {c['failed']} failed, {c['error']} errors"
+    return f"all {len(reports)} specs: {counts_text(c)}"
+
+
+def counts_text(c: dict[str, int]) -> str:
+    return f"{c['held']} held, {c['failed']} failed, {c['inconclusive']} inconclusive, {c['error']} errors"
 
 
 def summary_counts(report: Report) -> dict[str, int]:
-    out = {"held": 0, "failed": 0, "error": 0}
+    out = dict.fromkeys(STATUSES, 0)
     for v in report.verdicts:
         out[v.status] += 1
     return out
 
 
-MARK = {"held": "HELD  ", "failed": "FAILED", "error": "ERROR "}
+MARK = {"held": "HELD  ", "failed": "FAILED", "inconclusive": "UNSURE", "error": "ERROR "}
+ROW = {True: "ok ", False: "bad", None: "   "}
 
 
 def format_verdict(v: Verdict, verbose: bool = False) -> str:
     lines = [f"{MARK[v.status]} {v.name}  ({printable(v.location)})", f"       {printable(v.claim)}",
              f"       claimed:  {printable(v.claimed)}", f"       measured: {printable(v.measured)}"]
-    worst = v.worst(3) if not verbose else [p for p in v.prompts]
+    if v.status == "inconclusive":
+        lines[0] = f"INCONCLUSIVE {v.name}  ({printable(v.location)})"
+    judged = any(p.passed is not None for p in v.prompts)
+    worst = v.worst(3) if judged and not verbose else [p for p in v.prompts]
     if v.status != "held" or verbose:
         for p in worst:
-            lines.append(f"       {'ok ' if p.passed else 'bad'} prompt {p.index}: {p.text!r}: {p.detail}")
+            lines.append(f"       {ROW[p.passed]} prompt {p.index}: {p.text!r}: {p.detail}")
     if v.counterexample is not None:
         c = v.counterexample
         lines.append(f"       counterexample: {c.text!r}: {c.detail}")
@@ -81,15 +92,15 @@ def to_text(report: Report, verbose: bool = False) -> str:
     for v in report.verdicts:
         out.append(format_verdict(v, verbose))
         out.append("")
-    c = summary_counts(report)
-    out.append(f"{c['held']} held, {c['failed']} failed, {c['error']} errors")
+    out.append(counts_text(summary_counts(report)))
     return "\n".join(out)
 
 
 def to_junit_many(reports: list[Report]) -> str:
     """One <testsuites> document with a suite per spec."""
     c = _totals(reports)
-    root = ET.Element("testsuites", tests=str(sum(c.values())), failures=str(c["failed"]), errors=str(c["error"]))
+    root = ET.Element("testsuites", tests=str(sum(c.values())), failures=str(c["failed"]), errors=str(c["error"]),
+                      skipped=str(c["inconclusive"]))
     for r in reports:
         root.append(ET.fromstring(to_junit(r)))
     return ET.tostring(root, encoding="unicode")
@@ -98,7 +109,7 @@ def to_junit_many(reports: list[Report]) -> str:
 def to_junit(report: Report) -> str:
     c = summary_counts(report)
     suite = ET.Element("testsuite", name=report.spec, tests=str(len(report.verdicts)),
-                       failures=str(c["failed"]), errors=str(c["error"]))
+                       failures=str(c["failed"]), errors=str(c["error"]), skipped=str(c["inconclusive"]))
     for v in report.verdicts:
         case = ET.SubElement(suite, "testcase", classname=report.spec, name=v.name)
         if v.status == "failed":
@@ -106,6 +117,10 @@ def to_junit(report: Report) -> str:
                 format_verdict(v)
         elif v.status == "error":
             ET.SubElement(case, "error", message=v.measured).text = format_verdict(v)
+        elif v.status == "inconclusive":
+            # not a failure, not a pass: JUnit's skipped, with why (the CLI still exits 1 unless
+            # --allow-inconclusive)
+            ET.SubElement(case, "skipped", message=f"inconclusive: claimed {v.claimed}; measured {v.measured}")
         else:
             ET.SubElement(case, "system-out").text = f"measured: {v.measured}"
     return ET.tostring(suite, encoding="unicode")

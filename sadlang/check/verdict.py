@@ -7,10 +7,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from sadlang.evidence.records import PromptEvidence
+from sadlang.stats.intervals import Interval
 
-__all__ = ["PromptEvidence", "Report", "Status", "Verdict"]
+__all__ = ["Interval", "PromptEvidence", "Report", "STATUSES", "Status", "Verdict"]
 
-Status = Literal["held", "failed", "error"]
+# inconclusive: the interval of the measured value straddles the claimed bound, so the data
+# cannot decide the claim at the spec's confidence (more prompts, or `sample N up to M`, may)
+Status = Literal["held", "failed", "inconclusive", "error"]
+STATUSES: tuple[Status, ...] = ("held", "failed", "inconclusive", "error")
 
 
 class Verdict(BaseModel):
@@ -21,7 +25,10 @@ class Verdict(BaseModel):
     status: Status
     claimed: str                    # the bound and quantifier in words
     measured: str                   # what was measured, in words
-    value: float | None = None      # the headline number (share, mean, F1...)
+    value: float | None = None      # the headline number (share, mean, F1...); None only on errors
+    interval: Interval | None = None  # the value's interval at `confidence` (None: not sampled)
+    confidence: float | None = None   # the spec's confidence (per look under `up to`); None: point verdicts
+    n_prompts: int = 0              # the prompts the verdict used
     prompts: list[PromptEvidence] = Field(default_factory=list)
     counterexample: PromptEvidence | None = None
     details: dict[str, Any] = Field(default_factory=dict)
@@ -31,7 +38,7 @@ class Verdict(BaseModel):
         return self.status == "held"
 
     def worst(self, k: int = 3) -> list[PromptEvidence]:
-        failing = [p for p in self.prompts if not p.passed]
+        failing = [p for p in self.prompts if p.passed is False]
         return failing[:k]
 
 
@@ -44,6 +51,11 @@ class Report(BaseModel):
 
     @property
     def exit_code(self) -> int:
+        return self.exit_code_with()
+
+    def exit_code_with(self, allow_inconclusive: bool = False) -> int:
+        """3 on any error, else 1 on any failure (or undecided claim, unless allowed), else 0."""
         if any(v.status == "error" for v in self.verdicts):
             return 3
-        return 0 if all(v.held for v in self.verdicts) else 1
+        ok = ("held", "inconclusive") if allow_inconclusive else ("held",)
+        return 0 if all(v.status in ok for v in self.verdicts) else 1

@@ -4,7 +4,11 @@ reference value:
 
 - zero:     0;
 - mean:     the mean of z over the reference prompts with the same template and length
-            (positions align), or over the same length when a template is alone;
+            (positions align), or over the same length when no reference prompt shares the
+            template; never over the prompt itself (a reference prompt with the same tokens is
+            left out). The reference is a held-out draw of the set's templates (the plan's
+            `SET:reference`), or any set named by `over SET`; a set of literal prompts is its own
+            reference, each prompt left out of its own mean;
 - resample: z of the aligned counterfactual prompt (same template and positions).
 
 MLPs, embeddings and biases are never ablated. A row may also cut paths between heads (edge-level
@@ -30,7 +34,9 @@ from sadlang.circuits.wiring import WiredRun, Wiring
 from sadlang.decomp.activations import PromptActivations
 from sadlang.decomp.passes import ResidualTap, Resume, last_logits
 from sadlang.evidence.store import PromptSetEvidence
+from sadlang.errors import SadError
 from sadlang.models.loader import LoadedModel
+from sadlang.prompts.build import BuiltPrompt
 
 AblationKind = Literal["zero", "mean", "resample"]
 
@@ -49,29 +55,44 @@ def one_head_z(acts: PromptActivations, model: LoadedModel, layer: int, head: in
     return acts.pattern[layer, head] @ acts.v[layer, :, model.weights.kv(head)]
 
 
+class MeanReferenceError(SadError):
+    """A mean ablation whose reference set has no other prompt of a measured prompt's length."""
+
+
 def reference_values(kind: AblationKind, ev: PromptSetEvidence,
-                     counterfactual: PromptSetEvidence | None = None) -> list[torch.Tensor]:
-    """Per prompt of `ev`, the (L, n, H, r) values that replace ablated head outputs."""
-    zs = [head_z(ev.acts(i), ev.model) for i in range(len(ev))]
+                     counterfactual: PromptSetEvidence | None = None,
+                     reference: PromptSetEvidence | None = None) -> list[torch.Tensor]:
+    """Per prompt of `ev`, the (L, n, H, r) values that replace ablated head outputs. A mean
+    ablation averages over `reference` (default: `ev` itself, each prompt left out)."""
     if kind == "zero":
-        return [torch.zeros_like(z) for z in zs]
+        return [torch.zeros_like(head_z(ev.acts(i), ev.model)) for i in range(len(ev))]
     if kind == "resample":
         if counterfactual is None or len(counterfactual) != len(ev):
             raise ValueError("resample ablation needs the aligned counterfactual prompt set")
         return [head_z(counterfactual.acts(i), ev.model) for i in range(len(ev))]
-    groups: dict[tuple[int, int], list[int]] = {}
-    for i, p in enumerate(ev.prompts):
-        groups.setdefault((p.template_index, len(p.tokens)), []).append(i)
-    by_len: dict[int, list[int]] = {}
-    for i, p in enumerate(ev.prompts):
-        by_len.setdefault(len(p.tokens), []).append(i)
-    out = []
-    for p in ev.prompts:
-        members = groups[(p.template_index, len(p.tokens))]
-        if len(members) < 2:
-            members = by_len[len(p.tokens)]
-        out.append(torch.stack([zs[j] for j in members]).mean(0))
-    return out
+    ref = ev if reference is None else reference
+    zs: dict[int, torch.Tensor] = {}
+
+    def z(j: int) -> torch.Tensor:
+        if j not in zs:
+            zs[j] = head_z(ref.acts(j), ev.model)
+        return zs[j]
+
+    return [torch.stack([z(j) for j in mean_members(p, ref, ev.name)]).mean(0) for p in ev.prompts]
+
+
+def mean_members(p: BuiltPrompt, ref: PromptSetEvidence, measured: str) -> list[int]:
+    """The reference prompts whose mean replaces `p`'s ablated outputs: those of p's template and
+    length, else of its length, never one with p's own tokens."""
+    n = len(p.tokens)
+    others = [j for j, q in enumerate(ref.prompts) if len(q.tokens) == n and q.tokens != p.tokens]
+    same = [j for j in others if ref.prompts[j].template == p.template]
+    if same or others:
+        return same or others
+    raise MeanReferenceError(
+        f"mean ablation of prompt set {measured!r}: the reference prompts ({ref.name!r}, {len(ref)}) hold no prompt "
+        f"of {n} tokens other than {p.text!r} itself, so its mean would contain the prompt; name a larger "
+        f"reference with `by mean ablation over SET`, or add prompts of that length")
 
 
 @dataclass

@@ -10,8 +10,10 @@ edges, and `without C` cuts its edges from the whole model (sadlang/circuits/wir
     completeness  max over K in C of |F(only C minus K) - F(without K)| / |F(M)|   (lower is better)
     minimality    min over v in C of max over K containing v of
                   (F(only C minus (K - v)) - F(only C minus K)) / |F(M)|
-    vs random     faithfulness of C / mean faithfulness of random circuits of the same size whose
-                  nodes are other heads of the same layers, at the same positions
+    normalised    (F(only C) - F(empty)) / (F(M) - F(empty)), F(empty) with every head ablated
+    vs random     faithfulness of C / mean faithfulness of random circuits of exactly its size
+                  (per-layer counts matched, heads drawn without replacement), same positions,
+                  with the permutation p-value of C among them
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from sadlang.circuits.ablation import AblationKind, Row, reference_values, row_p
 from sadlang.circuits.nodes import Node, keep_mask
 from sadlang.circuits.wiring import Edge, Head, Wiring, only_edges
 from sadlang.evidence.metrics import is_correct, logit_diff
+from sadlang.errors import SadError
 from sadlang.evidence.store import PromptSetEvidence
 
 Metric = Literal["logit_diff", "accuracy"]
@@ -50,13 +53,14 @@ class CircuitLab:
     counterfactual: PromptSetEvidence | None
     batch_size: int
     metric: Metric = "logit_diff"
+    reference: PromptSetEvidence | None = None     # mean ablation: the prompts averaged over
     ablation_passes: int = 0
     _values: list[torch.Tensor] | None = field(default=None, repr=False)
 
     @property
     def values(self) -> list[torch.Tensor]:
         if self._values is None:
-            self._values = reference_values(self.kind, self.ev, self.counterfactual)
+            self._values = reference_values(self.kind, self.ev, self.counterfactual, self.reference)
         return self._values
 
     @property
@@ -68,7 +72,19 @@ class CircuitLab:
         clean = len(self.ev.batches())
         if self.kind == "resample" and self.counterfactual is not None:
             clean += len(self.counterfactual.batches())
+        if self.kind == "mean" and self.reference is not None:
+            clean += len(self.reference.batches())
         return clean + self.ablation_passes
+
+    def reference_text(self) -> str:
+        """Which prompts the ablation takes its values from, for the report."""
+        if self.kind == "resample" and self.counterfactual is not None:
+            return f"resampled from {self.counterfactual.name} ({len(self.counterfactual)} twins)"
+        if self.kind == "mean":
+            if self.reference is None:
+                return f"mean over the other prompts of {self.ev.name} (each prompt left out)"
+            return f"mean over {self.reference.name} ({len(self.reference)} prompts, none measured)"
+        return "zero"
 
     def clean(self) -> list[float]:
         return [score(self.metric, self.ev.acts(i).logits_end, p.answer, p.against)
@@ -79,7 +95,7 @@ class CircuitLab:
         variants under the same ablation is run once per prompt set (`faithful` and
         `necessary` of one circuit share their runs)."""
         key = ("circuit-lab", self.kind, None if self.counterfactual is None else self.counterfactual.name,
-               self.metric, self.batch_size, tuple(_frozen(v) for v in variants))
+               None if self.reference is None else self.reference.name, self.metric, self.batch_size, tuple(_frozen(v) for v in variants))
         rows, where = self._rows(variants)
         # the passes run_rows makes of these rows (one per variant per prompt), run or reused
         self.ablation_passes += len(row_passes(self.ev, rows, self.batch_size))
@@ -160,20 +176,37 @@ def pick(nodes: list[list[Node]], keep: set[int]) -> list[list[Node]]:
     return [[n for k, n in enumerate(ns) if k in keep] for ns in nodes]
 
 
+class RandomCircuitError(SadError):
+    """Random circuits of a circuit's size and layers cannot be drawn."""
+
+
 def random_circuits(nodes: list[list[Node]], n_heads: int, draws: int, seed: int) -> list[list[list[Node]]]:
-    """Circuits of the same size: each node's head swapped for another head of its layer that
-    the circuit does not use there, same positions (seeded)."""
+    """`draws` random circuits of exactly the circuit's size, per-layer counts matched: each
+    distinct head of the circuit is replaced by a distinct head of its layer that the circuit
+    does not use (drawn without replacement, seeded); every node keeps its positions, so a head
+    kept at two positions becomes one random head kept at the same two."""
     rng = random.Random(seed)
-    used = {(layer, head) for ns in nodes for layer, head, _ in ns}
+    heads: list[Head] = []
+    for ns in nodes[:1]:
+        for layer, head, _ in ns:
+            if (layer, head) not in heads:
+                heads.append((layer, head))
+    layers = sorted({layer for layer, _ in heads})
+    need = {layer: [h for h in heads if h[0] == layer] for layer in layers}
+    free = {layer: [h for h in range(n_heads) if (layer, h) not in heads] for layer in layers}
+    short = [layer for layer in layers if len(free[layer]) < len(need[layer])]
+    if short:
+        layer = short[0]
+        raise RandomCircuitError(
+            f"random circuits of the same size cannot be drawn: the circuit uses {len(need[layer])} of layer "
+            f"{layer}'s {n_heads} heads, which leaves {len(free[layer])} to replace them with")
     out = []
-    size = len(nodes[0]) if nodes else 0
     for _ in range(draws):
-        choice: list[int] = []
-        for k in range(size):
-            layer, head, _ = nodes[0][k]
-            others = [h for h in range(n_heads) if (layer, h) not in used]
-            choice.append(rng.choice(others) if others else head)
-        out.append([[(layer, choice[k], pos) for k, (layer, _, pos) in enumerate(ns)] for ns in nodes])
+        to: dict[Head, Head] = {}
+        for layer in layers:
+            for old, new in zip(need[layer], rng.sample(free[layer], len(need[layer])), strict=True):
+                to[old] = (layer, new)
+        out.append([[(*to[(layer, head)], pos) for layer, head, pos in ns] for ns in nodes])
     return out
 
 

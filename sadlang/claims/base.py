@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
 from sadlang.evidence.records import PromptEvidence
 from sadlang.lang import ast as A
+from sadlang.stats.intervals import Interval
 
 if TYPE_CHECKING:
     from sadlang.evidence.store import PromptSetEvidence
@@ -63,7 +64,9 @@ def bound_problems(bound: A.Bound | None, lo: float, hi: float, what: str) -> tu
 
 @dataclass
 class Measurement:
-    """An aggregate claim's result, before it becomes a verdict."""
+    """A claim's result, before it becomes a verdict. `ok` is the point verdict; `status`, when
+    set, is the verdict at the spec's confidence (held / failed / inconclusive) that replaces it,
+    backed by `interval` (None only for numbers that sampling does not move)."""
 
     ok: bool
     measured: str
@@ -71,6 +74,12 @@ class Measurement:
     prompts: list[PromptEvidence] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
     claimed: str | None = None    # replaces the kind's claimed text when set
+    status: Literal["held", "failed", "inconclusive"] | None = None
+    interval: Interval | None = None
+
+    @property
+    def decided(self) -> str:
+        return self.status or ("held" if self.ok else "failed")
 
 
 def effect_size(clean: float, new: float, direction: str, relative: bool) -> tuple[float, float]:
@@ -114,6 +123,35 @@ def counterfactual_problems(spec: A.Spec, name: str | None, kind: str | None, pr
         return [(f"{name!r} is not a counterfactual of {prompt_set!r} (write `prompts {name} from {prompt_set}:`)",
                  where)]
     return []
+
+
+def reference_problems(spec: A.Spec, name: str | None, kind: str | None, where: A.Loc | None) -> list[Problem]:
+    """`over SET` names the reference prompts of a mean ablation."""
+    from sadlang.plan.settings import Settings
+
+    if name is None:
+        return []
+    options = {k: o.value for k, o in spec.options.items()}
+    kind = kind or str(options.get("ablation", Settings.model_fields["ablation"].default))
+    if kind != "mean":
+        return [(f"`over {name}` names the reference of a mean ablation, not of a {kind} ablation", where)]
+    if name not in spec.prompt_sets:
+        return [(f"undefined reference prompt set {name!r} (prompt sets: {', '.join(spec.prompt_sets)})", where)]
+    return []
+
+
+def mean_reference(ev: PromptSetEvidence, name: str | None) -> PromptSetEvidence | None:
+    """The prompts a mean ablation of `ev` averages over: `over SET`, else the set's held-out
+    reference draw, else None (a set of literal prompts: itself, each prompt left out)."""
+    from sadlang.prompts.reference import reference_name
+
+    ws = ev.workspace
+    if ws is None:
+        return None
+    if name is not None:
+        return ws.sets[name]
+    base = ev.decl.source if ev.decl is not None and ev.decl.source else ev.name
+    return ws.sets.get(reference_name(base))
 
 
 def fmt(x: float | None) -> str:
@@ -167,6 +205,11 @@ class ClaimKind:
         return []
 
     def needs_answers(self, body: Any) -> bool:
+        return False
+
+    def uses_held_out_mean(self, body: Any, settings: Settings) -> bool:
+        """Does measuring the claim mean-ablate over its set's held-out reference draw (the plan
+        then draws one)? Kinds that ablate heads say so; `over SET` names another reference."""
         return False
 
     def prompt_set(self, body: Any) -> str | None:

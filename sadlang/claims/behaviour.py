@@ -37,8 +37,8 @@ class BehaviourKind(ClaimKind):
     name = "behaviour"
     node = Behaviour
     summary = "the logit difference (per prompt or its mean) or the accuracy on the task"
-    examples = ("logit_diff > 1 on copy", "mean logit_diff > -1000 on marker", "accuracy >= 0.5 on copy")
-    failing = ("logit_diff < 0 on copy", "mean logit_diff >= 1000 on copy", "accuracy <= 0.5 on copy")
+    examples = ("logit_diff > 1 on copy", "mean logit_diff > 1 on copy", "accuracy >= 0.25 on copy")
+    failing = ("logit_diff < 0 on copy", "mean logit_diff >= 1000 on copy", "accuracy <= 0.2 on copy")
 
     def rules(self) -> dict[str, Builder]:
         return {"behaviour": _behaviour, "accuracy": _accuracy}
@@ -70,16 +70,26 @@ class BehaviourKind(ClaimKind):
         return ld, holds(ld, body.bound), f"logit_diff {ld:.3f}"
 
     def aggregate(self, ev, claim: A.Claim, settings) -> Measurement:
+        """The mean over the prompts, with its interval: exact binomial for accuracy (a share of
+        correct prompts), a bootstrap over prompts for the mean logit difference. The prompts'
+        values are listed, none judged alone (the claim is about their mean)."""
+        from sadlang.stats import binomial_interval, decide, mean_interval
+
         body: Behaviour = claim.body  # type: ignore[assignment]
         if body.metric == "accuracy":
             vals = [1.0 if ev.correct(i) else 0.0 for i in range(len(ev))]
         else:
             vals = [ev.logit_diff(i) for i in range(len(ev))]
         mean = sum(vals) / len(vals)
-        prompts = [PromptEvidence(index=i, text=ev.prompts[i].text, value=x, passed=True, detail="")
-                   for i, x in enumerate(vals)]
+        prompts = [PromptEvidence(index=i, text=ev.prompts[i].text, value=x, passed=None,
+                                  detail=f"{body.metric} {x:.3f}") for i, x in enumerate(vals)]
+        interval = status = None
+        if settings.confidence is not None:
+            interval = (binomial_interval(int(sum(vals)), len(vals), settings.confidence) if body.metric == "accuracy"
+                        else mean_interval(vals, settings.confidence, settings.seed))
+            status = decide(interval.lo, interval.hi, body.bound)
         return Measurement(holds(mean, body.bound), f"{body.metric} = {mean:.4g} over {len(vals)} prompts",
-                           mean, prompts)
+                           mean, prompts, status=status, interval=interval)
 
 
 KIND = BehaviourKind()

@@ -18,7 +18,9 @@ from sadlang.claims.base import (
     bound_problems,
     counterfactual_problems,
     fmt,
+    mean_reference,
     overlap,
+    reference_problems,
 )
 from sadlang.lang import ast as A
 from sadlang.lang.compare import holds
@@ -34,8 +36,10 @@ class CircuitTest(A.ClaimBody):
     bound: A.Bound | None = None                       # the headline comparison
     reference: str | None = None                       # matches: the other circuit
     bounds: dict[str, A.Bound] = Field(default_factory=dict)
+    upper: A.Bound | None = None                       # `within LO..HI`: the upper bound (bound is LO)
     ablation: Literal["zero", "mean", "resample"] | None = None
     counterfactual: str | None = None
+    reference: str | None = None                       # `over SET`: the prompts a mean ablation averages
 
 
 def _share_bound(cmp: Any, size: Any) -> A.Bound:
@@ -70,8 +74,16 @@ def _match(meta: Any, ch: list[Any]) -> tuple[str, str, dict[str, A.Bound]]:
     return ("matches", str(ch[0]), dict(ch[1:]))
 
 
-def _ablation(meta: Any, ch: list[Any]) -> tuple[str, str, str | None]:
-    return ("ablation", str(ch[0]), ch[1][1] if len(ch) > 1 else None)
+def _faithful_within(meta: Any, ch: list[Any]) -> tuple[str, A.Bound, A.Bound]:
+    lo, _ = amount(ch[0])
+    hi, _ = amount(ch[1])
+    return ("faithful", A.Bound(cmp=">=", value=lo, loc=loc(meta)), A.Bound(cmp="<=", value=hi, loc=loc(meta)))
+
+
+def _ablation(meta: Any, ch: list[Any]) -> tuple[str, str, str | None, str | None]:
+    source = ch[1] if len(ch) > 1 else ("", None)
+    return ("ablation", str(ch[0]), source[1] if source[0] == "from" else None,
+            source[1] if source[0] == "over" else None)
 
 
 def _circuit_test(meta: Any, ch: list[Any]) -> CircuitTest:
@@ -80,9 +92,9 @@ def _circuit_test(meta: Any, ch: list[Any]) -> CircuitTest:
     if prop[0] == "matches":
         kw.update(prop="matches", reference=prop[1], bounds=prop[2])
     else:
-        kw.update(prop=prop[0], bound=prop[1])
+        kw.update(prop=prop[0], bound=prop[1], upper=prop[2] if len(prop) > 2 else None)
     if len(ch) > 2:
-        kw.update(ablation=ch[2][1], counterfactual=ch[2][2])
+        kw.update(ablation=ch[2][1], counterfactual=ch[2][2], reference=ch[2][3])
     return CircuitTest(loc=loc(meta), **kw)
 
 
@@ -103,7 +115,7 @@ class CircuitTestKind(ClaimKind):
     def rules(self) -> dict[str, Builder]:
         return {"circuit_test": _circuit_test, "faithful_prop": _faithful, "necessary_prop": _necessary,
                 "complete_prop": _complete, "minimal_prop": _minimal, "random_prop": _random,
-                "circuit_match_prop": _match, "ablation_kind": _ablation}
+                "circuit_match_prop": _match, "ablation_kind": _ablation, "faithful_within_prop": _faithful_within}
 
     def work(self, body: CircuitTest) -> Work:
         return "trace" if body.prop == "matches" else "intervention"
@@ -142,7 +154,8 @@ class CircuitTestKind(ClaimKind):
 
         if body.prop == "matches":
             return []
-        errors = counterfactual_problems(spec, body.counterfactual, body.ablation, prompt_set, body.loc)
+        errors = (counterfactual_problems(spec, body.counterfactual, body.ablation, prompt_set, body.loc)
+                  + reference_problems(spec, body.reference, body.ablation, body.loc))
         decl = spec.circuits[body.circuit]
         for node in decl.nodes:
             if node.at is None:
@@ -158,6 +171,9 @@ class CircuitTestKind(ClaimKind):
     def needs_answers(self, body: CircuitTest) -> bool:
         return True
 
+    def uses_held_out_mean(self, body: CircuitTest, settings) -> bool:
+        return body.prop != "matches" and (body.ablation or settings.ablation) == "mean" and body.reference is None
+
     def per_prompt(self, body: CircuitTest) -> bool:
         return False
 
@@ -170,8 +186,10 @@ class CircuitTestKind(ClaimKind):
         if body.prop == "random":
             return f"beats random circuits by {body.bound.cmp} {value:g}x"
         if body.prop == "complete":
-            return f"complete within {value:.0%} of F(M)"
-        return f"{body.prop} {body.bound.cmp} {value:.0%}"
+            return f"complete within {A.percent(value)} of F(M)"
+        if body.upper is not None:
+            return f"{body.prop} within {A.percent(value)}..{A.percent(body.upper.value)}"
+        return f"{body.prop} {body.bound.cmp} {A.percent(value)}"
 
     def aggregate(self, ev, claim: A.Claim, settings) -> Measurement:
         from sadlang.circuits import metrics as M
@@ -194,102 +212,215 @@ class CircuitTestKind(ClaimKind):
         nodes, names = nodes_of(body.circuit)
         if body.prop == "matches":
             return _matches(body, {n.split(" ")[0] for n in names},
-                            {n.split(" ")[0] for n in nodes_of(body.reference or body.circuit)[1]})
+                            {n.split(" ")[0] for n in nodes_of(body.reference or body.circuit)[1]}, len(ev),
+                            settings)
         kind = body.ablation or settings.ablation
         cf_name = body.counterfactual or settings.counterfactual
         lab = M.CircuitLab(ev, kind, ws.sets.get(cf_name) if kind == "resample" and cf_name else None,
-                           settings.batch_size, settings.metric)
-        f_m = M.mean(lab.clean())
+                           settings.batch_size, settings.metric,
+                           reference=mean_reference(ev, body.reference) if kind == "mean" else None)
+        clean = lab.clean()
+        f_m = M.mean(clean)
         decl = decls[body.circuit]
         edges = declared_edges(decl) if decl.traced_from is None else None
         details: dict[str, Any] = {"F(M)": f_m, "metric": settings.metric, "ablation": kind,
+                                   "reference": lab.reference_text(), "prompts": len(ev),
                                    "level": "node" if edges is None else "edge", "nodes": len(names),
                                    "circuit": names}
         if edges is not None:
             details["edges"] = [e.text() for e in decl.edges]
         if kind == "resample":
             details["counterfactual"] = cf_name
-        measured, value, ok = _measure(body, lab, nodes, names, edges, f_m, settings, details)
-        details["forward_passes"] = lab.passes
         metric = "" if settings.metric == "logit_diff" else f" ({settings.metric})"
         level = "" if edges is None else f"edge-level ({len(decl.edges)} edge{'' if len(decl.edges) == 1 else 's'}); "
-        prefix = (f"F(M){metric} = {f_m:.4g}; {level}{kind} ablation"
-                  f"{' from ' + str(cf_name) if kind == 'resample' else ''}; ")
-        return Measurement(ok, prefix + measured, value, details=details)
+        source = "" if kind == "zero" else f" ({lab.reference_text()})"
+        prefix = f"F(M){metric} = {f_m:.4g} over {len(ev)} prompts; {level}{kind} ablation{source}; "
+        if not names:
+            return Measurement(False, prefix + f"circuit {body.circuit} has no node: nothing to test", 0.0,
+                               details=details, status="failed")
+        if not f_m > 0:
+            return Measurement(False, prefix + "the whole model's F(M) is not positive, so no share of it can be "
+                               "kept or lost: the claim cannot be judged on this task", f_m, details=details,
+                               status="failed")
+        m = _measure(body, lab, clean, nodes, names, edges, settings, details)
+        details["forward_passes"] = lab.passes
+        m.measured = prefix + m.measured
+        return m
 
 
-def _measure(body: CircuitTest, lab: Any, nodes: list, names: list[str], edges: Any, f_m: float,
-             settings: Any, details: dict[str, Any]) -> tuple[str, float, bool]:
+def _decided(value: float, interval: Any, body: CircuitTest, settings: Any) -> tuple[bool, Any]:
+    """(point verdict, status at the confidence) of the headline value against the claim's bound
+    (or its two bounds, `within LO..HI`)."""
+    from sadlang.stats import decide, decide_within
+
+    assert body.bound is not None
+    if body.upper is not None:
+        ok = body.bound.value - 1e-12 <= value <= body.upper.value + 1e-12
+        lo, hi = (value, value) if interval is None else (interval.lo, interval.hi)
+        return ok, decide_within(lo, hi, body.bound.value, body.upper.value)
+    ok = holds(value, body.bound)
+    if interval is None:
+        return ok, ("held" if ok else "failed") if settings.confidence is None else "inconclusive"
+    return ok, decide(interval.lo, interval.hi, body.bound)
+
+
+def _interval(columns: list[list[float]], stat: Any, settings: Any) -> Any:
+    from sadlang.stats import bootstrap_interval
+
+    if settings.confidence is None:
+        return None
+    return bootstrap_interval(columns, stat, settings.confidence, settings.seed)
+
+
+def _ratio(num: Any, den: Any) -> Any:
+    import numpy as np
+
+    return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
+def _measure(body: CircuitTest, lab: Any, clean: list[float], nodes: list, names: list[str], edges: Any,
+             settings: Any, details: dict[str, Any]) -> Measurement:
+    """The claim's headline value from per-prompt runs, with a bootstrap interval over prompts
+    (paired: every run of a prompt moves together with its F(M))."""
     from sadlang.circuits import metrics as M
     from sadlang.circuits.wiring import without_edges
 
     assert body.bound is not None
     size = len(names)
     seed = settings.seed
+    f_m = M.mean(clean)
     if body.prop in ("faithful", "necessary"):
         # per-node effects tell a failing claim which node to look at; past 16 nodes they would
         # cost more passes than the claim itself
         singles = [M.minus(nodes, {k}) for k in range(size)] if size <= 16 else []
         removed: M.Variant = (nodes, False) if edges is None else ([[] for _ in nodes], False, without_edges(edges))
-        runs = lab.run([M.alone(nodes, edges), removed] + [M.alone(s, edges) for s in singles])
-        f_c, f_without = M.mean(runs[0]), M.mean(runs[1])
-        effects = {names[k]: M.ratio(M.mean(runs[2 + k]), f_m) for k in range(len(singles))}
-        details.update({"F(C)": f_c, "F(M without C)": f_without,
+        empty = M.alone([[] for _ in nodes], edges)
+        runs = lab.run([M.alone(nodes, edges), removed, empty] + [M.alone(s, edges) for s in singles])
+        f_c, f_without, f_empty = M.mean(runs[0]), M.mean(runs[1]), M.mean(runs[2])
+        effects = {names[k]: M.ratio(M.mean(runs[3 + k]), f_m) for k in range(len(singles))}
+        normalised = M.ratio(f_c - f_empty, f_m - f_empty)
+        details.update({"F(C)": f_c, "F(M without C)": f_without, "F(empty)": f_empty,
+                        "normalised faithfulness": normalised,
                         "faithfulness without each node": dict(sorted(effects.items(), key=lambda kv: kv[1]))})
         weakest = min(effects, key=lambda k: effects[k]) if effects else "-"
         if body.prop == "faithful":
-            value = M.ratio(f_c, f_m)
-            text = f"F(C) = {f_c:.4g}: faithfulness {fmt(value)}; most needed node {weakest}"
-        else:
-            value = M.ratio(f_m - f_without, f_m)
-            text = f"F(M without C) = {f_without:.4g}: necessity {fmt(value)}"
-        return text, value, holds(value, body.bound)
+            value = f_c / f_m
+            interval = _interval([clean, runs[0]], lambda x: _ratio(x[..., 1], x[..., 0]), settings)
+            norm_iv = _interval([clean, runs[0], runs[2]],
+                                lambda x: _ratio(x[..., 1] - x[..., 2], x[..., 0] - x[..., 2]), settings)
+            text = (f"F(C) = {f_c:.4g}: faithfulness {fmt(value)}; F(empty) = {f_empty:.4g}: normalised "
+                    f"(F(C) - F(empty)) / (F(M) - F(empty)) = {fmt(normalised)}"
+                    f"{' ' + norm_iv.text() if norm_iv else ''}; most needed node {weakest}")
+            ok, status = _decided(value, interval, body, settings)
+            empty_share = f_empty / f_m
+            details["empty faithfulness"] = empty_share
+            lower_bound = body.upper is not None or body.bound.cmp in (">=", ">")
+            if lower_bound and _decided(empty_share, None, body, settings.model_copy(update={"confidence": None}))[0]:
+                text += (f"; VACUOUS: the empty circuit (every head ablated) keeps {fmt(empty_share)} of F(M) and "
+                         f"meets the claim too")
+                ok, status = False, "failed"
+            if interval is None and settings.confidence is not None:
+                text += "; no interval: F(M) is not clearly positive in resamples"
+            return Measurement(ok, text, value, details=details, status=status, interval=interval)
+        value = (f_m - f_without) / f_m
+        interval = _interval([clean, runs[1]], lambda x: _ratio(x[..., 0] - x[..., 1], x[..., 0]), settings)
+        ok, status = _decided(value, interval, body, settings)
+        return Measurement(ok, f"F(M without C) = {f_without:.4g}: necessity {fmt(value)}", value,
+                           details=details, status=status, interval=interval)
     if body.prop == "random":
-        randoms = M.random_circuits(nodes, lab.ev.model.info.n_heads, settings.random_draws, seed)
-        runs = lab.run([M.alone(nodes, edges)] + [M.alone(r, M.renamed(edges, nodes, r)) for r in randoms])
-        faith = M.ratio(M.mean(runs[0]), f_m)
-        rand = [M.ratio(M.mean(r), f_m) for r in runs[1:]]
-        base = M.mean(rand)
-        value = faith / base if base > 1e-9 else (float("inf") if faith > 0 else 0.0)
-        details.update({"faithfulness": faith, "random faithfulness": rand})
-        return (f"faithfulness {fmt(faith)} vs {fmt(base)} for {len(rand)} random circuits of {size} heads: "
-                f"{fmt(value)}x"), value, holds(value, body.bound)
+        return _beats_random(body, lab, clean, nodes, edges, settings, details)
     if body.prop == "complete":
         subsets = M.random_subsets(size, settings.completeness_draws, seed)
-        gaps: dict[frozenset[int], float] = {}
+        gaps: dict[frozenset[int], tuple[float, list[float], list[float]]] = {}
 
         def gap_of(ks: list[set[int]]) -> None:
             runs = lab.run([v for k in ks for v in (M.alone(M.minus(nodes, k), edges), (M.pick(nodes, k), False))])
             for j, k in enumerate(ks):
-                gaps[frozenset(k)] = abs(M.mean(runs[2 * j]) - M.mean(runs[2 * j + 1])) / abs(f_m)
+                a, b = runs[2 * j], runs[2 * j + 1]
+                gaps[frozenset(k)] = (abs(M.mean(a) - M.mean(b)) / abs(f_m), a, b)
         gap_of(subsets)
         worst: set[int] = set()
         for _ in range(min(3, size)):                    # greedy: grow the worst K a node at a time
             grow = [worst | {v} for v in range(size) if v not in worst]
             gap_of(grow)
-            best = max(grow, key=lambda k: gaps[frozenset(k)])
-            if worst and gaps[frozenset(best)] <= gaps[frozenset(worst)]:
+            best = max(grow, key=lambda k: gaps[frozenset(k)][0])
+            if worst and gaps[frozenset(best)][0] <= gaps[frozenset(worst)][0]:
                 break
             worst = best
-        key = max(gaps, key=lambda k: gaps[k])
-        value = gaps[key]
+        key = max(gaps, key=lambda k: gaps[k][0])
+        value, a, b = gaps[key]
         details["worst K"] = [names[k] for k in sorted(key)]
-        return (f"incompleteness {fmt(value)} of F(M) at worst, for K = {{{', '.join(names[k] for k in sorted(key))}}} "
-                f"({len(gaps)} subsets tried)"), value, holds(value, body.bound)
+        interval = _interval([clean, a, b], lambda x: abs(x[..., 1] - x[..., 2]) / abs(x[..., 0]), settings)
+        ok, status = _decided(value, interval, body, settings)
+        return Measurement(ok, f"incompleteness {fmt(value)} of F(M) at worst, for K = "
+                               f"{{{', '.join(names[k] for k in sorted(key))}}} ({len(gaps)} subsets tried; the interval "
+                               f"is that K's, chosen on these prompts)", value, details=details, status=status,
+                           interval=interval)
     # minimal
-    scores: dict[str, float] = {}
+    scores: dict[str, tuple[float, list[float], list[float]]] = {}
     for v in range(size):
         ks = [{v}, *M.random_subsets(size, max(1, settings.completeness_draws // 2), seed + v, containing=v)]
         runs = lab.run([x for k in ks for x in (M.alone(M.minus(nodes, k - {v}), edges),
                                                  M.alone(M.minus(nodes, k), edges))])
-        scores[names[v]] = max((M.mean(runs[2 * j]) - M.mean(runs[2 * j + 1])) / abs(f_m) for j in range(len(ks)))
-    least = min(scores, key=lambda k: scores[k])
-    details["node importance"] = dict(sorted(scores.items(), key=lambda kv: kv[1]))
-    value = scores[least]
-    return f"least important node {least}: {fmt(value)} of F(M)", value, holds(value, body.bound)
+        scores[names[v]] = max(((M.mean(runs[2 * j]) - M.mean(runs[2 * j + 1])) / abs(f_m), runs[2 * j],
+                                runs[2 * j + 1]) for j in range(len(ks)))
+    least = min(scores, key=lambda k: scores[k][0])
+    details["node importance"] = dict(sorted(((k, s[0]) for k, s in scores.items()), key=lambda kv: kv[1]))
+    value, a, b = scores[least]
+    interval = _interval([clean, a, b], lambda x: (x[..., 1] - x[..., 2]) / abs(x[..., 0]), settings)
+    ok, status = _decided(value, interval, body, settings)
+    return Measurement(ok, f"least important node {least}: {fmt(value)} of F(M) (the interval is of its most "
+                           f"telling K, chosen on these prompts)", value, details=details, status=status,
+                       interval=interval)
 
 
-def _matches(body: CircuitTest, mine: set[str], theirs: set[str]) -> Measurement:
+def _beats_random(body: CircuitTest, lab: Any, clean: list[float], nodes: list, edges: Any, settings: Any,
+                  details: dict[str, Any]) -> Measurement:
+    """C against `random_circuits` circuits of exactly its size (each head replaced by a distinct
+    unused head of its layer). The ratio of faithfulness to the random circuits' mean is defined
+    only when that mean is positive; the permutation p-value (the share of random circuits at least
+    as faithful as C) must also be significant. With a non-positive random mean the claim is
+    decided on the p-value alone, and says so."""
+    import statistics
+
+    from sadlang.circuits import metrics as M
+    from sadlang.stats.baseline import permutation_p
+
+    assert body.bound is not None
+    randoms = M.random_circuits(nodes, lab.ev.model.info.n_heads, settings.random_circuits, settings.seed)
+    runs = lab.run([M.alone(nodes, edges)] + [M.alone(r, M.renamed(edges, nodes, r)) for r in randoms])
+    f_m = M.mean(clean)
+    faith = M.mean(runs[0]) / f_m
+    rand = [M.mean(r) / f_m for r in runs[1:]]
+    base, spread = statistics.fmean(rand), statistics.pstdev(rand)
+    p = permutation_p(faith, rand)
+    alpha = 1.0 - (settings.confidence if settings.confidence is not None else 0.95)
+    size = len(nodes[0]) if nodes else 0
+    details.update({"faithfulness": faith, "random faithfulness": rand, "random mean": base,
+                    "random spread (sd)": spread, "p-value": p, "random circuits": len(rand),
+                    "random circuit size": size, "alpha": alpha})
+    head = (f"faithfulness {fmt(faith)} vs random circuits of {size} nodes: mean {fmt(base)}, sd {fmt(spread)} "
+            f"over {len(rand)} draws; p = {p:.4g} (share of random circuits at least as faithful)")
+    if base <= 0:
+        ok = p <= alpha and faith > base
+        return Measurement(ok, head + f"; the random mean is not positive, so no ratio is defined: decided on the "
+                                      f"p-value against {alpha:.4g}", p, details=details,
+                           status="held" if ok else "failed")
+    value = faith / base
+    details["ratio"] = value
+    columns = [runs[0], *runs[1:]]
+    interval = _interval(columns, lambda x: _ratio(x[..., 0], x[..., 1:].mean(-1)), settings)
+    ok, status = _decided(value, interval, body, settings)
+    ok = ok and p <= alpha
+    text = head + f"; ratio {fmt(value)}x"
+    if status == "held" and p > alpha:
+        status = "inconclusive"
+        text += f"; the ratio clears the bound but p = {p:.4g} > {alpha:.4g}: not told apart from random circuits"
+    return Measurement(ok, text, value, details=details, status=status, interval=interval)
+
+
+def _matches(body: CircuitTest, mine: set[str], theirs: set[str], n: int, settings: Any) -> Measurement:
+    """Node-set overlap: exact given the two circuits (no interval of its own)."""
     vals, ok, _ = overlap(mine, theirs, body.bounds)
     return Measurement(ok, f"precision {vals['precision']:.3f}, recall {vals['recall']:.3f}, F1 {vals['f1']:.3f} "
                            f"({len(mine)} heads in {body.circuit}, {len(theirs)} in {body.reference})", vals["f1"],

@@ -7,7 +7,17 @@ from typing import Any, Literal
 
 from lark import Token
 
-from sadlang.claims.base import Builder, ClaimKind, Problem, References, Work, counterfactual_problems, effect_size
+from sadlang.claims.base import (
+    Builder,
+    ClaimKind,
+    Problem,
+    References,
+    Work,
+    counterfactual_problems,
+    effect_size,
+    mean_reference,
+    reference_problems,
+)
 from sadlang.evidence.records import PromptEvidence
 from sadlang.lang import ast as A
 from sadlang.lang.compare import holds
@@ -22,6 +32,7 @@ class NodeAblate(A.ClaimBody):
     at: A.Pos | None = None
     ablation: AblationKind | None = None       # None: the spec's `option ablation`
     counterfactual: str | None = None
+    reference: str | None = None               # `over SET`: the prompts a mean ablation averages
     direction: Literal["lowers", "raises"]
     amount: A.Bound
     relative: bool = False
@@ -29,6 +40,10 @@ class NodeAblate(A.ClaimBody):
 
 def _cf_source(meta: Any, ch: list[Any]) -> tuple[str, str, Any]:
     return ("from", str(ch[0]), ch[0])
+
+
+def _ref_source(meta: Any, ch: list[Any]) -> tuple[str, str, Any]:
+    return ("over", str(ch[0]), ch[0])
 
 
 def _node_ablate(meta: Any, ch: list[Any]) -> NodeAblate:
@@ -42,6 +57,8 @@ def _node_ablate(meta: Any, ch: list[Any]) -> NodeAblate:
             kw["ablation"] = str(c)
         elif isinstance(c, tuple) and c[0] == "from":
             kw["counterfactual"] = c[1]
+        elif isinstance(c, tuple) and c[0] == "over":
+            kw["reference"] = c[1]
         elif isinstance(c, tuple) and c[0] == "effect":
             _, direction, metric, amount, relative = c
             if metric != "logit_diff":
@@ -60,7 +77,7 @@ class NodeAblateKind(ClaimKind):
     searchable = False     # its reference values (mean, resample) come from the whole prompt set
 
     def rules(self) -> dict[str, Builder]:
-        return {"node_ablate": _node_ablate, "cf_source": _cf_source}
+        return {"node_ablate": _node_ablate, "cf_source": _cf_source, "ref_source": _ref_source}
 
     def work(self, body: NodeAblate) -> Work:
         return "intervention"
@@ -73,7 +90,11 @@ class NodeAblateKind(ClaimKind):
         return References(heads=[(body.head, True)], positions=[body.at] if body.at else [])
 
     def plan_errors(self, spec: A.Spec, body: NodeAblate, prompt_set: str, prompts: list[Any]) -> list[Problem]:
-        return counterfactual_problems(spec, body.counterfactual, body.ablation, prompt_set, body.loc)
+        return (counterfactual_problems(spec, body.counterfactual, body.ablation, prompt_set, body.loc)
+                + reference_problems(spec, body.reference, body.ablation, body.loc))
+
+    def uses_held_out_mean(self, body: NodeAblate, settings) -> bool:
+        return (body.ablation or settings.ablation) == "mean" and body.reference is None
 
     def needs_answers(self, body: NodeAblate) -> bool:
         return True
@@ -89,7 +110,8 @@ class NodeAblateKind(ClaimKind):
         kind = body.ablation or settings.ablation
         cf_name = body.counterfactual or settings.counterfactual
         cf = ev.workspace.sets[cf_name] if (kind == "resample" and ev.workspace and cf_name) else None
-        lab = CircuitLab(ev, kind, cf, settings.batch_size)
+        lab = CircuitLab(ev, kind, cf, settings.batch_size,
+                         reference=mean_reference(ev, body.reference) if kind == "mean" else None)
         layer, head = body.head.pair
         nodes = [[(layer, head, None if body.at is None else resolve(body.at, p))] for p in ev.prompts]
         ablated = lab.run([(nodes, False)])[0]

@@ -69,7 +69,7 @@ class SinkKind(ClaimKind):
         from sadlang.evidence.roles import resolve
 
         body: SinkClaim = claim.body  # type: ignore[assignment]
-        if not (body.by_control and m.ok):
+        if not (body.by_control and m.decided == "held"):
             return m
         layer, head = body.head.pair
         prof = sink_profile(ev, layer, head, lambda p: resolve(body.to, p))
@@ -91,7 +91,7 @@ class SinkKind(ClaimKind):
         if pairs:
             m.measured += f", {fmt(inv)} against slot-swapped twins ({pairs} firings)"
         if not ok:
-            m.ok = False
+            m.ok, m.status = False, "failed"
             m.measured += f" (control needs >= {thr})"
         m.measured += (f"; present from layer {prof.aligned_at}, written mostly by "
                        + ", ".join(f"{c} ({w:.0%})" for c, w in prof.top_writers(2)))

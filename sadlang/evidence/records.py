@@ -11,5 +11,5 @@ class PromptEvidence(BaseModel):
     index: int
     text: str
     value: float | None
-    passed: bool
+    passed: bool | None           # None: the claim is not judged prompt by prompt (a mean)
     detail: str = ""

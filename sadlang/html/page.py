@@ -17,7 +17,7 @@ from sadlang.check.report import json_safe, summary_counts
 from sadlang.check.verdict import Report
 from sadlang.html.views import ClaimView, GraphView, Heatmap
 
-ORDER = {"error": 0, "failed": 1, "held": 2}
+ORDER = {"error": 0, "failed": 1, "inconclusive": 2, "held": 3}
 
 
 def _asset(name: str) -> str:
@@ -43,7 +43,9 @@ def _json_block(block_id: str, data: Any) -> str:
 def _claim_entry(v, view: ClaimView | None, card: int) -> tuple[dict[str, Any], dict[str, Any]]:
     head = {"card": card, "name": v.name, "kind": v.kind, "status": v.status, "claim": v.claim,
             "location": v.location, "claimed": v.claimed, "measured": v.measured, "value": v.value,
-            "n_prompts": len(v.prompts), "has_graph": bool(view and view.graph),
+            "n_prompts": v.n_prompts or len(v.prompts),
+            "interval": v.interval.model_dump() if v.interval else None, "confidence": v.confidence,
+            "has_graph": bool(view and view.graph),
             "counterexample": v.counterexample.model_dump() if v.counterexample else None}
     detail: dict[str, Any] = {"details": json.loads(json.dumps(v.details, default=str)),
                               "prompts": [p.model_dump() for p in (view.prompts if view else [])]

@@ -31,7 +31,7 @@ class PromptView(BaseModel):
     index: int
     text: str
     value: float | None
-    passed: bool
+    passed: bool | None          # None: a claim on the mean judges no prompt alone
     detail: str = ""
     tokens: list[str] = Field(default_factory=list)
     labels: dict[int, str] = Field(default_factory=dict)
@@ -256,7 +256,7 @@ def named_heads(claim: A.Claim, spec: A.Spec) -> list[tuple[int, int]]:
 
 def inspected_prompt(v: Verdict) -> int:
     """The prompt a card shows heatmaps for: the first failing one, else the first."""
-    failing = [p.index for p in v.prompts if not p.passed]
+    failing = [p.index for p in v.prompts if p.passed is False]
     return failing[0] if failing else (v.prompts[0].index if v.prompts else 0)
 
 

@@ -74,6 +74,11 @@ class Pos(Node):
         return f"{self.role}{occ}{sh}"
 
 
+def percent(share: float) -> str:
+    """A share as the percentage it was written as (0.9962 -> 99.62%, never rounded to 100%)."""
+    return f"{share * 100:.6g}%"
+
+
 class Quantifier(Node):
     kind: Literal["all", "at_least", "at_most", "forall"] = "all"
     share: float = 1.0  # fraction in [0, 1]
@@ -86,8 +91,8 @@ class Quantifier(Node):
         if self.kind == "forall":
             return f"forall up to {self.limit} prompts"
         if self.kind == "at_most":
-            return f"in at most {self.share:.0%} of prompts"
-        return f"in {self.cmp} {self.share:.0%} of prompts"
+            return f"in at most {percent(self.share)} of prompts"
+        return f"in {self.cmp} {percent(self.share)} of prompts"
 
 
 class Bound(Node):

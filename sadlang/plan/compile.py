@@ -16,6 +16,7 @@ from sadlang.lang import ast as A
 from sadlang.plan.settings import Settings
 from sadlang.plan.validate import Validated, _err, _suggest, check_declarations, spec_settings, validate
 from sadlang.prompts.build import BuiltPrompt, PromptError, build_prompt, sample_assignments
+from sadlang.prompts import reference as R
 from sadlang.prompts.counterfactual import counterfactual_prompts
 from sadlang.trace.options import TraceOptions
 
@@ -37,6 +38,7 @@ class PromptSetPlan:
     prompts: list[BuiltPrompt]
     decl: A.PromptSetDecl
     source: str | None = None     # a counterfactual set: prompt i is the twin of source prompt i
+    reference_of: str | None = None   # a held-out reference draw of that set (mean ablations)
 
     @property
     def lengths(self) -> dict[int, int]:
@@ -62,17 +64,24 @@ class Plan:
 
 
 def build_prompt_set(spec: A.Spec, model, ps: A.PromptSetDecl, n: int | None = None,
-                     seed: int | None = None) -> list[BuiltPrompt]:
+                     seed: int | None = None, reference: int | None = None) -> list[BuiltPrompt]:
+    """The set's prompts: its literals, then `n` (default: its `sample`) drawn from its templates.
+    With `reference` = K: instead K held-out draws of its templates, none equal to a measured
+    prompt (prompts/reference.py), and no literals."""
     out: list[BuiltPrompt] = []
-    for lit in ps.literals:
+    for lit in ps.literals if reference is None else []:
         try:
             out.append(build_prompt(model, lit.text, {}, 0, lit.answer or ps.answer, lit.against or ps.against))
         except PromptError as exc:
             raise _err(spec, str(exc), lit.loc) from None
     if ps.templates:
         groups = [(g.slots, spec.pools[g.pool].values, g.distinct) for g in ps.slots]
-        samples = sample_assignments(groups, ps.sample if n is None else n, ps.seed if seed is None else seed,
-                                     len(ps.templates))
+        n = ps.sample if n is None else n
+        seed = ps.seed if seed is None else seed
+        samples = sample_assignments(groups, n, seed, len(ps.templates))
+        if reference is not None:
+            tries = sample_assignments(groups, 20 * reference + n, R.reference_seed(seed), len(ps.templates))
+            samples = R.held_out(tries, samples, reference)
         for t, assignment in samples:
             tpl, loc = ps.templates[t]
             try:
@@ -190,6 +199,20 @@ def claim_prompt_set(spec: A.Spec, c: A.Claim) -> str | None:
     return c.prompt_set or kind_of(c.body).prompt_set(c.body) or next(iter(spec.prompt_sets), None)
 
 
+def _held_out_means(spec: A.Spec, settings: Settings) -> list[str]:
+    """The templated sets that a claim mean-ablates over their held-out reference draw."""
+    out: list[str] = []
+    for c in spec.claims:
+        name = claim_prompt_set(spec, c)
+        decl = spec.prompt_sets.get(name or "")
+        if decl is None or not kind_of(c.body).uses_held_out_mean(c.body, settings):
+            continue
+        base = decl.source or name
+        if spec.prompt_sets[base].templates and base not in out:
+            out.append(base)
+    return out
+
+
 def compile_spec(spec: A.Spec, model, lenient: bool = False, checked: Validated | None = None) -> Plan:
     """Resolve everything against `model`; raise SpecError(s) for anything wrong. `checked` is
     the spec's validation when the caller already ran it (`prepare` does, before the model loads)."""
@@ -200,6 +223,11 @@ def compile_spec(spec: A.Spec, model, lenient: bool = False, checked: Validated 
     for name, decl in spec.prompt_sets.items():
         if decl.source is not None:
             sets[name] = _counterfactual_set(spec, model, decl, sets[decl.source])
+    for name in _held_out_means(spec, settings):
+        decl = spec.prompt_sets[name]
+        ref = R.reference_name(name)
+        sets[ref] = PromptSetPlan(ref, build_prompt_set(spec, model, decl, reference=settings.reference_size),
+                                  decl.model_copy(update={"name": ref}), reference_of=name)
     errors: list[SpecError] = head_errors(spec, model.info)
     claims = []
     for c in spec.claims:

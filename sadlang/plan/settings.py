@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from sadlang.trace.options import TraceOptions
 
@@ -53,9 +53,22 @@ class Settings(BaseModel):
     prototype_cut: float = Field(
         default=0.6, ge=0.0, le=2.0,
         description="cosine distance at which control prototypes are cut, in [0, 2]")
+    confidence: float | None = Field(
+        default=0.95, gt=0.5, lt=1.0,
+        description="confidence of every verdict's interval, in (0.5, 1): held only when the interval clears "
+                    "the bound, failed when it lies wholly on the wrong side, otherwise inconclusive; `none` "
+                    "gives point verdicts")
     ablation: Literal["zero", "mean", "resample"] = Field(
-        default="mean", description="how circuit claims ablate a head: zero, mean (over the prompt set, "
-                                    "per template and position) or resample (from `counterfactual`)")
+        default="mean", description="how circuit claims ablate a head: zero, mean (over the reference prompts, "
+                                    "per template and position, never the measured prompt) or resample "
+                                    "(from `counterfactual`)")
+    reference_size: int = Field(
+        default=32, ge=2, le=100_000,
+        description="prompts in the held-out reference draw that mean ablations average over, 2..100000")
+    random_circuits: int = Field(
+        default=20, ge=19, le=10_000,
+        description="random circuits of the claimed size drawn by `beats random`, 19..10000 (19 or more "
+                    "so that a permutation p-value can reach 0.05)")
     metric: Literal["logit_diff", "accuracy"] = Field(
         default="logit_diff",
         description="F of circuit claims: logit_diff (mean logit difference) or accuracy (share of prompts "
@@ -85,6 +98,11 @@ class Settings(BaseModel):
     num_gpus: float = Field(
         default=0.0, ge=0.0, le=64.0, description="GPUs per Ray actor, in [0, 64] (1: one actor per GPU)")
 
+    @field_validator("confidence", mode="before")
+    @classmethod
+    def _no_confidence(cls, value: Any) -> Any:
+        return None if value == "none" else value
+
     def trace_options(self, method: str, signals: bool = False) -> TraceOptions:
         """The tracing options of `method` under these settings."""
         kw = {name: getattr(self, name) for name in TRACE_FIELDS}
@@ -105,6 +123,7 @@ class Settings(BaseModel):
         """The markdown options table of docs/language.md."""
         rows = ["| option | default | meaning |", "| --- | --- | --- |"]
         for name, field in cls.model_fields.items():
-            default = "method rule" if field.default is None else field.default
+            default = {"threshold": "method rule", "counterfactual": "none", "actors": "fill the cluster"}.get(
+                name, field.default)
             rows.append(f"| `{name}` | {default} | {field.description} |")
         return "\n".join(rows)

@@ -37,6 +37,7 @@ class BuiltPrompt:
     against_text: str | None = None
     labels: dict[int, str] = field(default_factory=dict)  # position -> role label
     token_texts: list[str] = field(default_factory=list)  # decoded tokens, BOS first
+    template: str = ""                     # the template it was filled from (a literal: its text)
 
     @property
     def end(self) -> int:
@@ -113,7 +114,7 @@ def build_prompt(model, template: str, assignment: dict[str, str], template_inde
     return BuiltPrompt(text=text, tokens=full, roles=roles, assignment=dict(assignment),
                        template_index=template_index, answer=a_id, against=w_id,
                        answer_text=a_txt, against_text=w_txt, labels=labels,
-                       token_texts=model.decode(full))
+                       token_texts=model.decode(full), template=template)
 
 
 def single_token(model, text: str, what: str) -> int:

@@ -47,7 +47,7 @@
       }));
       var counts = null;
       if (r.summary) {
-        counts = el("div", {cls: "counts"}, ["held", "failed", "error"].map(function (k) {
+        counts = el("div", {cls: "counts"}, ["held", "failed", "inconclusive", "error"].map(function (k) {
           return el("span", {cls: "count " + k}, [el("b", {cls: "count-" + k, text: String(r.summary[k])}),
                                                   document.createTextNode(" " + k)]);
         }));
@@ -97,9 +97,10 @@
     if (!prompts.length) { return; }
     var rows = prompts.map(function (p) {
       var text = p.tokens && p.tokens.length ? tokenLine(p.tokens, p.labels) : el("span", {text: p.text});
-      return el("tr", {cls: p.passed ? "ok" : "bad"}, [
+      var judged = p.passed === true ? "pass" : (p.passed === false ? "fail" : "");
+      return el("tr", {cls: p.passed === true ? "ok" : (p.passed === false ? "bad" : "value")}, [
         el("td", {text: String(p.index)}), el("td", {}, [text]), el("td", {text: fmt(p.value)}),
-        el("td", {text: p.passed ? "pass" : "fail"}), el("td", {cls: "why", text: p.detail})]);
+        el("td", {text: judged}), el("td", {cls: "why", text: p.detail})]);
     });
     box.appendChild(el("h4", {text: "prompts"}));
     box.appendChild(el("table", {cls: "prompts"}, [el("tr", {}, ["#", "prompt (roles marked)", "value", "", "evidence"].map(

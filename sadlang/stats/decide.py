@@ -1,0 +1,40 @@
+"""From an interval to a status: held when the whole interval satisfies the bound, failed when
+none of it does, otherwise inconclusive (the data cannot decide at this confidence)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from sadlang.lang.ast import Bound
+from sadlang.lang.compare import holds
+
+Decision = Literal["held", "failed", "inconclusive"]
+
+
+def decide(lo: float, hi: float, bound: Bound) -> Decision:
+    """The status of `value CMP X` when the value lies in [lo, hi]."""
+    if bound.cmp == "==":
+        if holds(lo, bound) and holds(hi, bound):
+            return "held"
+        return "failed" if not lo <= bound.value <= hi else "inconclusive"
+    at_lo, at_hi = holds(lo, bound), holds(hi, bound)
+    if at_lo and at_hi:
+        return "held"
+    if not at_lo and not at_hi:
+        return "failed"
+    return "inconclusive"
+
+
+def decide_within(lo: float, hi: float, low: float, high: float) -> Decision:
+    """The status of `low <= value <= high` when the value lies in [lo, hi]."""
+    if lo >= low - 1e-12 and hi <= high + 1e-12:
+        return "held"
+    if hi < low or lo > high:
+        return "failed"
+    return "inconclusive"
+
+
+def decide_all(failures: int) -> Decision:
+    """`in all prompts`: one failing prompt is a counterexample; without one the claim holds over
+    the prompts measured (their share's interval says how much of the distribution that backs)."""
+    return "failed" if failures else "held"
