@@ -39,7 +39,7 @@ class CircuitTest(A.ClaimBody):
     upper: A.Bound | None = None                       # `within LO..HI`: the upper bound (bound is LO)
     ablation: Literal["zero", "mean", "resample"] | None = None
     counterfactual: str | None = None
-    reference: str | None = None                       # `over SET`: the prompts a mean ablation averages
+    mean_over: str | None = None                       # `over SET`: the prompts a mean ablation averages
 
 
 def _share_bound(cmp: Any, size: Any) -> A.Bound:
@@ -94,7 +94,7 @@ def _circuit_test(meta: Any, ch: list[Any]) -> CircuitTest:
     else:
         kw.update(prop=prop[0], bound=prop[1], upper=prop[2] if len(prop) > 2 else None)
     if len(ch) > 2:
-        kw.update(ablation=ch[2][1], counterfactual=ch[2][2], reference=ch[2][3])
+        kw.update(ablation=ch[2][1], counterfactual=ch[2][2], mean_over=ch[2][3])
     return CircuitTest(loc=loc(meta), **kw)
 
 
@@ -155,7 +155,7 @@ class CircuitTestKind(ClaimKind):
         if body.prop == "matches":
             return []
         errors = (counterfactual_problems(spec, body.counterfactual, body.ablation, prompt_set, body.loc)
-                  + reference_problems(spec, body.reference, body.ablation, body.loc))
+                  + reference_problems(spec, body.mean_over, body.ablation, body.loc))
         decl = spec.circuits[body.circuit]
         for node in decl.nodes:
             if node.at is None:
@@ -172,7 +172,7 @@ class CircuitTestKind(ClaimKind):
         return True
 
     def uses_held_out_mean(self, body: CircuitTest, settings) -> bool:
-        return body.prop != "matches" and (body.ablation or settings.ablation) == "mean" and body.reference is None
+        return body.prop != "matches" and (body.ablation or settings.ablation) == "mean" and body.mean_over is None
 
     def per_prompt(self, body: CircuitTest) -> bool:
         return False
@@ -218,7 +218,7 @@ class CircuitTestKind(ClaimKind):
         cf_name = body.counterfactual or settings.counterfactual
         lab = M.CircuitLab(ev, kind, ws.sets.get(cf_name) if kind == "resample" and cf_name else None,
                            settings.batch_size, settings.metric,
-                           reference=mean_reference(ev, body.reference) if kind == "mean" else None)
+                           reference=mean_reference(ev, body.mean_over) if kind == "mean" else None)
         clean = lab.clean()
         f_m = M.mean(clean)
         decl = decls[body.circuit]

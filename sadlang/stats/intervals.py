@@ -165,9 +165,18 @@ def bootstrap_interval(columns: Sequence[Sequence[float]], statistic: Statistic,
 
 
 def mean_interval(values: Sequence[float], confidence: float, seed: int = 0) -> Interval:
-    """Bootstrap interval of the mean of per-prompt values."""
+    """Interval of the mean of per-prompt values: the hull of the bootstrap interval and Student's
+    t interval. At a handful of prompts the bootstrap alone undercovers light-tailed values (6
+    uniform values: 5% false HELDs at 0.95, measured in tests/test_verdicts.py); t alone
+    undercovers skewed ones; the hull keeps both guarantees."""
     out = bootstrap_interval([values], lambda m: m[..., 0], confidence, seed)
     assert out is not None          # a mean is always defined
+    n = len(values)
+    if n >= 2:
+        mean = math.fsum(values) / n
+        sd = math.sqrt(math.fsum((x - mean) ** 2 for x in values) / (n - 1))
+        half = t_quantile(1.0 - (1.0 - confidence) / 2, n - 1) * sd / math.sqrt(n)
+        out = out.model_copy(update={"lo": min(out.lo, mean - half), "hi": max(out.hi, mean + half)})
     return out
 
 
