@@ -256,7 +256,7 @@ def test_check_reads_stdin_and_sums_up_several_specs(tmp_path, capsys, monkeypat
     junit = tmp_path / "all.xml"
     assert cli(["check", str(a), "-", "-q", "--junit", str(junit), "--json-out", str(tmp_path / "all.json")]) == 1
     out = capsys.readouterr().out
-    assert "sadlang check <stdin>" in out and "all 2 specs: 1 held, 1 failed, 0 errors" in out
+    assert "sadlang check <stdin>" in out and "all 2 specs: 1 held, 1 failed, 0 inconclusive, 0 errors" in out
     doc = json.loads((tmp_path / "all.json").read_text())
     assert [r["spec"] for r in doc["reports"]] == [str(a), "<stdin>"] and doc["summary"]["failed"] == 1
     root = ET.parse(junit).getroot()

@@ -138,7 +138,7 @@ def test_option_errors_name_the_option_line_and_the_domain():
         assert exc.value.span.line == 2 and words in exc.value.message, exc.value.message
 
 
-LAYERS = [["errors"], ["lang"], ["models", "prompts"], ["decomp"], ["trace"], ["intervene"],
+LAYERS = [["errors"], ["lang"], ["models", "prompts", "stats"], ["decomp"], ["trace"], ["intervene"],
           ["evidence"], ["control", "circuits"], ["claims"], ["plan"], ["check", "strategies", "editor"],
           ["html"], ["cli", "pytest_plugin"]]
 LAYER_OF = {name: i for i, names in enumerate(LAYERS) for name in names}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from sadlang.evidence.store import PromptSetEvidence, Workspace
 from sadlang.lang import ast as A
 from sadlang.lang.parser import parse_file
 from sadlang.models import LoadedModel
-from sadlang.plan.compile import Plan, compile_spec
+from sadlang.plan.compile import ClaimPlan, Plan, compile_spec
 from sadlang.plan.model import load_spec_model
 from sadlang.plan.validate import validate
 from sadlang.trace.methods import DecomposeCounter
@@ -117,28 +118,65 @@ def run_plan(plan: Plan, model: LoadedModel, explore: int = 0, progress: bool = 
     per-prompt claim for counterexamples with that many hypothesis examples. When `costs` is a
     list, each claim's cost is appended to it (evidence shared with earlier claims is free).
     `observe(evidence, claim, verdict)`, when given, is called after each claim with the
-    evidence it was measured on (the HTML report reads its pictures from there)."""
+    evidence it was measured on (the HTML report reads its pictures from there). Claims on a set
+    sampled `up to` a cap are measured look by look until decided (check/sequential.py)."""
+    from sadlang.check import sequential as S
+
     stores = evidence_stores(plan, model, progress)
-    verdicts: list[Verdict] = []
+    verdicts: dict[str, Verdict] = {}
+    spent: dict[str, ClaimCost] = {}
     items = [(c, cp) for c, cp in plan.claims if only is None or c.name in only]
+    growing = S.capped(plan)
     bar = _progress(len(items), progress)
-    for claim, cp in items:
+
+    def run(p: Plan, st: dict[str, PromptSetEvidence], claim: A.Claim, cp: ClaimPlan, note: str = "") -> Verdict:
         if bar is not None:
             bar.set_description(f"claim {claim.name}")
         start = (time.perf_counter(), ForwardCounter.calls, DecomposeCounter.calls, ForwardCounter.seconds)
-        v = check_claim(plan, model, stores, claim, cp.prompt_set, explore)
-        verdicts.append(v)
+        v = check_claim(p, model, st, claim, cp.prompt_set, explore)
+        v.measured += note
         if observe is not None:
-            observe(stores[cp.prompt_set], claim, v)
-        if costs is not None:
-            costs.append(ClaimCost(claim.name, cp.kind, cp.work, time.perf_counter() - start[0],
-                                   ForwardCounter.calls - start[1], DecomposeCounter.calls - start[2],
-                                   int(v.details.get("searched", 0)), ForwardCounter.seconds - start[3]))
+            observe(st[cp.prompt_set], claim, v)
+        cost = ClaimCost(claim.name, cp.kind, cp.work, time.perf_counter() - start[0],
+                         ForwardCounter.calls - start[1], DecomposeCounter.calls - start[2],
+                         int(v.details.get("searched", 0)), ForwardCounter.seconds - start[3])
+        before = spent.get(claim.name)
+        if before is not None:       # an earlier look of the same claim
+            cost = dataclasses.replace(cost, seconds=cost.seconds + before.seconds, passes=cost.passes + before.passes,
+                                       decompositions=cost.decompositions + before.decompositions,
+                                       pass_seconds=cost.pass_seconds + before.pass_seconds)
+        spent[claim.name] = cost
+        return v
+
+    for claim, cp in items:
+        base = S.base_of(plan, cp.prompt_set)
+        if base in growing:
+            continue
+        verdicts[claim.name] = run(plan, stores, claim, cp)
         if bar is not None:
             bar.update(1)
+    for base, sizes in growing.items():
+        pending = [(c, cp) for c, cp in items if S.base_of(plan, cp.prompt_set) == base]
+        for k, size in enumerate(sizes):
+            if not pending:
+                break
+            look = S.look_plan(plan, model, base, size, len(sizes))
+            look_stores = evidence_stores(look, model, progress)
+            left = []
+            for claim, cp in pending:
+                v = run(look, look_stores, claim, cp, S.look_note(k, sizes, claim))
+                v.details["look"] = {"index": k + 1, "of": len(sizes), "prompts": size}
+                verdicts[claim.name] = v
+                if v.status == "inconclusive":
+                    left.append((claim, cp))
+                elif bar is not None:
+                    bar.update(1)
+            pending = left
     if bar is not None:
         bar.close()
-    return report_of(plan, model, verdicts)
+    if costs is not None:
+        costs.extend(spent[c.name] for c, _ in items)
+    return report_of(plan, model, [verdicts[c.name] for c, _ in items])
 
 
 def report_of(plan: Plan, model: LoadedModel, verdicts: list[Verdict]) -> Report:

@@ -227,6 +227,12 @@ def run_plan_ray(plan: Plan, model: LoadedModel, cfg: RayConfig, explore: int = 
                  device_override: str | None = None, stats: RayStats | None = None) -> Report:
     """`run_plan` on Ray actors. `model` is the driver's own load (for the report's model
     fields); the actors load theirs from the same spec and overrides."""
+    from sadlang.check.sequential import capped
+
+    growing = capped(plan)
+    if growing:
+        raise RayUnavailable(f"`sample N up to M` (prompt set {next(iter(growing))!r}) is measured look by look in "
+                             f"the local executor; Ray runs fixed samples: drop --ray, or write `sample M`")
     ray = _ray()
     items = [(c, cp.prompt_set) for c, cp in plan.claims if only is None or c.name in only]
     tasks, sharded = plan_tasks(plan, items, explore)

@@ -98,6 +98,16 @@ def norm(x: torch.Tensor, kind: str, eps: float) -> torch.Tensor:
     return x / (x.pow(2).mean(-1, keepdim=True) + eps).sqrt()
 
 
+def refuse_wiring(model) -> None:
+    """Raise TraceError when edge-level circuits cannot be run exactly on this model."""
+    w = model.weights
+    if w.softcap:
+        raise TraceError("edge-level circuits rebuild attention scores, which a soft-capped model caps")
+    if w.post_norm:
+        raise TraceError("edge-level circuits rebuild a receiver's input from head writes, which a "
+                         "post-attention norm (Gemma) rescales; test the circuit at node level")
+
+
 class WiredRun:
     """The hooks of one batched pass with per-row wirings. Rows without a wiring run as plain
     node ablations. Use `hooks()` inside `model.bridge.hooks(fwd_hooks=...)`."""
@@ -106,11 +116,8 @@ class WiredRun:
                  cos: torch.Tensor | None, sin: torch.Tensor | None) -> None:
         """values: (b, L, n, H, r) the reference outputs of each row; cos, sin: (n, r) or None."""
         w = model.weights
-        if w.softcap and any(wirings):
-            raise TraceError("edge-level circuits rebuild attention scores, which a soft-capped model caps")
-        if w.post_norm and any(wirings):
-            raise TraceError("edge-level circuits rebuild a receiver's input from head writes, which a "
-                             "post-attention norm (Gemma) rescales; test the circuit at node level")
+        if any(wirings):
+            refuse_wiring(model)
         cfg = model.bridge.cfg
         self.w, self.kind, self.eps = w, str(cfg.normalization_type or "LN"), float(cfg.eps)
         self.wirings, self.values, self.cos, self.sin = wirings, values, cos, sin

@@ -194,7 +194,7 @@ class CircuitTestKind(ClaimKind):
     def aggregate(self, ev, claim: A.Claim, settings) -> Measurement:
         from sadlang.circuits import metrics as M
         from sadlang.circuits.nodes import declared_nodes, traced_heads
-        from sadlang.circuits.wiring import declared_edges
+        from sadlang.circuits.wiring import declared_edges, refuse_wiring
 
         body: CircuitTest = claim.body  # type: ignore[assignment]
         ws = ev.workspace
@@ -223,6 +223,8 @@ class CircuitTestKind(ClaimKind):
         f_m = M.mean(clean)
         decl = decls[body.circuit]
         edges = declared_edges(decl) if decl.traced_from is None else None
+        if edges:
+            refuse_wiring(ev.model)
         details: dict[str, Any] = {"F(M)": f_m, "metric": settings.metric, "ablation": kind,
                                    "reference": lab.reference_text(), "prompts": len(ev),
                                    "level": "node" if edges is None else "edge", "nodes": len(names),
@@ -401,15 +403,16 @@ def _beats_random(body: CircuitTest, lab: Any, clean: list[float], nodes: list, 
                     "random circuit size": size, "alpha": alpha})
     head = (f"faithfulness {fmt(faith)} vs random circuits of {size} nodes: mean {fmt(base)}, sd {fmt(spread)} "
             f"over {len(rand)} draws; p = {p:.4g} (share of random circuits at least as faithful)")
-    if base <= 0:
+    columns = [runs[0], *runs[1:]]
+    interval = None if base <= 0 else _interval(columns, lambda x: _ratio(x[..., 0], x[..., 1:].mean(-1)), settings)
+    if base <= 0 or (interval is None and settings.confidence is not None):
+        why = ("the random mean is not positive" if base <= 0 else
+               "the random mean is not clearly positive across resampled prompts")
         ok = p <= alpha and faith > base
-        return Measurement(ok, head + f"; the random mean is not positive, so no ratio is defined: decided on the "
-                                      f"p-value against {alpha:.4g}", p, details=details,
-                           status="held" if ok else "failed")
+        return Measurement(ok, head + f"; {why}, so no ratio is defined: decided on the p-value against "
+                                      f"{alpha:.4g}", p, details=details, status="held" if ok else "failed")
     value = faith / base
     details["ratio"] = value
-    columns = [runs[0], *runs[1:]]
-    interval = _interval(columns, lambda x: _ratio(x[..., 0], x[..., 1:].mean(-1)), settings)
     ok, status = _decided(value, interval, body, settings)
     ok = ok and p <= alpha
     text = head + f"; ratio {fmt(value)}x"

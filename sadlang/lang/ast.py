@@ -156,6 +156,7 @@ class PromptSetDecl(Node):
     against: str | None = None
     answer_loc: Loc | None = None
     sample: int = 16
+    sample_cap: int | None = None          # `sample N up to M`: grow to M until every claim is decided
     seed: int = 0
     sample_loc: Loc | None = None
     # a counterfactual set: `prompts abc from ioi:` with `resample IO, S` or `swap IO S`; its

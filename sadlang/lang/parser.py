@@ -227,8 +227,13 @@ class _ToAst(Transformer):
     def answer_item(self, meta, ch):
         return ("answer", (unquote(ch[0]), unquote(ch[1]) if len(ch) > 1 else None, loc(meta)))
 
+    def sample_cap(self, meta, ch):
+        return ("cap", int(ch[0]))
+
     def sample_item(self, meta, ch):
-        return ("sample", (int(ch[0]), int(ch[1]) if len(ch) > 1 else 0, loc(meta)))
+        cap = next((c[1] for c in ch if isinstance(c, tuple)), None)
+        ints = [int(c) for c in ch if not isinstance(c, tuple)]
+        return ("sample", (ints[0], cap, ints[1] if len(ints) > 1 else 0, loc(meta)))
 
     def resample_pool(self, meta, ch):
         return ("pool", str(ch[0]))
@@ -313,7 +318,7 @@ class _ToAst(Transformer):
                 if "sample" in d:
                     raise SemanticError(f"a second `sample` line in prompts {d['name']} (first at line "
                                         f"{d['sample_loc'].line})", token_at(payload[2]))
-                d["sample"], d["seed"], d["sample_loc"] = payload
+                d["sample"], d["sample_cap"], d["seed"], d["sample_loc"] = payload
         return ("prompts", A.PromptSetDecl(**d))
 
     def start(self, meta, ch):

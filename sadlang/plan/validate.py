@@ -79,6 +79,12 @@ def check_declarations(spec: A.Spec, settings: Settings | None = None) -> None:
             if any(msg for msg, _ in template_problems(lit.text, spec.pools)) or template_slots(lit.text):
                 errors.append(_err(spec, "a literal `prompt` has no slots: write it as a `template` with "
                                          "its slots drawn from pools", lit.loc))
+        if ps.sample_cap is not None and (not ps.templates or ps.sample_cap <= ps.sample
+                                          or ps.sample_cap > settings.max_prompts):
+            why = ("only templates can be sampled further" if not ps.templates else
+                   f"the cap must be above {ps.sample}" if ps.sample_cap <= ps.sample else
+                   f"the cap is over the limit of {settings.max_prompts} prompts (`option max_prompts`)")
+            errors.append(_err(spec, f"sample {ps.sample} up to {ps.sample_cap}: {why}", ps.sample_loc))
         if ps.templates and ps.sample < 1:
             errors.append(_err(spec, f"sample {ps.sample}: a prompt set samples at least 1 prompt", ps.sample_loc))
         elif ps.templates and ps.sample > settings.max_prompts:
