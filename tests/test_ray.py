@@ -75,13 +75,23 @@ def _complete(report_json: str) -> None:
 
 
 @pytest.mark.bundled
-def test_reduced_ioi_report_is_byte_identical_on_ray(cluster):
+def test_reduced_ioi_report_is_byte_identical_on_ray(cluster, tmp_path):
+    # Ray runs fixed samples (`up to` is measured look by look, locally): the spec's first look
+    fixed = tmp_path / "ioi.sad"
+    fixed.write_text((ROOT / "specs" / "ioi.sad").read_text().replace("sample 12 up to 96", "sample 12"))
     stats = RayStats()
-    local, remote, report = _both("specs/ioi.sad", IOI_CLAIMS, stats)
+    local, remote, report = _both(str(fixed), IOI_CLAIMS, stats)
     assert remote == local
     assert {v.name for v in report.verdicts} == IOI_CLAIMS
     assert stats.tasks == {"shard": 2, "search": 1, "claim": 3}   # 12 prompts of 2 lengths: 2 shards
     _complete(remote)
+
+
+def test_up_to_is_refused_on_ray_with_the_fix(cluster):
+    from sadlang.check.ray_executor import RayUnavailable
+
+    with pytest.raises(RayUnavailable, match="look by look"):
+        _both("specs/ioi.sad", {"solves"})
 
 
 def test_a_spec_error_is_reported_before_any_actor_starts(tmp_path, monkeypatch, capsys):

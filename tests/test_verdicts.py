@@ -121,7 +121,7 @@ def test_optional_stopping_keeps_false_helds_under_one_minus_confidence(family):
     held = 0
     for seed in range(SEEDS):
         data = _draw(np.random.default_rng(seed), family, 96, 0.0)
-        held += _sequential(lambda n: list(data[:n]), bound, 12, 96, CONFIDENCE) == "held"
+        held += _sequential(lambda n, data=data: list(data[:n]), bound, 12, 96, CONFIDENCE) == "held"
     assert held / SEEDS <= 1 - CONFIDENCE, f"{held} of {SEEDS}"
 
 

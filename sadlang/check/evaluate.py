@@ -72,11 +72,11 @@ def conclude(claim: A.Claim, evidence: list[PromptEvidence], settings: Settings)
     ok, share = quantify([bool(e.passed) for e in evidence], claim.quantifier)
     vals = [e.value for e in evidence if e.value is not None and not math.isnan(e.value)]
     mean = sum(vals) / len(vals) if vals else None
-    text = f"held in {A.percent(share)} of {len(evidence)} prompts ({sum(bool(e.passed) for e in evidence)} passed; mean {fmt(mean)})"
+    passed = sum(bool(e.passed) for e in evidence)
+    text = f"held in {A.percent(share)} of {len(evidence)} prompts ({passed} passed; mean {fmt(mean)})"
     if not evidence:
         return Measurement(False, "no prompts measured", 0.0, evidence)
-    status, interval = quantified(sum(bool(e.passed) for e in evidence), len(evidence), claim.quantifier,
-                                  settings.confidence)
+    status, interval = quantified(passed, len(evidence), claim.quantifier, settings.confidence)
     return Measurement(ok, text, share, evidence, status=status, interval=interval)
 
 

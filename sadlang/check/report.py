@@ -43,7 +43,7 @@ def to_json_many(reports: list[Report], allow_inconclusive: bool = False) -> str
 
 
 def _totals(reports: list[Report]) -> dict[str, int]:
-    out = dict.fromkeys(STATUSES, 0)
+    out: dict[str, int] = dict.fromkeys(STATUSES, 0)
     for r in reports:
         for k, v in summary_counts(r).items():
             out[k] += v
@@ -60,7 +60,7 @@ def counts_text(c: dict[str, int]) -> str:
 
 
 def summary_counts(report: Report) -> dict[str, int]:
-    out = dict.fromkeys(STATUSES, 0)
+    out: dict[str, int] = dict.fromkeys(STATUSES, 0)
     for v in report.verdicts:
         out[v.status] += 1
     return out

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from sadlang.evidence.records import PromptEvidence
 from sadlang.stats.intervals import Interval
 
-__all__ = ["Interval", "PromptEvidence", "Report", "STATUSES", "Status", "Verdict"]
+__all__ = ["STATUSES", "Interval", "PromptEvidence", "Report", "Status", "Verdict"]
 
 # inconclusive: the interval of the measured value straddles the claimed bound, so the data
 # cannot decide the claim at the spec's confidence (more prompts, or `sample N up to M`, may)

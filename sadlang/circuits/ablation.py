@@ -33,8 +33,8 @@ import torch
 from sadlang.circuits.wiring import WiredRun, Wiring
 from sadlang.decomp.activations import PromptActivations
 from sadlang.decomp.passes import ResidualTap, Resume, last_logits
-from sadlang.evidence.store import PromptSetEvidence
 from sadlang.errors import SadError
+from sadlang.evidence.store import PromptSetEvidence
 from sadlang.models.loader import LoadedModel
 from sadlang.prompts.build import BuiltPrompt
 

@@ -27,8 +27,8 @@ import torch
 from sadlang.circuits.ablation import AblationKind, Row, reference_values, row_passes, run_rows
 from sadlang.circuits.nodes import Node, keep_mask
 from sadlang.circuits.wiring import Edge, Head, Wiring, only_edges
-from sadlang.evidence.metrics import is_correct, logit_diff
 from sadlang.errors import SadError
+from sadlang.evidence.metrics import is_correct, logit_diff
 from sadlang.evidence.store import PromptSetEvidence
 
 Metric = Literal["logit_diff", "accuracy"]
@@ -95,7 +95,8 @@ class CircuitLab:
         variants under the same ablation is run once per prompt set (`faithful` and
         `necessary` of one circuit share their runs)."""
         key = ("circuit-lab", self.kind, None if self.counterfactual is None else self.counterfactual.name,
-               None if self.reference is None else self.reference.name, self.metric, self.batch_size, tuple(_frozen(v) for v in variants))
+               None if self.reference is None else self.reference.name, self.metric, self.batch_size,
+               tuple(_frozen(v) for v in variants))
         rows, where = self._rows(variants)
         # the passes run_rows makes of these rows (one per variant per prompt), run or reused
         self.ablation_passes += len(row_passes(self.ev, rows, self.batch_size))

@@ -354,10 +354,10 @@ def _measure(body: CircuitTest, lab: Any, clean: list[float], nodes: list, names
         details["worst K"] = [names[k] for k in sorted(key)]
         interval = _interval([clean, a, b], lambda x: abs(x[..., 1] - x[..., 2]) / abs(x[..., 0]), settings)
         ok, status = _decided(value, interval, body, settings)
-        return Measurement(ok, f"incompleteness {fmt(value)} of F(M) at worst, for K = "
-                               f"{{{', '.join(names[k] for k in sorted(key))}}} ({len(gaps)} subsets tried; the interval "
-                               f"is that K's, chosen on these prompts)", value, details=details, status=status,
-                           interval=interval)
+        worst_k = ", ".join(names[k] for k in sorted(key))
+        return Measurement(ok, f"incompleteness {fmt(value)} of F(M) at worst, for K = {{{worst_k}}} ({len(gaps)} "
+                               f"subsets tried; the interval is that K's, chosen on these prompts)", value,
+                           details=details, status=status, interval=interval)
     # minimal
     scores: dict[str, tuple[float, list[float], list[float]]] = {}
     for v in range(size):
@@ -383,20 +383,23 @@ def _beats_random(body: CircuitTest, lab: Any, clean: list[float], nodes: list, 
     only when that mean is positive; the permutation p-value (the share of random circuits at least
     as faithful as C) must also be significant. With a non-positive random mean the claim is
     decided on the p-value alone, and says so."""
+    import math
     import statistics
 
     from sadlang.circuits import metrics as M
     from sadlang.stats.baseline import permutation_p
 
     assert body.bound is not None
-    randoms = M.random_circuits(nodes, lab.ev.model.info.n_heads, settings.random_circuits, settings.seed)
+    alpha = 1.0 - (settings.confidence if settings.confidence is not None else 0.95)
+    # enough draws that the p-value can go below alpha (1 / (1 + draws) < alpha), also per look
+    draws = max(settings.random_circuits, math.ceil(1.0 / alpha))
+    randoms = M.random_circuits(nodes, lab.ev.model.info.n_heads, draws, settings.seed)
     runs = lab.run([M.alone(nodes, edges)] + [M.alone(r, M.renamed(edges, nodes, r)) for r in randoms])
     f_m = M.mean(clean)
     faith = M.mean(runs[0]) / f_m
     rand = [M.mean(r) / f_m for r in runs[1:]]
     base, spread = statistics.fmean(rand), statistics.pstdev(rand)
     p = permutation_p(faith, rand)
-    alpha = 1.0 - (settings.confidence if settings.confidence is not None else 0.95)
     size = len(nodes[0]) if nodes else 0
     details.update({"faithfulness": faith, "random faithfulness": rand, "random mean": base,
                     "random spread (sd)": spread, "p-value": p, "random circuits": len(rand),

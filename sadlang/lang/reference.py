@@ -32,7 +32,8 @@ PROMPT_LINES: list[tuple[str, str, str]] = [
     ("answer", "`answer \"{IO}\" against \"{S}\"`",
      "the answer token and the competing token: the logit direction W_U[answer] − W_U[against] for "
      "tracing and the `logit_diff` metric. Both must be single tokens"),
-    ("sample", "`sample N [seed K]`", "draw N prompts deterministically (default 16, seed 0)"),
+    ("sample", "`sample N [up to M] [seed K]`", "draw N prompts deterministically (default 16, seed 0); with "
+     "`up to M`, draw N, 2N, 4N, ... M until every claim on the set is decided (see *Verdicts*)"),
     ("prompt", "`prompt \"literal text\" [answer \"...\" [against \"...\"]]`",
      "an explicit prompt (no slots), with its own answer or the set's"),
     ("resample", "`resample A, B [from POOL] [seed K]`",

@@ -15,8 +15,8 @@ from sadlang.evidence.roles import RoleError, resolve
 from sadlang.lang import ast as A
 from sadlang.plan.settings import Settings
 from sadlang.plan.validate import Validated, _err, _suggest, check_declarations, spec_settings, validate
-from sadlang.prompts.build import BuiltPrompt, PromptError, build_prompt, sample_assignments
 from sadlang.prompts import reference as R
+from sadlang.prompts.build import BuiltPrompt, PromptError, build_prompt, sample_assignments
 from sadlang.prompts.counterfactual import counterfactual_prompts
 from sadlang.trace.options import TraceOptions
 
@@ -203,8 +203,8 @@ def _held_out_means(spec: A.Spec, settings: Settings) -> list[str]:
     """The templated sets that a claim mean-ablates over their held-out reference draw."""
     out: list[str] = []
     for c in spec.claims:
-        name = claim_prompt_set(spec, c)
-        decl = spec.prompt_sets.get(name or "")
+        name = claim_prompt_set(spec, c) or ""
+        decl = spec.prompt_sets.get(name)
         if decl is None or not kind_of(c.body).uses_held_out_mean(c.body, settings):
             continue
         base = decl.source or name
