@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -172,6 +173,8 @@ def run_plan(plan: Plan, model: LoadedModel, explore: int = 0, progress: bool = 
                 elif bar is not None:
                     bar.update(1)
             pending = left
+            del look_stores
+            gc.collect()              # the stores reference each other through their workspace
     if bar is not None:
         bar.close()
     if costs is not None:

@@ -23,6 +23,7 @@ from sadlang.trace.options import TraceOptions
 from sadlang.trace.tracer import Circuit, decomposition, trace_prompt
 
 FiringEdge = tuple[Firing, Edge]
+MAX_DECOMPOSITIONS = 16
 
 
 @dataclass
@@ -101,8 +102,15 @@ class PromptSetEvidence:
             del self._firings[key]
 
     def dec(self, i: int) -> PromptDecomposition:
-        if i not in self._decs:
+        """Prompt i's decomposition. The last MAX_DECOMPOSITIONS are kept: each holds per-head
+        coordinate tables of every component (tens of MB on the bundled model), so keeping all of
+        a 96-prompt set would take ~10 GB; an evicted one is rebuilt, identically, on demand."""
+        if i in self._decs:
+            self._decs[i] = self._decs.pop(i)          # most recently used last
+        else:
             self._decs[i] = decomposition(self.model, self.acts(i))
+            while len(self._decs) > MAX_DECOMPOSITIONS:
+                del self._decs[next(iter(self._decs))]
         return self._decs[i]
 
     def firing(self, i: int, layer: int, head: int, d: int, s: int) -> Firing:
