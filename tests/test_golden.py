@@ -110,7 +110,8 @@ def test_planted_golden_holds_under_every_cpu_kernel(capability):
     import sys
 
     code = ("import json, sys; sys.path.insert(0, 'tests'); import test_golden as g; "
-            "g.assert_claims_unchanged(g._report('specs/planted.sad'), json.loads((g.GOLDEN / 'planted.json').read_text()))")
+            "golden = json.loads((g.GOLDEN / 'planted.json').read_text()); "
+            "g.assert_claims_unchanged(g._report('specs/planted.sad'), golden)")
     env = {**os.environ, "ATEN_CPU_CAPABILITY": capability}
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from sadlang.lang.ast import Bound, Quantifier
 from sadlang.stats import binomial_interval, bootstrap_interval, decide, looks, mean_interval, per_look_confidence
@@ -271,3 +272,50 @@ def test_over_names_the_reference_and_only_for_mean(tmp_path):
     assert r.returncode == 2 and "undefined reference prompt set 'nowhere'" in r.stderr
     r = _cli(tmp_path, "claim f: circuit planted_copy is faithful >= 90% by mean ablation over copy\n", "-v")
     assert "mean over copy (4 prompts" in r.stdout
+
+
+LEAK = '''model {model}
+method acc
+
+pool names  = " Mary" " John" " Alice" " Bob" " Tom" " Kate"
+
+prompts copy:
+  template "When{{A}} went to the x,{{B}} said"
+  A, B from names distinct
+  answer "{{A}}" against "{{B}}"
+  sample {sample} seed 0
+
+prompts others:
+  template "When{{A}} went to the x,{{B}} said"
+  A, B from names distinct
+  answer "{{A}}" against "{{B}}"
+  sample 12 seed 5
+
+claim a: logit_diff > -1000 on copy
+'''
+
+
+@pytest.mark.parametrize("model_name", ["planted", "tiny-gpt2", "tiny-llama"])
+def test_the_values_a_mean_ablation_writes_do_not_depend_on_the_measured_prompts(model_name):
+    """The leak, engine-level: with the prompt in its own mean, prompt 0's replacement values moved
+    with the number of prompts measured beside it (its weight was 1/g). Now they are the mean over
+    the reference alone, the same for 2 or 16 measured prompts, and never contain prompt 0."""
+    from sadlang.check.executor import evidence_stores
+    from sadlang.circuits.ablation import head_z
+    from sadlang.circuits.metrics import CircuitLab
+    from sadlang.lang.parser import parse_spec
+    from sadlang.models import load_model
+    from sadlang.plan.compile import compile_spec
+
+    model = load_model(model_name)
+    values = []
+    for sample in (2, 16):
+        plan = compile_spec(parse_spec(LEAK.format(model=model_name, sample=sample), "leak.sad"), model)
+        stores = evidence_stores(plan, model)
+        lab = CircuitLab(stores["copy"], "mean", None, 8, reference=stores["others"])
+        values.append(lab.values[0])
+        first = stores["copy"].prompts[0]
+        members = [j for j, q in enumerate(stores["others"].prompts) if q.tokens != first.tokens]
+        expected = torch.stack([head_z(stores["others"].acts(j), model) for j in members]).mean(0)
+        assert torch.allclose(values[-1], expected, atol=1e-6)
+    assert torch.equal(values[0], values[1])

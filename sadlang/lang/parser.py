@@ -317,7 +317,7 @@ class _ToAst(Transformer):
             elif kind == "sample":
                 if "sample" in d:
                     raise SemanticError(f"a second `sample` line in prompts {d['name']} (first at line "
-                                        f"{d['sample_loc'].line})", token_at(payload[2]))
+                                        f"{d['sample_loc'].line})", token_at(payload[3]))
                 d["sample"], d["sample_cap"], d["seed"], d["sample_loc"] = payload
         return ("prompts", A.PromptSetDecl(**d))
 
