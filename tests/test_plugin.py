@@ -38,3 +38,14 @@ def test_plugin_works_with_xdist(pytester):
     pytester.makefile(".sad", good=GOOD, bad=BAD)
     result = pytester.runpytest_subprocess("-n", "2")
     result.assert_outcomes(passed=3, failed=1)
+
+
+def test_an_inconclusive_claim_fails_unless_allowed(pytester):
+    unsure = GOOD.replace('claim edge:  edge 0.0 -> 1.0 via key at end -> "x"',
+                          'claim unsure: head 1.0 attends end -> "x" with weight >= 0.9 in >= 80% of prompts')
+    pytester.makefile(".sad", unsure=unsure)
+    result = pytester.runpytest_subprocess("-v")
+    result.assert_outcomes(passed=1, failed=1)
+    assert "INCONCLUSIVE unsure" in result.stdout.str()
+    allowed = pytester.runpytest_subprocess("-v", "--sad-allow-inconclusive")
+    allowed.assert_outcomes(passed=1, skipped=1)

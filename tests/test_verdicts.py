@@ -319,3 +319,21 @@ def test_the_values_a_mean_ablation_writes_do_not_depend_on_the_measured_prompts
         expected = torch.stack([head_z(stores["others"].acts(j), model) for j in members]).mean(0)
         assert torch.allclose(values[-1], expected, atol=1e-6)
     assert torch.equal(values[0], values[1])
+
+
+def test_up_to_decides_each_claim_at_its_own_look(planted):
+    text = PLANTED.replace("sample SAMPLE seed 0", "sample 4 up to 32 seed 0")
+    _, v = _check(planted, text + "claim acc: accuracy >= 0.8\nclaim margin: mean logit_diff >= 5\n")
+    # 4 looks (4, 8, 16, 32) at 1 - 0.05 / 4 each: 32 of 32 back >= 85.3%, 16 of 16 only 72.8%
+    assert v["acc"].status == "held" and v["acc"].n_prompts == 32 and v["acc"].details["look"]["index"] == 4
+    assert v["acc"].confidence == pytest.approx(0.9875)
+    assert v["margin"].status == "held" and v["margin"].n_prompts == 4 and "look 1 of 4" in v["margin"].measured
+
+
+@pytest.mark.parametrize("line,why", [("sample 4 up to 4 seed 0", "the cap must be above 4"),
+                                      ("sample 4 up to 99999 seed 0", "over the limit")])
+def test_up_to_is_validated(tmp_path, line, why):
+    spec = tmp_path / "u.sad"
+    spec.write_text(PLANTED.replace("sample SAMPLE seed 0", line) + "claim a: logit_diff > 1\n")
+    r = subprocess.run([sys.executable, "-m", "sadlang.cli", "check", str(spec)], capture_output=True, text=True)
+    assert r.returncode == 2 and why in r.stderr and ":10:3:" in r.stderr

@@ -4,7 +4,6 @@ adding) an edge's signal, against the same intervention on random subspaces."""
 
 from __future__ import annotations
 
-import math
 from typing import Any, Literal, cast
 
 from lark import Token
@@ -192,9 +191,15 @@ class AblateKind(ClaimKind):
                       f"{rand:.3f} (effect {rand_effect:+.3f}); {e.side} input norm ratio {ratio_in:.3f}, "
                       f"cosine {cos_in:.3f}")
             if body.beats_random is not None:
-                ratio = effect / rand_effect if rand_effect > 1e-9 else (math.inf if effect > 0 else 0.0)
-                ok = ok and holds(ratio, body.beats_random)
-                detail += f"; ratio {ratio:.3g}x"
+                if rand_effect > 1e-9:
+                    ratio = effect / rand_effect
+                    ok = ok and holds(ratio, body.beats_random)
+                    detail += f"; ratio {ratio:.3g}x"
+                else:
+                    # no ratio to a random effect that is not positive: the edge must move the
+                    # value the claimed way where random subspaces do not
+                    ok = ok and effect > 1e-9
+                    detail += "; random effect not positive: no ratio, the edge's own effect decides"
             evidence[i] = PromptEvidence(index=i, text=ev.prompts[i].text, value=value, passed=ok, detail=detail)
         return [evidence[i] for i in indices]
 
