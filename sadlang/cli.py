@@ -135,6 +135,8 @@ def cmd_check(args) -> int:
         t0 = time.perf_counter()
         phases: dict[str, float] = {}
         model, plan = prepare(spec, args.model, args.device, args.lenient, phases if args.profile else None)
+        for hint in plan.hints:
+            print(hint, file=sys.stderr)
         costs: list | None = [] if args.profile else None
         cards: dict = {}
         ray = RayConfig.wanted(plan.settings, args.ray, args.actors)
@@ -282,6 +284,23 @@ def cmd_circuit(args) -> int:
     return 0
 
 
+def _check_answers(model, prompt: str, answer: str, against: str | None) -> None:
+    """--answer / --against must be single tokens (a usage error, exit 2, naming the tokens); one
+    that lacks the leading space its model's next word carries gets a warning with the fix."""
+    from sadlang.prompts.build import PromptError, single_token, space_hint
+
+    for flag, text in (("--answer", answer), ("--against", against)):
+        if text is None:
+            continue
+        try:
+            single_token(model, text, flag[2:])
+        except PromptError as exc:
+            raise UsageError(f"{flag}: {exc}") from None
+        hint = space_hint(model, prompt, text, flag)
+        if hint:
+            print(f"warning: {hint}", file=sys.stderr)
+
+
 def cmd_trace(args) -> int:
     from sadlang.models import load_model
     from sadlang.trace.graph import save_graph
@@ -290,6 +309,7 @@ def cmd_trace(args) -> int:
 
     _threads()
     model = load_model(args.model, args.device)
+    _check_answers(model, args.prompt, args.answer, args.against)
     opts = TraceOptions(method=args.method, threshold=args.threshold, signals=args.signals or bool(args.html))
     circuit = trace(model, args.prompt, args.answer, args.against, options=opts)[0]
     toks = model.decode(circuit.tokens)
@@ -573,6 +593,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _json_error(args, exc: Exception, code: int) -> None:
+    """With `check --format json`, stdout still gets a document when no report could be made."""
+    if getattr(args, "fn", None) is cmd_check and getattr(args, "format", None) == "json":
+        from sadlang.check.report import error_json
+
+        print(error_json(exc, code))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -581,13 +609,20 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.fn(args) or 0)
     except SpecError as exc:
         print(exc.render(), file=sys.stderr)
+        _json_error(args, exc, 2)
         return 2
     except SadError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        _json_error(args, exc, exc.exit_code)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (`sadlang models | head -1`): stop quietly, as a process killed by
+        # SIGPIPE would, and keep Python from complaining while it flushes stdout at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as exc:  # never a bare traceback for users
         if args.debug:
             raise

@@ -337,3 +337,29 @@ def test_up_to_is_validated(tmp_path, line, why):
     spec.write_text(PLANTED.replace("sample SAMPLE seed 0", line) + "claim a: logit_diff > 1\n")
     r = subprocess.run([sys.executable, "-m", "sadlang.cli", "check", str(spec)], capture_output=True, text=True)
     assert r.returncode == 2 and why in r.stderr and ":10:3:" in r.stderr
+
+
+@pytest.mark.parametrize("quantifier,error", [
+    ("in >= 80 of prompts", "written 80% or 0.8 (a fraction), not 80, or `in >= 80 prompts` for a count"),
+    ("in >= 1.5 of prompts", "written 1.5% or 0.015"),
+    ("in >= 2.5 prompts", "a whole number, not 2.5"),
+    ("in >= 2 prompts", None), ("in >= 80% of prompts", None), ("in >= 0.8 of prompts", None),
+])
+def test_shares_are_unambiguous_and_counts_are_counts(tmp_path, quantifier, error):
+    r = _cli(tmp_path, f"claim q: logit_diff > 1 {quantifier}\n")
+    if error is None:
+        assert r.returncode in (0, 1) and "error" not in r.stderr, r.stderr
+        if "prompts" in quantifier and "of" not in quantifier:
+            assert "in >= 2 prompts" in r.stdout and "HELD" in r.stdout
+    else:
+        assert r.returncode == 2 and error in r.stderr and "u.sad:27:" in r.stderr, r.stderr
+
+
+def test_a_relative_effect_needs_a_positive_clean_value():
+    from sadlang.claims.base import judged_effect
+
+    bound = Bound(cmp=">=", value=0.5)
+    assert judged_effect(2.0, 0.5, "lowers", True, bound) == (0.75, True, "")
+    value, passed, note = judged_effect(-0.2, -1.3, "lowers", True, bound)   # was +550%
+    assert value is None and not passed and "not positive" in note
+    assert judged_effect(-0.2, -1.3, "lowers", False, bound)[:2] == (pytest.approx(1.1), True)

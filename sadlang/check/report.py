@@ -34,6 +34,26 @@ def to_json(report: Report, allow_inconclusive: bool = False) -> str:
     return json.dumps(json_safe(data), indent=2, sort_keys=True)
 
 
+def error_json(exc: Exception, exit_code: int) -> str:
+    """The JSON document of a check that produced no report: a spec error (exit 2, with every
+    diagnostic's file, line, column, message and hint) or a runtime error (exit 3), so that CI
+    parsing stdout always gets a document. `verdicts` is empty and `summary` all zero."""
+    from sadlang.errors import SpecError, SpecErrors
+
+    diagnostics = []
+    if isinstance(exc, SpecError):
+        for e in exc.errors if isinstance(exc, SpecErrors) else [exc]:
+            span = e.span
+            diagnostics.append({"file": getattr(span, "file", None), "line": getattr(span, "line", None),
+                                "column": getattr(span, "column", None), "message": e.message, "hint": e.hint,
+                                "severity": "error"})
+    data = {"schema": JSON_SCHEMA_VERSION, "exit_code": exit_code, "verdicts": [],
+            "summary": dict.fromkeys(STATUSES, 0),
+            "error": {"kind": "spec" if isinstance(exc, SpecError) else "runtime", "message": str(exc),
+                      "diagnostics": diagnostics}}
+    return json.dumps(data, indent=2, sort_keys=True)
+
+
 def to_json_many(reports: list[Report], allow_inconclusive: bool = False) -> str:
     """One JSON document over several specs: each report as to_json writes it, and totals."""
     data = {"schema": JSON_SCHEMA_VERSION,

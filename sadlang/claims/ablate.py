@@ -8,7 +8,16 @@ from typing import Any, Literal, cast
 
 from lark import Token
 
-from sadlang.claims.base import Builder, ClaimKind, Problem, References, Work, bound_problems, effect_size
+from sadlang.claims.base import (
+    Builder,
+    ClaimKind,
+    Problem,
+    References,
+    Work,
+    bound_problems,
+    effect_size,
+    judged_effect,
+)
 from sadlang.claims.edge import edge_references
 from sadlang.evidence.records import PromptEvidence
 from sadlang.lang import ast as A
@@ -183,13 +192,13 @@ class AblateKind(ClaimKind):
                 clean, new, rand = ev.logit_diff(i), res["ld"], sum(res["rand_ld"]) / draws
             else:
                 clean, new, rand = f.attention, res["att"], sum(res["rand_att"]) / draws
-            effect, value = effect_size(clean, new, body.direction, body.relative)
+            effect, _ = effect_size(clean, new, body.direction, body.relative)
+            value, ok, note = judged_effect(clean, new, body.direction, body.relative, body.amount)
             rand_effect, _ = effect_size(clean, rand, body.direction, False)
-            ok = holds(value, body.amount)
             ratio_in, cos_in = input_change(ev.dec(i), edit)
             detail = (f"{body.metric} {clean:.3f} -> {new:.3f} (effect {effect:+.3f}); random subspace -> "
                       f"{rand:.3f} (effect {rand_effect:+.3f}); {e.side} input norm ratio {ratio_in:.3f}, "
-                      f"cosine {cos_in:.3f}")
+                      f"cosine {cos_in:.3f}{note}")
             if body.beats_random is not None:
                 if rand_effect > 1e-9:
                     ratio = effect / rand_effect

@@ -84,9 +84,25 @@ class Measurement:
 
 def effect_size(clean: float, new: float, direction: str, relative: bool) -> tuple[float, float]:
     """(effect, the value a `lowers|raises ... by X[%]` bound compares): the change from `clean`
-    to `new` signed so that the claimed direction is positive, relative to |clean| with `%`."""
+    to `new` signed so that the claimed direction is positive, relative to clean with `%`. A
+    relative effect exists only for a positive clean value: with clean <= 0 (a prompt the model
+    gets wrong) "lowers by 50%" has no meaning, and the value is NaN (see `judged_effect`)."""
     effect = (1.0 if direction == "lowers" else -1.0) * (clean - new)   # -0.0 when unchanged and raised
-    return effect, (effect / abs(clean) if relative and clean != 0 else effect)
+    if not relative:
+        return effect, effect
+    return effect, (effect / clean if clean > 0 else float("nan"))
+
+
+def judged_effect(clean: float, new: float, direction: str, relative: bool,
+                  bound: A.Bound) -> tuple[float | None, bool, str]:
+    """(value, passed, note) of one prompt's effect against `bound`: a prompt whose relative effect
+    is undefined (clean value not positive) fails, and its note says why."""
+    from sadlang.lang.compare import holds
+
+    _, value = effect_size(clean, new, direction, relative)
+    if math.isnan(value):
+        return None, False, f"; clean value {clean:.3f} is not positive: no relative effect (the prompt fails)"
+    return value, holds(value, bound), ""
 
 
 def overlap(ours: set, reference: set, bounds: dict[str, A.Bound]) -> tuple[dict[str, float], bool, dict[str, A.Bound]]:

@@ -14,13 +14,12 @@ from sadlang.claims.base import (
     References,
     Work,
     counterfactual_problems,
-    effect_size,
+    judged_effect,
     mean_reference,
     reference_problems,
 )
 from sadlang.evidence.records import PromptEvidence
 from sadlang.lang import ast as A
-from sadlang.lang.compare import holds
 from sadlang.lang.syntax import SemanticError, loc
 
 AblationKind = Literal["zero", "mean", "resample"]
@@ -118,10 +117,10 @@ class NodeAblateKind(ClaimKind):
         out = []
         for i in indices:
             clean = ev.logit_diff(i)
-            _, value = effect_size(clean, ablated[i], body.direction, body.relative)
-            out.append(PromptEvidence(index=i, text=ev.prompts[i].text, value=value, passed=holds(value, body.amount),
+            value, passed, note = judged_effect(clean, ablated[i], body.direction, body.relative, body.amount)
+            out.append(PromptEvidence(index=i, text=ev.prompts[i].text, value=value, passed=passed,
                                       detail=f"logit_diff {clean:.3f} -> {ablated[i]:.3f} ({kind} ablation of "
-                                             f"{body.head.text()}{' at ' + body.at.text() if body.at else ''})"))
+                                             f"{body.head.text()}{' at ' + body.at.text() if body.at else ''}){note}"))
         return out
 
 

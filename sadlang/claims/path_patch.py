@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from sadlang.claims.base import Builder, ClaimKind, Problem, References, Work, counterfactual_problems, effect_size
+from sadlang.claims.base import Builder, ClaimKind, Problem, References, Work, counterfactual_problems, judged_effect
 from sadlang.evidence.records import PromptEvidence
 from sadlang.lang import ast as A
-from sadlang.lang.compare import holds
 from sadlang.lang.syntax import SemanticError, loc
 
 
@@ -81,10 +80,10 @@ class PathPatchKind(ClaimKind):
         for i in indices:
             p = ev.prompts[i]
             clean, patched = ev.logit_diff(i), logit_diff(logits[i], p.answer, p.against)
-            _, value = effect_size(clean, patched, body.direction, body.relative)
-            out.append(PromptEvidence(index=i, text=p.text, value=value, passed=holds(value, body.amount),
+            value, passed, note = judged_effect(clean, patched, body.direction, body.relative, body.amount)
+            out.append(PromptEvidence(index=i, text=p.text, value=value, passed=passed,
                                       detail=f"logit_diff {clean:.3f} -> {patched:.3f} with {body.sender.text()} -> "
-                                             f"{body.receiver.text()} ({body.side}) from {cf.prompts[i].text!r}"))
+                                             f"{body.receiver.text()} ({body.side}) from {cf.prompts[i].text!r}{note}"))
         return out
 
 

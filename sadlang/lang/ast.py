@@ -80,16 +80,19 @@ def percent(share: float) -> str:
 
 
 class Quantifier(Node):
-    kind: Literal["all", "at_least", "at_most", "forall"] = "all"
+    kind: Literal["all", "at_least", "at_most", "count", "forall"] = "all"
     share: float = 1.0  # fraction in [0, 1]
     cmp: str = ">="
     limit: int = 100  # forall: how many prompts the search may try
+    count: int = 0    # count: `in >= 2 prompts`, a number of prompts, not a share
 
     def text(self) -> str:
         if self.kind == "all":
             return "in all prompts"
         if self.kind == "forall":
             return f"forall up to {self.limit} prompts"
+        if self.kind == "count":
+            return f"in {self.cmp} {self.count} prompts"
         if self.kind == "at_most":
             return f"in at most {percent(self.share)} of prompts"
         return f"in {self.cmp} {percent(self.share)} of prompts"

@@ -24,6 +24,8 @@ def quantify(passed: list[bool], q: Quantifier) -> tuple[bool, float]:
         return all(passed), share
     if q.kind == "at_most":
         return share <= q.share + 1e-12, share
+    if q.kind == "count":
+        return OPS[q.cmp](float(sum(passed)), float(q.count)), share
     return OPS[q.cmp](share, q.share), share
 
 

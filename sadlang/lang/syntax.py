@@ -75,11 +75,16 @@ def amount(tok: Any) -> tuple[float, bool]:
     return value, percent
 
 
-def share(tok: Any) -> float:
-    """A quantifier's share of prompts as a fraction: 80% and 0.8 both give 0.8 (a bare number
-    above 1 is read as a percentage)."""
+def share(tok: Any, where: Any = None) -> float:
+    """A quantifier's share of prompts as a fraction: 80% and 0.8 both give 0.8. A bare number
+    above 1 is refused: `80` could mean 80% or 80 prompts."""
     value, percent = amount(tok)
-    return value if percent or value <= 1 else value / 100.0
+    if not percent and value > 1:
+        whole = float(value).is_integer()
+        count = f", or `in >= {int(value)} prompts` for a count" if whole else ""
+        raise SemanticError(f"a share of prompts is written {value:g}% or {value / 100:g} (a fraction), not "
+                            f"{value:g}{count}", tok if where is None or hasattr(tok, "line") else where)
+    return value
 
 
 def edge_parts(children: list[Any]) -> tuple[Side | None, A.FiringAt | None, list[Any]]:

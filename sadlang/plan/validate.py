@@ -245,6 +245,9 @@ def claim_problems(spec: A.Spec, c: A.Claim, settings: Settings) -> tuple[list[S
             why = vacuous(bound, 0.0, 1.0, "a share of prompts")
             if why:
                 vac.append(_err(spec, why, q.loc))
+    if q.kind == "count" and not kind.per_prompt(c.body):
+        errors.append(_err(spec, f"a {kind.name} claim is judged on its whole prompt set, not counted per prompt",
+                           q.loc))
     if q.kind == "forall":
         if not kind.searchable:
             errors.append(_err(spec, f"a {kind.name} claim cannot be searched with forall: it is measured "

@@ -117,6 +117,22 @@ def build_prompt(model, template: str, assignment: dict[str, str], template_inde
                        token_texts=model.decode(full), template=template)
 
 
+def space_hint(model, prompt_text: str, answer: str, what: str = "answer") -> str | None:
+    """Why `answer` likely misses the leading space its model's next word carries, or None. A
+    word that follows a word or punctuation is written with its space in byte-level BPE
+    vocabularies (GPT-2, Llama): " Paris" is one token, "Paris" another, and the logit of the
+    second says little. Digits continuing a number ("year 17" + "3") are left alone."""
+    if not answer or answer[0].isspace() or not answer[0].isalpha() or not prompt_text:
+        return None
+    if prompt_text[-1].isspace() or prompt_text[-1] in "([{'\"-/":
+        return None
+    spaced = model.token_ids(" " + answer)
+    if len(spaced) != 1:
+        return None
+    return (f"{what} {answer!r} has no leading space, but after {prompt_text[-12:]!r} this model writes the next "
+            f"word with one: {(' ' + answer)!r} is a single token; did you mean {(' ' + answer)!r}?")
+
+
 def single_token(model, text: str, what: str) -> int:
     ids = model.token_ids(text)
     unk = getattr(model.tokenizer, "unk_token_id", None)
