@@ -314,7 +314,9 @@ def cmd_trace(args) -> int:
     circuit = trace(model, args.prompt, args.answer, args.against, options=opts)[0]
     toks = model.decode(circuit.tokens)
     print(f"prompt   {args.prompt!r}  ({len(toks)} tokens incl. BOS)")
-    print(f"logit    {args.answer!r} - {args.against!r} from the residual: {circuit.logit_total:.3f}")
+    print(f"logit    {args.answer!r} - {args.against!r}: {circuit.logit_diff:.3f} = {circuit.logit_total:.3f} from the "
+          f"residual's components + {circuit.logit_bias:.3f} from the unembedding bias (which holds the final "
+          f"norm's bias)")
     seeds = [f"{s.component.label()}{'' if s.component.src is None else '<-' + str(s.component.src)}"
              f" ({s.weight:+.2f})" for s in circuit.seeds]
     print("seeds    " + ", ".join(seeds))
@@ -359,8 +361,9 @@ def _write_trace_html(args, model, circuit, toks: list[str]) -> None:
     graph = trace_graph_view(circuit.graph, toks, dict(circuit.roles), model.info.n_layers, title)
     info = {"prompt": args.prompt, "model": model.info.name, "fingerprint": model.info.fingerprint,
             "method": args.method, "answer": args.answer, "against": args.against,
-            "measured": f"{len(circuit.firings)} firings decomposed; logit difference from the residual "
-                        f"{circuit.logit_total:.3f}"}
+            "measured": f"{len(circuit.firings)} firings decomposed; logit difference {circuit.logit_diff:.3f} "
+                        f"({circuit.logit_total:.3f} from the residual's components, {circuit.logit_bias:.3f} from the "
+                        f"unembedding bias)"}
     Path(args.html).write_text(trace_page(f"sadlang trace: {args.prompt}", info, graph, maps), encoding="utf-8")
 
 

@@ -148,6 +148,19 @@ def test_seed_contributions_sum_to_final_residual(tiny):
         assert abs(float(kappa.sum()) - float(acts.final_normalized[-1] @ w)) < 1e-4
 
 
+def test_the_traced_logit_identity_is_the_models_logit_difference(tiny):
+    """The residual's components plus the unembedding bias (which holds a folded final norm's
+    bias: GPT-2's LayerNorm) give the model's own logit difference, on every family."""
+    from sadlang.evidence.metrics import logit_diff
+
+    for text, acts in zip(TEXTS, _acts(tiny), strict=True):
+        circuit = trace(tiny, text, " Mary", " John", method="acc")[0]
+        answer, against = tiny.token_ids(" Mary")[0], tiny.token_ids(" John")[0]
+        own = logit_diff(acts.logits_end, answer, against)
+        scale = max(1.0, float(acts.logits_end.abs().max()))
+        assert abs(circuit.logit_diff - own) < 1e-5 * scale, (circuit.logit_diff, own)
+
+
 def test_one_forward_pass_per_prompt_batch(tiny):
     before = ForwardCounter.calls
     circuits = trace(tiny, TEXTS[:1] * 3, " Mary", " John", method="acc")

@@ -28,12 +28,18 @@ class Circuit:
     graph: nx.MultiDiGraph
     seeds: list[Seed]
     firings: dict[tuple[int, int, int, int], Firing]
-    logit_total: float
+    logit_total: float            # sum of the components' logits along the direction (the residual part)
     method: str
     notes: list[str] = field(default_factory=list)
     decomposition: PromptDecomposition | None = field(default=None, repr=False)
     answer: int | None = None
     against: int | None = None
+    logit_bias: float = 0.0       # the unembedding bias along the direction (holds a folded final norm's bias)
+
+    @property
+    def logit_diff(self) -> float:
+        """The model's own logit difference: the residual part plus the unembedding bias part."""
+        return self.logit_total + self.logit_bias
 
     def traced_heads(self) -> set[tuple[int, int]]:
         return {(f.layer, f.head) for f in self.firings.values()}
@@ -119,7 +125,8 @@ def trace_prompt(model: LoadedModel, acts: PromptActivations, answer: int, again
             visit(cl, ch, end, cs)
     return Circuit(tokens=acts.tokens.tolist(), roles=roles, graph=g, seeds=seeds,
                    firings=firings, logit_total=total, method=opts.method, notes=notes,
-                   decomposition=dec, answer=answer, against=against)
+                   decomposition=dec, answer=answer, against=against,
+                   logit_bias=float(model.weights.b_U[answer] - (0.0 if against is None else model.weights.b_U[against])))
 
 
 def single_token(model: LoadedModel, text: str, what: str) -> int:
