@@ -114,6 +114,9 @@ def _check_on_ray(args, spec, model, plan, cfg, only, t0: float):
 
 
 def cmd_check(args) -> int:
+    from sadlang.check.outputs import refuse_inputs, write_output
+
+    refuse_inputs({"--junit": args.junit, "--json-out": args.json_out, "--html": args.html}, args.specs)
     specs = _validated(args.specs, args.lenient)
     _threads()
     from sadlang.check.executor import prepare, run_plan
@@ -164,13 +167,13 @@ def cmd_check(args) -> int:
     if args.format == "json":
         print(json_text)
     if args.junit:
-        Path(args.junit).write_text(junit_text)
+        write_output(args.junit, junit_text, "--junit")
     if args.json_out:
-        Path(args.json_out).write_text(json_text)
+        write_output(args.json_out, json_text, "--json-out")
     if args.html:
         from sadlang.html import check_page
 
-        Path(args.html).write_text(check_page(reports, views, meta), encoding="utf-8")
+        write_output(args.html, check_page(reports, views, meta), "--html")
         print(f"wrote {args.html}", file=sys.stderr)
     return max(r.exit_code_with(allow) for r in reports)
 
@@ -364,7 +367,9 @@ def _write_trace_html(args, model, circuit, toks: list[str]) -> None:
             "measured": f"{len(circuit.firings)} firings decomposed; logit difference {circuit.logit_diff:.3f} "
                         f"({circuit.logit_total:.3f} from the residual's components, {circuit.logit_bias:.3f} from the "
                         f"unembedding bias)"}
-    Path(args.html).write_text(trace_page(f"sadlang trace: {args.prompt}", info, graph, maps), encoding="utf-8")
+    from sadlang.check.outputs import write_output
+
+    write_output(args.html, trace_page(f"sadlang trace: {args.prompt}", info, graph, maps), "--html")
 
 
 def _print_ablations(model, circuit, k: int, toks: list[str]) -> None:
@@ -457,17 +462,15 @@ def _int_list(text: str) -> list[int]:
 def _output_file(suffixes: tuple[str, ...] = ()):
     """An argparse type: a file we can write, checked before any model loads."""
     def parse(text: str) -> str:
+        from sadlang.check.outputs import output_problem
+
         path = Path(text)
         if suffixes and path.suffix.lower() not in suffixes:
             raise argparse.ArgumentTypeError(f"{text!r}: the format comes from the extension, one of "
                                              f"{', '.join(suffixes)}")
-        parent = path.parent if str(path.parent) else Path(".")
-        if path.is_dir():
-            raise argparse.ArgumentTypeError(f"{text!r} is a directory")
-        if not parent.is_dir():
-            raise argparse.ArgumentTypeError(f"{text!r}: directory {str(parent)!r} does not exist")
-        if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-            raise argparse.ArgumentTypeError(f"{text!r} is not writable")
+        why = output_problem(text)
+        if why:
+            raise argparse.ArgumentTypeError(why)
         return text
     return parse
 

@@ -262,3 +262,59 @@ def test_check_reads_stdin_and_sums_up_several_specs(tmp_path, capsys, monkeypat
     root = ET.parse(junit).getroot()
     assert root.tag == "testsuites" and len(root) == 2 and root.get("failures") == "1"
     assert cli(["check", "-", "-"]) == 2
+
+
+def test_report_files_never_replace_an_input_or_hang(tmp_path, capsys):
+    spec = tmp_path / "s.sad"
+    spec.write_text(SPEC)
+    original = spec.read_text()
+    code, _, err = run(["check", spec, "--json-out", spec], capsys)
+    assert code == 2 and "would overwrite the spec" in err and spec.read_text() == original
+    code, _, err = run(["check", spec, "--json-out", tmp_path / "r.json", "--junit", tmp_path / "r.json"], capsys)
+    assert code == 2 and "would overwrite the --junit file" in err
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    dangling = tmp_path / "gone.json"
+    dangling.symlink_to(tmp_path / "nowhere" / "x.json")
+    for target, why in ((fifo, "not a regular file"), ("/dev/full", "not a regular file"),
+                        (dangling, "dangling symbolic link"), ("/proc/version", "kernel file"),
+                        (tmp_path / ("a" * 300 + ".json"), "longer than 255 bytes")):
+        code, _, err = run(["check", spec, "--json-out", target], capsys)
+        assert code == 2 and why in err, (target, err)
+
+
+def test_report_files_are_written_whole(tmp_path, capsys):
+    spec = tmp_path / "s.sad"
+    spec.write_text(SPEC)
+    out = tmp_path / "r.json"
+    out.write_text("old")
+    code, _, _ = run(["check", spec, "--json-out", out, "-q"], capsys)
+    assert code in (0, 1) and json.loads(out.read_text())["schema"] == 2
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_a_failed_check_still_prints_a_json_document(tmp_path, capsys):
+    bad = tmp_path / "b.sad"
+    bad.write_text(SPEC.replace("claim edge:", "claim edge "))
+    code, out, _ = run(["check", bad, "--format", "json"], capsys)
+    doc = json.loads(out)
+    assert code == 2 and doc["exit_code"] == 2 and doc["error"]["kind"] == "spec"
+    assert doc["error"]["diagnostics"][0]["line"] == 9 and doc["verdicts"] == []
+
+
+def test_a_closed_pipe_ends_quietly():
+    import subprocess
+    import sys
+
+    r = subprocess.run(f"'{sys.executable}' -m sadlang.cli models | head -1", shell=True, capture_output=True,
+                       text=True)
+    assert r.stdout.count("\n") == 1 and "Error" not in r.stderr and "internal" not in r.stderr
+
+
+def test_trace_answers_are_usage_errors_and_missing_spaces_are_warned(capsys):
+    code, _, err = run(["trace", "--model", "planted", "--prompt", PLANTED_PROMPT, "--answer", " Mary Jane",
+                        "--against", " John"], capsys)
+    assert code == 2 and "--answer: answer ' Mary Jane' is not a single token" in err
+    code, out, err = run(["trace", "--model", "planted", "--prompt", PLANTED_PROMPT, "--answer", "Mary",
+                          "--against", " John"], capsys)
+    assert code == 0 and "did you mean ' Mary'?" in err

@@ -125,8 +125,13 @@ def trace_prompt(model: LoadedModel, acts: PromptActivations, answer: int, again
             visit(cl, ch, end, cs)
     return Circuit(tokens=acts.tokens.tolist(), roles=roles, graph=g, seeds=seeds,
                    firings=firings, logit_total=total, method=opts.method, notes=notes,
-                   decomposition=dec, answer=answer, against=against,
-                   logit_bias=float(model.weights.b_U[answer] - (0.0 if against is None else model.weights.b_U[against])))
+                   decomposition=dec, answer=answer, against=against, logit_bias=_bias(model, answer, against))
+
+
+def _bias(model: LoadedModel, answer: int, against: int | None) -> float:
+    """The unembedding bias along the logit direction (b_U[answer] - b_U[against])."""
+    b = model.weights.b_U
+    return float(b[answer] - (0.0 if against is None else b[against]))
 
 
 def single_token(model: LoadedModel, text: str, what: str) -> int:
