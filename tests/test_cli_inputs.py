@@ -318,3 +318,18 @@ def test_trace_answers_are_usage_errors_and_missing_spaces_are_warned(capsys):
     code, out, err = run(["trace", "--model", "planted", "--prompt", PLANTED_PROMPT, "--answer", "Mary",
                           "--against", " John"], capsys)
     assert code == 0 and "did you mean ' Mary'?" in err
+
+
+@pytest.mark.parametrize("body,why", [
+    ('prompts p:\n  prompt "a b x" answer "{A}" against " y"\n', "its `answer` cannot name one"),
+    ('prompts p:\n  prompt "a b x" answer " y" against " y"\n', "are both ' y'"),
+    ('pool names = " Mary" " John"\nprompts p:\n  template "When{A} went to the x,{B} said"\n'
+     '  A, B from names distinct\n  answer "{A}" against "{A}"\n', "would be 0 in every prompt"),
+    ('pool names = " Mary" " John"\nprompts p:\n  template "When{A} went to the x,{B} said"\n'
+     '  A, B from names\n  answer "{A}" against "{B}"\n  sample 8\n', "the same token ' John'"),
+])
+def test_answers_that_cannot_give_a_logit_difference_are_spec_errors(tmp_path, capsys, body, why):
+    spec = tmp_path / "v.sad"
+    spec.write_text("model planted\n" + body + "claim a: logit_diff > 0\n")
+    code, _, err = run(["check", spec], capsys)
+    assert code == 2 and why in err and f"{spec}:" in err

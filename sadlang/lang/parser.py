@@ -153,16 +153,16 @@ class _ToAst(Transformer):
 
     def q_share(self, meta, ch):
         return A.Quantifier(kind="at_least" if str(ch[0]) in (">=", ">") else "at_most",
-                            cmp=str(ch[0]), share=share(ch[1], ch[0]), loc=loc(meta))
+                            cmp=str(ch[0]), share=share(ch[1], token_at(meta)), loc=loc(meta))
 
     def q_at_most(self, meta, ch):
-        return A.Quantifier(kind="at_most", cmp="<=", share=share(ch[0], ch[0]), loc=loc(meta))
+        return A.Quantifier(kind="at_most", cmp="<=", share=share(ch[0], token_at(meta)), loc=loc(meta))
 
     def q_count(self, meta, ch):
         value = float(ch[1])
         if not value.is_integer() or value < 0:
             raise SemanticError(f"a number of prompts is a whole number, not {ch[1]} (a share is written "
-                                f"`in {ch[0]} 80% of prompts`)", ch[0])
+                                f"`in {ch[0]} 80% of prompts`)", token_at(meta))
         return A.Quantifier(kind="count", cmp=str(ch[0]), count=int(value), loc=loc(meta))
 
     def q_forall(self, meta, ch):

@@ -90,6 +90,9 @@ def build_prompt_set(spec: A.Spec, model, ps: A.PromptSetDecl, n: int | None = N
             except PromptError as exc:
                 where = ps.answer_loc if exc.where == "answer" else loc
                 raise _err(spec, str(exc), where) from None
+            if out[-1].answer is not None and out[-1].answer == out[-1].against:
+                raise _err(spec, f"in {out[-1].text!r} the answer and `against` are the same token "
+                                 f"{out[-1].answer_text!r}: draw the slots they name `distinct`", ps.answer_loc)
     return out
 
 

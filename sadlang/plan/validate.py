@@ -79,6 +79,16 @@ def check_declarations(spec: A.Spec, settings: Settings | None = None) -> None:
             if any(msg for msg, _ in template_problems(lit.text, spec.pools)) or template_slots(lit.text):
                 errors.append(_err(spec, "a literal `prompt` has no slots: write it as a `template` with "
                                          "its slots drawn from pools", lit.loc))
+            answer, against = lit.answer or ps.answer, lit.against or ps.against
+            if any(t is not None and template_slots(t) for t in (answer, against)):
+                errors.append(_err(spec, "a literal `prompt` has no slots, so its `answer` cannot name one: write "
+                                         "the answer's text", lit.loc))
+            elif answer is not None and answer == against:
+                errors.append(_err(spec, f"`answer` and `against` are both {answer!r}: the logit difference would "
+                                         f"be 0", lit.loc))
+        if ps.answer is not None and ps.answer == ps.against:
+            errors.append(_err(spec, f"`answer` and `against` are both {ps.answer!r}: the logit difference would be 0 "
+                                     f"in every prompt", ps.answer_loc))
         if ps.sample_cap is not None and (not ps.templates or ps.sample_cap <= ps.sample
                                           or ps.sample_cap > settings.max_prompts):
             why = ("only templates can be sampled further" if not ps.templates else
