@@ -315,7 +315,7 @@ def test_trace_answers_are_usage_errors_and_missing_spaces_are_warned(capsys):
     code, _, err = run(["trace", "--model", "planted", "--prompt", PLANTED_PROMPT, "--answer", " Mary Jane",
                         "--against", " John"], capsys)
     assert code == 2 and "--answer: answer ' Mary Jane' is not a single token" in err
-    code, out, err = run(["trace", "--model", "planted", "--prompt", PLANTED_PROMPT, "--answer", "Mary",
+    code, _, err = run(["trace", "--model", "planted", "--prompt", PLANTED_PROMPT, "--answer", "Mary",
                           "--against", " John"], capsys)
     assert code == 0 and "did you mean ' Mary'?" in err
 
