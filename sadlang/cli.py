@@ -60,9 +60,10 @@ def _validated(paths: list[str], lenient: bool) -> list:
 def _read_spec(path: str):
     """Parse a spec file, or standard input for `-` (named <stdin> in messages)."""
     from sadlang.lang import parse_file, parse_spec
+    from sadlang.lang.parser import read_stdin_text
 
     if path == "-":
-        return parse_spec(sys.stdin.read(), "<stdin>")
+        return parse_spec(read_stdin_text(sys.stdin), "<stdin>")
     return parse_file(path)
 
 
@@ -185,7 +186,7 @@ def cmd_fmt(args) -> int:
 
     from sadlang.errors import SpecErrors
     from sadlang.lang.format import format_text
-    from sadlang.lang.parser import read_spec_text
+    from sadlang.lang.parser import read_spec_text, read_stdin_text
 
     if args.files.count("-") > 1:
         raise UsageError("`-` (stdin) can be given once")
@@ -194,7 +195,7 @@ def cmd_fmt(args) -> int:
     for path in args.files:
         try:
             if path == "-":
-                source, name = sys.stdin.read(), "<stdin>"
+                source, name = read_stdin_text(sys.stdin), "<stdin>"
             else:
                 source, name = read_spec_text(path), path
             out = format_text(source, name)

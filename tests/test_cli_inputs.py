@@ -333,3 +333,29 @@ def test_answers_that_cannot_give_a_logit_difference_are_spec_errors(tmp_path, c
     spec.write_text("model planted\n" + body + "claim a: logit_diff > 0\n")
     code, _, err = run(["check", spec], capsys)
     assert code == 2 and why in err and f"{spec}:" in err
+
+
+@pytest.mark.parametrize("body,why", [
+    ('pool names = " Mary" " John"\nprompts p:\n  template "When{A} went to the x,{B} said"\n'
+     '  A, B from names distinct\n  answer "{A}" against "{B}"\nprompts q from p:\n  resample A, B\n',
+     "gives a twin equal to the clean prompt"),
+    ('pool names = " Mary" " John" " Tom"\nprompts p:\n  prompt "When Mary went to the x, John said" answer " Mary" '
+     'against " John"\n  template "When{A} went to the x,{B} said"\n  A, B from names distinct\n'
+     '  answer "{A}" against "{B}"\nprompts q from p:\n  swap A B\n', "holds literal `prompt` lines"),
+])
+def test_counterfactuals_that_change_nothing_are_refused(tmp_path, capsys, body, why):
+    spec = tmp_path / "v.sad"
+    spec.write_text("model planted\n" + body + "circuit c:\n  1.0\n"
+                    "claim a: circuit c is faithful >= 50% by resample ablation from q\n")
+    code, _, err = run(["check", spec], capsys)
+    assert code == 2 and why in err
+
+
+@pytest.mark.parametrize("command", ["check", "fmt"])
+def test_stdin_must_be_utf8_like_a_file(command):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "sadlang.cli", command, "-"], input=b"model planted\n\xff\xfe x\n",
+                       capture_output=True)
+    assert r.returncode == 2 and b"standard input is not UTF-8 text" in r.stderr and b"Traceback" not in r.stderr

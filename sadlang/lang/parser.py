@@ -534,6 +534,18 @@ def read_spec_text(path: str | Path) -> str:
     return text
 
 
+def read_stdin_text(stream) -> str:
+    """A spec from standard input, held to the same rule as files: its bytes must be UTF-8 (a BOM
+    is dropped), else a SpecError naming the byte. A text stream without bytes is taken as is."""
+    data = stream.buffer.read() if hasattr(stream, "buffer") else stream.read()
+    if isinstance(data, str):
+        return data.removeprefix("\ufeff")
+    try:
+        return data.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"standard input is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
 def parse_file(path: str | Path) -> A.Spec:
     """Read and parse a spec file (UTF-8, an optional BOM)."""
     text = read_spec_text(path)

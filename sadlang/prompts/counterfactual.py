@@ -23,6 +23,9 @@ def counterfactual_prompts(model, clean: list[BuiltPrompt], source: A.PromptSetD
                            pools: dict[str, A.Pool]) -> list[BuiltPrompt]:
     """The twin of every clean prompt under `change` (its resample or swap line)."""
     groups = {slot: g for g in source.slots for slot in g.slots}
+    if source.literals:
+        raise AlignmentError(f"prompt set {source.name!r} holds literal `prompt` lines, which have no slots to "
+                             f"resample or swap: a counterfactual set needs a set drawn from templates alone")
     out = []
     for i, p in enumerate(clean):
         template, _ = source.templates[p.template_index]
@@ -48,6 +51,12 @@ def counterfactual_prompts(model, clean: list[BuiltPrompt], source: A.PromptSetD
                    f"{len(p.tokens)} and {p.roles}")
         if twin is None:
             raise AlignmentError(f"prompt {i} ({p.text!r}) has no aligned counterfactual: {why}")
+        if twin.tokens == p.tokens:
+            change_text = (f"swap {' '.join(change.swap)}" if change.swap is not None
+                           else f"resample {', '.join(change.resample)}")
+            raise AlignmentError(f"prompt {i} ({p.text!r}): `{change_text}` gives a twin equal to the clean prompt, "
+                                 f"so an ablation from it would change nothing; its slots need pools with other "
+                                 f"values to draw (or values that differ to swap)")
         out.append(twin)
     return out
 
