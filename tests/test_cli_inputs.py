@@ -359,3 +359,18 @@ def test_stdin_must_be_utf8_like_a_file(command):
     r = subprocess.run([sys.executable, "-m", "sadlang.cli", command, "-"], input=b"model planted\n\xff\xfe x\n",
                        capture_output=True)
     assert r.returncode == 2 and b"standard input is not UTF-8 text" in r.stderr and b"Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("circuit,claim,why", [
+    ("circuit c:\n  1.0 at A -> end\n", "claim a: circuit c is faithful >= 50% by zero ablation\n",
+     "comes after A"),
+    ("circuit c:\n  0.0\n  1.0\n  edge 0.0 -> 1.0\n  edge 0.0 -> 1.0 via key\n",
+     "claim a: circuit c is faithful >= 50% by zero ablation\n", "overlaps edge 0.0 -> 1.0"),
+    ("", 'claim a: boost edge 0.0 -> 1.0 via key at end -> "x" global by 1e308 x raises logit_diff by >= 0\n',
+     "at most 1000x"),
+])
+def test_circuits_and_boosts_that_cannot_be_run_are_spec_errors(tmp_path, capsys, circuit, claim, why):
+    spec = tmp_path / "c.sad"
+    spec.write_text(SPEC + circuit + claim)
+    code, _, err = run(["check", spec], capsys)
+    assert code == 2 and why in err, err

@@ -72,6 +72,9 @@ def _ablate(meta: Any, ch: list[Any]) -> AblateClaim:
                        loc=loc(meta), **kw)
 
 
+MAX_BOOST = 1000.0     # a signal boosted 1000x already dominates its receiver's input
+
+
 class AblateKind(ClaimKind):
     name = "ablate"
     node = AblateClaim
@@ -111,6 +114,9 @@ class AblateKind(ClaimKind):
         if body.factor <= 0:
             errors.append((f"a boost factor is > 0, not {body.factor:g} (to remove a signal, write `ablate`)",
                            body.loc))
+        elif body.factor > MAX_BOOST:
+            errors.append((f"a boost factor is at most {MAX_BOOST:g}x, not {body.factor:g}x: past that the edited "
+                           f"activations leave fp32's useful range", body.loc))
         elif body.action == "ablate" and body.factor != 1.0:
             errors.append(("`by F x` sets how much a boost adds; an ablation removes the signal once", body.loc))
         return errors

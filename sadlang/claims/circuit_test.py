@@ -162,7 +162,12 @@ class CircuitTestKind(ClaimKind):
                 continue
             for p in prompts:
                 try:
-                    resolve(node.at, p)
+                    d = resolve(node.at, p)
+                    if node.src is not None and resolve(node.src, p) > d:
+                        errors.append((f"circuit {decl.name} node {node.text()}: {node.src.text()} comes after "
+                                       f"{node.at.text()} in {p.text!r}, and attention only looks back",
+                                       node.src.loc or node.at.loc))
+                        break
                 except RoleError as exc:
                     errors.append((f"circuit {decl.name} node {node.text()}: {exc}", node.at.loc))
                     break

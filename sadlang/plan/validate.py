@@ -200,6 +200,14 @@ def check_circuits(spec: A.Spec) -> list[SpecError]:
                                    e.loc))
             if e.text() in edges:
                 errors.append(_err(spec, f"{e.text()} is listed twice in circuit {c.name!r}", e.loc))
+            else:
+                pair = (e.upstream.text(), e.downstream.text() if e.downstream else "logits")
+                other = next((o for o in c.edges[:c.edges.index(e)] if
+                              (o.upstream.text(), o.downstream.text() if o.downstream else "logits") == pair
+                              and (o.side is None or e.side is None)), None)
+                if other is not None:
+                    errors.append(_err(spec, f"{e.text()} overlaps {other.text()} in circuit {c.name!r} (an edge "
+                                             f"without `via` already covers the query, key and value inputs)", e.loc))
             edges.add(e.text())
     return errors
 
