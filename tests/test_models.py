@@ -91,6 +91,32 @@ def test_local_directory_loads(tmp_path):
     assert m.info.source == "local" and m.info.n_layers == 4
 
 
+@pytest.mark.parametrize("damage,why", [("rename", "1 tensor(s) missing: model.layers.0.self_attn.q_proj.weight"),
+                                        ("shape", "mismatched_sizes"), ("nan", "non-finite values")])
+def test_weights_that_do_not_match_the_config_are_refused(tmp_path, damage, why):
+    """A folder whose tensors do not fit its architecture would load partly at random initialisation
+    (a different model on every run): refused, naming the tensors."""
+    from safetensors.torch import load_file, save_file
+
+    from sadlang.models.builtin import tokenizer
+
+    build_hf_model("tiny-llama").save_pretrained(tmp_path)
+    tokenizer().save_pretrained(tmp_path)
+    weights = tmp_path / "model.safetensors"
+    sd = load_file(weights)
+    name = "model.layers.0.self_attn.q_proj.weight"
+    if damage == "rename":
+        sd["renamed." + name] = sd.pop(name)
+    elif damage == "shape":
+        sd[name] = sd[name][:-1].clone()
+    else:
+        sd[name][0, 0] = float("nan")
+    save_file(sd, weights, metadata={"format": "pt"})
+    with pytest.raises(ModelLoadError) as info:     # a wrong shape: transformers itself refuses
+        load_model(str(tmp_path), reuse=False)
+    assert why in str(info.value)
+
+
 def test_corrupt_cache_is_detected(tmp_path):
     (tmp_path / WEIGHTS).write_bytes(b"0123456789")
     import hashlib

@@ -178,24 +178,47 @@ def _load_hf(ref: str) -> tuple[Any, Any, str, str]:
         _refuse_custom_code(path, ref)
         _check_supported(_config(str(path), ref), ref)
         try:
-            model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32,
-                                                         trust_remote_code=False)
+            model, info = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32,
+                                                               trust_remote_code=False, output_loading_info=True)
             tok = AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
         except Exception as exc:  # transformers and safetensors raise many types for bad folders
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelLoadError(f"could not load local model {ref!r}: {first}") from exc
+        _check_loaded(model, info, ref)
         return model, tok, "local", str(path)
     cached = _hub_cached(ref)
     if not cached and not _hub_reachable():
         raise ModelLoadError(_offline_message(ref))
     _check_supported(_config(ref, ref, local_files_only=cached), ref)
     try:
-        model = AutoModelForCausalLM.from_pretrained(ref, dtype=torch.float32,
-                                                     local_files_only=cached, trust_remote_code=False)
+        model, info = AutoModelForCausalLM.from_pretrained(ref, dtype=torch.float32, local_files_only=cached,
+                                                           trust_remote_code=False, output_loading_info=True)
         tok = AutoTokenizer.from_pretrained(ref, local_files_only=cached, trust_remote_code=False)
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"could not load hub model {ref!r}: {exc}") from exc
+    _check_loaded(model, info, ref)
     return model, tok, "hub", ref
+
+
+def _check_loaded(model: Any, info: dict[str, Any], ref: str) -> None:
+    """Every weight the architecture expects came from the files, with its shape, and every number
+    is finite: transformers initialises missing tensors at random, and a check on such a model would
+    report verdicts about noise (differently on every run)."""
+    problems = []
+    for key, what in (("missing_keys", "missing"), ("unexpected_keys", "unexpected"),
+                      ("mismatched_keys", "of the wrong shape")):
+        names = sorted(str(k if isinstance(k, str) else k[0]) for k in info.get(key) or ())
+        if names:
+            shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+            problems.append(f"{len(names)} tensor(s) {what}: {shown}")
+    if info.get("error_msgs"):
+        problems.append("; ".join(str(m) for m in info["error_msgs"])[:300])
+    bad = [name for name, t in model.named_parameters() if not bool(torch.isfinite(t).all())]
+    if bad:
+        problems.append(f"non-finite values (NaN or inf) in {', '.join(bad[:6])}")
+    if problems:
+        raise ModelLoadError(f"model {ref!r} does not match its config, so it would run partly at random: "
+                             + "; ".join(problems) + ". Refused before use: fix the weight files.")
 
 
 def _check_supported(config: Any, name: str) -> None:
