@@ -174,6 +174,14 @@ def test_forms_cache_round_trip_and_corruption(tiny_gpt2, tmp_path, caplog):
     save_cached(path, f)
     g = load_cached(path, tiny_gpt2.weights)
     assert g is not None and all(torch.equal(a, b) for a, b in zip(f.tensors().values(), g.tensors().values()))
+    # every 16th float overwritten in place, size and shapes intact: the digest catches it
+    data = bytearray(path.read_bytes())
+    header = 8 + int.from_bytes(data[:8], "little")
+    for at in range(header, len(data) - 4, 64):
+        data[at:at + 4] = b"\x00\x00\x80\x3f"                      # 1.0f
+    path.write_bytes(bytes(data))
+    assert load_cached(path, tiny_gpt2.weights) is None
+    save_cached(path, f)
     path.write_bytes(path.read_bytes()[:200])
     assert load_cached(path, tiny_gpt2.weights) is None          # a miss, not an exception
     assert load_cached(tmp_path / "missing", tiny_gpt2.weights) is None

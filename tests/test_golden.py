@@ -85,8 +85,7 @@ def assert_claims_unchanged(report: dict, golden: dict) -> None:
     assert set(by_name) >= {v["name"] for v in golden["verdicts"]}
     for v in golden["verdicts"]:
         assert_same(by_name[v["name"]], v, f"$.verdicts[{v['name']}]")
-    # the fingerprint hashes the folded fp32 weights' bytes, whose last bits depend on the CPU's
-    # kernels (folding multiplies): it is checked for form here, and for stability in test_models
+    # the fingerprint is checked for form here, and for what it covers in test_models
     for key in set(golden) - {"verdicts", "summary", "model_fingerprint"}:
         assert_same(report[key], golden[key], f"$.{key}")
     assert re.fullmatch(r"[0-9a-f]{16}", report["model_fingerprint"])

@@ -174,3 +174,37 @@ def test_thread_default_follows_the_measurements(monkeypatch):
     assert default_threads() == 3
     monkeypatch.setenv("SADLANG_THREADS", "zero")
     assert default_threads() == max(1, (os.cpu_count() or 1) // 2)
+
+
+def test_weights_changed_in_place_fail_their_recorded_digest(tmp_path):
+    """The bundled cache records the digest of its tensors when written; a warm load checks the
+    loaded tensors against it, so bytes changed in place (size, mtime and inode kept, which the
+    remembered file hash cannot see) are found and the cache rebuilt."""
+    from sadlang.models.bundled import verified
+
+    hf = build_hf_model("tiny-llama")
+    (tmp_path / MANIFEST).write_text(json.dumps({"weights_size": 1}))
+    assert verified(hf, tmp_path)                                  # an older cache gets its digest now
+    assert "weights_digest" in json.loads((tmp_path / MANIFEST).read_text())
+    assert verified(build_hf_model("tiny-llama"), tmp_path)        # the same weights again
+    changed = build_hf_model("tiny-llama")
+    with torch.no_grad():
+        next(changed.parameters()).view(-1)[:1024] = 0.0
+    assert not verified(changed, tmp_path)
+
+
+def test_the_fingerprint_covers_every_weight(tmp_path):
+    """An MLP weight changes no QK/OV matrix, and still changes the fingerprint."""
+    from sadlang.models.builtin import tokenizer
+
+    fingerprints = []
+    for bump in (0.0, 1.0):
+        hf = build_hf_model("tiny-gpt2")
+        with torch.no_grad():
+            hf.transformer.h[0].mlp.c_fc.weight[0, 0] += bump
+        folder = tmp_path / f"m{bump}"
+        hf.save_pretrained(folder)
+        tokenizer().save_pretrained(folder)
+        fingerprints.append(load_model(str(folder), reuse=False).info.fingerprint)
+    assert fingerprints[0] != fingerprints[1]
+    assert fingerprints[0] == load_model(str(tmp_path / "m0.0"), reuse=False).info.fingerprint

@@ -23,6 +23,7 @@ import torch
 
 from sadlang.errors import ModelLoadError
 from sadlang.models.cache_dir import cache_root, sha256_file
+from sadlang.models.weights import weights_digest
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ def _build_cache(gguf: Path, directory: Path, gguf_sha: str, what: str = "the bu
         tok.save_pretrained(tmp)
         weights = tmp / WEIGHTS
         record = {"gguf_sha256": gguf_sha, "weights_size": weights.stat().st_size,
-                  "weights_sha256": sha256_file(weights)}
+                  "weights_sha256": sha256_file(weights), "weights_digest": weights_digest(model)}
         (tmp / MANIFEST).write_text(json.dumps(record, indent=1))
         if directory.exists():
             if _cache_is_valid(directory):   # another process finished first: keep its copy
@@ -133,7 +134,32 @@ def load_bundled_hf():
         if directory.exists():
             log.warning("cached weights in %s are incomplete or corrupt; rebuilding", directory)
         _build_cache(gguf, directory, gguf_sha)
-    return load_cached_hf(directory)
+    model, tok = load_cached_hf(directory)
+    if not verified(model, directory):
+        log.warning("cached weights in %s differ from what was written (changed in place); rebuilding", directory)
+        shutil.rmtree(directory, ignore_errors=True)
+        _build_cache(gguf, directory, gguf_sha)
+        model, tok = load_cached_hf(directory)
+        if not verified(model, directory):
+            raise ModelLoadError(f"the rebuilt weights cache in {directory} does not read back as written")
+    return model, tok
+
+
+def verified(model, directory: Path) -> bool:
+    """Do the loaded weights carry the digest recorded when the cache was written? The file's own
+    sha256 is remembered by size, mtime and inode (a warm load reads 538 MB once, not twice), so
+    bytes changed in place under a kept stamp pass it; the digest of the loaded tensors does not.
+    A cache written before digests were recorded gets one now. The digest is kept on the model
+    (`_sadlang_digest`) for the fingerprint."""
+    digest = weights_digest(model)
+    model._sadlang_digest = digest
+    manifest = directory / MANIFEST
+    record = json.loads(manifest.read_text())
+    if "weights_digest" not in record:
+        record["weights_digest"] = digest
+        manifest.write_text(json.dumps(record, indent=1))
+        return True
+    return record["weights_digest"] == digest
 
 
 def load_cached_hf(directory: Path):

@@ -18,7 +18,7 @@ import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -26,7 +26,7 @@ from sadlang.errors import ModelLoadError, PromptLengthError, UnsupportedModelEr
 from sadlang.models import builtin, gemma3
 from sadlang.models.bundled import BUNDLED_NAME, HF_NAME, load_bundled_hf
 from sadlang.models.info import ModelInfo
-from sadlang.models.weights import ModelWeights, read_weights
+from sadlang.models.weights import ModelWeights, read_weights, weights_digest
 
 log = logging.getLogger(__name__)
 
@@ -178,8 +178,8 @@ def _load_hf(ref: str) -> tuple[Any, Any, str, str]:
         _refuse_custom_code(path, ref)
         _check_supported(_config(str(path), ref), ref)
         try:
-            model, info = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32,
-                                                               trust_remote_code=False, output_loading_info=True)
+            model, info = cast(Any, AutoModelForCausalLM.from_pretrained(
+                str(path), dtype=torch.float32, trust_remote_code=False, output_loading_info=True))
             tok = AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
         except Exception as exc:  # transformers and safetensors raise many types for bad folders
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -191,8 +191,8 @@ def _load_hf(ref: str) -> tuple[Any, Any, str, str]:
         raise ModelLoadError(_offline_message(ref))
     _check_supported(_config(ref, ref, local_files_only=cached), ref)
     try:
-        model, info = AutoModelForCausalLM.from_pretrained(ref, dtype=torch.float32, local_files_only=cached,
-                                                           trust_remote_code=False, output_loading_info=True)
+        model, info = cast(Any, AutoModelForCausalLM.from_pretrained(
+            ref, dtype=torch.float32, local_files_only=cached, trust_remote_code=False, output_loading_info=True))
         tok = AutoTokenizer.from_pretrained(ref, local_files_only=cached, trust_remote_code=False)
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"could not load hub model {ref!r}: {exc}") from exc
@@ -279,6 +279,9 @@ def load_model(ref: str = BUNDLED_NAME, device: str = "auto", *, reuse: bool = T
         source, arch_name = "builtin", builtin.bridge_name(base)
     else:
         hf, tok, source, arch_name = _load_hf(ref)
+    # every weight as loaded, before the bridge folds them (the bundled loader computed it already,
+    # to check its cache against the digest it recorded)
+    raw_digest = getattr(hf, "_sadlang_digest", None) or weights_digest(hf)
     try:
         bridge = TransformerBridge.boot_transformers(arch_name, hf_model=hf, tokenizer=tok,
                                                      device=str(dev))
@@ -300,7 +303,7 @@ def load_model(ref: str = BUNDLED_NAME, device: str = "auto", *, reuse: bool = T
         d_model=cfg.d_model, d_head=cfg.d_head,
         positional=getattr(cfg, "positional_embedding_type", "standard"),
         norm="RMS" if "RMS" in str(cfg.normalization_type) else "LN",
-        source=source, fingerprint=weights.fingerprint(),
+        source=source, fingerprint=weights.fingerprint(raw_digest),
         bos_token=getattr(tok, "bos_token", None),
     )
     loaded = LoadedModel(bridge=bridge, tokenizer=bridge.tokenizer, info=info, weights=weights,

@@ -76,16 +76,29 @@ class ModelWeights:
         """Key/value head index used by query head `head`."""
         return head // self.group
 
-    def fingerprint(self) -> str:
-        """sha256 over the QK/OV weights: keys caches by the weights, not by a name."""
-        h = hashlib.sha256()
-        for t in (self.W_Q, self.b_Q, self.W_K, self.b_K, self.W_O):
-            h.update(t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    def fingerprint(self, raw_digest: str) -> str:
+        """Keys caches by the weights, not by a name: sha256 over `raw_digest` (every weight of the
+        model as loaded, before folding: `weights_digest`) and the attention features the
+        decomposition reads from the config. The raw bytes are the same on every CPU, unlike
+        folded ones."""
+        h = hashlib.sha256(raw_digest.encode())
         h.update(repr((self.attn_scale, self.softcap, self.rotary)).encode())
         extra = (self.windows, self.post_norm, self.qk_norm, self.rope_per_layer)
-        if any(self.windows) or any(extra[1:]):      # absent for GPT-2/Llama: their keys are unchanged
+        if any(self.windows) or any(extra[1:]):
             h.update(repr(extra).encode())
         return h.hexdigest()[:16]
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """sha256 over every parameter and buffer of a model (name, shape, dtype, bytes, in name
+    order): ~0.4 s for the bundled model's 538 MB."""
+    h = hashlib.sha256()
+    state = model.state_dict()
+    for name in sorted(state):
+        t = state[name].detach().to("cpu").contiguous()
+        h.update(f"{name}{tuple(t.shape)}{t.dtype}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
 
 
 def _param(bridge, name: str, like: torch.Tensor) -> torch.Tensor:
