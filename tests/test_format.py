@@ -185,3 +185,4 @@ def test_fmt_stdin_and_errors(monkeypatch, capsys, tmp_path):
     binary.write_bytes(b"\xff\xfe model")
     assert main(["fmt", str(binary)]) == 2
     assert "is not UTF-8 text" in capsys.readouterr().err
+

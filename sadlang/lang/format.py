@@ -159,15 +159,19 @@ class _Group:
 
     lines: list[_Line]
     blank_before: bool
+    has_code: bool = False            # kept up to date by `add`: asking the lines is O(n) each time
+
+    def __post_init__(self) -> None:
+        self.has_code = any(x.code for x in self.lines)
+
+    def add(self, line: _Line) -> None:
+        self.lines.append(line)
+        self.has_code = self.has_code or bool(line.code)
 
     @property
     def section(self) -> str:
         code = next((x for x in self.lines if x.code), None)
         return code.section() if code is not None else "comment"
-
-    @property
-    def has_code(self) -> bool:
-        return any(x.code for x in self.lines)
 
 
 def _groups(lines: list[_Line]) -> list[_Group]:
@@ -175,9 +179,9 @@ def _groups(lines: list[_Line]) -> list[_Group]:
     for line in lines:
         cur = groups[-1] if groups else None
         if cur is not None and line.level > 0 and cur.has_code:
-            cur.lines.append(line)                      # block items and comments inside a block
+            cur.add(line)                               # block items and comments inside a block
         elif cur is not None and not cur.has_code and not line.blank_before:
-            cur.lines.append(line)                      # attached to the comments above
+            cur.add(line)                               # attached to the comments above
         else:
             groups.append(_Group([line], line.blank_before))
     return groups

@@ -91,6 +91,7 @@ class _ToAst(Transformer):
         super().__init__()
         self.file = file
         self.source = source
+        self.lines = source_lines(source)     # split once: every claim reads its own line from it
         self.rules = RULES
 
     # --- leaves
@@ -190,7 +191,7 @@ class _ToAst(Transformer):
                 q = c
             elif isinstance(c, tuple) and c[0] == "on":
                 pset = c[1]
-        line = source_lines(self.source)[meta.line - 1].strip() if meta.line else ""
+        line = self.lines[meta.line - 1].strip() if meta.line else ""
         return ("claim", A.Claim(name=name, body=body, quantifier=q, prompt_set=pset,
                                  source_line=line, loc=loc(meta)))
 
