@@ -179,7 +179,7 @@ def test_trace_cli_writes_graph(tmp_path, capsys):
 
 
 def test_trace_cli_rejects_multi_token_answer(capsys):
-    assert main(["trace", "--model", "tiny-gpt2", "--prompt", " When Mary went", "--answer", " Maryanne"]) == 2   # a usage error, as in a spec
+    assert main(["trace", "--model", "tiny-gpt2", "--prompt", " When Mary went", "--answer", " Maryanne"]) == 2
     assert "not a single token" in capsys.readouterr().err
 
 
