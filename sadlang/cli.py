@@ -119,6 +119,12 @@ def cmd_check(args) -> int:
 
     refuse_inputs({"--junit": args.junit, "--json-out": args.json_out, "--html": args.html}, args.specs)
     specs = _validated(args.specs, args.lenient)
+    if args.ray:                  # an address that cannot answer fails now, not after the model loads
+        from sadlang.check.ray_executor import RayUnavailable, reachable
+
+        why = reachable(args.ray)
+        if why:
+            raise RayUnavailable(f"cannot reach Ray at {why}")
     _threads()
     from sadlang.check.executor import prepare, run_plan
     from sadlang.check.ray_executor import RayConfig

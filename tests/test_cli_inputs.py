@@ -374,3 +374,22 @@ def test_circuits_and_boosts_that_cannot_be_run_are_spec_errors(tmp_path, capsys
     spec.write_text(SPEC + circuit + claim)
     code, _, err = run(["check", spec], capsys)
     assert code == 2 and why in err, err
+
+
+def test_unreachable_ray_addresses_fail_at_once(tmp_path, capsys):
+    import socket
+
+    from sadlang.check.ray_executor import reachable
+
+    with socket.socket() as s:                  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        free = s.getsockname()[1]
+    assert "refused" in reachable(f"127.0.0.1:{free}").lower()
+    assert "does not resolve" in reachable("nosuchhost.invalid:6379")
+    assert "outside 1..65535" in reachable("127.0.0.1:70000")
+    assert "not HOST:PORT" in reachable("garbage")
+    assert reachable(None) is None and reachable("auto") is None
+    spec = tmp_path / "s.sad"
+    spec.write_text(SPEC)
+    code, _, err = run(["check", spec, "--ray", f"127.0.0.1:{free}"], capsys)
+    assert code == 3 and "cannot reach Ray" in err

@@ -170,10 +170,40 @@ def _ray():
     return ray
 
 
+def reachable(address: str | None, timeout: float = 3.0) -> str | None:
+    """Why a Ray address cannot be reached (None when it can, or names no host: empty, `auto`,
+    `local`). Checked with one TCP connection before Ray is asked: Ray itself retries a refused
+    or unresolvable address for minutes, deaf to Ctrl-C meanwhile."""
+    import socket
+
+    if not address or address in ("auto", "local"):
+        return None
+    where = address.split("://", 1)[-1].rstrip("/")
+    host, sep, port_text = where.rpartition(":")
+    if not sep or not host:
+        return f"{address!r} is not HOST:PORT"
+    try:
+        port = int(port_text)
+    except ValueError:
+        return f"{address!r}: the port {port_text!r} is not a number"
+    if not 0 < port < 65536:
+        return f"{address!r}: port {port} is outside 1..65535"
+    try:
+        with socket.create_connection((host.strip("[]"), port), timeout=timeout):
+            return None
+    except socket.gaierror:
+        return f"{address!r}: host {host!r} does not resolve"
+    except OSError as exc:
+        return f"{address!r}: {exc.strerror or exc}"
+
+
 def _connect(ray, cfg: RayConfig) -> bool:
     """Connect to (or start) Ray; True when this call started it (and must shut it down)."""
     if ray.is_initialized():
         return False
+    why = reachable(cfg.address or os.environ.get("RAY_ADDRESS"))
+    if why:
+        raise RayUnavailable(f"cannot reach Ray at {why}")
     try:
         ray.init(address=cfg.address, include_dashboard=False, log_to_driver=False,
                  logging_level="ERROR", configure_logging=True)
