@@ -208,3 +208,17 @@ def test_the_fingerprint_covers_every_weight(tmp_path):
         fingerprints.append(load_model(str(folder), reuse=False).info.fingerprint)
     assert fingerprints[0] != fingerprints[1]
     assert fingerprints[0] == load_model(str(tmp_path / "m0.0"), reuse=False).info.fingerprint
+
+
+def test_a_config_far_bigger_than_its_weights_fails_before_allocating(tmp_path):
+    """64 layers of hidden size 8192 beside 160k stored weights: refused from the headers, before
+    transformers would allocate ~170 GB."""
+    from sadlang.models.builtin import tokenizer
+
+    build_hf_model("tiny-llama").save_pretrained(tmp_path)
+    tokenizer().save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config.update(hidden_size=8192, intermediate_size=32768, num_hidden_layers=64)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match="does not belong to these weights"):
+        load_model(str(tmp_path), reuse=False)

@@ -149,6 +149,57 @@ def _refuse_custom_code(path: Path, ref: str) -> None:
                              f"model folder (trust_remote_code=False)")
 
 
+def _stored_parameters(path: Path) -> int | None:
+    """How many numbers the folder's safetensors files hold, read from their headers alone (None
+    when there are none to read)."""
+    import json
+    import struct
+
+    total, found = 0, False
+    for f in sorted(path.glob("*.safetensors")):
+        try:
+            with open(f, "rb") as handle:
+                (size,) = struct.unpack("<Q", handle.read(8))
+                if size > 100_000_000:
+                    return None                   # the loader refuses it with its own message
+                header = json.loads(handle.read(size))
+        except (OSError, ValueError, struct.error):
+            return None
+        for name, entry in header.items():
+            if name != "__metadata__" and isinstance(entry, dict):
+                n = 1
+                for d in entry.get("shape", []):
+                    n *= int(d)
+                total += n
+                found = True
+    return total if found else None
+
+
+def _check_sizes(config: Any, path: Path, ref: str) -> None:
+    """A config whose sizes promise far more weights than the folder holds (or more memory than
+    this machine has) fails here, in a second, instead of allocating a giant model first."""
+    d = int(getattr(config, "hidden_size", 0) or getattr(config, "n_embd", 0) or 0)
+    layers = int(getattr(config, "num_hidden_layers", 0) or getattr(config, "n_layer", 0) or 0)
+    vocab = int(getattr(config, "vocab_size", 0) or 0)
+    inner = int(getattr(config, "intermediate_size", 0) or getattr(config, "n_inner", 0) or 4 * d)
+    # attention (4 d^2 at most) and the MLP (2-3 d x inner) per layer, embeddings: a lower bound
+    # up to the factor below for every supported family
+    expected = layers * (2 * d * d + 2 * d * inner) + vocab * d
+    stored = _stored_parameters(path)
+    if stored is not None and expected > 4 * stored + 1_000_000:
+        raise ModelLoadError(f"local model {ref!r}: config.json describes about {expected:,} weights "
+                             f"({layers} layers, hidden size {d}, vocabulary {vocab}), but its weight files hold "
+                             f"{stored:,}: the config does not belong to these weights")
+    try:
+        import psutil
+        free = psutil.virtual_memory().available
+    except ImportError:
+        free = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    if 4 * expected > free:
+        raise ModelLoadError(f"local model {ref!r} needs at least {4 * expected / 2**30:.1f} GiB for its fp32 "
+                             f"weights; this machine has {free / 2**30:.1f} GiB available")
+
+
 def _config(where: str, ref: str, **kw: Any) -> Any:
     """A model's HF config alone (no weights): enough to refuse an unsupported family fast."""
     from transformers import AutoConfig
@@ -176,7 +227,9 @@ def _load_hf(ref: str) -> tuple[Any, Any, str, str]:
             raise ModelLoadError(f"local model directory {ref!r} has no config.json "
                                  f"(expected a Hugging Face format directory)")
         _refuse_custom_code(path, ref)
-        _check_supported(_config(str(path), ref), ref)
+        config = _config(str(path), ref)
+        _check_supported(config, ref)
+        _check_sizes(config, path, ref)
         try:
             model, info = cast(Any, AutoModelForCausalLM.from_pretrained(
                 str(path), dtype=torch.float32, trust_remote_code=False, output_loading_info=True))
