@@ -128,3 +128,83 @@ def test_the_server_over_stdio():
                 await asyncio.wait_for(client.stop(), 10)
 
     asyncio.run(session())
+
+
+def _frame(obj) -> bytes:
+    import json
+
+    body = json.dumps(obj).encode()
+    return b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+
+def test_the_server_answers_every_request_of_a_hostile_stream():
+    """Bad and missing headers, a body too large to read, a body that is not JSON, params of the
+    wrong type and positions past the protocol's integers: each request still gets its answer
+    (a result, or the JSON-RPC error the protocol defines), and the valid ones after them work."""
+    import json
+    import subprocess
+
+    uri = (ROOT / "specs" / "scratch.sad").as_uri()
+    text = "model planted\nclaim a: logit_diff > 0\n"
+    stream = b"".join([
+        _frame({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"capabilities": {}}}),
+        _frame({"jsonrpc": "2.0", "method": "initialized", "params": {}}),
+        _frame({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": {
+            "uri": uri, "languageId": "sad", "version": 1, "text": text}}}),
+        b"Garbage-Header: yes\r\n\r\n",                                   # no Content-Length
+        b"Content-Length: 99999999999\r\n\r\n",                          # never read
+        b"Content-Length: 9\r\n\r\n{not json",                          # parse error
+        _frame({"jsonrpc": "2.0", "id": 2, "method": "textDocument/hover",
+                "params": {"textDocument": {"uri": uri}, "position": {"line": "one", "character": 0}}}),
+        _frame({"jsonrpc": "2.0", "id": 3, "method": "textDocument/hover",
+                "params": {"textDocument": {"uri": uri}, "position": {"line": 2**40, "character": 2**40}}}),
+        _frame({"jsonrpc": "2.0", "id": 4, "method": "textDocument/completion",
+                "params": {"textDocument": {"uri": uri}, "position": {"line": 99, "character": 0}}}),
+        _frame({"jsonrpc": "2.0", "id": 5, "method": "textDocument/hover",
+                "params": {"textDocument": {"uri": uri}, "position": {"line": 1, "character": 10}}}),
+        _frame({"jsonrpc": "2.0", "id": 6, "method": "shutdown"}),
+        _frame({"jsonrpc": "2.0", "method": "exit"}),
+    ])
+    r = subprocess.run([sys.executable, "-m", "sadlang.cli", "lsp"], input=stream, capture_output=True,
+                       timeout=120)
+    answers: dict = {}
+    out = r.stdout
+    while out:
+        head, _, rest = out.partition(b"\r\n\r\n")
+        n = int(next(h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")).split(b":")[1])
+        msg = json.loads(rest[:n])
+        out = rest[n:]
+        if "id" in msg and "method" not in msg:
+            answers[msg["id"]] = msg
+    assert set(answers) >= {None, 1, 2, 3, 4, 5, 6}, answers.keys()
+    assert answers[None]["error"]["code"] == -32700
+    assert answers[2]["error"]["code"] == -32602               # a string where a uinteger goes
+    assert answers[3]["error"]["code"] == -32602               # past the protocol's uinteger range
+    assert answers[4]["result"]["items"] == []
+    assert "behaviour" in json.dumps(answers[5]["result"])
+    assert b"Traceback" not in r.stderr
+
+
+def test_a_burst_of_edits_is_checked_once_at_its_last_text():
+    import json
+    import subprocess
+
+    uri = (ROOT / "specs" / "burst.sad").as_uri()
+    big = 'model planted\nprompts p:\n  prompt "a b x" answer " y" against " x"\n' + "".join(
+        f"claim c{i}: logit_diff > 0\n" for i in range(2000))
+    stream = [_frame({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"capabilities": {}}}),
+              _frame({"jsonrpc": "2.0", "method": "initialized", "params": {}}),
+              _frame({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": {
+                  "uri": uri, "languageId": "sad", "version": 1, "text": big}}})]
+    for v in range(2, 22):
+        stream.append(_frame({"jsonrpc": "2.0", "method": "textDocument/didChange", "params": {
+            "textDocument": {"uri": uri, "version": v},
+            "contentChanges": [{"text": big + ("claim bad: logit_diff >> 0\n" if v == 21 else "")}]}}))
+    stream += [_frame({"jsonrpc": "2.0", "id": 2, "method": "shutdown"}),
+               _frame({"jsonrpc": "2.0", "method": "exit"})]
+    r = subprocess.run([sys.executable, "-m", "sadlang.cli", "lsp"], input=b"".join(stream), capture_output=True,
+                       timeout=300)
+    published = [m for m in (json.loads(chunk[chunk.index(b"{"):]) for chunk in r.stdout.split(b"Content-Length")
+                             if b"{" in chunk) if m.get("method") == "textDocument/publishDiagnostics"]
+    assert [p["params"]["version"] for p in published] == [21]
+    assert len(published[0]["params"]["diagnostics"]) == 1

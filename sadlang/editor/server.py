@@ -3,6 +3,8 @@ to LSP: diagnostics on open/change/save, hover, completion, go to definition."""
 
 from __future__ import annotations
 
+import sys
+
 from lsprotocol import types as T
 from pygls.lsp.server import LanguageServer
 
@@ -21,10 +23,15 @@ def _range(line: int, col: int, end_line: int, end_col: int) -> T.Range:
     return T.Range(T.Position(line - 1, col - 1), T.Position(end_line - 1, end_col - 1))
 
 
-def _at(ls: LanguageServer, params: T.HoverParams | T.CompletionParams | T.DefinitionParams, ask):
-    """`ask(text, line, character)` on the document and position of a request."""
+def _at(ls: LanguageServer, params: T.HoverParams | T.CompletionParams | T.DefinitionParams, ask, empty=None):
+    """`ask(text, line, character)` on the document and position of a request; `empty` for a
+    position outside the document (the protocol allows any uinteger)."""
     doc = ls.workspace.get_text_document(params.text_document.uri)
-    return ask(doc.source, params.position.line, params.position.character)
+    lines = doc.source.split("\n")
+    line, char = params.position.line, params.position.character
+    if not (0 <= line < len(lines) and 0 <= char <= len(lines[line])):
+        return empty
+    return ask(doc.source, line, char)
 
 
 def build() -> LanguageServer:
@@ -40,17 +47,30 @@ def build() -> LanguageServer:
         ls.text_document_publish_diagnostics(T.PublishDiagnosticsParams(uri=uri, diagnostics=diagnostics,
                                                                         version=doc.version))
 
+    # Documents whose diagnostics are due. The stdio loop (editor/transport.py) publishes them once
+    # no message is waiting: twenty edits typed in a burst cost one check of the last text, not
+    # twenty checks of texts already superseded.
+    pending: dict[str, None] = {}
+
+    def flush() -> None:
+        while pending:
+            uri = next(iter(pending))
+            del pending[uri]
+            publish(server, uri)
+
+    server.sad_flush = flush  # type: ignore[attr-defined]
+
     @server.feature(T.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: LanguageServer, params: T.DidOpenTextDocumentParams) -> None:
-        publish(ls, params.text_document.uri)
+        pending[params.text_document.uri] = None
 
     @server.feature(T.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: LanguageServer, params: T.DidChangeTextDocumentParams) -> None:
-        publish(ls, params.text_document.uri)
+        pending[params.text_document.uri] = None
 
     @server.feature(T.TEXT_DOCUMENT_DID_SAVE)
     def did_save(ls: LanguageServer, params: T.DidSaveTextDocumentParams) -> None:
-        publish(ls, params.text_document.uri)
+        pending[params.text_document.uri] = None
 
     @server.feature(T.TEXT_DOCUMENT_HOVER)
     def hover(ls: LanguageServer, params: T.HoverParams) -> T.Hover | None:
@@ -61,7 +81,7 @@ def build() -> LanguageServer:
 
     @server.feature(T.TEXT_DOCUMENT_COMPLETION, T.CompletionOptions(trigger_characters=[" ", "."]))
     def completion(ls: LanguageServer, params: T.CompletionParams) -> T.CompletionList:
-        items = _at(ls, params, assist.complete)
+        items = _at(ls, params, assist.complete, [])
         return T.CompletionList(is_incomplete=False, items=[
             T.CompletionItem(label=c.label, kind=KINDS.get(c.kind), detail=c.detail or None) for c in items])
 
@@ -78,5 +98,12 @@ def build() -> LanguageServer:
 
 
 def main() -> int:
-    build().start_io()
+    import logging
+
+    from sadlang.editor.transport import serve
+
+    # one line per problem (sadlang.lsp), not pygls' tracebacks
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("pygls").setLevel(logging.CRITICAL)
+    serve(build())
     return 0
