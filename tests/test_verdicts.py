@@ -363,3 +363,16 @@ def test_a_relative_effect_needs_a_positive_clean_value():
     value, passed, note = judged_effect(-0.2, -1.3, "lowers", True, bound)   # was +550%
     assert value is None and not passed and "not positive" in note
     assert judged_effect(-0.2, -1.3, "lowers", False, bound)[:2] == (pytest.approx(1.1), True)
+
+
+def test_a_value_within_cpu_tolerance_of_its_bound_says_so(tmp_path):
+    from sadlang.stats.decide import near_note
+
+    assert near_note(0.80003, 0.95, 0.8) and not near_note(0.81, 0.95, 0.8)
+    assert "another CPU" in near_note(0.5, 2.00001, 2.0)
+    # the planted copy circuit keeps 1.003477 of F(M) on these 4 prompts, the same in every resample
+    r = _cli(tmp_path, "claim f: circuit planted_copy is faithful >= 100.347% by zero ablation\n"
+                       "claim g: circuit planted_copy is faithful >= 99% by zero ablation\n")
+    near = r.stdout.split("HELD   g")[0]
+    assert "HELD   f" in r.stdout and "another CPU's fp32 rounding could change this verdict" in near
+    assert "another CPU" not in r.stdout.split("HELD   g")[1]

@@ -13,6 +13,7 @@ from sadlang.evidence.store import PromptSetEvidence
 from sadlang.lang import ast as A
 from sadlang.lang.compare import quantify
 from sadlang.plan.settings import Settings
+from sadlang.stats.decide import near_note
 
 
 def claimed_text(claim: A.Claim) -> str:
@@ -33,6 +34,9 @@ def verdict(spec: A.Spec, claim: A.Claim, m: Measurement, settings: Settings | N
         measured += f"; {m.interval.method} interval {m.interval.text()}"
     if m.status == "inconclusive" and "inconclusive" not in measured:
         measured += "; the data cannot decide the claim at this confidence"
+    lo, hi = (m.interval.lo, m.interval.hi) if m.interval is not None else (m.value, m.value)
+    if lo is not None and hi is not None:
+        measured += next((note for t in m.thresholds if (note := near_note(lo, hi, t))), "")
     value = m.value
     if value is not None and not math.isfinite(value):
         raise ValueError(f"claim {claim.name}: a verdict value must be finite, got {value}")
@@ -77,7 +81,9 @@ def conclude(claim: A.Claim, evidence: list[PromptEvidence], settings: Settings)
     if not evidence:
         return Measurement(False, "no prompts measured", 0.0, evidence)
     status, interval = quantified(passed, len(evidence), claim.quantifier, settings.confidence)
-    return Measurement(ok, text, share, evidence, status=status, interval=interval)
+    q = claim.quantifier
+    shares = [q.share] if q.kind in ("at_least", "at_most") else []
+    return Measurement(ok, text, share, evidence, status=status, interval=interval, thresholds=shares)
 
 
 def per_prompt_measurement(kind: ClaimKind, ev: PromptSetEvidence, claim: A.Claim,

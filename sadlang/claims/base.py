@@ -76,6 +76,7 @@ class Measurement:
     claimed: str | None = None    # replaces the kind's claimed text when set
     status: Literal["held", "failed", "inconclusive"] | None = None
     interval: Interval | None = None
+    thresholds: list[float] = field(default_factory=list)   # the bounds the value is decided against
 
     @property
     def decided(self) -> str:

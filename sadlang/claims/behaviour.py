@@ -89,7 +89,7 @@ class BehaviourKind(ClaimKind):
                         else mean_interval(vals, settings.confidence, settings.seed))
             status = decide(interval.lo, interval.hi, body.bound)
         return Measurement(holds(mean, body.bound), f"{body.metric} = {mean:.4g} over {len(vals)} prompts",
-                           mean, prompts, status=status, interval=interval)
+                           mean, prompts, status=status, interval=interval, thresholds=[body.bound.value])
 
 
 KIND = BehaviourKind()

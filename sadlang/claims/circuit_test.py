@@ -250,6 +250,8 @@ class CircuitTestKind(ClaimKind):
                                "kept or lost: the claim cannot be judged on this task", f_m, details=details,
                                status="failed")
         m = _measure(body, lab, clean, nodes, names, edges, settings, details)
+        if "no ratio is defined" not in m.measured:
+            m.thresholds = [b.value for b in (body.bound, body.upper) if b is not None]
         details["forward_passes"] = lab.passes
         m.measured = prefix + m.measured
         return m

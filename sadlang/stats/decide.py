@@ -38,3 +38,19 @@ def decide_all(failures: int) -> Decision:
     """`in all prompts`: one failing prompt is a counterexample; without one the claim holds over
     the prompts measured (their share's interval says how much of the distribution that backs)."""
     return "failed" if failures else "held"
+
+
+# fp32 results move in their last digits between CPUs (kernels, threads, BLAS): measured up to
+# ~1e-5 on the bundled model; tests/test_golden.py allows 1e-4 of max(1, |value|)
+CPU_TOLERANCE = 1e-4
+
+
+def near_note(lo: float, hi: float, threshold: float) -> str:
+    """A note when an end of [lo, hi] lies within the CPU tolerance of the threshold: there,
+    another machine's rounding could tip the verdict (empty otherwise)."""
+    tol = CPU_TOLERANCE * max(1.0, abs(threshold))
+    close = [x for x in (lo, hi) if abs(x - threshold) <= tol]
+    if not close:
+        return ""
+    return (f"; note: {close[0]:.6g} lies within {tol:.1g} of the bound {threshold:g}, where another CPU's "
+            f"fp32 rounding could change this verdict")
