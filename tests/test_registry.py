@@ -124,6 +124,24 @@ def test_docs_tables_are_generated_from_the_registries():
         assert f"| `{name}` |" in docs
 
 
+def test_gen_docs_runs_and_changes_nothing():
+    """scripts/gen_docs.py must run (it once failed on a dropped end marker and no test saw it)
+    and find the committed docs already generated."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gen_docs", ROOT / "scripts" / "gen_docs.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    text = (ROOT / "docs" / "language.md").read_text()
+    assert gen.render(text) == text, "run scripts/gen_docs.py"
+
+
+def test_the_packaged_grammar_is_the_grammar():
+    """grammar/sad.lark is the source of truth; the package ships a copy (package data), which
+    must be byte-identical."""
+    assert (ROOT / "sadlang" / "grammar" / "sad.lark").read_bytes() == (ROOT / "grammar" / "sad.lark").read_bytes()
+
+
 def test_option_errors_name_the_option_line_and_the_domain():
     from sadlang.errors import SpecError
     from sadlang.plan.validate import spec_settings
