@@ -76,7 +76,7 @@ def _complete(report_json: str) -> None:
 
 @pytest.mark.bundled
 def test_reduced_ioi_report_is_byte_identical_on_ray(cluster, tmp_path):
-    # Ray runs fixed samples (`up to` is measured look by look, locally): the spec's first look
+    # the spec's first look at a fixed sample (test_sampling_up_to_... covers the looks on Ray)
     fixed = tmp_path / "ioi.sad"
     fixed.write_text((ROOT / "specs" / "ioi.sad").read_text().replace("sample 12 up to 96", "sample 12"))
     stats = RayStats()
@@ -87,11 +87,36 @@ def test_reduced_ioi_report_is_byte_identical_on_ray(cluster, tmp_path):
     _complete(remote)
 
 
-def test_up_to_is_refused_on_ray_with_the_fix(cluster):
-    from sadlang.check.ray_executor import RayUnavailable
+UP_TO = """model planted
+method acc
 
-    with pytest.raises(RayUnavailable, match="look by look"):
-        _both("specs/ioi.sad", {"solves"})
+pool names = " Mary" " John" " Alice" " Bob" " Tom" " Kate"
+
+prompts copy:
+  template "When{A} went to the x,{B} said"
+  A, B from names distinct
+  answer " x" against " y"
+  sample 4 up to 16 seed 0
+
+circuit pair:
+  0.0
+  1.0 at end -> "x"
+
+claim acc:      accuracy >= 0.7
+claim margin:   mean logit_diff >= 5
+claim reads:    head 1.0 attends end -> "x" with weight >= 0.9 in >= 70% of prompts
+claim faithful: circuit pair is faithful >= 90% by zero ablation
+"""
+
+
+def test_sampling_up_to_a_cap_gives_the_same_report_on_ray(cluster, tmp_path):
+    """Look by look on the actors as in the local executor: the same verdicts, looks and prompts."""
+    spec = tmp_path / "up_to.sad"
+    spec.write_text(UP_TO)
+    local, remote, report = _both(str(spec))
+    assert remote == local
+    looks = {v.name: v.details["look"]["index"] for v in report.verdicts}
+    assert looks["margin"] == 1 and looks["acc"] > 1 and all(v.status == "held" for v in report.verdicts)
 
 
 def test_a_spec_error_is_reported_before_any_actor_starts(tmp_path, monkeypatch, capsys):

@@ -130,12 +130,14 @@ def run_plan(plan: Plan, model: LoadedModel, explore: int = 0, progress: bool = 
     growing = S.capped(plan)
     bar = _progress(len(items), progress)
 
-    def run(p: Plan, st: dict[str, PromptSetEvidence], claim: A.Claim, cp: ClaimPlan, note: str = "") -> Verdict:
+    def run(p: Plan, st: dict[str, PromptSetEvidence], claim: A.Claim, cp: ClaimPlan,
+            look: tuple[int, list[int]] | None = None) -> Verdict:
         if bar is not None:
             bar.set_description(f"claim {claim.name}")
         start = (time.perf_counter(), ForwardCounter.calls, DecomposeCounter.calls, ForwardCounter.seconds)
         v = check_claim(p, model, st, claim, cp.prompt_set, explore)
-        v.measured += note
+        if look is not None:
+            S.mark_look(v, *look)
         if observe is not None:
             observe(st[cp.prompt_set], claim, v)
         cost = ClaimCost(claim.name, cp.kind, cp.work, time.perf_counter() - start[0],
@@ -165,8 +167,7 @@ def run_plan(plan: Plan, model: LoadedModel, explore: int = 0, progress: bool = 
             look_stores = evidence_stores(look, model, progress)
             left = []
             for claim, cp in pending:
-                v = run(look, look_stores, claim, cp, S.look_note(k, sizes, claim))
-                v.details["look"] = {"index": k + 1, "of": len(sizes), "prompts": size}
+                v = run(look, look_stores, claim, cp, (k, sizes))
                 verdicts[claim.name] = v
                 if v.status == "inconclusive":
                     left.append((claim, cp))

@@ -103,8 +103,18 @@ class CheckWorker:
         torch.set_num_threads(max(1, threads))
         self.fault = fault
         self.model, self.plan = prepare(spec, model_override, device_override, lenient)
+        self.base_plan = self.plan
         self.stores = evidence_stores(self.plan, self.model)
         self.claims = {c.name: (c, cp.prompt_set) for c, cp in self.plan.claims}
+
+    def use_look(self, base: str | None, size: int = 0, n_looks: int = 1) -> int:
+        """Measure from now on with prompt set `base` drawn at `size` prompts, judged at the
+        per-look confidence (`sample N up to M`, check/sequential.py); None: the spec's own plan."""
+        from sadlang.check.sequential import look_plan
+
+        self.plan = self.base_plan if base is None else look_plan(self.base_plan, self.model, base, size, n_looks)
+        self.stores = evidence_stores(self.plan, self.model)
+        return os.getpid()
 
     def pid(self) -> int:
         return os.getpid()
@@ -256,21 +266,25 @@ def run_plan_ray(plan: Plan, model: LoadedModel, cfg: RayConfig, explore: int = 
                  only: set[str] | None = None, lenient: bool = False, model_override: str | None = None,
                  device_override: str | None = None, stats: RayStats | None = None) -> Report:
     """`run_plan` on Ray actors. `model` is the driver's own load (for the report's model
-    fields); the actors load theirs from the same spec and overrides."""
-    from sadlang.check.sequential import capped
+    fields); the actors load theirs from the same spec and overrides. Claims on a set sampled
+    `up to` a cap are measured look by look, as locally: every actor switches to the look's plan,
+    and only the claims still inconclusive are measured again."""
+    from sadlang.check import sequential as S
 
-    growing = capped(plan)
-    if growing:
-        raise RayUnavailable(f"`sample N up to M` (prompt set {next(iter(growing))!r}) is measured look by look in "
-                             f"the local executor; Ray runs fixed samples: drop --ray, or write `sample M`")
     ray = _ray()
     items = [(c, cp.prompt_set) for c, cp in plan.claims if only is None or c.name in only]
-    tasks, sharded = plan_tasks(plan, items, explore)
+    growing = S.capped(plan)
+    fixed = [(c, p) for c, p in items if S.base_of(plan, p) not in growing]
+    tasks, sharded = plan_tasks(plan, fixed, explore)
+    looks = {base: S.look_plan(plan, model, base, sizes[0], len(sizes)) for base, sizes in growing.items()}
+    widest = max([len(tasks)] + [len(plan_tasks(looks[b], [(c, p) for c, p in items if S.base_of(plan, p) == b],
+                                                explore)[0]) for b in looks])
     stats = stats if stats is not None else RayStats()
+    verdicts: dict[str, Verdict] = {}
     started = _connect(ray, cfg)
     try:
         t0 = time.perf_counter()
-        n = _actor_count(ray, cfg, len(tasks))
+        n = _actor_count(ray, cfg, widest)
         remote = ray.remote(max_restarts=RETRIES, max_task_retries=RETRIES)(CheckWorker)
         threads = max(1, int(cfg.num_cpus))
         actors = [remote.options(num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus).remote(
@@ -279,14 +293,30 @@ def run_plan_ray(plan: Plan, model: LoadedModel, cfg: RayConfig, explore: int = 
         ray.get([a.pid.remote() for a in actors])
         stats.actors, stats.start_seconds = n, time.perf_counter() - t0
         results = _dispatch(ray, actors, tasks, stats, _bar(len(tasks), progress))
+        verdicts.update((c.name, _verdict(plan, c, sharded.get(c.name), results)) for c, _ in fixed)
+        for base, sizes in growing.items():
+            pending = [(c, p) for c, p in items if S.base_of(plan, p) == base]
+            for k, size in enumerate(sizes):
+                if not pending:
+                    break
+                look = S.look_plan(plan, model, base, size, len(sizes))
+                ray.get([a.use_look.remote(base, size, len(sizes)) for a in actors])
+                look_tasks, look_sharded = plan_tasks(look, pending, explore)
+                found = _dispatch(ray, actors, look_tasks, stats, _bar(len(look_tasks), progress))
+                left = []
+                for claim, pset in pending:
+                    v = S.mark_look(_verdict(look, claim, look_sharded.get(claim.name), found), k, sizes)
+                    verdicts[claim.name] = v
+                    if v.status == "inconclusive":
+                        left.append((claim, pset))
+                pending = left
         stats.peak_mib = ray.get([a.peak_mib.remote() for a in actors])
     except ray.exceptions.RayError as exc:
         raise RayUnavailable(f"the Ray check failed: {exc}") from None
     finally:
         if started:
             ray.shutdown()
-    verdicts = [_verdict(plan, claim, sharded.get(claim.name), results) for claim, _ in items]
-    return report_of(plan, model, verdicts)
+    return report_of(plan, model, [verdicts[c.name] for c, _ in items])
 
 
 def _dispatch(ray, actors: list, tasks: list[_Task], stats: RayStats, bar) -> dict:

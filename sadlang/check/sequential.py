@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from sadlang.lang import ast as A
+from sadlang.check.verdict import Verdict
 from sadlang.models import LoadedModel
 from sadlang.plan.compile import Plan, compile_spec
 from sadlang.stats.sequential import looks, per_look_confidence
@@ -39,6 +39,10 @@ def look_plan(plan: Plan, model: LoadedModel, base: str, size: int, n_looks: int
     return dataclasses.replace(grown, spec=plan.spec, settings=settings)
 
 
-def look_note(k: int, sizes: list[int], claim: A.Claim) -> str:
-    return (f"; look {k + 1} of {len(sizes)} (sample {sizes[0]} up to {sizes[-1]}: "
-            f"{sizes[k]} prompts{'' if k + 1 < len(sizes) else ', the cap'})")
+def mark_look(v: Verdict, k: int, sizes: list[int]) -> Verdict:
+    """The verdict with the look that measured it, in words and in its details (the local and
+    the Ray executor mark it alike)."""
+    v.measured += (f"; look {k + 1} of {len(sizes)} (sample {sizes[0]} up to {sizes[-1]}: "
+                   f"{sizes[k]} prompts{'' if k + 1 < len(sizes) else ', the cap'})")
+    v.details["look"] = {"index": k + 1, "of": len(sizes), "prompts": sizes[k]}
+    return v
