@@ -158,6 +158,7 @@ circuit planted_copy:
 circuit same_layer:
   1.0
   1.1
+  1.2
 
 '''
 
@@ -223,10 +224,12 @@ def test_beats_random_fails_for_a_null_circuit_and_no_value_is_infinite(planted)
     assert v["real"].interval is not None and v["real"].n_prompts == 8
 
 
-def test_a_layer_without_free_heads_is_an_error_not_a_crash(planted):
-    _, v = _check(planted, PLANTED.replace("SAMPLE", "4")
-                  + "claim full: circuit same_layer beats random by >= 2x by zero ablation\n")
-    assert v["full"].status == "failed" or "cannot be drawn" in v["full"].measured
+def test_a_layer_without_free_heads_is_a_spec_error(planted):
+    from sadlang.errors import SpecError
+
+    with pytest.raises(SpecError, match="uses 3 of layer 1's 4 heads"):
+        _check(planted, PLANTED.replace("SAMPLE", "4")
+               + "claim full: circuit same_layer beats random by >= 2x by zero ablation\n")
 
 
 def _cli(tmp_path, body: str, *args: str) -> subprocess.CompletedProcess:
@@ -352,7 +355,8 @@ def test_shares_are_unambiguous_and_counts_are_counts(tmp_path, quantifier, erro
         if "prompts" in quantifier and "of" not in quantifier:
             assert "in >= 2 prompts" in r.stdout and "HELD" in r.stdout
     else:
-        assert r.returncode == 2 and error in r.stderr and "u.sad:27:" in r.stderr, r.stderr
+        line = PLANTED.replace("SAMPLE", "4").count("\n") + 1            # the claim's line
+        assert r.returncode == 2 and error in r.stderr and f"u.sad:{line}:" in r.stderr, r.stderr
 
 
 def test_a_relative_effect_needs_a_positive_clean_value():

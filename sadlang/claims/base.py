@@ -217,6 +217,10 @@ class ClaimKind:
         """Errors against the rest of the spec (names of circuits, prompt sets), no model."""
         return []
 
+    def model_errors(self, spec: A.Spec, body: Any, info: Any) -> list[Problem]:
+        """Errors that need the model's shape (`info`: n_layers, n_heads), no prompts."""
+        return []
+
     def plan_errors(self, spec: A.Spec, body: Any, prompt_set: str, prompts: list[Any]) -> list[Problem]:
         """Errors that need the claim's built prompts (positions of named circuits, alignment)."""
         return []

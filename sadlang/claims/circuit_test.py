@@ -176,6 +176,24 @@ class CircuitTestKind(ClaimKind):
     def needs_answers(self, body: CircuitTest) -> bool:
         return True
 
+    def model_errors(self, spec: A.Spec, body: CircuitTest, info: Any) -> list[Problem]:
+        """`beats random` needs, in every layer of a declared circuit, unused heads to draw from."""
+        decl = spec.circuits.get(body.circuit)
+        if body.prop != "random" or decl is None or decl.traced_from is not None:
+            return []
+        per_layer: dict[int, set[int]] = {}
+        for n in decl.nodes:
+            if n.head.concrete:
+                layer, head = n.head.pair
+                per_layer.setdefault(layer, set()).add(head)
+        full = [layer for layer, heads in sorted(per_layer.items()) if len(heads) * 2 > info.n_heads]
+        if full:
+            layer = full[0]
+            return [(f"circuit {decl.name} uses {len(per_layer[layer])} of layer {layer}'s {info.n_heads} heads: "
+                     f"random circuits of its size would have to reuse its own heads there, so `beats random` "
+                     f"could not tell it from chance", body.loc)]
+        return []
+
     def uses_held_out_mean(self, body: CircuitTest, settings) -> bool:
         return body.prop != "matches" and (body.ablation or settings.ablation) == "mean" and body.mean_over is None
 

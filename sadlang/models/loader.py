@@ -149,13 +149,13 @@ def _refuse_custom_code(path: Path, ref: str) -> None:
                              f"model folder (trust_remote_code=False)")
 
 
-def _stored_parameters(path: Path) -> int | None:
-    """How many numbers the folder's safetensors files hold, read from their headers alone (None
+def _stored_shapes(path: Path) -> dict[str, tuple[int, ...]] | None:
+    """Tensor name -> shape of the folder's safetensors files, read from their headers alone (None
     when there are none to read)."""
     import json
     import struct
 
-    total, found = 0, False
+    out: dict[str, tuple[int, ...]] = {}
     for f in sorted(path.glob("*.safetensors")):
         try:
             with open(f, "rb") as handle:
@@ -167,12 +167,39 @@ def _stored_parameters(path: Path) -> int | None:
             return None
         for name, entry in header.items():
             if name != "__metadata__" and isinstance(entry, dict):
-                n = 1
-                for d in entry.get("shape", []):
-                    n *= int(d)
-                total += n
-                found = True
-    return total if found else None
+                out[name] = tuple(int(d) for d in entry.get("shape", []))
+    return out or None
+
+
+def _stored_parameters(path: Path) -> int | None:
+    """How many numbers the folder's safetensors files hold (None when there are none to read)."""
+    shapes = _stored_shapes(path)
+    if shapes is None:
+        return None
+    total = 0
+    for shape in shapes.values():
+        n = 1
+        for d in shape:
+            n *= d
+        total += n
+    return total
+
+
+def _mismatched(config: Any, path: Path) -> list[str]:
+    """Stored tensors whose shape differs from what the config's architecture expects, as
+    `name (stored -> expected)`; the expected shapes come from a model built on the meta device
+    (no memory)."""
+    from transformers import AutoModelForCausalLM
+
+    stored = _stored_shapes(path) or {}
+    try:
+        with torch.device("meta"):
+            skeleton = AutoModelForCausalLM.from_config(config)
+    except Exception:  # a config transformers cannot build: nothing to compare
+        return []
+    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    return [f"{k} {stored[k]} (the config expects {expected[k]})" for k in sorted(stored)
+            if k in expected and stored[k] != expected[k]]
 
 
 def _check_sizes(config: Any, path: Path, ref: str) -> None:
@@ -235,6 +262,11 @@ def _load_hf(ref: str) -> tuple[Any, Any, str, str]:
                 str(path), dtype=torch.float32, trust_remote_code=False, output_loading_info=True))
             tok = AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
         except Exception as exc:  # transformers and safetensors raise many types for bad folders
+            wrong = _mismatched(config, path)
+            if wrong:
+                raise ModelLoadError(f"model {ref!r} does not match its config: {len(wrong)} tensor(s) of the "
+                                     f"wrong shape: {'; '.join(wrong[:6])}. Refused before use: fix the weight "
+                                     f"files.") from exc
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelLoadError(f"could not load local model {ref!r}: {first}") from exc
         _check_loaded(model, info, ref)

@@ -266,6 +266,7 @@ def compile_spec(spec: A.Spec, model, lenient: bool = False, checked: Validated 
         if not errors:
             _check_positions(spec, refs, ps, errors)
             errors += [_err(spec, msg, loc) for msg, loc in kind.plan_errors(spec, c.body, pset, ps.prompts)]
+            errors += [_err(spec, msg, loc) for msg, loc in kind.model_errors(spec, c.body, model.info)]
         if kind.needs_answers(c.body) and any(p.answer is None for p in ps.prompts):
             errors.append(_err(spec, f"claim {c.name!r} needs answers: prompt set {pset!r} has prompts "
                                      f"without `answer`", c.loc))
