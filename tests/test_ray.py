@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_verdicts import PLANTED
 
 from sadlang.check.executor import load_and_compile, run_plan
 from sadlang.check.report import to_json
@@ -87,25 +88,12 @@ def test_reduced_ioi_report_is_byte_identical_on_ray(cluster, tmp_path):
     _complete(remote)
 
 
-UP_TO = """model planted
-method acc
-
-pool names = " Mary" " John" " Alice" " Bob" " Tom" " Kate"
-
-prompts copy:
-  template "When{A} went to the x,{B} said"
-  A, B from names distinct
-  answer " x" against " y"
-  sample 4 up to 16 seed 0
-
-circuit pair:
-  0.0
-  1.0 at end -> "x"
-
+# the planted copy task of tests/test_verdicts.py, sampled 4 up to 16 prompts
+UP_TO = PLANTED.replace("sample SAMPLE seed 0", "sample 4 up to 16 seed 0") + """
 claim acc:      accuracy >= 0.7
 claim margin:   mean logit_diff >= 5
 claim reads:    head 1.0 attends end -> "x" with weight >= 0.9 in >= 70% of prompts
-claim faithful: circuit pair is faithful >= 90% by zero ablation
+claim faithful: circuit planted_copy is faithful >= 90% by zero ablation
 """
 
 
