@@ -72,14 +72,14 @@ def conclude(claim: A.Claim, evidence: list[PromptEvidence], settings: Settings)
     prompts that passed, its exact binomial interval, and the verdict it decides (stats.quantified)."""
     from sadlang.stats.quantified import quantified
 
+    if not evidence:
+        return Measurement(False, "no prompts measured", 0.0, evidence)
     evidence = sorted(evidence, key=lambda e: e.index)
     ok, share = quantify([bool(e.passed) for e in evidence], claim.quantifier)
     vals = [e.value for e in evidence if e.value is not None and not math.isnan(e.value)]
     mean = sum(vals) / len(vals) if vals else None
     passed = sum(bool(e.passed) for e in evidence)
     text = f"held in {A.percent(share)} of {len(evidence)} prompts ({passed} passed; mean {fmt(mean)})"
-    if not evidence:
-        return Measurement(False, "no prompts measured", 0.0, evidence)
     status, interval = quantified(passed, len(evidence), claim.quantifier, settings.confidence)
     q = claim.quantifier
     shares = [q.share] if q.kind in ("at_least", "at_most") else []

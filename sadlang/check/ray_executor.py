@@ -299,7 +299,7 @@ def run_plan_ray(plan: Plan, model: LoadedModel, cfg: RayConfig, explore: int = 
             for k, size in enumerate(sizes):
                 if not pending:
                     break
-                look = S.look_plan(plan, model, base, size, len(sizes))
+                look = looks[base] if k == 0 else S.look_plan(plan, model, base, size, len(sizes))
                 ray.get([a.use_look.remote(base, size, len(sizes)) for a in actors])
                 look_tasks, look_sharded = plan_tasks(look, pending, explore)
                 found = _dispatch(ray, actors, look_tasks, stats, _bar(len(look_tasks), progress))

@@ -86,15 +86,13 @@ def summary_counts(report: Report) -> dict[str, int]:
     return out
 
 
-MARK = {"held": "HELD  ", "failed": "FAILED", "inconclusive": "UNSURE", "error": "ERROR "}
+MARK = {"held": "HELD  ", "failed": "FAILED", "inconclusive": "INCONCLUSIVE", "error": "ERROR "}
 ROW = {True: "ok ", False: "bad", None: "   "}
 
 
 def format_verdict(v: Verdict, verbose: bool = False) -> str:
     lines = [f"{MARK[v.status]} {v.name}  ({printable(v.location)})", f"       {printable(v.claim)}",
              f"       claimed:  {printable(v.claimed)}", f"       measured: {printable(v.measured)}"]
-    if v.status == "inconclusive":
-        lines[0] = f"INCONCLUSIVE {v.name}  ({printable(v.location)})"
     judged = any(p.passed is not None for p in v.prompts)
     worst = v.worst(3) if judged and not verbose else [p for p in v.prompts]
     if v.status != "held" or verbose:

@@ -120,14 +120,19 @@ def overlap(ours: set, reference: set, bounds: dict[str, A.Bound]) -> tuple[dict
     return vals, all(holds(vals[k], b) for k, b in bounds.items()), bounds
 
 
+def spec_ablation(spec: A.Spec) -> str:
+    """The ablation a claim without its own uses: the spec's `option ablation`, else the default."""
+    from sadlang.plan.settings import Settings
+
+    option = spec.options.get("ablation")
+    return str(option.value if option is not None else Settings.model_fields["ablation"].default)
+
+
 def counterfactual_problems(spec: A.Spec, name: str | None, kind: str | None, prompt_set: str,
                             where: A.Loc | None) -> list[Problem]:
     """A resample ablation needs a counterfactual set derived from the claim's prompt set."""
-    from sadlang.plan.settings import Settings
-
-    options = {k: o.value for k, o in spec.options.items()}
-    kind = kind or str(options.get("ablation", Settings.model_fields["ablation"].default))
-    name = name or cast("str | None", options.get("counterfactual"))
+    kind = kind or spec_ablation(spec)
+    name = name or cast("str | None", {k: o.value for k, o in spec.options.items()}.get("counterfactual"))
     if kind != "resample":
         return [(f"`from {name}` only applies to resample ablations", where)] if name and where else []
     if name is None:
@@ -144,12 +149,9 @@ def counterfactual_problems(spec: A.Spec, name: str | None, kind: str | None, pr
 
 def reference_problems(spec: A.Spec, name: str | None, kind: str | None, where: A.Loc | None) -> list[Problem]:
     """`over SET` names the reference prompts of a mean ablation."""
-    from sadlang.plan.settings import Settings
-
     if name is None:
         return []
-    options = {k: o.value for k, o in spec.options.items()}
-    kind = kind or str(options.get("ablation", Settings.model_fields["ablation"].default))
+    kind = kind or spec_ablation(spec)
     if kind != "mean":
         return [(f"`over {name}` names the reference of a mean ablation, not of a {kind} ablation", where)]
     if name not in spec.prompt_sets:

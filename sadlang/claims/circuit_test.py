@@ -235,8 +235,7 @@ class CircuitTestKind(ClaimKind):
         nodes, names = nodes_of(body.circuit)
         if body.prop == "matches":
             return _matches(body, {n.split(" ")[0] for n in names},
-                            {n.split(" ")[0] for n in nodes_of(body.reference or body.circuit)[1]}, len(ev),
-                            settings)
+                            {n.split(" ")[0] for n in nodes_of(body.reference or body.circuit)[1]})
         kind = body.ablation or settings.ablation
         cf_name = body.counterfactual or settings.counterfactual
         lab = M.CircuitLab(ev, kind, ws.sets.get(cf_name) if kind == "resample" and cf_name else None,
@@ -268,7 +267,7 @@ class CircuitTestKind(ClaimKind):
                                "kept or lost: the claim cannot be judged on this task", f_m, details=details,
                                status="failed")
         m = _measure(body, lab, clean, nodes, names, edges, settings, details)
-        if "no ratio is defined" not in m.measured:
+        if body.prop != "random" or "ratio" in details:     # not when the p-value decided
             m.thresholds = [b.value for b in (body.bound, body.upper) if b is not None]
         details["forward_passes"] = lab.passes
         m.measured = prefix + m.measured
@@ -457,7 +456,7 @@ def _beats_random(body: CircuitTest, lab: Any, clean: list[float], nodes: list, 
     return Measurement(ok, text, value, details=details, status=status, interval=interval)
 
 
-def _matches(body: CircuitTest, mine: set[str], theirs: set[str], n: int, settings: Any) -> Measurement:
+def _matches(body: CircuitTest, mine: set[str], theirs: set[str]) -> Measurement:
     """Node-set overlap: exact given the two circuits (no interval of its own)."""
     vals, ok, _ = overlap(mine, theirs, body.bounds)
     return Measurement(ok, f"precision {vals['precision']:.3f}, recall {vals['recall']:.3f}, F1 {vals['f1']:.3f} "

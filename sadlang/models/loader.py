@@ -173,16 +173,10 @@ def _stored_shapes(path: Path) -> dict[str, tuple[int, ...]] | None:
 
 def _stored_parameters(path: Path) -> int | None:
     """How many numbers the folder's safetensors files hold (None when there are none to read)."""
+    import math
+
     shapes = _stored_shapes(path)
-    if shapes is None:
-        return None
-    total = 0
-    for shape in shapes.values():
-        n = 1
-        for d in shape:
-            n *= d
-        total += n
-    return total
+    return None if shapes is None else sum(math.prod(shape) for shape in shapes.values())
 
 
 def _mismatched(config: Any, path: Path) -> list[str]:
