@@ -13,8 +13,7 @@ import argparse
 import statistics
 import time
 
-from sadlang.lang.format import format_text
-from sadlang.lang.parser import parse_spec
+from sadlang.language import format_text, parse_spec
 
 HEAD = ('model planted\npool names = " Mary" " John"\nprompts p:\n  template "When{A} went to the x,{B} said"\n'
         '  A, B from names distinct\n  answer "{A}" against "{B}"\n')

@@ -59,8 +59,8 @@ def _validated(paths: list[str], lenient: bool) -> list:
 
 def _read_spec(path: str):
     """Parse a spec file, or standard input for `-` (named <stdin> in messages)."""
-    from sadlang.lang import parse_file, parse_spec
     from sadlang.lang.parser import read_stdin_text
+    from sadlang.language import parse_file, parse_spec
 
     if path == "-":
         return parse_spec(read_stdin_text(sys.stdin), "<stdin>")
@@ -191,8 +191,8 @@ def cmd_fmt(args) -> int:
     import difflib
 
     from sadlang.errors import SpecErrors
-    from sadlang.lang.format import format_text
     from sadlang.lang.parser import read_spec_text, read_stdin_text
+    from sadlang.language import format_text
 
     if args.files.count("-") > 1:
         raise UsageError("`-` (stdin) can be given once")

@@ -62,7 +62,7 @@ class SpecCollectError(Exception):
 
 class SadFile(pytest.File):
     def collect(self):
-        from sadlang.lang import parse_file
+        from sadlang.language import parse_file
         from sadlang.plan.validate import validate
 
         try:

@@ -55,7 +55,7 @@ def prompt_strategy(spec: A.Spec, decl: A.PromptSetDecl,
 def prompts_from(spec_path: str, prompt_set: str | None = None,
                  model: LoadedModel | None = None) -> st.SearchStrategy[BuiltPrompt]:
     """Strategy of prompts from a prompt set of a .sad file (loads the spec's model if needed)."""
-    from sadlang.lang import parse_file
+    from sadlang.language import parse_file
     from sadlang.plan.model import load_spec_model
 
     spec = parse_file(spec_path)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sadlang.claims import docs_table as claims_table
 from sadlang.lang.reference import prompt_lines_table, statements_table
-from sadlang.plan.settings import Settings
+from sadlang.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "language.md"

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from sadlang.cli import main
-from sadlang.lang import parse_spec
+from sadlang.language import parse_spec
 
 SPEC = '''model {model}
 pool names = " Mary" " John" " Alice" " Bob" " Tom" " Kate"

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from sadlang.claims import KINDS
 from sadlang.cli import main
-from sadlang.lang import parse_spec
-from sadlang.lang.format import format_text, normalize_number
+from sadlang.lang.format import normalize_number
+from sadlang.language import format_text, parse_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = sorted((ROOT / "specs").glob("*.sad"))

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from sadlang.cli import main
 from sadlang.errors import SpecError
-from sadlang.lang import parse_spec
+from sadlang.language import parse_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 

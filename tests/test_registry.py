@@ -8,8 +8,9 @@ import pytest
 
 from sadlang.claims import KINDS, RULES
 from sadlang.claims.base import ClaimKind
-from sadlang.lang.parser import _parser, parse_spec
-from sadlang.plan.settings import Settings
+from sadlang.lang.parser import _parser
+from sadlang.language import parse_spec
+from sadlang.settings import Settings
 from sadlang.trace.methods import METHODS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -159,42 +160,62 @@ def test_option_errors_name_the_option_line_and_the_domain():
         assert exc.value.span.line == 2 and words in exc.value.message, exc.value.message
 
 
-LAYERS = [["errors"], ["lang"], ["models", "prompts", "stats"], ["decomp"], ["trace"], ["intervene"],
-          ["evidence"], ["control", "circuits"], ["claims"], ["plan"], ["check", "strategies", "editor"],
-          ["html"], ["cli", "pytest_plugin"]]
+# floors, lowest first; a module may import its own floor and those below, never above
+LAYERS = [["errors"], ["lang"], ["models", "prompts", "stats"], ["decomp"], ["intervene"], ["trace"],
+          ["evidence"], ["control", "circuits"], ["settings"], ["claims"], ["language", "plan"],
+          ["check", "strategies", "editor"], ["html"], ["cli", "pytest_plugin"]]
 LAYER_OF = {name: i for i, names in enumerate(LAYERS) for name in names}
 
 
-def _top_level_imports(path: Path) -> list[str]:
-    """sadlang modules imported when `path` is imported (module level, not TYPE_CHECKING)."""
+def _imports(text: str, module: str) -> list[tuple[str, int]]:
+    """(sadlang module, line) of every import in the source `text` of `module` (dotted): module
+    level, inside functions and under TYPE_CHECKING alike (a deferred import still closes a loop)."""
+    package = module.split(".")[:-1]           # the package a relative import starts from
     out = []
-    for node in ast.parse(path.read_text()).body:
-        if isinstance(node, ast.ImportFrom) and node.module:
-            out.append(node.module)
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[:len(package) - node.level + 1]
+                out.append((".".join(base + ([node.module] if node.module else [])), node.lineno))
+            elif node.module:
+                out.append((node.module, node.lineno))
         elif isinstance(node, ast.Import):
-            out += [a.name for a in node.names]
-    return [m for m in out if m.startswith("sadlang.")]
+            out += [(a.name, node.lineno) for a in node.names]
+    return [(m, line) for m, line in out if m.startswith("sadlang.")]
+
+
+def test_the_layer_list_names_every_package():
+    tops = {p.relative_to(ROOT / "sadlang").with_suffix("").parts[0] for p in (ROOT / "sadlang").rglob("*.py")}
+    assert tops - {"__init__", "__main__"} <= set(LAYER_OF), tops - set(LAYER_OF)
 
 
 def test_no_layer_imports_a_higher_one():
     bad = []
     for path in sorted((ROOT / "sadlang").rglob("*.py")):
         parts = path.relative_to(ROOT / "sadlang").with_suffix("").parts
-        if parts[0] == "__init__":
+        if parts[0] in ("__init__", "__main__"):
             continue
         mine = LAYER_OF[parts[0]]
-        for mod in _top_level_imports(path):
+        for mod, line in _imports(path.read_text(), ".".join(("sadlang", *parts))):
             theirs = LAYER_OF[mod.split(".")[1]]
             if theirs > mine:
-                bad.append(f"{'/'.join(parts)} imports {mod}")
+                bad.append(f"sadlang/{'/'.join(parts)}.py:{line} imports {mod}")
     assert bad == []
+
+
+def test_the_import_reader_sees_deferred_and_type_checking_imports():
+    """The checker must not be blind to what once hid a loop (a function-level import)."""
+    text = ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from sadlang.claims import KINDS\n"
+            "def f():\n    from ..claims import RULES\n    from . import ast\n")
+    assert [m for m, _ in _imports(text, "sadlang.lang.parser")] == [
+        "sadlang.claims", "sadlang.claims", "sadlang.lang"]
 
 
 def test_parsing_imports_no_tensor_code():
     import subprocess
     import sys
 
-    code = ("import sys; from sadlang.lang import parse_file; parse_file('specs/ioi.sad'); "
+    code = ("import sys; from sadlang.language import parse_file; parse_file('specs/ioi.sad'); "
             "from sadlang.plan.validate import validate; validate(parse_file('specs/ioi.sad')); "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)

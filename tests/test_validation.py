@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sadlang.errors import SadError, SpecError, SpecErrors
-from sadlang.lang import parse_spec
+from sadlang.language import parse_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 MARK = "‸"

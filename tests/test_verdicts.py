@@ -165,7 +165,7 @@ circuit same_layer:
 
 def _check(planted, text: str):
     from sadlang.check.executor import run_plan
-    from sadlang.lang.parser import parse_spec
+    from sadlang.language import parse_spec
     from sadlang.plan.compile import compile_spec
 
     plan = compile_spec(parse_spec(text, "v.sad"), planted)
@@ -306,7 +306,7 @@ def test_the_values_a_mean_ablation_writes_do_not_depend_on_the_measured_prompts
     from sadlang.check.executor import evidence_stores
     from sadlang.circuits.ablation import head_z
     from sadlang.circuits.metrics import CircuitLab
-    from sadlang.lang.parser import parse_spec
+    from sadlang.language import parse_spec
     from sadlang.models import load_model
     from sadlang.plan.compile import compile_spec
 

@@ -116,7 +116,7 @@ def test_one_cut_edge_equals_a_hand_written_hook(model_name, side):
 
 
 def test_declared_edges_expand_sides_and_logits():
-    from sadlang.lang import parse_spec
+    from sadlang.language import parse_spec
 
     spec = parse_spec('model planted\ncircuit c:\n  0.0\n  1.0 at end\n  edge 0.0 -> 1.0 via key\n'
                       'claim ok: logit_diff > 0\n', "c.sad")

@@ -12,7 +12,7 @@ from sadlang.evidence.records import PromptEvidence
 from sadlang.evidence.store import PromptSetEvidence
 from sadlang.lang import ast as A
 from sadlang.lang.compare import quantify
-from sadlang.plan.settings import Settings
+from sadlang.settings import Settings
 from sadlang.stats.decide import near_note
 
 

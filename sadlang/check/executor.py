@@ -19,7 +19,7 @@ from sadlang.errors import InternalError, SadError
 from sadlang.evidence.records import PromptEvidence
 from sadlang.evidence.store import PromptSetEvidence, Workspace
 from sadlang.lang import ast as A
-from sadlang.lang.parser import parse_file
+from sadlang.language import parse_file
 from sadlang.models import LoadedModel
 from sadlang.plan.compile import ClaimPlan, Plan, compile_spec
 from sadlang.plan.model import load_spec_model

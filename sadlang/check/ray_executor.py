@@ -44,7 +44,7 @@ from sadlang.evidence.records import PromptEvidence
 from sadlang.lang import ast as A
 from sadlang.models import LoadedModel
 from sadlang.plan.compile import Plan
-from sadlang.plan.settings import Settings
+from sadlang.settings import Settings
 
 FAULT_ENV = "SADLANG_RAY_FAULT"   # test hook: a path; the first shard task that finds it absent creates it and dies
 RETRIES = 3                       # actor restarts, and retries of the task an actor died in

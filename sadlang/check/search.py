@@ -12,7 +12,7 @@ from sadlang.claims import kind_of
 from sadlang.evidence.records import PromptEvidence
 from sadlang.evidence.store import PromptSetEvidence
 from sadlang.lang import ast as A
-from sadlang.plan.settings import Settings
+from sadlang.settings import Settings
 from sadlang.strategies import prompt_strategy
 from sadlang.trace.options import TraceOptions
 

@@ -9,23 +9,22 @@ helpers that pull in torch are imported inside the methods that use them.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
 from sadlang.evidence.records import PromptEvidence
 from sadlang.lang import ast as A
+from sadlang.lang.syntax import Builder
+from sadlang.settings import Settings
 from sadlang.stats.intervals import Interval
 
 if TYPE_CHECKING:
     from sadlang.evidence.store import PromptSetEvidence
-    from sadlang.plan.settings import Settings
 
 # the least work a claim needs, cheapest first (the plan prints it)
 Work = Literal["behaviour", "attention", "firing", "trace", "signals", "intervention"]
 WORK_ORDER: tuple[Work, ...] = ("behaviour", "attention", "firing", "trace", "signals", "intervention")
 
-Builder = Callable[[Any, list[Any]], Any]   # (rule meta, children) -> AST value
 
 
 @dataclass
@@ -122,8 +121,6 @@ def overlap(ours: set, reference: set, bounds: dict[str, A.Bound]) -> tuple[dict
 
 def spec_ablation(spec: A.Spec) -> str:
     """The ablation a claim without its own uses: the spec's `option ablation`, else the default."""
-    from sadlang.plan.settings import Settings
-
     option = spec.options.get("ablation")
     return str(option.value if option is not None else Settings.model_fields["ablation"].default)
 

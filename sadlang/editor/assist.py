@@ -83,7 +83,7 @@ def word_at(text: str, line: int, character: int) -> tuple[str, int, int] | None
 def _claim_kind_hover(line_text: str) -> str | None:
     from sadlang.claims import kind_of
     from sadlang.errors import SpecError
-    from sadlang.lang import parse_spec
+    from sadlang.language import parse_spec
 
     try:
         spec = parse_spec(f"model planted\n{line_text.strip()}\n", "<hover>")
@@ -98,7 +98,7 @@ def _claim_kind_hover(line_text: str) -> str | None:
 
 
 def _option_hover(name: str) -> str | None:
-    from sadlang.plan.settings import Settings
+    from sadlang.settings import Settings
 
     field_ = Settings.model_fields.get(name)
     if field_ is None:
@@ -215,7 +215,7 @@ def complete(text: str, line: int, character: int) -> list[Completion]:
                 return [Completion(w, "keyword") for w in BLOCK_WORDS[block[0]]]
         return [Completion(w, "keyword") for w in STATEMENT_WORDS]
     if before[:1] == ["option"] and len(before) <= 2:
-        from sadlang.plan.settings import Settings
+        from sadlang.settings import Settings
 
         return [Completion(n, "option", f.description or "") for n, f in Settings.model_fields.items()]
     if prev in ("on", "of") or before[-2:-1] == ["of"]:

@@ -40,7 +40,7 @@ def _problem(exc: SpecError, severity: Literal["error", "warning"] = "error") ->
 
 def check_text(text: str, file: str = "<editor>", models: bool = True) -> list[Problem]:
     """Every problem `sadlang check` would report before running the model."""
-    from sadlang.lang import parse_spec
+    from sadlang.language import parse_spec
     from sadlang.plan.validate import validate
 
     try:

@@ -1,5 +1,2 @@
-"""The .sad language: grammar, typed AST, parser."""
-
-from sadlang.lang.parser import parse_file, parse_spec
-
-__all__ = ["parse_file", "parse_spec"]
+"""The .sad language: grammar, typed AST, parser, formatter. Claim bodies are built by the claim
+kinds above this layer; `sadlang.language` binds the two (parse_spec, parse_file, format_text)."""

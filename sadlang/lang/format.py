@@ -22,12 +22,14 @@ is never mistaken for the number 23.1), then laid out line by line:
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 from lark import Lark, Token
 
 from sadlang.lang.parser import _SadIndenter, grammar_text, parse_spec
+from sadlang.lang.syntax import Builder
 
 INDENT = "  "
 CONTINUATION = "    "
@@ -187,11 +189,12 @@ def _groups(lines: list[_Line]) -> list[_Group]:
     return groups
 
 
-def format_text(source: str, file: str = "<spec>") -> str:
-    """The canonical layout of a spec. A spec that does not parse raises its SpecError."""
+def format_text(source: str, file: str = "<spec>", *, rules: Mapping[str, Builder]) -> str:
+    """The canonical layout of a spec. A spec that does not parse (its claims built by `rules`)
+    raises its SpecError."""
     text = re.sub(r"\r\n?", "\n", source).lstrip("\ufeff")
     text = text if text.endswith("\n") else text + "\n"
-    parse_spec(text, file)                      # errors first, with their locations
+    parse_spec(text, file, rules=rules)         # errors first, with their locations
     lines = _lines(text)
     level = 0
     for line in reversed(lines):                # a comment line takes the level of the code below

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
+from collections.abc import Mapping
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -16,7 +17,7 @@ from lark.indenter import Indenter
 
 from sadlang.errors import InternalError, Span, SpecError, SpecErrors, source_lines
 from sadlang.lang import ast as A
-from sadlang.lang.syntax import SemanticError, amount, loc, share, token_at, unquote
+from sadlang.lang.syntax import Builder, SemanticError, amount, loc, share, token_at, unquote
 
 FRIENDLY = {
     "_NL": "end of line", "_INDENT": "an indented block", "_DEDENT": "end of block",
@@ -83,16 +84,12 @@ class Number(float):
 class _ToAst(Transformer):
     """Lark tree -> pydantic nodes. Statements come back as (kind, payload) pairs."""
 
-    def __init__(self, file: str, source: str):
-        # claim kinds are plugins above this layer: their builders are looked up, not imported
-        # at module load (sadlang.claims imports sadlang.lang)
-        from sadlang.claims import RULES
-
+    def __init__(self, file: str, source: str, rules: Mapping[str, Builder]):
         super().__init__()
         self.file = file
         self.source = source
         self.lines = source_lines(source)     # split once: every claim reads its own line from it
-        self.rules = RULES
+        self.rules = rules                    # claim rule -> builder, from the layer above
 
     # --- leaves
     def number(self, meta, ch):
@@ -357,9 +354,12 @@ def _literal_expected(parser: Lark, expected) -> list[str]:
     return out
 
 
-def parse_spec(source: str, file: str = "<spec>") -> A.Spec:
+def parse_spec(source: str, file: str = "<spec>", *, rules: Mapping[str, Builder]) -> A.Spec:
     """Parse spec text. Raises SpecError (with span and caret) on any syntax problem. CRLF and
-    CR line endings read as LF."""
+    CR line endings read as LF.
+
+    `rules` builds the claim bodies: grammar rule -> builder. Claim kinds live above this layer
+    and hand their rules down (`sadlang.language.parse_spec` passes every registered kind's)."""
     text = re.sub(r"\r\n?", "\n", source)
     text = text if text.endswith("\n") else text + "\n"
     parser = _parser()
@@ -368,7 +368,7 @@ def parse_spec(source: str, file: str = "<spec>") -> A.Spec:
         raise problem
     try:
         tree = parser.parse(text)
-        statements = _ToAst(file, text).transform(tree)
+        statements = _ToAst(file, text, rules).transform(tree)
     except UnexpectedInput as exc:
         raise _syntax_error(exc, parser, text, file) from None
     except SemanticError as exc:   # from a claim kind's builder (lark does not wrap __default__)
@@ -547,7 +547,7 @@ def read_stdin_text(stream) -> str:
         raise SpecError(f"standard input is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
-def parse_file(path: str | Path) -> A.Spec:
+def parse_file(path: str | Path, *, rules: Mapping[str, Builder]) -> A.Spec:
     """Read and parse a spec file (UTF-8, an optional BOM)."""
     text = read_spec_text(path)
-    return parse_spec(text.removeprefix("\ufeff"), str(path))   # a BOM, as Windows editors write it
+    return parse_spec(text.removeprefix("\ufeff"), str(path), rules=rules)   # a BOM, as Windows editors write it

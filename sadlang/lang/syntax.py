@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast as pyast
 import math
 import re
+from collections.abc import Callable
 from typing import Any, Literal, cast
 
 from lark import Token
@@ -13,6 +14,8 @@ from lark import Token
 from sadlang.lang import ast as A
 
 Side = Literal["query", "key"]
+
+Builder = Callable[[Any, list[Any]], Any]   # a claim rule's builder: (rule meta, children) -> AST value
 
 
 class SemanticError(Exception):

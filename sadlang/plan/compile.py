@@ -13,11 +13,11 @@ from sadlang.claims.base import WORK_ORDER, Work
 from sadlang.errors import SpecError, SpecErrors
 from sadlang.evidence.roles import RoleError, resolve
 from sadlang.lang import ast as A
-from sadlang.plan.settings import Settings
 from sadlang.plan.validate import Validated, _err, _suggest, check_declarations, spec_settings, validate
 from sadlang.prompts import reference as R
 from sadlang.prompts.build import BuiltPrompt, PromptError, build_prompt, sample_assignments
 from sadlang.prompts.counterfactual import counterfactual_prompts
+from sadlang.settings import Settings
 from sadlang.trace.options import TraceOptions
 
 __all__ = ["WORK_ORDER", "ClaimPlan", "Plan", "PromptSetPlan", "check_declarations", "compile_spec",

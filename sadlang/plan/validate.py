@@ -13,8 +13,8 @@ from sadlang.claims import kind_of
 from sadlang.errors import Span, SpecError, SpecErrors
 from sadlang.lang import ast as A
 from sadlang.lang.compare import vacuous
-from sadlang.plan.settings import Settings
 from sadlang.prompts.build import template_slots
+from sadlang.settings import Settings
 from sadlang.trace.methods import METHODS
 
 
