@@ -8,7 +8,9 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
+from sadlang.circuits.ablations import ABLATIONS, names_text
 from sadlang.trace.options import TraceOptions
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -58,10 +60,8 @@ class Settings(BaseModel):
         description="confidence of every verdict's interval, in (0.5, 1): held only when the interval clears "
                     "the bound, failed when it lies wholly on the wrong side, otherwise inconclusive; `none` "
                     "gives point verdicts")
-    ablation: Literal["zero", "mean", "resample"] = Field(
-        default="mean", description="how circuit claims ablate a head: zero, mean (over the reference prompts, "
-                                    "per template and position, never the measured prompt) or resample "
-                                    "(from `counterfactual`)")
+    ablation: str = Field(
+        default="mean", description=f"how circuit claims ablate a head: {names_text()} (the ablation-kinds table)")
     reference_size: int = Field(
         default=32, ge=2, le=100_000,
         description="prompts in the held-out reference draw that mean ablations average over, 2..100000")
@@ -97,6 +97,14 @@ class Settings(BaseModel):
         description="CPUs per Ray actor, in (0, 1024] (also its torch threads)")
     num_gpus: float = Field(
         default=0.0, ge=0.0, le=64.0, description="GPUs per Ray actor, in [0, 64] (1: one actor per GPU)")
+
+    @field_validator("ablation")
+    @classmethod
+    def _known_ablation(cls, value: str) -> str:
+        if value not in ABLATIONS:
+            names = ", ".join(repr(n) for n in ABLATIONS).rsplit(", ", 1)
+            raise PydanticCustomError("literal_error", "Input should be " + " or ".join(names))
+        return value
 
     @field_validator("confidence", mode="before")
     @classmethod

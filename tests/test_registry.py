@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from sadlang.circuits.ablations import ABLATIONS
 from sadlang.claims import KINDS, RULES
 from sadlang.claims.base import ClaimKind
 from sadlang.lang.parser import _parser
@@ -113,28 +114,61 @@ def test_sinks_honour_the_spec_method_or_say_why_not(planted, method):
         assert "sink_method" not in v.details
 
 
-def test_docs_tables_are_generated_from_the_registries():
-    from sadlang.claims import docs_table
-
-    docs = (ROOT / "docs" / "language.md").read_text()
-    assert Settings.docs_table() in docs, "run scripts/gen_docs.py"
-    assert docs_table() in docs, "run scripts/gen_docs.py"
-    from sadlang.lang.reference import prompt_lines_table, statements_table
-    assert statements_table() in docs and prompt_lines_table() in docs, "run scripts/gen_docs.py"
-    for name in METHODS:
-        assert f"| `{name}` |" in docs
-
-
-def test_gen_docs_runs_and_changes_nothing():
-    """scripts/gen_docs.py must run (it once failed on a dropped end marker and no test saw it)
-    and find the committed docs already generated."""
+def _gen_docs():
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("gen_docs", ROOT / "scripts" / "gen_docs.py")
     gen = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gen)
-    text = (ROOT / "docs" / "language.md").read_text()
-    assert gen.render(text) == text, "run scripts/gen_docs.py"
+    return gen
+
+
+def test_every_generated_file_is_what_the_generator_writes_today():
+    """The docs tables, the grammar's generated terminals and the TextMate grammar: scripts/gen_docs.py
+    must run (it once failed on a dropped end marker and no test saw it) and find nothing stale."""
+    gen = _gen_docs()
+    assert [str(p.relative_to(ROOT)) for p in gen.stale()] == [], "run scripts/gen_docs.py"
+    docs = (ROOT / "docs" / "language.md").read_text()
+    for table in gen._doc_tables().values():
+        assert table() in docs
+
+
+def test_a_missing_marker_is_an_error_not_a_silent_skip():
+    gen = _gen_docs()
+    with pytest.raises(SystemExit, match="no markers for the claim-kinds part"):
+        gen.render("no markers here\n")
+
+
+@pytest.mark.parametrize("name", sorted(ABLATIONS))
+def test_every_ablation_kind_is_a_word_an_option_and_a_working_ablation(planted, name):
+    """Each registered kind parses in both claim forms, is a valid option value, runs end to end
+    and names its origin in the report."""
+    from sadlang.check.executor import run_plan
+    from sadlang.plan.compile import compile_spec
+
+    kind = ABLATIONS[name]
+    assert kind.summary and Settings.check_one("ablation", name) is None
+    source = " from moved_swap" if kind.source == "counterfactual" else ""
+    text = PREAMBLE + ("option confidence = none\n"
+                       f"claim node: ablate head 1.0 {name}{source} lowers logit_diff by > 0 on moved\n"
+                       f"claim whole: circuit reader is necessary > 0% by {name} ablation{source} on moved\n"
+                       "circuit reader:\n  1.0\n")
+    report = run_plan(compile_spec(parse_spec(text, "abl.sad"), planted), planted)
+    node, whole = report.verdicts
+    assert node.status in ("held", "failed") and whole.status in ("held", "failed"), whole.measured
+    assert whole.details["ablation"] == name
+    origin = {"none": name, "reference": "mean over moved:reference (32 prompts, none measured)",
+              "counterfactual": "from moved_swap (4 twins)"}[kind.source]
+    assert origin in whole.details["reference"], whole.details["reference"]
+
+
+def test_an_unknown_ablation_kind_is_refused_with_the_kinds_there_are():
+    from sadlang.errors import SpecError
+    from sadlang.plan.validate import spec_settings
+
+    with pytest.raises(SpecError) as exc:
+        spec_settings(parse_spec("model planted\noption ablation = median\n", "o.sad"))
+    assert " or ".join(", ".join(repr(n) for n in ABLATIONS).rsplit(", ", 1)) in exc.value.message
 
 
 def test_there_is_one_grammar_file_and_the_parser_reads_it():

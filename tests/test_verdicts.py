@@ -315,7 +315,7 @@ def test_the_values_a_mean_ablation_writes_do_not_depend_on_the_measured_prompts
     for sample in (2, 16):
         plan = compile_spec(parse_spec(LEAK.format(model=model_name, sample=sample), "leak.sad"), model)
         stores = evidence_stores(plan, model)
-        lab = CircuitLab(stores["copy"], "mean", None, 8, reference=stores["others"])
+        lab = CircuitLab(stores["copy"], "mean", stores["others"], 8)
         values.append(lab.values[0])
         first = stores["copy"].prompts[0]
         members = [j for j, q in enumerate(stores["others"].prompts) if q.tokens != first.tokens]

@@ -2,6 +2,8 @@
 W_O): at each (layer, position, head) that a variant does not keep, z is replaced by a
 reference value:
 
+(the kinds are a registry, sadlang/circuits/ablations.py)
+
 - zero:     0;
 - mean:     the mean of z over the reference prompts with the same template and length
             (positions align), or over the same length when no reference prompt shares the
@@ -26,7 +28,6 @@ Shapes: L layers, n positions, H query heads, r d_head, V vocabulary.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 
@@ -37,8 +38,6 @@ from sadlang.errors import SadError
 from sadlang.evidence.store import PromptSetEvidence
 from sadlang.models.loader import LoadedModel
 from sadlang.prompts.build import BuiltPrompt
-
-AblationKind = Literal["zero", "mean", "resample"]
 
 
 def head_z(acts: PromptActivations, model: LoadedModel) -> torch.Tensor:
@@ -59,17 +58,9 @@ class MeanReferenceError(SadError):
     """A mean ablation whose reference set has no other prompt of a measured prompt's length."""
 
 
-def reference_values(kind: AblationKind, ev: PromptSetEvidence,
-                     counterfactual: PromptSetEvidence | None = None,
-                     reference: PromptSetEvidence | None = None) -> list[torch.Tensor]:
-    """Per prompt of `ev`, the (L, n, H, r) values that replace ablated head outputs. A mean
-    ablation averages over `reference` (default: `ev` itself, each prompt left out)."""
-    if kind == "zero":
-        return [torch.zeros_like(head_z(ev.acts(i), ev.model)) for i in range(len(ev))]
-    if kind == "resample":
-        if counterfactual is None or len(counterfactual) != len(ev):
-            raise ValueError("resample ablation needs the aligned counterfactual prompt set")
-        return [head_z(counterfactual.acts(i), ev.model) for i in range(len(ev))]
+def mean_values(ev: PromptSetEvidence, reference: PromptSetEvidence | None) -> list[torch.Tensor]:
+    """Per prompt of `ev`, the (L, n, H, r) mean of head outputs over `reference` (None: `ev`
+    itself, each prompt left out), by `mean_members`."""
     ref = ev if reference is None else reference
     zs: dict[int, torch.Tensor] = {}
 

@@ -24,7 +24,8 @@ from typing import Literal
 
 import torch
 
-from sadlang.circuits.ablation import AblationKind, Row, reference_values, row_passes, run_rows
+from sadlang.circuits.ablation import Row, row_passes, run_rows
+from sadlang.circuits.ablations import get_ablation
 from sadlang.circuits.nodes import Node, keep_mask
 from sadlang.circuits.wiring import Edge, Head, Wiring, only_edges
 from sadlang.errors import SadError
@@ -49,18 +50,17 @@ class CircuitLab:
     """Runs ablation variants of one prompt set, all in shared batched passes."""
 
     ev: PromptSetEvidence
-    kind: AblationKind
-    counterfactual: PromptSetEvidence | None
+    kind: str                                      # an ablation kind (sadlang/circuits/ablations.py)
+    source: PromptSetEvidence | None               # where its values come from: reference set or twins
     batch_size: int
     metric: Metric = "logit_diff"
-    reference: PromptSetEvidence | None = None     # mean ablation: the prompts averaged over
     ablation_passes: int = 0
     _values: list[torch.Tensor] | None = field(default=None, repr=False)
 
     @property
     def values(self) -> list[torch.Tensor]:
         if self._values is None:
-            self._values = reference_values(self.kind, self.ev, self.counterfactual, self.reference)
+            self._values = get_ablation(self.kind).values(self.ev, self.source)
         return self._values
 
     @property
@@ -69,22 +69,12 @@ class CircuitLab:
         the counterfactual set it resamples from) and its ablation passes. Counted whether or
         not an earlier claim already ran them (the runs are shared, see `run`), so the figure
         does not depend on the order claims run in, or on which worker ran them."""
-        clean = len(self.ev.batches())
-        if self.kind == "resample" and self.counterfactual is not None:
-            clean += len(self.counterfactual.batches())
-        if self.kind == "mean" and self.reference is not None:
-            clean += len(self.reference.batches())
+        clean = len(self.ev.batches()) + (0 if self.source is None else len(self.source.batches()))
         return clean + self.ablation_passes
 
     def reference_text(self) -> str:
         """Which prompts the ablation takes its values from, for the report."""
-        if self.kind == "resample" and self.counterfactual is not None:
-            return f"resampled from {self.counterfactual.name} ({len(self.counterfactual)} twins)"
-        if self.kind == "mean":
-            if self.reference is None:
-                return f"mean over the other prompts of {self.ev.name} (each prompt left out)"
-            return f"mean over {self.reference.name} ({len(self.reference)} prompts, none measured)"
-        return "zero"
+        return get_ablation(self.kind).describe(self.ev, self.source)
 
     def clean(self) -> list[float]:
         return [score(self.metric, self.ev.acts(i).logits_end, p.answer, p.against)
@@ -94,9 +84,8 @@ class CircuitLab:
         """Per variant, per prompt: the task metric under that ablation. The same list of
         variants under the same ablation is run once per prompt set (`faithful` and
         `necessary` of one circuit share their runs)."""
-        key = ("circuit-lab", self.kind, None if self.counterfactual is None else self.counterfactual.name,
-               None if self.reference is None else self.reference.name, self.metric, self.batch_size,
-               tuple(_frozen(v) for v in variants))
+        key = ("circuit-lab", self.kind, None if self.source is None else self.source.name, self.metric,
+               self.batch_size, tuple(_frozen(v) for v in variants))
         rows, where = self._rows(variants)
         # the passes run_rows makes of these rows (one per variant per prompt), run or reused
         self.ablation_passes += len(row_passes(self.ev, rows, self.batch_size))

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
+from sadlang.circuits.ablations import ABLATIONS
 from sadlang.evidence.records import PromptEvidence
 from sadlang.lang import ast as A
 from sadlang.lang.syntax import Builder
@@ -130,10 +131,11 @@ def counterfactual_problems(spec: A.Spec, name: str | None, kind: str | None, pr
     """A resample ablation needs a counterfactual set derived from the claim's prompt set."""
     kind = kind or spec_ablation(spec)
     name = name or cast("str | None", {k: o.value for k, o in spec.options.items()}.get("counterfactual"))
-    if kind != "resample":
-        return [(f"`from {name}` only applies to resample ablations", where)] if name and where else []
+    if ABLATIONS[kind].source != "counterfactual":
+        twins = " or ".join(a.name for a in ABLATIONS.values() if a.source == "counterfactual")
+        return [(f"`from {name}` only applies to {twins} ablations", where)] if name and where else []
     if name is None:
-        return [("a resample ablation needs its counterfactual prompts: add `from SET` or "
+        return [(f"a {kind} ablation needs its counterfactual prompts: add `from SET` or "
                  "`option counterfactual = SET`", where)]
     decl = spec.prompt_sets.get(name)
     if decl is None:
@@ -149,11 +151,24 @@ def reference_problems(spec: A.Spec, name: str | None, kind: str | None, where: 
     if name is None:
         return []
     kind = kind or spec_ablation(spec)
-    if kind != "mean":
+    if ABLATIONS[kind].source != "reference":
         return [(f"`over {name}` names the reference of a mean ablation, not of a {kind} ablation", where)]
     if name not in spec.prompt_sets:
         return [(f"undefined reference prompt set {name!r} (prompt sets: {', '.join(spec.prompt_sets)})", where)]
     return []
+
+
+def ablation_source(ev: PromptSetEvidence, kind: str, counterfactual: str | None,
+                    over: str | None) -> PromptSetEvidence | None:
+    """The prompts an ablation of kind `kind` takes its values from: the counterfactual twins
+    (`counterfactual`, the claim's `from SET` or the option), the mean's reference (`over`, else
+    the held-out draw), or None."""
+    source = ABLATIONS[kind].source
+    if source == "counterfactual":
+        return ev.workspace.sets.get(counterfactual) if ev.workspace is not None and counterfactual else None
+    if source == "reference":
+        return mean_reference(ev, over)
+    return None
 
 
 def mean_reference(ev: PromptSetEvidence, name: str | None) -> PromptSetEvidence | None:

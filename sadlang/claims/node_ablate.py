@@ -7,29 +7,28 @@ from typing import Any, Literal
 
 from lark import Token
 
+from sadlang.circuits.ablations import ABLATIONS
 from sadlang.claims.base import (
     Builder,
     ClaimKind,
     Problem,
     References,
     Work,
+    ablation_source,
     counterfactual_problems,
     judged_effect,
-    mean_reference,
     reference_problems,
 )
 from sadlang.evidence.records import PromptEvidence
 from sadlang.lang import ast as A
 from sadlang.lang.syntax import SemanticError, loc
 
-AblationKind = Literal["zero", "mean", "resample"]
-
 
 class NodeAblate(A.ClaimBody):
     kind: Literal["node_ablate"] = "node_ablate"
     head: A.HeadRef
     at: A.Pos | None = None
-    ablation: AblationKind | None = None       # None: the spec's `option ablation`
+    ablation: str | None = None                # an ablation kind; None: the spec's `option ablation`
     counterfactual: str | None = None
     reference: str | None = None               # `over SET`: the prompts a mean ablation averages
     direction: Literal["lowers", "raises"]
@@ -93,7 +92,7 @@ class NodeAblateKind(ClaimKind):
                 + reference_problems(spec, body.reference, body.ablation, body.loc))
 
     def uses_held_out_mean(self, body: NodeAblate, settings) -> bool:
-        return (body.ablation or settings.ablation) == "mean" and body.reference is None
+        return ABLATIONS[body.ablation or settings.ablation].source == "reference" and body.reference is None
 
     def needs_answers(self, body: NodeAblate) -> bool:
         return True
@@ -107,10 +106,8 @@ class NodeAblateKind(ClaimKind):
         from sadlang.evidence.roles import resolve
 
         kind = body.ablation or settings.ablation
-        cf_name = body.counterfactual or settings.counterfactual
-        cf = ev.workspace.sets[cf_name] if (kind == "resample" and ev.workspace and cf_name) else None
-        lab = CircuitLab(ev, kind, cf, settings.batch_size,
-                         reference=mean_reference(ev, body.reference) if kind == "mean" else None)
+        source = ablation_source(ev, kind, body.counterfactual or settings.counterfactual, body.reference)
+        lab = CircuitLab(ev, kind, source, settings.batch_size)
         layer, head = body.head.pair
         nodes = [[(layer, head, None if body.at is None else resolve(body.at, p))] for p in ev.prompts]
         ablated = lab.run([(nodes, False)])[0]

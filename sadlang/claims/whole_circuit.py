@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from sadlang.circuits.ablations import ABLATIONS
 from sadlang.claims.base import (
     Builder,
     ClaimKind,
@@ -15,10 +16,10 @@ from sadlang.claims.base import (
     Problem,
     References,
     Work,
+    ablation_source,
     bound_problems,
     counterfactual_problems,
     fmt,
-    mean_reference,
     overlap,
     reference_problems,
 )
@@ -37,7 +38,7 @@ class CircuitTest(A.ClaimBody):
     reference: str | None = None                       # matches: the other circuit
     bounds: dict[str, A.Bound] = Field(default_factory=dict)
     upper: A.Bound | None = None                       # `within LO..HI`: the upper bound (bound is LO)
-    ablation: Literal["zero", "mean", "resample"] | None = None
+    ablation: str | None = None                        # an ablation kind (circuits/ablations.py)
     counterfactual: str | None = None
     mean_over: str | None = None                       # `over SET`: the prompts a mean ablation averages
 
@@ -195,7 +196,8 @@ class CircuitTestKind(ClaimKind):
         return []
 
     def uses_held_out_mean(self, body: CircuitTest, settings) -> bool:
-        return body.prop != "matches" and (body.ablation or settings.ablation) == "mean" and body.mean_over is None
+        return (body.prop != "matches" and ABLATIONS[body.ablation or settings.ablation].source == "reference"
+                and body.mean_over is None)
 
     def per_prompt(self, body: CircuitTest) -> bool:
         return False
@@ -238,9 +240,8 @@ class CircuitTestKind(ClaimKind):
                             {n.split(" ")[0] for n in nodes_of(body.reference or body.circuit)[1]})
         kind = body.ablation or settings.ablation
         cf_name = body.counterfactual or settings.counterfactual
-        lab = M.CircuitLab(ev, kind, ws.sets.get(cf_name) if kind == "resample" and cf_name else None,
-                           settings.batch_size, settings.metric,
-                           reference=mean_reference(ev, body.mean_over) if kind == "mean" else None)
+        lab = M.CircuitLab(ev, kind, ablation_source(ev, kind, cf_name, body.mean_over), settings.batch_size,
+                           settings.metric)
         clean = lab.clean()
         f_m = M.mean(clean)
         decl = decls[body.circuit]
@@ -253,11 +254,11 @@ class CircuitTestKind(ClaimKind):
                                    "circuit": names}
         if edges is not None:
             details["edges"] = [e.text() for e in decl.edges]
-        if kind == "resample":
+        if ABLATIONS[kind].source == "counterfactual":
             details["counterfactual"] = cf_name
         metric = "" if settings.metric == "logit_diff" else f" ({settings.metric})"
         level = "" if edges is None else f"edge-level ({len(decl.edges)} edge{'' if len(decl.edges) == 1 else 's'}); "
-        source = "" if kind == "zero" else f" ({lab.reference_text()})"
+        source = "" if ABLATIONS[kind].source == "none" else f" ({lab.reference_text()})"
         prefix = f"F(M){metric} = {f_m:.4g} over {len(ev)} prompts; {level}{kind} ablation{source}; "
         if not names:
             return Measurement(False, prefix + f"circuit {body.circuit} has no node: nothing to test", 0.0,

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from sadlang.trace.options import TraceOptions
 
 Decompose = Callable[["PromptDecomposition", int, int, int, int, "TraceOptions"], "Firing"]
+Rule = Callable[[int, "TraceOptions"], float]   # (keys n, options) -> the attention a firing needs
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,11 @@ class Method:
     name:        as written in `method NAME` and `--method`
     explains:    what the selected terms add up to (docs)
     threshold:   the firing rule in words (docs)
+    rule:        the firing rule: (keys n, opts) -> the attention a firing needs
     decompose:   (dec, layer, head, d, s, opts) -> Firing
     options:     the spec options this method reads
+    terms:       which terms a firing keeps (docs)
+    edges:       which upstream components become edges (docs)
     raw_sources: whether a firing must have a non-negative raw score and a non-BOS source
                  (the 2024 paper's rule); such a method cannot explain sinks onto BOS
     """
@@ -40,8 +44,11 @@ class Method:
     name: str
     explains: str
     threshold: str
+    rule: Rule
     decompose: Decompose
     options: tuple[str, ...]
+    terms: str
+    edges: str
     raw_sources: bool = False
 
     def firing_threshold(self, d: int, opts: TraceOptions, keys: int | None = None) -> float:
@@ -49,12 +56,7 @@ class Method:
         (d + 1 without a sliding window)."""
         if opts.threshold is not None:
             return opts.threshold
-        n = d + 1 if keys is None else keys
-        if self.name == "sad":
-            return 0.5
-        if self.name == "acc":
-            return 1.0 / n
-        return min(1.0, opts.accpp_scale / n)
+        return self.rule(d + 1 if keys is None else keys, opts)
 
     def fires(self, dec: PromptDecomposition, opts: TraceOptions, layer: int, head: int, d: int,
               s: int) -> bool:
@@ -84,13 +86,29 @@ def _accpp(dec: PromptDecomposition, layer: int, head: int, d: int, s: int,
 
 
 METHODS: dict[str, Method] = {m.name: m for m in (
-    Method("sad", "the raw score z(D,S) (needs z >= 0, S >= 1)", "0.5", _linear(False),
-           ("threshold", "term_fraction", "edge_fraction"), raw_sources=True),
-    Method("acc", "relative score: z(D,S) - mean of z over the other visible keys", "1/(D+1)",
-           _linear(True), ("threshold", "term_fraction", "edge_fraction")),
-    Method("accpp", "the softmax weight A(D,S)", "min(1, accpp_scale/(D+1))", _accpp,
-           ("threshold", "accpp_scale", "ig_steps")),
+    Method("sad", "the raw score z(D,S) (needs z ≥ 0, S ≥ 1)", "0.5", lambda n, opts: 0.5, _linear(False),
+           ("threshold", "term_fraction", "edge_fraction"), "fewest top terms reaching the score",
+           "`edge_fraction` (70%) cumulative rule on contributions", raw_sources=True),
+    Method("acc", "relative score: z(D,S) − mean of z over the other visible keys", "1/(D+1)",
+           lambda n, opts: 1.0 / n, _linear(True), ("threshold", "term_fraction", "edge_fraction"),
+           "fewest top terms reaching the relative total (a firing with total ≤ 0 has no signal, reported)",
+           "`edge_fraction` (70%) cumulative rule, per side"),
+    Method("accpp", "the softmax weight A(D,S)", "min(1, accpp_scale/(D+1)), accpp_scale 2.5",
+           lambda n, opts: min(1.0, opts.accpp_scale / n), _accpp,
+           ("threshold", "accpp_scale", "ig_steps"),
+           "(component × singular direction) terms ranked by integrated gradients, deleted greedily until A "
+           "falls below the threshold",
+           "every component with a deleted term; weight = attention removed; per-edge singular sets"),
 )}
+
+
+def docs_table() -> str:
+    """The methods table of docs/language.md."""
+    rows = ["| method | explains | firing threshold | terms kept | edges | options |",
+            "| --- | --- | --- | --- | --- | --- |"]
+    rows += [f"| `{m.name}` | {m.explains} | {m.threshold} | {m.terms} | {m.edges} | "
+             f"{', '.join(f'`{o}`' for o in m.options)} |" for m in METHODS.values()]
+    return "\n".join(rows)
 
 
 def get_method(name: str) -> Method:

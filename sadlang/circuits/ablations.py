@@ -1,0 +1,112 @@
+"""The registry of ablation kinds: what replaces a head's output (`hook_z`) when a circuit claim,
+a node ablation or a random circuit removes it. One record per kind; the grammar's ABLATION
+terminal, `option ablation`, the claims' checks, the report and the docs table all read it.
+
+    ABLATIONS["mean"].values(ev, reference)      # per prompt, (L, n, H, r) replacement values
+
+A kind takes its values from nothing (`zero`), from a held-out reference set (`mean`: the plan
+builds `SET:reference`, or `over SET` names one) or from the aligned counterfactual twins
+(`resample`: `from SET` or `option counterfactual`). Adding a kind is adding a record here and
+running scripts/gen_docs.py (grammar terminal, docs table); see docs/architecture.md.
+
+Importing this module loads no tensor code (the settings and the parser's checks read it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    import torch
+
+    from sadlang.evidence.store import PromptSetEvidence
+
+Source = Literal["none", "reference", "counterfactual"]
+Values = Callable[["PromptSetEvidence", "PromptSetEvidence | None"], "list[torch.Tensor]"]
+
+
+@dataclass(frozen=True)
+class Ablation:
+    """One ablation kind.
+
+    name:     as written in `by NAME ablation`, `ablate head L.H NAME` and `option ablation`
+    summary:  what replaces the output (docs, reports)
+    source:   the prompts the values come from: none, the reference set or the counterfactual twins
+    values:   (measured set, source set or None) -> per prompt, the (L, n, H, r) replacement values
+    origin:   the report's words for the values' origin, given the source set ({set}, {n} prompts)
+    alone:    the same without a source set ({set}: the measured set)
+    """
+
+    name: str
+    summary: str
+    source: Source
+    values: Values
+    origin: str
+    alone: str
+
+    def describe(self, ev: PromptSetEvidence, source: PromptSetEvidence | None) -> str:
+        """Which prompts the values come from, for the report."""
+        if source is None:
+            return self.alone.format(set=ev.name)
+        return self.origin.format(set=source.name, n=len(source))
+
+
+def _zero(ev: PromptSetEvidence, source: PromptSetEvidence | None) -> list[torch.Tensor]:
+    import torch
+
+    from sadlang.circuits.ablation import head_z
+
+    return [torch.zeros_like(head_z(ev.acts(i), ev.model)) for i in range(len(ev))]
+
+
+def _mean(ev: PromptSetEvidence, source: PromptSetEvidence | None) -> list[torch.Tensor]:
+    from sadlang.circuits.ablation import mean_values
+
+    return mean_values(ev, source)
+
+
+def _resample(ev: PromptSetEvidence, source: PromptSetEvidence | None) -> list[torch.Tensor]:
+    from sadlang.circuits.ablation import head_z
+
+    if source is None or len(source) != len(ev):
+        raise ValueError("resample ablation needs the aligned counterfactual prompt set")
+    return [head_z(source.acts(i), ev.model) for i in range(len(ev))]
+
+
+ABLATIONS: dict[str, Ablation] = {a.name: a for a in (
+    Ablation("zero", "0", "none", _zero, "zero", "zero"),
+    Ablation("mean", "the mean output over the reference prompts of the same template and length (a held-out "
+                     "draw, or `over SET`; never the measured prompt)", "reference", _mean,
+             "mean over {set} ({n} prompts, none measured)",
+             "mean over the other prompts of {set} (each prompt left out)"),
+    Ablation("resample", "the output on the aligned counterfactual twin (`from SET` or `option counterfactual`)",
+             "counterfactual", _resample, "resampled from {set} ({n} twins)", "resample"),
+)}
+
+
+def get_ablation(name: str) -> Ablation:
+    """The kind called `name`; KeyError names the kinds there are."""
+    try:
+        return ABLATIONS[name]
+    except KeyError:
+        raise KeyError(f"unknown ablation {name!r}; expected {names_text()}") from None
+
+
+def names_text() -> str:
+    """'zero, mean or resample': the kinds, for messages and option descriptions."""
+    names = list(ABLATIONS)
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def grammar_terminal() -> str:
+    """The grammar's ABLATION terminal (a generated line of sadlang/grammar/sad.lark)."""
+    return "ABLATION: " + " | ".join(f'"{name}"' for name in ABLATIONS)
+
+
+def docs_table() -> str:
+    """The ablation-kinds table of docs/language.md."""
+    rows = ["| ablation | replaces a head's output with | values from |", "| --- | --- | --- |"]
+    rows += [f"| `{a.name}` | {a.summary} | {a.source} |" for a in ABLATIONS.values()]
+    return "\n".join(rows)
