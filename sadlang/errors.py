@@ -61,6 +61,12 @@ def printable(text: str) -> str:
     return "".join(repr(ch)[1:-1] if ord(ch) in _UNSAFE else ch for ch in text)
 
 
+def one_of(names: list[str] | tuple[str, ...], quote: bool = False) -> str:
+    """'a, b or c': a registry's names for a message (quoted as 'a' with `quote`)."""
+    items = [repr(n) if quote else n for n in names]
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
+
+
 def source_lines(text: str) -> list[str]:
     """Lines as the grammar counts them: split on \\n alone (a \\r before it belongs to the
     line break), so U+2028, form feeds or U+0085 inside a line never shift line numbers."""

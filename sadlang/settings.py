@@ -11,6 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import PydanticCustomError
 
 from sadlang.circuits.ablations import ABLATIONS, names_text
+from sadlang.circuits.task_metrics import METRICS
+from sadlang.circuits.task_metrics import names_text as metric_names
+from sadlang.errors import one_of
 from sadlang.trace.options import TraceOptions
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -69,10 +72,9 @@ class Settings(BaseModel):
         default=20, ge=19, le=10_000,
         description="random circuits of the claimed size drawn by `beats random`, 19..10000 (19 or more "
                     "so that a permutation p-value can reach 0.05)")
-    metric: Literal["logit_diff", "accuracy"] = Field(
+    metric: str = Field(
         default="logit_diff",
-        description="F of circuit claims: logit_diff (mean logit difference) or accuracy (share of prompts "
-                    "whose answer is the top token)")
+        description=f"F of circuit claims, averaged over prompts: {metric_names()} (the task-metrics table)")
     counterfactual: str | None = Field(
         default=None, description="the counterfactual prompt set that resample ablations draw from")
     completeness_draws: int = Field(
@@ -102,8 +104,14 @@ class Settings(BaseModel):
     @classmethod
     def _known_ablation(cls, value: str) -> str:
         if value not in ABLATIONS:
-            names = ", ".join(repr(n) for n in ABLATIONS).rsplit(", ", 1)
-            raise PydanticCustomError("literal_error", "Input should be " + " or ".join(names))
+            raise PydanticCustomError("literal_error", "Input should be " + one_of(list(ABLATIONS), quote=True))
+        return value
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        if value not in METRICS:
+            raise PydanticCustomError("literal_error", "Input should be " + one_of(list(METRICS), quote=True))
         return value
 
     @field_validator("confidence", mode="before")

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from sadlang.circuits.ablations import ABLATIONS
+from sadlang.circuits.task_metrics import METRICS
 from sadlang.claims import KINDS, RULES
 from sadlang.claims.base import ClaimKind
 from sadlang.lang.parser import _parser
@@ -162,13 +163,34 @@ def test_every_ablation_kind_is_a_word_an_option_and_a_working_ablation(planted,
     assert origin in whole.details["reference"], whole.details["reference"]
 
 
-def test_an_unknown_ablation_kind_is_refused_with_the_kinds_there_are():
-    from sadlang.errors import SpecError
+@pytest.mark.parametrize("name", sorted(METRICS))
+def test_every_task_metric_is_an_option_and_scores_circuits(planted, name):
+    """Each registered metric is a valid `option metric`, a circuit claim under it reports it, and
+    its F(M) is the mean of the metric's own score of each prompt's clean logits."""
+    from sadlang.check.executor import run_plan
+    from sadlang.evidence.store import PromptSetEvidence
+    from sadlang.plan.compile import compile_spec
+
+    metric = METRICS[name]
+    assert metric.summary and Settings.check_one("metric", name) is None
+    text = PREAMBLE + (f"option confidence = none\noption metric = {name}\n"
+                       "claim whole: circuit planted_copy is faithful >= 50% by zero ablation on copy\n")
+    plan = compile_spec(parse_spec(text, "metric.sad"), planted)
+    verdict = run_plan(plan, planted).verdicts[0]
+    assert verdict.details["metric"] == name
+    ev = PromptSetEvidence(planted, plan.prompt_sets["copy"].prompts, plan.options, 4)
+    own = [metric.score(ev.acts(i).logits_end, p.answer, p.against) for i, p in enumerate(ev.prompts)]
+    assert verdict.details["F(M)"] == pytest.approx(sum(own) / len(own), rel=1e-6, abs=1e-9)
+
+
+@pytest.mark.parametrize(("option", "registry"), [("ablation", ABLATIONS), ("metric", METRICS)])
+def test_an_unknown_name_is_refused_with_the_names_the_registry_has(option, registry):
+    from sadlang.errors import SpecError, one_of
     from sadlang.plan.validate import spec_settings
 
     with pytest.raises(SpecError) as exc:
-        spec_settings(parse_spec("model planted\noption ablation = median\n", "o.sad"))
-    assert " or ".join(", ".join(repr(n) for n in ABLATIONS).rsplit(", ", 1)) in exc.value.message
+        spec_settings(parse_spec(f"model planted\noption {option} = median\n", "o.sad"))
+    assert one_of(list(registry), quote=True) in exc.value.message and exc.value.span.line == 2
 
 
 def test_there_is_one_grammar_file_and_the_parser_reads_it():

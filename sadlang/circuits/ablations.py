@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from sadlang.errors import one_of
+
 if TYPE_CHECKING:
     import torch
 
@@ -95,9 +97,8 @@ def get_ablation(name: str) -> Ablation:
 
 
 def names_text() -> str:
-    """'zero, mean or resample': the kinds, for messages and option descriptions."""
-    names = list(ABLATIONS)
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+    """The names, 'a, b or c', for messages and option descriptions."""
+    return one_of(list(ABLATIONS))
 
 
 def grammar_terminal() -> str:

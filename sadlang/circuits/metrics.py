@@ -1,6 +1,6 @@
-"""Circuit metrics over node ablations (Wang et al. 2022). F is the task metric averaged over the
-prompt set: the logit difference, or accuracy (the share of prompts whose answer is the top
-token); M the whole model; C the circuit; for a node set S, `only S` keeps the head outputs of S
+"""Circuit metrics over node ablations (Wang et al. 2022). F is the task metric (a registry,
+circuits/task_metrics.py: logit difference, accuracy, answer probability) averaged over the
+prompt set; M the whole model; C the circuit; for a node set S, `only S` keeps the head outputs of S
 and ablates every other head, `without S` ablates S alone. An edge-level circuit (one that
 declares edges) also cuts, inside `only S`, every path between its heads that is not one of its
 edges, and `without C` cuts its edges from the whole model (sadlang/circuits/wiring.py).
@@ -20,29 +20,25 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Literal
 
 import torch
 
 from sadlang.circuits.ablation import Row, row_passes, run_rows
 from sadlang.circuits.ablations import get_ablation
 from sadlang.circuits.nodes import Node, keep_mask
+from sadlang.circuits.task_metrics import METRICS
 from sadlang.circuits.wiring import Edge, Head, Wiring, only_edges
 from sadlang.errors import SadError
-from sadlang.evidence.metrics import is_correct, logit_diff
 from sadlang.evidence.store import PromptSetEvidence
 
-Metric = Literal["logit_diff", "accuracy"]
 # per prompt nodes; keep only them (True) or remove them; optionally the paths cut between heads
 Variant = tuple[list[list[Node]], bool] | tuple[list[list[Node]], bool, Wiring | None]
 
 
-def score(metric: Metric, logits_end: torch.Tensor, answer: int | None, against: int | None) -> float:
-    """One prompt's value of the task metric from its (V,) logits at the end: the logit
-    difference, or 1.0 when the answer is the top token (0.0 otherwise), as `accuracy` claims."""
-    if metric == "accuracy":
-        return float(is_correct(logits_end, answer))
-    return logit_diff(logits_end, answer, against)
+def score(metric: str, logits_end: torch.Tensor, answer: int | None, against: int | None) -> float:
+    """One prompt's value of the task metric `metric` (sadlang/circuits/task_metrics.py) from its
+    (V,) logits at the end."""
+    return METRICS[metric].score(logits_end, answer, against)
 
 
 @dataclass
@@ -53,7 +49,7 @@ class CircuitLab:
     kind: str                                      # an ablation kind (sadlang/circuits/ablations.py)
     source: PromptSetEvidence | None               # where its values come from: reference set or twins
     batch_size: int
-    metric: Metric = "logit_diff"
+    metric: str = "logit_diff"                      # a task metric (circuits/task_metrics.py)
     ablation_passes: int = 0
     _values: list[torch.Tensor] | None = field(default=None, repr=False)
 
