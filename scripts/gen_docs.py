@@ -1,7 +1,7 @@
 """Regenerate every file (or part of one) that comes from the code: the tables of
-docs/language.md (claim kinds, ablation kinds, task metrics, methods, options, statements, prompt lines), the
-generated lines of the grammar (the ABLATION terminal) and the TextMate grammar in editors/.
-Run after adding a claim kind, an ablation kind, a method, an option or a grammar word:
+docs/language.md (claim kinds, ablation kinds, task metrics, methods, model families, options,
+statements, prompt lines), the generated lines of the grammar (the ABLATION terminal) and the
+TextMate grammar in editors/. Run after adding to any registry or a grammar word:
 
     .venv/bin/python scripts/gen_docs.py          # write
     .venv/bin/python scripts/gen_docs.py --check  # exit 1 and name the stale files
@@ -26,11 +26,13 @@ def _doc_tables() -> dict[str, Callable[[], str]]:
     from sadlang.circuits.task_metrics import docs_table as metrics_table
     from sadlang.claims import docs_table as claims_table
     from sadlang.lang.reference import prompt_lines_table, statements_table
+    from sadlang.models.families import docs_table as families_table
     from sadlang.settings import Settings
     from sadlang.trace.methods import docs_table as methods_table
 
     return {"claim-kinds": claims_table, "ablation-kinds": ablations_table,
             "task-metrics": metrics_table, "methods": methods_table,
+            "model-families": families_table,
             "options": Settings.docs_table, "statements": statements_table, "prompt-lines": prompt_lines_table}
 
 

@@ -3,6 +3,8 @@ import warnings
 
 import pytest
 
+from sadlang.models.families import tiny_models
+
 warnings.filterwarnings("ignore")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
@@ -32,7 +34,7 @@ def smollm():
 
 
 # one tiny model per family (sadlang.models.families): the exactness suite runs on each
-FAMILIES = ["tiny-gpt2", "tiny-llama", "tiny-qwen2", "tiny-mistral", "tiny-neox", "tiny-gemma2", "tiny-gemma3"]
+FAMILIES = tiny_models()
 
 
 @pytest.fixture(params=FAMILIES)

@@ -6,6 +6,7 @@ import torch
 
 from sadlang.cli import main
 from sadlang.language import parse_spec
+from sadlang.models.families import tiny_models
 
 SPEC = '''model {model}
 pool names = " Mary" " John" " Alice" " Bob" " Tom" " Kate"
@@ -27,9 +28,9 @@ claim ok: logit_diff > -1000 on copy
 '''
 
 # one tiny model per family the decomposition supports (tests/test_families.py)
-FAMILIES = ["tiny-llama", "tiny-gpt2", "tiny-qwen2", "tiny-mistral", "tiny-neox", "tiny-gemma2", "tiny-gemma3"]
+FAMILIES = tiny_models()
 # path patching moves one head's write through the residual: refused under Gemma's post-norm
-PATCHABLE = [f for f in FAMILIES if not f.startswith("tiny-gemma")]
+PATCHABLE = tiny_models(rewirable=True)
 
 
 def _lab(model_name, kind, cf=None):

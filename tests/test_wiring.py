@@ -9,11 +9,12 @@ import torch
 
 from sadlang.circuits.ablation import Row, run_rows
 from sadlang.circuits.wiring import SIDES, Wiring, declared_edges, only_edges, without_edges
+from sadlang.models.families import tiny_models
 from tests.test_circuits import _lab
 
 # one tiny model per family the decomposition supports (tests/test_families.py)
 # (Gemma-2's soft-cap and post-norm make edge-level circuits a refused spec: tests/test_families.py)
-FAMILIES = ["tiny-llama", "tiny-gpt2", "tiny-qwen2", "tiny-mistral", "tiny-neox"]
+FAMILIES = tiny_models(rewirable=True)
 
 
 def _all_heads(model):

@@ -6,9 +6,9 @@ from __future__ import annotations
 # (keyword, form, meaning)
 STATEMENTS: list[tuple[str, str, str]] = [
     ("model", "`model NAME` / `model \"path\"`",
-     "the model: `smollm2-135m` (bundled, default), `tiny-gpt2[:seed]`, `tiny-llama[:seed]` (and "
-     "`tiny-qwen2`, `tiny-mistral`, `tiny-neox`, `tiny-gemma2`, `tiny-gemma3`), `planted`, "
-     "a Hugging Face hub name, or a local directory"),
+     "the model: `smollm2-135m` (bundled, default), `tiny-<family>[:seed]` (one per model family, "
+     "e.g. `tiny-gpt2`, `tiny-llama`; see *Model families*), `planted`, a Hugging Face hub name, or a local "
+     "directory"),
     ("method", "`method sad\\|acc\\|accpp`", "how attention decisions are explained (default `acc`); see *Methods*"),
     ("option", "`option NAME = VALUE`", "see *Options*"),
     ("pool", "`pool NAME = \"v1\" \"v2\" ...`",

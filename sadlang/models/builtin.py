@@ -1,7 +1,8 @@
-"""Small random models built in code: GPT-2 style and Llama style, deterministic by seed.
+"""Small random models built in code, deterministic by seed: one per model family (its `Tiny`
+record in models/families.py says how to configure it) and the hand-planted circuits.
 
-They run every code path the real models use (LayerNorm + absolute positions + Q/K/V/O
-biases; RMSNorm + RoPE + grouped-query attention) in milliseconds.
+They run every code path the real models of their family use (norms, positions, biases, GQA,
+windows, soft-caps, QK-norm) in milliseconds.
 """
 
 from __future__ import annotations
@@ -9,24 +10,22 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
 from sadlang.models.tiny_tokenizer import build_tiny_tokenizer, tiny_vocabulary
 
-BUILTIN = {
-    "tiny-gpt2": "GPT-2 style: LayerNorm, absolute positions, Q/K/V/O biases (4 layers, 4 heads, d_model 64)",
-    "tiny-llama": "Llama style: RMSNorm, RoPE, grouped-query attention 4/2 (4 layers, d_model 64)",
-    "tiny-qwen2": "Qwen2 style: Llama plus Q/K/V biases, GQA 4/2 (4 layers, d_model 64)",
-    "tiny-mistral": "Mistral style: Llama plus a sliding window of 6 keys, GQA 4/2 (4 layers, d_model 64)",
-    "tiny-neox": "GPT-NeoX/Pythia style: parallel attention+MLP, partial rotary 0.25, fused QKV biases "
-                 "(4 layers, 4 heads, d_model 64)",
-    "tiny-gemma2": "Gemma-2 style: soft-capped scores, pre+post norms, sliding/global layers, "
-                   "query_pre_attn_scalar, GQA 4/2 (4 layers, d_model 64)",
-    "tiny-gemma3": "Gemma-3 style: QK-norm, pre+post norms, local/global layers with two RoPE bases, "
-                   "MQA 4/1 (4 layers, d_model 64)",
-    "planted": "hand-planted circuit with known ground truth (see sadlang.models.planted)",
-    "planted-neox": "the planted key-side edge 0.0 -> 1.0 in a GPT-NeoX model: parallel blocks, partial rotary",
-}
+
+def _builtin() -> dict[str, str]:
+    from sadlang.models.families import FAMILIES
+
+    tiny = {f.tiny.name: f.tiny.about for f in FAMILIES.values() if f.tiny is not None}
+    return {**tiny,
+            "planted": "hand-planted circuit with known ground truth (see sadlang.models.planted)",
+            "planted-neox": "the planted key-side edge 0.0 -> 1.0 in a GPT-NeoX model: parallel blocks, "
+                            "partial rotary"}
+
+
+# name -> one line: every family's tiny model (models/families.py), then the planted models
+BUILTIN = _builtin()
 
 
 # planted models (hand-set weights, sadlang.models.planted): name -> builder function
@@ -45,42 +44,26 @@ def _randomize(model: torch.nn.Module, seed: int, std: float = 0.2) -> None:
                 p.copy_(noise)
 
 
+def _tiny(name: str) -> Any:
+    from sadlang.models.families import FAMILIES
+
+    found = next((f.tiny for f in FAMILIES.values() if f.tiny is not None and f.tiny.name == name), None)
+    if found is None:
+        raise KeyError(name)
+    return found
+
+
 def build_config(name: str) -> Any:
     """The transformers config of a built-in name (no weights: cheap, for checks)."""
-    import transformers as tf
-
-    vocab = len(tiny_vocabulary())
-    common: dict[str, Any] = dict(vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=4,
-                  num_attention_heads=4, max_position_embeddings=128, bos_token_id=0, eos_token_id=0,
-                  pad_token_id=2, tie_word_embeddings=False)
-    cfg: Any
     if name in PLANTED:
         return build_hf_model(name).config             # hand-set weights: the config comes with them
-    if name == "tiny-gpt2":
-        cfg = GPT2Config(vocab_size=vocab, n_positions=128, n_embd=64, n_layer=4,
-                         n_head=4, bos_token_id=0, eos_token_id=0, resid_pdrop=0.0,
-                         embd_pdrop=0.0, attn_pdrop=0.0)
-    elif name == "tiny-llama":
-        cfg = LlamaConfig(**common, num_key_value_heads=2, rope_theta=10000.0)  # type: ignore[call-arg]
-    elif name == "tiny-qwen2":
-        cfg = tf.Qwen2Config(**common, num_key_value_heads=2, use_sliding_window=False)
-    elif name == "tiny-mistral":
-        cfg = tf.MistralConfig(**common, num_key_value_heads=2, sliding_window=6)
-    elif name == "tiny-neox":
-        # rotary_pct is the legacy spelling transformers still maps to partial_rotary_factor
-        cfg = tf.GPTNeoXConfig(**common, rotary_pct=0.25, use_parallel_residual=True,  # type: ignore[call-arg]
-                               attention_dropout=0.0, hidden_dropout=0.0)
-    elif name == "tiny-gemma2":
-        cfg = tf.Gemma2Config(**common, num_key_value_heads=2, head_dim=16, sliding_window=6,
-                              attn_logit_softcapping=50.0, final_logit_softcapping=None, query_pre_attn_scalar=32)
-    elif name == "tiny-gemma3":
-        cfg = tf.Gemma3TextConfig(**common, num_key_value_heads=1, head_dim=16, sliding_window=6,
-                                  query_pre_attn_scalar=32,
-                                  layer_types=["sliding_attention", "full_attention"] * 2)
-        cfg.architectures = ["Gemma3ForCausalLM"]   # the bridge picks its adapter from this
-    else:
-        raise KeyError(name)
-    if name not in ("tiny-gpt2", "tiny-llama"):
+    tiny = _tiny(name)
+    vocab = len(tiny_vocabulary())
+    common: dict[str, Any] = dict(vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=4,
+                                  num_attention_heads=4, max_position_embeddings=128, bos_token_id=0,
+                                  eos_token_id=0, pad_token_id=2, tie_word_embeddings=False)
+    cfg = tiny.config(common)
+    if tiny.eager:
         cfg._attn_implementation = "eager"          # windows and soft-caps in the computed pattern
     return cfg
 
@@ -92,11 +75,7 @@ def build_hf_model(name: str, seed: int = 0) -> torch.nn.Module:
     if name in PLANTED:
         from sadlang.models import planted
         return getattr(planted, PLANTED[name])()
-    cfg = build_config(name)
-    classes = {"tiny-gpt2": GPT2LMHeadModel, "tiny-llama": LlamaForCausalLM, "tiny-qwen2": tf.Qwen2ForCausalLM,
-               "tiny-mistral": tf.MistralForCausalLM, "tiny-neox": tf.GPTNeoXForCausalLM,
-               "tiny-gemma2": tf.Gemma2ForCausalLM, "tiny-gemma3": tf.Gemma3ForCausalLM}
-    model = classes[name](cfg)
+    model = getattr(tf, _tiny(name).model)(build_config(name))
     _randomize(model, seed)
     return model.eval()
 
@@ -105,10 +84,10 @@ def bridge_name(name: str) -> str:
     """A TransformerLens architecture name the bridge adapts the built-in model with."""
     from sadlang.models.families import FAMILIES
 
-    special = {"tiny-gpt2": "gpt2", "planted": "gpt2", "planted-neox": "EleutherAI/pythia-70m"}
+    special = {"planted": "gpt2", "planted-neox": "EleutherAI/pythia-70m"}
     if name in special:
         return special[name]
-    return next(f.bridge for f in FAMILIES.values() if f.tiny == name)
+    return next(f.bridge for f in FAMILIES.values() if f.tiny is not None and f.tiny.name == name)
 
 
 def tokenizer():

