@@ -12,6 +12,7 @@ import pytest
 
 from sadlang.check.executor import load_and_compile, run_plan
 from sadlang.check.report import to_json
+from sadlang.claims import KINDS
 from sadlang.cli import main
 from sadlang.html import check_page
 from sadlang.html.page import vendored_versions
@@ -66,7 +67,7 @@ def test_embedded_data_is_the_report(planted_page):
         card = blocks[f"sad-card-{c['card']}"]
         verdict = next(v for v in saved["verdicts"] if v["name"] == c["name"])
         assert [p["text"] for p in card["prompts"]] == [p["text"] for p in verdict["prompts"]]
-        assert c["has_graph"] == (verdict["kind"] in ("circuit", "circuit_test"))
+        assert c["has_graph"] == (KINDS[verdict["kind"]].picture is not None)
 
 
 def test_prompt_views_carry_roles(planted_page, planted):

@@ -13,6 +13,7 @@ from browser import browser, chromium_path, open_report
 
 from sadlang.check.executor import load_and_compile, run_plan
 from sadlang.check.report import to_json
+from sadlang.claims import KINDS
 from sadlang.html import check_page, trace_page
 from sadlang.html.views import collector, combined_graph_view, trace_graph_view
 from sadlang.trace.graph import combine
@@ -69,7 +70,7 @@ def test_planted_report_loads_offline_without_console_errors(new_page, planted_r
     page.page.wait_for_timeout(200)
     assert page.problems == []
     assert page.page.locator("details.card").count() == len(data["verdicts"]) == 29
-    circuits = [v for v in data["verdicts"] if v["kind"] in ("circuit", "circuit_test")]
+    circuits = [v for v in data["verdicts"] if KINDS[v["kind"]].picture is not None]
     assert page.page.locator(".graph").count() == len(circuits) == 8
     assert page.page.locator(".heatmaps canvas").count() > 0
     page.screenshot("report-planted-full", page.page)

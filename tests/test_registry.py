@@ -74,6 +74,13 @@ def test_kind_is_complete(kind_name):
             assert type(kind).aggregate is not ClaimKind.aggregate
 
 
+def test_every_picture_a_kind_names_is_drawn_by_the_report():
+    from sadlang.html.views import PICTURES
+
+    named = {kind.picture for kind in KINDS.values()} - {None}
+    assert named and named <= set(PICTURES), named - set(PICTURES)
+
+
 def test_examples_hold_and_failing_cases_fail_on_the_planted_model(planted):
     from sadlang.check.executor import run_plan
     from sadlang.plan.compile import compile_spec

@@ -201,6 +201,7 @@ class ClaimKind:
     examples: ClassVar[tuple[str, ...]]       # claim bodies that hold on specs/planted.sad
     failing: ClassVar[tuple[str, ...]]        # claim bodies that fail on specs/planted.sad
     searchable: ClassVar[bool] = True         # can `forall` / --explore measure generated prompts alone?
+    picture: ClassVar[str | None] = None      # the graph its report card draws (html/pictures.py), if any
 
     # ---- syntax
     def rules(self) -> dict[str, Builder]:

@@ -96,6 +96,7 @@ class CircuitKind(ClaimKind):
     name = "circuit"
     node = CircuitClaim
     summary = "the traced circuit of a prompt set contains, excludes or matches components"
+    picture = "combined-traces"
     examples = ("circuit of copy at frequency 1.0 contains 1.0, 0.0",
                 "circuit of copy matches 1.0, 0.0 with precision >= 1, recall >= 1",
                 "circuit of copy excludes 0.2, 1.1, 1.2")

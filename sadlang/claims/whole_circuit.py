@@ -103,6 +103,7 @@ class CircuitTestKind(ClaimKind):
     name = "circuit_test"
     node = CircuitTest
     summary = "a declared or traced circuit is faithful, necessary, complete, minimal, beats random or matches another"
+    picture = "declared-circuit"
     examples = ("circuit planted_copy is faithful >= 99% by zero ablation on copy",
                 "circuit planted_copy is necessary >= 50% by zero ablation on copy",
                 "circuit planted_copy beats random by >= 5x by zero ablation on copy",

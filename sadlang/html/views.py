@@ -262,7 +262,7 @@ def inspected_prompt(v: Verdict) -> int:
 
 def claim_view(ev, claim: A.Claim, v: Verdict, spec: A.Spec) -> ClaimView:
     """Everything a claim's card shows beyond its verdict. `ev`: the claim's PromptSetEvidence."""
-    from sadlang.trace.graph import combine
+    from sadlang.claims import kind_of
 
     view = ClaimView(prompts=prompt_views(v.prompts, ev.prompts))
     if v.counterexample is not None:
@@ -280,23 +280,38 @@ def claim_view(ev, claim: A.Claim, v: Verdict, spec: A.Spec) -> ClaimView:
     if heads:
         acts = ev.acts(i)
         view.heatmaps = [heatmap(acts.pattern, h, i, list(ev.prompts[i].token_texts)) for h in heads]
-    body = claim.body
-    if body.kind == "circuit":
-        freq = float(getattr(body, "frequency", 0.0))
-        g = combine(ev.graphs(), 0.0)
-        view.graph = combined_graph_view(g, ev.prompts[0], n_layers,
-                                         f"traces of {ev.name or 'the prompt set'} combined by role", freq)
-    elif body.kind == "circuit_test":
-        decl = spec.circuits.get(getattr(body, "circuit", ""))
-        if decl is not None:
-            heads_traced = None
-            if decl.traced_from is not None and ev.workspace is not None:
-                from sadlang.circuits.nodes import traced_heads
-                heads_traced = traced_heads(decl, ev.workspace.sets[decl.traced_from])
-            effects = v.details.get("faithfulness without each node")
-            view.graph = declared_graph_view(decl, ev.prompts[0], n_layers, heads_traced,
-                                             effects if isinstance(effects, dict) else None)
+    picture = kind_of(claim.body).picture
+    if picture is not None:
+        view.graph = PICTURES[picture](ev, claim, v, spec)
     return view
+
+
+def _combined_traces(ev: Any, claim: A.Claim, v: Verdict, spec: A.Spec) -> GraphView | None:
+    """The prompt set's traces combined by role, cut at the claim's node frequency."""
+    from sadlang.trace.graph import combine
+
+    freq = float(getattr(claim.body, "frequency", 0.0))
+    return combined_graph_view(combine(ev.graphs(), 0.0), ev.prompts[0], ev.model.info.n_layers,
+                               f"traces of {ev.name or 'the prompt set'} combined by role", freq)
+
+
+def _declared_circuit(ev: Any, claim: A.Claim, v: Verdict, spec: A.Spec) -> GraphView | None:
+    """The circuit the claim tests, each node shaded by the faithfulness lost without it."""
+    decl = spec.circuits.get(getattr(claim.body, "circuit", ""))
+    if decl is None:
+        return None
+    heads_traced = None
+    if decl.traced_from is not None and ev.workspace is not None:
+        from sadlang.circuits.nodes import traced_heads
+        heads_traced = traced_heads(decl, ev.workspace.sets[decl.traced_from])
+    effects = v.details.get("faithfulness without each node")
+    return declared_graph_view(decl, ev.prompts[0], ev.model.info.n_layers, heads_traced,
+                               effects if isinstance(effects, dict) else None)
+
+
+# the pictures a claim kind may name as its `picture` (claims/base.py): name -> drawer
+Drawer = Callable[[Any, A.Claim, Verdict, A.Spec], "GraphView | None"]
+PICTURES: dict[str, Drawer] = {"combined-traces": _combined_traces, "declared-circuit": _declared_circuit}
 
 
 def collector(spec: A.Spec) -> tuple[dict[str, ClaimView], Callable[[Any, A.Claim, Verdict], None]]:
