@@ -64,17 +64,19 @@ def render_grammar(text: str) -> str:
 
 
 def generated() -> dict[Path, str]:
-    """Every generated file, as the code would write it now. The grammar comes first: the
+    """Every generated file, as the code would write it now. The grammar comes first: when its
+    words change it is written at once and the modules that read it are reloaded, because the
     TextMate grammar is read off it."""
-    from sadlang.lang.highlight import textmate_json
+    import importlib
+
+    from sadlang.lang import highlight, parser
 
     out = {GRAMMAR: render_grammar(GRAMMAR.read_text()), DOCS: render(DOCS.read_text())}
     if out[GRAMMAR] != GRAMMAR.read_text():
-        GRAMMAR.write_text(out[GRAMMAR])             # the TextMate grammar reads the new words
-        from sadlang.lang import parser
-        parser._parser.cache_clear()
-        parser.keywords.cache_clear()
-    out[TEXTMATE] = textmate_json()
+        GRAMMAR.write_text(out[GRAMMAR])
+        importlib.reload(parser)
+        importlib.reload(highlight)
+    out[TEXTMATE] = highlight.textmate_json()
     return out
 
 

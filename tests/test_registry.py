@@ -165,8 +165,8 @@ def test_every_ablation_kind_is_a_word_an_option_and_a_working_ablation(planted,
     node, whole = report.verdicts
     assert node.status in ("held", "failed") and whole.status in ("held", "failed"), whole.measured
     assert whole.details["ablation"] == name
-    origin = {"none": name, "reference": "mean over moved:reference (32 prompts, none measured)",
-              "counterfactual": "from moved_swap (4 twins)"}[kind.source]
+    origin = {"none": name, "reference": kind.origin.format(set="moved:reference", n=32),
+              "counterfactual": kind.origin.format(set="moved_swap", n=4)}[kind.source]
     assert origin in whole.details["reference"], whole.details["reference"]
 
 
@@ -196,7 +196,7 @@ def test_an_unknown_name_is_refused_with_the_names_the_registry_has(option, regi
     from sadlang.plan.validate import spec_settings
 
     with pytest.raises(SpecError) as exc:
-        spec_settings(parse_spec(f"model planted\noption {option} = median\n", "o.sad"))
+        spec_settings(parse_spec(f"model planted\noption {option} = no_such_name\n", "o.sad"))
     assert one_of(list(registry), quote=True) in exc.value.message and exc.value.span.line == 2
 
 
