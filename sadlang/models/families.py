@@ -48,6 +48,15 @@ class Family:
     adds: str
     tiny: Tiny | None = None
     papers: tuple[str, ...] = field(default_factory=tuple)
+    built_in: tuple[str, ...] = ()      # features every model of the family has (no config flag says so)
+
+
+# features an architecture has without a config flag (a family lists them in `built_in`)
+BUILT_IN_FEATURES = {
+    "QK-norm": "RMSNorm on each head's q and k after projection",
+    "post-norms": "RMSNorm on the attention and MLP outputs before the residual",
+    "Q/K/V biases": "query and key biases (the offset component)",
+}
 
 
 def _tf() -> Any:
@@ -84,7 +93,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in [
            Tiny("tiny-qwen2", "Qwen2 style: Llama plus Q/K/V biases, GQA 4/2 (4 layers, d_model 64)",
                 lambda c: _tf().Qwen2Config(**c, num_key_value_heads=2, use_sliding_window=False),
                 "Qwen2ForCausalLM"),
-           ("Qwen2.5 (ACC++ library)",)),
+           ("Qwen2.5 (ACC++ library)",), built_in=("Q/K/V biases",)),
     Family("mistral", ("mistral",), "mistralai/Mistral-7B-v0.1",
            "sliding-window attention: keys outside a query's window are not keys",
            Tiny("tiny-mistral", "Mistral style: Llama plus a sliding window of 6 keys, GQA 4/2 (4 layers, "
@@ -111,14 +120,14 @@ FAMILIES: dict[str, Family] = {f.name: f for f in [
                                              attn_logit_softcapping=50.0, final_logit_softcapping=None,
                                              query_pre_attn_scalar=32),
                 "Gemma2ForCausalLM"),
-           ("Gemma-2-2B (ACC++)",)),
+           ("Gemma-2-2B (ACC++)",), built_in=("post-norms",)),
     Family("gemma3", ("gemma3_text", "gemma3"), "google/gemma-3-270m",
            "QK-norm (RMSNorm on q and k per head after projection: gains folded in W_Q/W_K, scales "
            "frozen per position and head), pre+post norms, 5:1 local/global layers with two RoPE "
            "bases (per-layer tables), query_pre_attn_scalar; no edge-level circuits or path patching",
            Tiny("tiny-gemma3", "Gemma-3 style: QK-norm, pre+post norms, local/global layers with two RoPE "
                                "bases, MQA 4/1 (4 layers, d_model 64)",
-                _gemma3_config, "Gemma3ForCausalLM")),
+                _gemma3_config, "Gemma3ForCausalLM"), built_in=("QK-norm", "post-norms")),
 ]}
 
 # features that stop edge-level circuits and path patching (they rebuild scores and head inputs)
@@ -180,12 +189,11 @@ def features(config: Any) -> dict[str, str]:
     cap = _get(config, "attn_logit_softcapping", None)
     if cap:
         out["soft-capped scores"] = f"tanh(z/{cap:g})*{cap:g}"
-    if model_type.startswith("gemma3"):
-        out["QK-norm"] = "RMSNorm on each head's q and k after projection"
-    if model_type.startswith(("gemma2", "gemma3")):
-        out["post-norms"] = "RMSNorm on the attention and MLP outputs before the residual"
-    if _get(config, "attention_bias", False) or model_type == "qwen2":
-        out["Q/K/V biases"] = "query and key biases (the offset component)"
+    family = family_of(config)
+    for name in family.built_in if family is not None else ():
+        out[name] = BUILT_IN_FEATURES[name]
+    if _get(config, "attention_bias", False):
+        out["Q/K/V biases"] = BUILT_IN_FEATURES["Q/K/V biases"]
     if _get(config, "num_experts", None) or _get(config, "num_local_experts", None):
         out["mixture of experts"] = "routed MLPs"
     return out
