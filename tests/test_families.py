@@ -188,11 +188,14 @@ def test_soft_capped_local_edit_reaches_the_capped_scores():
     assert abs(float(att[0]) - float(acts.pattern[layer, head, d, s])) > 1e-3   # the edit did something
 
 
-def test_gemma2_refuses_edge_level_circuits_and_path_patching(tmp_path):
+@pytest.mark.parametrize("model_name", tiny_models(rewirable=False))
+def test_families_that_rescale_head_writes_refuse_edge_level_circuits_and_path_patching(tmp_path, model_name):
+    """Soft-caps, post-norms and QK-norms make the linear rebuilds of wiring and path patching
+    inexact: each such family gets an error verdict naming its feature, never a number."""
     from sadlang.check.executor import check_file
 
     path = tmp_path / "g.sad"
-    path.write_text(SPEC.format(model="tiny-gemma2", method="acc").split("claim ")[0] + """circuit c:
+    path.write_text(SPEC.format(model=model_name, method="acc").split("claim ")[0] + """circuit c:
   0.0
   1.0
   edge 0.0 -> 1.0 via key
@@ -202,10 +205,9 @@ claim wired: circuit c is faithful >= 50% by zero ablation on p
 claim patched: patch edge 0.0 -> 1.0 via key from q lowers logit_diff by >= 1% on p
 """)
     report = check_file(path)
-    by = {v.name: v for v in report.verdicts}
-    assert (by["wired"].status == "error" and "post-attention norm" in by["wired"].measured) or \
-        "soft-capped" in by["wired"].measured
-    assert by["patched"].status == "error" and "soft-capped" in by["patched"].measured
+    words = ("soft-capped", "post-attention norm", "QK-norm")
+    for v in report.verdicts:
+        assert v.status == "error" and any(w in v.measured for w in words), v.measured
 
 
 def test_gemma3_270m_is_opt_in_with_its_install_command(monkeypatch, capsys):

@@ -19,7 +19,7 @@ from sadlang.circuits.ablation import (
     shared_prefixes,
 )
 from sadlang.circuits.nodes import keep_mask
-from sadlang.circuits.wiring import Wiring, only_edges, without_edges
+from sadlang.circuits.wiring import Wiring, only_edges, wiring_problem, without_edges
 from sadlang.decomp.passes import last_logits
 from tests.test_circuits import FAMILIES, _lab
 
@@ -66,7 +66,7 @@ def test_passes_merge_rows_whose_start_saves_too_little():
 def _variants(model, ev):
     """Rows of the circuit lab's kinds on prompt set `ev`: a circuit of a head of the second (the
     first, on two layers) and of the last layer, alone; without either node; without it (M without C); node ablations of
-    a late head and of an early one; a duplicate; an edge-level row (not on Gemma: refused)."""
+    a late head and of an early one; a duplicate; an edge-level row (where wiring is exact)."""
     info = model.info
     last = info.n_layers - 1
     first = 1 if last > 1 else 0
@@ -79,7 +79,7 @@ def _variants(model, ev):
                  Row(i, keep_mask([(last, 0, None)], shape, False)),
                  Row(i, keep_mask([(first, 1, None)], shape, False)),
                  Row(i, keep_mask(circuit, shape, True))]
-        if not model.weights.post_norm:
+        if wiring_problem(model) is None:
             heads = {(first, 0), (last, 1)}
             edges = {((first, 0), (last, 1), "query"), ((last, 1), None, "logits")}
             rows += [Row(i, keep_mask(circuit, shape, True), only_edges(heads, edges)),         # C alone, edges
@@ -107,7 +107,7 @@ def _agree(model_name: str, kind: str, cf: str | None) -> None:
     plan = row_passes(ev, rows, 4)
     assert any(layer > 0 for layer, _ in plan)                      # some rows did start late
     starts = shared_prefixes(rows)
-    if not model.weights.post_norm:                                 # wired rows too, from both kinds of base
+    if wiring_problem(model) is None:                               # wired rows too, from both kinds of base
         wired = [s for row, s in zip(rows, starts) if row.wiring and s.layer > 0]
         assert {s.base is None for s in wired} == {True, False}
     assert sorted(k for _, chunk in plan for k in chunk) == [        # each row once, copies in none

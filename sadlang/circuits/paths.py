@@ -37,6 +37,9 @@ def score_delta(model: LoadedModel, clean: PromptActivations, cf: PromptActivati
     if w.post_norm:
         raise TraceError("path patching moves one head's write through the residual, which a post-attention "
                          "norm (Gemma) rescales with every head's output; use node ablations (`ablate head`)")
+    if w.qk_norm:
+        raise TraceError("path patching adds one head's write to queries and keys linearly, which a QK-norm "
+                         "(Gemma-3, Qwen3) rescales per head; use node ablations (`ablate head`)")
     dz = one_head_z(cf, model, ls, hs) - one_head_z(clean, model, ls, hs)    # (n, r)
     dx = (dz @ w.W_O[ls, hs]) / clean.ln_scale[lr][:, None]                  # (n, D)
     x = clean.normalized[lr]                                                  # (n, D)

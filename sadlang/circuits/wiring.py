@@ -98,14 +98,26 @@ def norm(x: torch.Tensor, kind: str, eps: float) -> torch.Tensor:
     return x / (x.pow(2).mean(-1, keepdim=True) + eps).sqrt()
 
 
-def refuse_wiring(model) -> None:
-    """Raise TraceError when edge-level circuits cannot be run exactly on this model."""
+def wiring_problem(model) -> str | None:
+    """Why edge-level circuits cannot be run exactly on this model (None: they can). They rebuild
+    a receiver's inputs, queries and keys linearly from head writes."""
     w = model.weights
     if w.softcap:
-        raise TraceError("edge-level circuits rebuild attention scores, which a soft-capped model caps")
+        return "edge-level circuits rebuild attention scores, which a soft-capped model caps"
     if w.post_norm:
-        raise TraceError("edge-level circuits rebuild a receiver's input from head writes, which a "
-                         "post-attention norm (Gemma) rescales; test the circuit at node level")
+        return ("edge-level circuits rebuild a receiver's input from head writes, which a "
+                "post-attention norm (Gemma) rescales; test the circuit at node level")
+    if w.qk_norm:
+        return ("edge-level circuits rebuild a receiver's queries and keys linearly, which a QK-norm "
+                "(Gemma-3, Qwen3) rescales per head; test the circuit at node level")
+    return None
+
+
+def refuse_wiring(model) -> None:
+    """Raise TraceError when edge-level circuits cannot be run exactly on this model."""
+    why = wiring_problem(model)
+    if why is not None:
+        raise TraceError(why)
 
 
 class WiredRun:

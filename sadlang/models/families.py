@@ -128,10 +128,17 @@ FAMILIES: dict[str, Family] = {f.name: f for f in [
            Tiny("tiny-gemma3", "Gemma-3 style: QK-norm, pre+post norms, local/global layers with two RoPE "
                                "bases, MQA 4/1 (4 layers, d_model 64)",
                 _gemma3_config, "Gemma3ForCausalLM"), built_in=("QK-norm", "post-norms")),
+    Family("qwen3", ("qwen3",), "Qwen/Qwen3-0.6B",
+           "QK-norm (RMSNorm on q and k per head, gains folded in W_Q/W_K, scales frozen) under "
+           "grouped-query attention, no post-norms",
+           Tiny("tiny-qwen3", "Qwen3 style: Llama plus QK-norm, GQA 4/2 (4 layers, d_model 64)",
+                lambda c: _tf().Qwen3Config(**c, num_key_value_heads=2, head_dim=16, use_sliding_window=False),
+                "Qwen3ForCausalLM"),
+           ("Qwen3",), built_in=("QK-norm",)),
 ]}
 
 # features that stop edge-level circuits and path patching (they rebuild scores and head inputs)
-NOT_REWIRABLE = ("soft-capped scores", "post-norms")
+NOT_REWIRABLE = ("soft-capped scores", "post-norms", "QK-norm")
 
 
 def tiny_models(rewirable: bool | None = None) -> list[str]:

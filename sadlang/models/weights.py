@@ -36,7 +36,7 @@ class ModelWeights:
     rotary: bool
     windows: tuple[int | None, ...] = ()   # per layer: sliding-window size, None (or absent) = global
     post_norm: bool = False   # Gemma-2/3: attention output RMS-normed before the residual (gain in W_O)
-    qk_norm: bool = False     # Gemma-3: q and k RMS-normed per head after projection (gains in W_Q/W_K)
+    qk_norm: bool = False     # Gemma-3, Qwen3: q and k RMS-normed per head after projection (gains in W_Q/W_K)
     rope_per_layer: bool = False   # Gemma-3: local and global layers rotate with different bases
 
     @property
