@@ -11,10 +11,20 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sadlang import __version__
 from sadlang.errors import InternalError, SadError, SpecError, UsageError
+
+if TYPE_CHECKING:
+    from sadlang.check.ray_executor import RayConfig
+    from sadlang.check.verdict import Report
+    from sadlang.lang import ast as A
+    from sadlang.models.loader import LoadedModel
+    from sadlang.plan.compile import Plan
+    from sadlang.trace.tracer import Circuit
 
 
 def _quiet_libraries() -> None:
@@ -31,7 +41,7 @@ def _quiet_libraries() -> None:
         hf_logging.disable_progress_bar()
 
 
-def _progress(args) -> bool:
+def _progress(args: argparse.Namespace) -> bool:
     """Progress bars go to stderr, and only to a terminal unless --progress asks for them."""
     return bool(getattr(args, "progress", False)) or (sys.stderr.isatty() and not getattr(args, "quiet", False))
 
@@ -57,7 +67,7 @@ def _validated(paths: list[str], lenient: bool) -> list:
     return specs
 
 
-def _read_spec(path: str):
+def _read_spec(path: str) -> A.Spec:
     """Parse a spec file, or standard input for `-` (named <stdin> in messages)."""
     from sadlang.lang.parser import read_stdin_text
     from sadlang.language import parse_file, parse_spec
@@ -94,7 +104,8 @@ def _print_profile(file: str, t0: float, costs: list, phases: dict[str, float]) 
     print("\n".join(lines), file=sys.stderr)
 
 
-def _check_on_ray(args, spec, model, plan, cfg, only, t0: float):
+def _check_on_ray(args: argparse.Namespace, spec: A.Spec, model: LoadedModel, plan: Plan, cfg: RayConfig,
+                  only: set[str] | None, t0: float) -> Report:
     """One spec's check on Ray actors (`--ray`, `--actors` or `option executor = ray`)."""
     from sadlang.check.ray_executor import RayStats, run_plan_ray
 
@@ -114,7 +125,7 @@ def _check_on_ray(args, spec, model, plan, cfg, only, t0: float):
     return report
 
 
-def cmd_check(args) -> int:
+def cmd_check(args: argparse.Namespace) -> int:
     from sadlang.check.outputs import refuse_inputs, write_output
 
     refuse_inputs({"--junit": args.junit, "--json-out": args.json_out, "--html": args.html}, args.specs)
@@ -185,7 +196,7 @@ def cmd_check(args) -> int:
     return max(r.exit_code_with(allow) for r in reports)
 
 
-def cmd_fmt(args) -> int:
+def cmd_fmt(args: argparse.Namespace) -> int:
     """Format specs in place (or check them). Exit 0 formatted, 1 would change (--check), 2 a
     spec that does not parse."""
     import difflib
@@ -228,13 +239,13 @@ def cmd_fmt(args) -> int:
     return 0
 
 
-def cmd_lsp(args) -> int:
+def cmd_lsp(args: argparse.Namespace) -> int:
     from sadlang.editor.server import main as serve
 
     return serve()
 
 
-def cmd_plan(args) -> int:
+def cmd_plan(args: argparse.Namespace) -> int:
     spec = _validated([args.spec], args.lenient)[0]
     _threads()
     from sadlang.check.executor import prepare
@@ -261,7 +272,7 @@ def cmd_plan(args) -> int:
     return 0
 
 
-def cmd_circuit(args) -> int:
+def cmd_circuit(args: argparse.Namespace) -> int:
     spec = _validated([args.spec], False)[0]
     if args.name not in spec.circuits:
         raise UsageError(f"{args.spec} declares no circuit {args.name!r}; circuits: "
@@ -294,7 +305,7 @@ def cmd_circuit(args) -> int:
     return 0
 
 
-def _check_answers(model, prompt: str, answer: str, against: str | None) -> None:
+def _check_answers(model: LoadedModel, prompt: str, answer: str, against: str | None) -> None:
     """--answer / --against must be single tokens (a usage error, exit 2, naming the tokens); one
     that lacks the leading space its model's next word carries gets a warning with the fix."""
     from sadlang.prompts.build import PromptError, single_token, space_hint
@@ -311,7 +322,7 @@ def _check_answers(model, prompt: str, answer: str, against: str | None) -> None
             print(f"warning: {hint}", file=sys.stderr)
 
 
-def cmd_trace(args) -> int:
+def cmd_trace(args: argparse.Namespace) -> int:
     from sadlang.models import load_model
     from sadlang.trace.graph import save_graph
     from sadlang.trace.options import TraceOptions
@@ -359,7 +370,7 @@ def cmd_trace(args) -> int:
     return 0
 
 
-def _write_trace_html(args, model, circuit, toks: list[str]) -> None:
+def _write_trace_html(args: argparse.Namespace, model: LoadedModel, circuit: Circuit, toks: list[str]) -> None:
     """The trace as an HTML page: the circuit viewer and the attention of its busiest heads."""
     from sadlang.html import trace_page
     from sadlang.html.views import heatmap, trace_graph_view
@@ -379,7 +390,7 @@ def _write_trace_html(args, model, circuit, toks: list[str]) -> None:
     write_output(args.html, trace_page(f"sadlang trace: {args.prompt}", info, graph, maps), "--html")
 
 
-def _print_ablations(model, circuit, k: int, toks: list[str]) -> None:
+def _print_ablations(model: LoadedModel, circuit: Circuit, k: int, toks: list[str]) -> None:
     from sadlang.evidence.effects import ablate_strongest_edges
 
     clean, effects = ablate_strongest_edges(model, circuit, k)
@@ -392,7 +403,7 @@ def _print_ablations(model, circuit, k: int, toks: list[str]) -> None:
               f"logit diff {x.logit_diff:+.3f} (random {x.random_logit_diff:+.3f})")
 
 
-def cmd_models(args) -> int:
+def cmd_models(args: argparse.Namespace) -> int:
     from sadlang.models import availability, known_models
 
     if args.architectures:
@@ -411,7 +422,7 @@ def cmd_models(args) -> int:
     return 0
 
 
-def cmd_sinks(args) -> int:
+def cmd_sinks(args: argparse.Namespace) -> int:
     from sadlang.control.sinks import survey
     from sadlang.evidence.store import PromptSetEvidence
     from sadlang.models import load_model
@@ -445,7 +456,7 @@ def cmd_sinks(args) -> int:
     return 0
 
 
-def _number(lo: float, hi: float, integer: bool = False):
+def _number(lo: float, hi: float, integer: bool = False) -> Callable[[str], float | int]:
     """An argparse type: a finite number in [lo, hi]."""
     def parse(text: str) -> float | int:
         try:
@@ -466,7 +477,7 @@ def _int_list(text: str) -> list[int]:
     return [int(p) for p in parts]
 
 
-def _output_file(suffixes: tuple[str, ...] = ()):
+def _output_file(suffixes: tuple[str, ...] = ()) -> Callable[[str], str]:
     """An argparse type: a file we can write, checked before any model loads."""
     def parse(text: str) -> str:
         from sadlang.check.outputs import output_problem
@@ -606,7 +617,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _json_error(args, exc: Exception, code: int) -> None:
+def _json_error(args: argparse.Namespace, exc: Exception, code: int) -> None:
     """With `check --format json`, stdout still gets a document when no report could be made."""
     if getattr(args, "fn", None) is cmd_check and getattr(args, "format", None) == "json":
         from sadlang.check.report import error_json

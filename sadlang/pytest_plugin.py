@@ -13,14 +13,22 @@ model cannot be loaded here (no weights offline) skips its items with the reason
 
 from __future__ import annotations
 
-from typing import cast
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
 from sadlang.errors import SadError, SpecError
 
+if TYPE_CHECKING:
+    from _pytest._code.code import TerminalRepr, TracebackStyle
 
-def pytest_addoption(parser):
+    from sadlang.check.verdict import Verdict
+    from sadlang.lang import ast as A
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("sadlang")
     group.addoption("--sad-explore", type=int, default=0, metavar="N",
                     help="search up to N generated prompts per per-prompt claim")
@@ -36,7 +44,7 @@ def pytest_addoption(parser):
                          "instance); specs with `option executor = ray` do so anyway")
 
 
-def pytest_configure(config):
+def pytest_configure(config: pytest.Config) -> None:
     import os
 
     from sadlang.claims import KINDS
@@ -50,7 +58,7 @@ def pytest_configure(config):
         config.addinivalue_line("markers", f"sad_{name}: a .sad claim of kind {name}: {kind.summary}")
 
 
-def pytest_collect_file(parent, file_path):
+def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> SadFile | None:
     if file_path.suffix == ".sad":
         return SadFile.from_parent(parent, path=file_path)
     return None
@@ -61,7 +69,7 @@ class SpecCollectError(Exception):
 
 
 class SadFile(pytest.File):
-    def collect(self):
+    def collect(self) -> Iterator[SadItem]:
         from sadlang.language import parse_file
         from sadlang.plan.validate import validate
 
@@ -71,7 +79,7 @@ class SadFile(pytest.File):
         except SpecError as exc:
             raise pytest.Collector.CollectError(exc.render()) from None
         self._spec = spec
-        self._report = None
+        self._report: dict[str, Verdict] | None = None
         self._failure: SadError | None = None
         for claim in spec.claims:
             item = SadItem.from_parent(self, name=claim.name, claim=claim)
@@ -79,7 +87,7 @@ class SadFile(pytest.File):
             item.add_marker(getattr(pytest.mark, f"sad_{claim.body.kind}"))
             yield item
 
-    def report(self):
+    def report(self) -> dict[str, Verdict]:
         """Evaluate all claims of this spec once (model loads are memoized per process); a
         failure to load or compile is remembered too, so every item reports it at once."""
         if self._failure is not None:
@@ -112,17 +120,17 @@ class SadFile(pytest.File):
 
 
 class SadClaimFailed(Exception):
-    def __init__(self, verdict):
+    def __init__(self, verdict: Verdict) -> None:
         self.verdict = verdict
         super().__init__(verdict.measured)
 
 
 class SadItem(pytest.Item):
-    def __init__(self, *, claim, **kwargs):
+    def __init__(self, *, claim: A.Claim, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.claim = claim
 
-    def runtest(self):
+    def runtest(self) -> None:
         from sadlang.errors import ModelLoadError
 
         try:
@@ -141,7 +149,8 @@ class SadItem(pytest.Item):
         if verdict.status != "held":
             raise SadClaimFailed(verdict)
 
-    def repr_failure(self, excinfo, style=None):
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
+                     style: TracebackStyle | None = None) -> str | TerminalRepr:
         from sadlang.check.report import format_verdict
 
         if isinstance(excinfo.value, SadClaimFailed):
@@ -150,6 +159,6 @@ class SadItem(pytest.Item):
             return str(excinfo.value)
         return super().repr_failure(excinfo, style)
 
-    def reportinfo(self):
+    def reportinfo(self) -> tuple[Path, int, str]:
         line = self.claim.loc.line - 1 if self.claim.loc else 0
         return self.path, line, self.name

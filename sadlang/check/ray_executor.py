@@ -172,7 +172,7 @@ class _Task:
     key: Any
 
 
-def _ray():
+def _ray() -> Any:
     try:
         import ray
     except ImportError:
@@ -207,7 +207,7 @@ def reachable(address: str | None, timeout: float = 3.0) -> str | None:
         return f"{address!r}: {exc.strerror or exc}"
 
 
-def _connect(ray, cfg: RayConfig) -> bool:
+def _connect(ray: Any, cfg: RayConfig) -> bool:
     """Connect to (or start) Ray; True when this call started it (and must shut it down)."""
     if ray.is_initialized():
         return False
@@ -223,7 +223,7 @@ def _connect(ray, cfg: RayConfig) -> bool:
     return True
 
 
-def _actor_count(ray, cfg: RayConfig, tasks: int) -> int:
+def _actor_count(ray: Any, cfg: RayConfig, tasks: int) -> int:
     if cfg.actors is not None:
         want = cfg.actors
     else:
@@ -319,13 +319,13 @@ def run_plan_ray(plan: Plan, model: LoadedModel, cfg: RayConfig, explore: int = 
     return report_of(plan, model, [verdicts[c.name] for c, _ in items])
 
 
-def _dispatch(ray, actors: list, tasks: list[_Task], stats: RayStats, bar) -> dict:
+def _dispatch(ray: Any, actors: list[Any], tasks: list[_Task], stats: RayStats, bar: Any) -> dict[Any, Any]:
     """Run the tasks, one in flight per actor, each idle actor taking the next task."""
     results: dict[tuple[str, Any], Any] = {}
     pending = list(reversed(tasks))
     running: dict[Any, tuple[Any, _Task]] = {}
 
-    def submit(actor) -> None:
+    def submit(actor: Any) -> None:
         if pending:
             t = pending.pop()
             running[getattr(actor, t.kind).remote(*t.args)] = (actor, t)

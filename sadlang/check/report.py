@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any
 from xml.etree import ElementTree as ET
 
 from sadlang.check.verdict import STATUSES, Report, Verdict
@@ -14,7 +15,7 @@ from sadlang.errors import printable
 JSON_SCHEMA_VERSION = 2
 
 
-def json_safe(obj):
+def json_safe(obj: Any) -> Any:
     """Floats rounded to 6 digits, NaN and infinities as null, dict keys sorted: the form every
     report (JSON, HTML) embeds."""
     if isinstance(obj, float):

@@ -5,6 +5,8 @@ shrink a counterexample to a minimal prompt (first template, earliest pool value
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis.errors import Found
 
@@ -16,12 +18,16 @@ from sadlang.settings import Settings
 from sadlang.strategies import prompt_strategy
 from sadlang.trace.options import TraceOptions
 
+if TYPE_CHECKING:
+    from sadlang.models.loader import LoadedModel
+    from sadlang.prompts.build import BuiltPrompt
+
 
 class _Counterexample(AssertionError):
     pass
 
 
-def drawn_prompts(model, spec: A.Spec, decl: A.PromptSetDecl, n: int, seed: int) -> list:
+def drawn_prompts(model: LoadedModel, spec: A.Spec, decl: A.PromptSetDecl, n: int, seed: int) -> list:
     """n prompts of the set drawn with `seed` (values that are not single tokens are skipped)."""
     from sadlang.prompts.build import PromptError, build_prompt, sample_assignments
 
@@ -35,7 +41,7 @@ def drawn_prompts(model, spec: A.Spec, decl: A.PromptSetDecl, n: int, seed: int)
     return out
 
 
-def search(model, spec: A.Spec, decl: A.PromptSetDecl, claim: A.Claim, opts: TraceOptions,
+def search(model: LoadedModel, spec: A.Spec, decl: A.PromptSetDecl, claim: A.Claim, opts: TraceOptions,
            config: Settings, limit: int) -> tuple[int, PromptEvidence | None]:
     """Try up to `limit` drawn prompts in shared passes; on a failure, shrink with hypothesis.
     Returns (prompts tried, minimal counterexample or None)."""
@@ -53,19 +59,19 @@ def search(model, spec: A.Spec, decl: A.PromptSetDecl, claim: A.Claim, opts: Tra
     return len(prompts) + tried, counter
 
 
-def _with_tokens(model, prompt, detail: str) -> str:
+def _with_tokens(model: LoadedModel, prompt: BuiltPrompt, detail: str) -> str:
     roles = ", ".join(f"{k}={v}" for k, v in sorted(prompt.roles.items()))
     return f"{detail}; tokens {model.decode(prompt.tokens)}; roles {roles}"
 
 
-def _shrinking_search(model, spec: A.Spec, decl: A.PromptSetDecl, claim: A.Claim, opts: TraceOptions,
+def _shrinking_search(model: LoadedModel, spec: A.Spec, decl: A.PromptSetDecl, claim: A.Claim, opts: TraceOptions,
                       config: Settings, limit: int) -> tuple[int, PromptEvidence | None]:
     """Hypothesis over the templates, one prompt per example, shrinking the first failure."""
     kind = kind_of(claim.body)
     tried = 0
     last_fail: dict[str, PromptEvidence] = {}
 
-    def check(prompt) -> None:
+    def check(prompt: BuiltPrompt) -> None:
         nonlocal tried
         tried += 1
         ev = kind.measure(PromptSetEvidence(model, [prompt], opts), claim.body, [0], config)[0]

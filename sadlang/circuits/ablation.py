@@ -28,6 +28,7 @@ Shapes: L layers, n positions, H query heads, r d_head, V vocabulary.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -215,7 +216,7 @@ def _ablation_hooks(model: LoadedModel, rows: list[Row], chunk: list[int], ev: P
         return run.hooks() + [(f"blocks.{layer}.attn.hook_z", run.z_hook(layer, keep)) for layer in range(L)], run
     hooks = []
     for layer in range(L):
-        def swap(z: torch.Tensor, hook, layer: int = layer, keep: torch.Tensor = keep,
+        def swap(z: torch.Tensor, hook: Any, layer: int = layer, keep: torch.Tensor = keep,
                  repl: torch.Tensor = repl) -> torch.Tensor:
             return torch.where(keep[:, layer, :, :, None], z, repl[:, layer].to(z.dtype))
         hooks.append((f"blocks.{layer}.attn.hook_z", swap))

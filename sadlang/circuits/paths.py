@@ -14,6 +14,8 @@ Shapes: n positions, r d_head, D d_model, V vocabulary.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from sadlang.circuits.ablation import one_head_z
@@ -72,7 +74,7 @@ def patched_logits(ev: PromptSetEvidence, cf: PromptSetEvidence, sender: tuple[i
                 delta[j, hr] = score_delta(model, ev.acts(i), cf.acts(i), sender, receiver, side)
             tokens = torch.stack([ev.acts(i).tokens for i in chunk])
 
-            def add(scores: torch.Tensor, hook, delta: torch.Tensor = delta) -> torch.Tensor:
+            def add(scores: torch.Tensor, hook: Any, delta: torch.Tensor = delta) -> torch.Tensor:
                 return scores + delta.to(scores.dtype)
 
             out[chunk] = last_logits(model, tokens, [(f"blocks.{lr}.attn.hook_attn_scores", add)])

@@ -19,14 +19,18 @@ Shapes: b rows, n positions, H query heads, r d_head, D d_model.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
 from sadlang.decomp.rope import apply_rope
 from sadlang.errors import TraceError
 from sadlang.lang import ast as A
+
+if TYPE_CHECKING:
+    from sadlang.models.loader import LoadedModel
 
 Head = tuple[int, int]
 Side = Literal["query", "key", "value"]
@@ -98,7 +102,7 @@ def norm(x: torch.Tensor, kind: str, eps: float) -> torch.Tensor:
     return x / (x.pow(2).mean(-1, keepdim=True) + eps).sqrt()
 
 
-def wiring_problem(model) -> str | None:
+def wiring_problem(model: LoadedModel) -> str | None:
     """Why edge-level circuits cannot be run exactly on this model (None: they can). They rebuild
     a receiver's inputs, queries and keys linearly from head writes."""
     w = model.weights
@@ -113,7 +117,7 @@ def wiring_problem(model) -> str | None:
     return None
 
 
-def refuse_wiring(model) -> None:
+def refuse_wiring(model: LoadedModel) -> None:
     """Raise TraceError when edge-level circuits cannot be run exactly on this model."""
     why = wiring_problem(model)
     if why is not None:
@@ -124,7 +128,7 @@ class WiredRun:
     """The hooks of one batched pass with per-row wirings. Rows without a wiring run as plain
     node ablations. Use `hooks()` inside `model.bridge.hooks(fwd_hooks=...)`."""
 
-    def __init__(self, model, wirings: list[Wiring | None], values: torch.Tensor,
+    def __init__(self, model: LoadedModel, wirings: list[Wiring | None], values: torch.Tensor,
                  cos: torch.Tensor | None, sin: torch.Tensor | None) -> None:
         """values: (b, L, n, H, r) the reference outputs of each row; cos, sin: (n, r) or None."""
         w = model.weights
@@ -161,10 +165,10 @@ class WiredRun:
         out.append((f"blocks.{self.n_layers - 1}.hook_resid_post", self._logits_hook))
         return out
 
-    def z_hook(self, layer: int, keep: torch.Tensor):
+    def z_hook(self, layer: int, keep: torch.Tensor) -> Callable[[torch.Tensor, Any], torch.Tensor]:
         """The hook_z function of `layer`: rebuild value-cut heads, then node-ablate with
         keep (b, L, n, H) and remember z - ref for later layers."""
-        def hook(z: torch.Tensor, hook=None) -> torch.Tensor:
+        def hook(z: torch.Tensor, hook: Any = None) -> torch.Tensor:
             z = z.clone()
             w = self.w
             for row in range(z.shape[0]):
@@ -178,16 +182,16 @@ class WiredRun:
             return z
         return hook
 
-    def _keep_resid(self, x: torch.Tensor, hook=None) -> torch.Tensor:
+    def _keep_resid(self, x: torch.Tensor, hook: Any = None) -> torch.Tensor:
         self.resid = x
         return x
 
-    def _keep_pattern(self, x: torch.Tensor, hook=None) -> torch.Tensor:
+    def _keep_pattern(self, x: torch.Tensor, hook: Any = None) -> torch.Tensor:
         self.pattern = x
         return x
 
-    def _scores_hook(self, layer: int):
-        def hook(scores: torch.Tensor, hook=None) -> torch.Tensor:
+    def _scores_hook(self, layer: int) -> Callable[[torch.Tensor, Any], torch.Tensor]:
+        def hook(scores: torch.Tensor, hook: Any = None) -> torch.Tensor:
             w = self.w
             out = scores
             for row in range(scores.shape[0]):
@@ -205,7 +209,7 @@ class WiredRun:
             return out
         return hook
 
-    def _logits_hook(self, x: torch.Tensor, hook=None) -> torch.Tensor:
+    def _logits_hook(self, x: torch.Tensor, hook: Any = None) -> torch.Tensor:
         rows = [(row, wr.logits) for row, wr in enumerate(self.wirings) if wr and wr.logits]
         if not rows:
             return x

@@ -4,7 +4,7 @@ adding) an edge's signal, against the same intervention on random subspaces."""
 
 from __future__ import annotations
 
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from lark import Token
 
@@ -23,6 +23,10 @@ from sadlang.evidence.records import PromptEvidence
 from sadlang.lang import ast as A
 from sadlang.lang.compare import holds
 from sadlang.lang.syntax import amount, bound, edge_parts, loc
+from sadlang.settings import Settings
+
+if TYPE_CHECKING:
+    from sadlang.evidence.store import PromptSetEvidence
 
 
 class AblateClaim(A.EdgeSelector):
@@ -134,7 +138,8 @@ class AblateKind(ClaimKind):
             text += f"; beats random by {body.beats_random.text()}x"
         return text
 
-    def measure(self, ev, body: AblateClaim, indices: list[int], settings) -> list[PromptEvidence]:
+    def measure(self, ev: PromptSetEvidence, body: AblateClaim, indices: list[int],
+                settings: Settings) -> list[PromptEvidence]:
         """The edge intervention and its random controls on `indices`. A local edit measured on
         attention is computed from the decomposition (no pass); otherwise the edit and every
         random draw of all prompts of one length share passes of up to `batch_size` rows."""
@@ -190,6 +195,7 @@ class AblateKind(ClaimKind):
                 logits, att = run_edits(ev.model, [ev.dec(i) for _, i in chunk], edits,
                                         [plans[i][0].key for _, i in chunk],
                                         need_logits=body.metric == "logit_diff")
+                assert att is not None                  # the firings' weights were asked for
                 for j, (k, i) in enumerate(chunk):
                     record(k, i, ld(i, logits[j]) if logits is not None else float("nan"), float(att[j]))
         for i, (f, e, edit, _) in plans.items():

@@ -3,12 +3,16 @@ attention weight A[D, S] (no decomposition)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sadlang.claims.base import Builder, ClaimKind, Problem, References, Work, bound_problems
 from sadlang.lang import ast as A
 from sadlang.lang.compare import holds
 from sadlang.lang.syntax import bound, loc
+from sadlang.settings import Settings
+
+if TYPE_CHECKING:
+    from sadlang.evidence.store import PromptSetEvidence
 
 
 class Attends(A.ClaimBody):
@@ -59,7 +63,8 @@ class AttendsKind(ClaimKind):
     def claimed(self, body: Attends) -> str:
         return f"weight {body.weight.text()}" if body.weight else "fires"
 
-    def probe(self, ev, body: Attends, i, settings):
+    def probe(self, ev: PromptSetEvidence, body: Attends, i: int,
+              settings: Settings) -> tuple[float | None, bool, str]:
         from sadlang.evidence.roles import resolve
 
         p = ev.prompts[i]

@@ -3,7 +3,7 @@ does on the task, read from the logits at the answer position."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from lark import Token
 
@@ -12,6 +12,10 @@ from sadlang.evidence.records import PromptEvidence
 from sadlang.lang import ast as A
 from sadlang.lang.compare import holds
 from sadlang.lang.syntax import SemanticError, bound, loc
+from sadlang.settings import Settings
+
+if TYPE_CHECKING:
+    from sadlang.evidence.store import PromptSetEvidence
 
 
 class Behaviour(A.ClaimBody):
@@ -65,11 +69,12 @@ class BehaviourKind(ClaimKind):
         mean = "mean " if body.mean and body.metric == "logit_diff" else ""
         return f"{mean}{body.metric} {body.bound.text()}"
 
-    def probe(self, ev, body: Behaviour, i, settings):
+    def probe(self, ev: PromptSetEvidence, body: Behaviour, i: int,
+              settings: Settings) -> tuple[float | None, bool, str]:
         ld = ev.logit_diff(i)
         return ld, holds(ld, body.bound), f"logit_diff {ld:.3f}"
 
-    def aggregate(self, ev, claim: A.Claim, settings) -> Measurement:
+    def aggregate(self, ev: PromptSetEvidence, claim: A.Claim, settings: Settings) -> Measurement:
         """The mean over the prompts, with its interval: exact binomial for accuracy (a share of
         correct prompts), a bootstrap over prompts for the mean logit difference. The prompts'
         values are listed, none judged alone (the claim is about their mean)."""

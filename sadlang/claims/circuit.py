@@ -3,7 +3,7 @@ graphs, combined by role and cut at a node frequency, against a list of componen
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from lark import Token
 from pydantic import Field
@@ -11,6 +11,10 @@ from pydantic import Field
 from sadlang.claims.base import Builder, ClaimKind, Measurement, Problem, References, Work, bound_problems, overlap
 from sadlang.lang import ast as A
 from sadlang.lang.syntax import SemanticError, bound, loc, token_at
+from sadlang.settings import Settings
+
+if TYPE_CHECKING:
+    from sadlang.evidence.store import PromptSetEvidence
 
 
 class CircuitClaim(A.ClaimBody):
@@ -135,7 +139,7 @@ class CircuitKind(ClaimKind):
     def claimed(self, body: CircuitClaim) -> str:
         return f"{body.op} " + ", ".join(c.text() for c in body.components)
 
-    def aggregate(self, ev, claim: A.Claim, settings) -> Measurement:
+    def aggregate(self, ev: PromptSetEvidence, claim: A.Claim, settings: Settings) -> Measurement:
         from sadlang.evidence.roles import comp_matches
         from sadlang.trace.graph import combine, heads_in
 

@@ -4,12 +4,16 @@ the singular directions its sink firings selected lowers the head's attention on
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sadlang.claims.base import Builder, ClaimKind, Problem, References, Work, bound_problems
 from sadlang.lang import ast as A
 from sadlang.lang.compare import holds
 from sadlang.lang.syntax import SemanticError, amount, loc
+from sadlang.settings import Settings
+
+if TYPE_CHECKING:
+    from sadlang.evidence.store import PromptSetEvidence
 
 
 class ControlAblate(A.ClaimBody):
@@ -55,7 +59,8 @@ class ControlAblateKind(ClaimKind):
     def claimed(self, body: ControlAblate) -> str:
         return f"attention drop {body.amount.text()}"
 
-    def probe(self, ev, body: ControlAblate, i, settings):
+    def probe(self, ev: PromptSetEvidence, body: ControlAblate, i: int,
+              settings: Settings) -> tuple[float | None, bool, str]:
         from sadlang.control.sinks import control_ablation_drop
         from sadlang.evidence.roles import resolve
 

@@ -3,11 +3,15 @@ a firing of L.H in the prompt (at D -> S, or at any firing of L.H in the full tr
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sadlang.claims.base import Builder, ClaimKind, References, Work
 from sadlang.lang import ast as A
 from sadlang.lang.syntax import edge_parts, loc
+from sadlang.settings import Settings
+
+if TYPE_CHECKING:
+    from sadlang.evidence.store import PromptSetEvidence
 
 
 class EdgeClaim(A.EdgeSelector):
@@ -66,7 +70,8 @@ class EdgeKind(ClaimKind):
     def claimed(self, body: EdgeClaim) -> str:
         return "no edge" if body.negated else "edge present"
 
-    def probe(self, ev, body: EdgeClaim, i, settings):
+    def probe(self, ev: PromptSetEvidence, body: EdgeClaim, i: int,
+              settings: Settings) -> tuple[float | None, bool, str]:
         from sadlang.evidence.roles import resolve
         from sadlang.evidence.store import strongest
 

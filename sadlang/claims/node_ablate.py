@@ -3,7 +3,7 @@ the effect on the task of removing one head's output (at destination P, or every
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from lark import Token
 
@@ -22,6 +22,10 @@ from sadlang.claims.base import (
 from sadlang.evidence.records import PromptEvidence
 from sadlang.lang import ast as A
 from sadlang.lang.syntax import SemanticError, loc
+from sadlang.settings import Settings
+
+if TYPE_CHECKING:
+    from sadlang.evidence.store import PromptSetEvidence
 
 
 class NodeAblate(A.ClaimBody):
@@ -91,7 +95,7 @@ class NodeAblateKind(ClaimKind):
         return (counterfactual_problems(spec, body.counterfactual, body.ablation, prompt_set, body.loc)
                 + reference_problems(spec, body.reference, body.ablation, body.loc))
 
-    def uses_held_out_mean(self, body: NodeAblate, settings) -> bool:
+    def uses_held_out_mean(self, body: NodeAblate, settings: Settings) -> bool:
         return ABLATIONS[body.ablation or settings.ablation].source == "reference" and body.reference is None
 
     def needs_answers(self, body: NodeAblate) -> bool:
@@ -101,7 +105,8 @@ class NodeAblateKind(ClaimKind):
         size = f"{body.amount.cmp} {body.amount.value:.0%}" if body.relative else body.amount.text()
         return f"{body.direction} logit_diff by {size}"
 
-    def measure(self, ev, body: NodeAblate, indices: list[int], settings) -> list[PromptEvidence]:
+    def measure(self, ev: PromptSetEvidence, body: NodeAblate, indices: list[int],
+                settings: Settings) -> list[PromptEvidence]:
         from sadlang.circuits.metrics import CircuitLab
         from sadlang.evidence.roles import resolve
 

@@ -4,12 +4,16 @@ receiver's query or key input (sadlang/circuits/paths.py); the effect on the log
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sadlang.claims.base import Builder, ClaimKind, Problem, References, Work, counterfactual_problems, judged_effect
 from sadlang.evidence.records import PromptEvidence
 from sadlang.lang import ast as A
 from sadlang.lang.syntax import SemanticError, loc
+from sadlang.settings import Settings
+
+if TYPE_CHECKING:
+    from sadlang.evidence.store import PromptSetEvidence
 
 
 class PathPatch(A.ClaimBody):
@@ -69,7 +73,8 @@ class PathPatchKind(ClaimKind):
         size = f"{body.amount.cmp} {body.amount.value:.0%}" if body.relative else body.amount.text()
         return f"{body.direction} logit_diff by {size}"
 
-    def measure(self, ev, body: PathPatch, indices: list[int], settings) -> list[PromptEvidence]:
+    def measure(self, ev: PromptSetEvidence, body: PathPatch, indices: list[int],
+                settings: Settings) -> list[PromptEvidence]:
         from sadlang.circuits.paths import patched_logits
         from sadlang.evidence.metrics import logit_diff
 

@@ -4,11 +4,15 @@ prototype (average-linkage clustering by cosine distance)."""
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sadlang.claims.base import Builder, ClaimKind, Measurement, Problem, References, Work
 from sadlang.lang import ast as A
 from sadlang.lang.syntax import SemanticError, loc
+from sadlang.settings import Settings
+
+if TYPE_CHECKING:
+    from sadlang.evidence.store import PromptSetEvidence
 
 
 class SharedClaim(A.ClaimBody):
@@ -53,7 +57,7 @@ class SharedKind(ClaimKind):
     def claimed(self, body: SharedClaim) -> str:
         return "same control prototype as " + ", ".join(h.text() for h in body.others)
 
-    def aggregate(self, ev, claim: A.Claim, settings) -> Measurement:
+    def aggregate(self, ev: PromptSetEvidence, claim: A.Claim, settings: Settings) -> Measurement:
         from sadlang.control.sinks import prototypes, sink_profile
 
         body: SharedClaim = claim.body  # type: ignore[assignment]

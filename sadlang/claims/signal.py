@@ -4,13 +4,17 @@ whether it is a data or a control signal."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sadlang.claims.base import Builder, ClaimKind, Measurement, Problem, References, Work, bound_problems, fmt
 from sadlang.claims.edge import edge_references
 from sadlang.lang import ast as A
 from sadlang.lang.compare import holds
 from sadlang.lang.syntax import bound, edge_parts, loc
+from sadlang.settings import Settings
+
+if TYPE_CHECKING:
+    from sadlang.evidence.store import PromptSetEvidence
 
 
 class SignalClaim(A.EdgeSelector):
@@ -94,7 +98,8 @@ class SignalKind(ClaimKind):
     def claimed(self, body: SignalClaim) -> str:
         return f"{body.prop} {body.bound.text()}" if body.bound else f"signal is {body.signal_class}"
 
-    def probe(self, ev, body: SignalClaim, i, settings):
+    def probe(self, ev: PromptSetEvidence, body: SignalClaim, i: int,
+              settings: Settings) -> tuple[float | None, bool, str]:
         fe = ev.strongest_edge(i, body)
         if fe is None:
             return None, False, "no such edge in this prompt"
@@ -103,7 +108,7 @@ class SignalKind(ClaimKind):
         assert body.bound is not None
         return float(rank), holds(rank, body.bound), f"rank {rank} (svs {e.svs}) on {e.side} side"
 
-    def aggregate(self, ev, claim: A.Claim, settings) -> Measurement:
+    def aggregate(self, ev: PromptSetEvidence, claim: A.Claim, settings: Settings) -> Measurement:
         from sadlang.control.sinks import mean_pairwise_cosine, paired_cosine
 
         body: SignalClaim = claim.body  # type: ignore[assignment]

@@ -3,11 +3,15 @@ delimiter); with `by control signal`, because of a content-independent query sig
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sadlang.claims.base import Builder, ClaimKind, Measurement, Problem, References, Work, fmt
 from sadlang.lang import ast as A
 from sadlang.lang.syntax import SemanticError, loc
+from sadlang.settings import Settings
+
+if TYPE_CHECKING:
+    from sadlang.evidence.store import PromptSetEvidence
 
 
 class SinkClaim(A.ClaimBody):
@@ -50,7 +54,8 @@ class SinkKind(ClaimKind):
     def claimed(self, body: SinkClaim) -> str:
         return "sinks" + (" by a control signal" if body.by_control else "")
 
-    def probe(self, ev, body: SinkClaim, i, settings):
+    def probe(self, ev: PromptSetEvidence, body: SinkClaim, i: int,
+              settings: Settings) -> tuple[float | None, bool, str]:
         from sadlang.evidence.roles import resolve
 
         P = resolve(body.to, ev.prompts[i])
@@ -62,7 +67,8 @@ class SinkKind(ClaimKind):
     def shardable(self, body: SinkClaim) -> bool:
         return not body.by_control      # the control-signal look compares all prompts' signals
 
-    def refine(self, ev, claim: A.Claim, settings, m: Measurement) -> Measurement:
+    def refine(self, ev: PromptSetEvidence, claim: A.Claim, settings: Settings,
+               m: Measurement) -> Measurement:
         """With `by control signal`: the sink's query signals must be consistent across prompts
         and destinations, and survive slot swaps."""
         from sadlang.control.sinks import sink_options, sink_profile, swap_invariance

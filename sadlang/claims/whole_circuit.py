@@ -4,7 +4,7 @@ a declared or traced circuit tested whole, by node ablations (sadlang/circuits/m
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
@@ -26,6 +26,10 @@ from sadlang.claims.base import (
 from sadlang.lang import ast as A
 from sadlang.lang.compare import holds
 from sadlang.lang.syntax import amount, bound, loc
+from sadlang.settings import Settings
+
+if TYPE_CHECKING:
+    from sadlang.evidence.store import PromptSetEvidence
 
 Prop = Literal["faithful", "necessary", "complete", "minimal", "random", "matches"]
 
@@ -196,7 +200,7 @@ class CircuitTestKind(ClaimKind):
                      f"could not tell it from chance", body.loc)]
         return []
 
-    def uses_held_out_mean(self, body: CircuitTest, settings) -> bool:
+    def uses_held_out_mean(self, body: CircuitTest, settings: Settings) -> bool:
         return (body.prop != "matches" and ABLATIONS[body.ablation or settings.ablation].source == "reference"
                 and body.mean_over is None)
 
@@ -217,7 +221,7 @@ class CircuitTestKind(ClaimKind):
             return f"{body.prop} within {A.percent(value)}..{A.percent(body.upper.value)}"
         return f"{body.prop} {body.bound.cmp} {A.percent(value)}"
 
-    def aggregate(self, ev, claim: A.Claim, settings) -> Measurement:
+    def aggregate(self, ev: PromptSetEvidence, claim: A.Claim, settings: Settings) -> Measurement:
         from sadlang.circuits import metrics as M
         from sadlang.circuits.nodes import declared_nodes, traced_heads
         from sadlang.circuits.wiring import declared_edges, refuse_wiring

@@ -16,7 +16,9 @@ BOS (`sad`): then `acc` is used and `sink_options` says why.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -25,6 +27,9 @@ from sadlang.evidence.store import PromptSetEvidence
 from sadlang.intervene.controls import random_subspace
 from sadlang.trace.methods import get_method
 from sadlang.trace.options import TraceOptions
+
+if TYPE_CHECKING:
+    from sadlang.prompts.build import BuiltPrompt
 
 
 @dataclass
@@ -115,7 +120,7 @@ def signal_share_by_layer(batch: PromptSetEvidence, i: int, layer: int, head: in
     return [float(row @ final) / norm if norm > 0 else float("nan") for row in a]
 
 
-def sink_profile(batch: PromptSetEvidence, layer: int, head: int, sink_of,
+def sink_profile(batch: PromptSetEvidence, layer: int, head: int, sink_of: Callable[[BuiltPrompt], int],
                  max_per_prompt: int = 8) -> SinkProfile:
     """sink_of(prompt) -> sink position. Decomposes up to max_per_prompt firings per prompt
     (with `sink_options` of the set's method)."""
@@ -168,7 +173,7 @@ def prototypes(signals: dict[tuple[int, int], torch.Tensor], cut: float) -> list
     clusters = [[k] for k in keys]
     vec = {k: signals[k] / signals[k].norm().clamp_min(1e-12) for k in keys}
 
-    def dist(a, b):
+    def dist(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> float:
         return sum(1 - float(vec[x] @ vec[y]) for x in a for y in b) / (len(a) * len(b))
 
     while len(clusters) > 1:

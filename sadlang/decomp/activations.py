@@ -7,7 +7,7 @@ r d_head, V vocab.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -199,7 +199,7 @@ def batches(lengths: list[int], batch_size: int = 32) -> list[list[int]]:
 
 
 def run_prompts(model: LoadedModel, prompts: list[list[int]], batch_size: int = 32,
-                progress=None) -> list[PromptActivations]:
+                progress: Callable[[int], object] | None = None) -> list[PromptActivations]:
     """Activations for many prompts: one pass per batch of `batches`."""
     result: list[PromptActivations | None] = [None] * len(prompts)
     for chunk in batches([len(t) for t in prompts], batch_size):

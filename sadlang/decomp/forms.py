@@ -57,7 +57,7 @@ class HeadForms:
         return {k: getattr(self, k).contiguous() for k in ("U", "S", "V", "Gq", "Gk", "WQ_pinv", "WK_pinv")}
 
 
-def _factored(WQ: torch.Tensor, WK: torch.Tensor):
+def _factored(WQ: torch.Tensor, WK: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """QR route for (H, D, r) stacks, float64. Returns U, S, V, Gq, Gk, WQ+, WK+."""
     Qq, Rq = torch.linalg.qr(WQ)
     Qk, Rk = torch.linalg.qr(WK)
@@ -72,7 +72,7 @@ def _factored(WQ: torch.Tensor, WK: torch.Tensor):
     return U, S, V, Gq, Gk, Rq_inv @ Qq.transpose(-1, -2), Rk_inv @ Qk.transpose(-1, -2)
 
 
-def _dense(WQ: torch.Tensor, WK: torch.Tensor):
+def _dense(WQ: torch.Tensor, WK: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Dense float64 route for one head: SVD of Omega, pseudoinverses."""
     r = WQ.shape[-1]
     omega = WQ @ WK.T
@@ -94,7 +94,7 @@ def _complete(W: torch.Tensor, eps: float = COMPLETE_EPS) -> torch.Tensor:
     return (U * S.clamp_min(eps * top)) @ Vh
 
 
-def _completed(WQ: torch.Tensor, WK: torch.Tensor):
+def _completed(WQ: torch.Tensor, WK: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Forms of a head whose W_Q or W_K has rank < r, on a model whose queries/keys leave the row
     spaces (RoPE rotates them out of it, biases add to it). The factors come from completed
     weights (`_complete`), so Gq Gk^T = I holds on all of r-space and a . b equals q_rot . k_rot
@@ -104,7 +104,8 @@ def _completed(WQ: torch.Tensor, WK: torch.Tensor):
     return tuple(t[0] for t in parts)
 
 
-def _check(WQ, WK, U, S, V, Gq, Gk) -> tuple[torch.Tensor, torch.Tensor]:
+def _check(WQ: torch.Tensor, WK: torch.Tensor, U: torch.Tensor, S: torch.Tensor, V: torch.Tensor,
+           Gq: torch.Tensor, Gk: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     omega = WQ @ WK.transpose(-1, -2)
     recon = (U * S[..., None, :]) @ V.transpose(-1, -2)
     scale = omega.abs().amax(dim=(-1, -2)).clamp_min(1e-30)

@@ -14,7 +14,7 @@ of a full pass.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,7 +51,7 @@ class ResidualTap:
     resid: dict[int, torch.Tensor] = field(default_factory=dict)
 
     def hooks(self) -> list[Hook]:
-        def keep(layer: int):
+        def keep(layer: int) -> Callable[[torch.Tensor, Any], torch.Tensor]:
             def read(x: torch.Tensor, hook: Any) -> torch.Tensor:
                 self.resid[layer] = (x if self.rows is None else x[self.rows]).detach().clone()
                 return x
@@ -109,7 +109,7 @@ def lean_pass(model: Any, tokens: torch.Tensor, hooks: list[Hook], reads: list[R
     att = None if reads is None else torch.full((len(reads),), float("nan"))
     last = max(wanted, default=-1)
 
-    def reader(layer: int):
+    def reader(layer: int) -> Callable[[torch.Tensor, Any], torch.Tensor]:
         def read(x: torch.Tensor, hook: Any) -> torch.Tensor:
             assert att is not None
             for i, (_, h, d, s) in wanted[layer]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -39,7 +41,7 @@ class PromptDecomposition:
     def table(self, layer: int) -> ComponentTable:
         return ComponentTable(layer=layer, n_heads=self.weights.n_heads, n=self.n)
 
-    def _memo(self, key, fn):
+    def _memo(self, key: tuple[Any, ...], fn: Callable[[], torch.Tensor]) -> torch.Tensor:
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
@@ -75,7 +77,7 @@ class PromptDecomposition:
         """(n, r) singular coordinates of the whole query at every position (hooked input)."""
         w = self.weights
 
-        def build():
+        def build() -> torch.Tensor:
             q = self.acts.normalized[layer] @ w.W_Q[layer, head] + w.b_Q[layer, head]
             return self.acts.to_head(q, layer, "q", head) @ self.forms.Gq[layer, head]
         return self._memo(("A", layer, head), build)
@@ -85,7 +87,7 @@ class PromptDecomposition:
         w = self.weights
         kv = w.kv(head)
 
-        def build():
+        def build() -> torch.Tensor:
             k = self.acts.normalized[layer] @ w.W_K[layer, kv] + w.b_K[layer, kv]
             return self.acts.to_head(k, layer, "k", kv) @ self.forms.Gk[layer, head]
         return self._memo(("B", layer, head), build)

@@ -4,6 +4,8 @@ to LSP: diagnostics on open/change/save, hover, completion, go to definition."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from lsprotocol import types as T
 from pygls.lsp.server import LanguageServer
@@ -23,7 +25,8 @@ def _range(line: int, col: int, end_line: int, end_col: int) -> T.Range:
     return T.Range(T.Position(line - 1, col - 1), T.Position(end_line - 1, end_col - 1))
 
 
-def _at(ls: LanguageServer, params: T.HoverParams | T.CompletionParams | T.DefinitionParams, ask, empty=None):
+def _at(ls: LanguageServer, params: T.HoverParams | T.CompletionParams | T.DefinitionParams,
+        ask: Callable[[str, int, int], Any], empty: Any = None) -> Any:
     """`ask(text, line, character)` on the document and position of a request; `empty` for a
     position outside the document (the protocol allows any uinteger)."""
     doc = ls.workspace.get_text_document(params.text_document.uri)

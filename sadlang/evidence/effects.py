@@ -42,6 +42,7 @@ def ablate_strongest_edges(model: LoadedModel, circuit: Circuit, k: int,
         edit = EdgeEdit(f.layer, f.head, f.d, f.s, e.component, e.side, e.svs, "local", -1.0)
         control = random_edit(edit, model.info.d_head, gen)
         logits, att = run_edits(model, [dec, dec], [[edit], [control]], [f.key, f.key])
+        assert logits is not None and att is not None       # both were asked for
         lds = [logit_diff(logits[i], circuit.answer, circuit.against) - clean for i in range(2)]
         out.append(EdgeEffect(f, e, float(att[0]), float(att[1]), lds[0], lds[1]))
     return clean, out

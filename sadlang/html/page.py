@@ -11,11 +11,14 @@ from __future__ import annotations
 import json
 from html import escape
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sadlang.check.report import json_safe, summary_counts
 from sadlang.check.verdict import Report
 from sadlang.html.views import ClaimView, GraphView, Heatmap
+
+if TYPE_CHECKING:
+    from sadlang.check.verdict import Verdict
 
 ORDER = {"error": 0, "failed": 1, "inconclusive": 2, "held": 3}
 
@@ -40,7 +43,7 @@ def _json_block(block_id: str, data: Any) -> str:
     return f'<script type="application/json" id="{block_id}">{text}</script>'
 
 
-def _claim_entry(v, view: ClaimView | None, card: int) -> tuple[dict[str, Any], dict[str, Any]]:
+def _claim_entry(v: Verdict, view: ClaimView | None, card: int) -> tuple[dict[str, Any], dict[str, Any]]:
     head = {"card": card, "name": v.name, "kind": v.kind, "status": v.status, "claim": v.claim,
             "location": v.location, "claimed": v.claimed, "measured": v.measured, "value": v.value,
             "n_prompts": v.n_prompts or len(v.prompts),

@@ -12,7 +12,7 @@ import json
 import math
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 from pydantic import BaseModel, Field
@@ -21,6 +21,11 @@ from sadlang.check.report import json_safe
 from sadlang.check.verdict import PromptEvidence, Verdict
 from sadlang.lang import ast as A
 from sadlang.prompts.build import BuiltPrompt
+
+if TYPE_CHECKING:
+    import torch
+
+    from sadlang.evidence.store import PromptSetEvidence
 
 MAX_HEATMAPS = 6
 
@@ -103,7 +108,8 @@ def _num(x: Any) -> float | None:
     return None if x is None else json_safe(float(x))
 
 
-def graph_view(g: nx.MultiDiGraph, columns: list[str], n_layers: int, column_of, title: str,
+def graph_view(g: nx.MultiDiGraph, columns: list[str], n_layers: int, column_of: Callable[[dict[str, Any]], int],
+               title: str,
                aggregated: bool = False, min_frequency: float = 0.0) -> GraphView:
     """Positioned elements of a traced graph. `column_of(node attrs) -> int` places a node."""
     placed = [(nid, column_of(a), _row(a, n_layers)) for nid, a in g.nodes(data=True)]
@@ -150,7 +156,7 @@ def trace_graph_view(g: nx.MultiDiGraph, tokens: list[str], labels: dict[int, st
     return graph_view(g, token_columns(tokens, labels), n_layers, lambda a: int(a.get("dest", 0)), title)
 
 
-def _role_column(labels: dict[int, str], n: int):
+def _role_column(labels: dict[int, str], n: int) -> Callable[[dict[str, Any]], int]:
     first: dict[str, int] = {}
     for p, r in sorted(labels.items()):
         first.setdefault(r, p)
@@ -230,7 +236,7 @@ def prompt_views(prompts: list[PromptEvidence], built: list[BuiltPrompt]) -> lis
     return out
 
 
-def heatmap(pattern, head: tuple[int, int], prompt: int, tokens: list[str]) -> Heatmap:
+def heatmap(pattern: torch.Tensor, head: tuple[int, int], prompt: int, tokens: list[str]) -> Heatmap:
     """pattern: (L, H, n, n) attention weights of one prompt."""
     layer, h = head
     w = pattern[layer, h].detach().to("cpu").float()
@@ -260,7 +266,7 @@ def inspected_prompt(v: Verdict) -> int:
     return failing[0] if failing else (v.prompts[0].index if v.prompts else 0)
 
 
-def claim_view(ev, claim: A.Claim, v: Verdict, spec: A.Spec) -> ClaimView:
+def claim_view(ev: PromptSetEvidence, claim: A.Claim, v: Verdict, spec: A.Spec) -> ClaimView:
     """Everything a claim's card shows beyond its verdict. `ev`: the claim's PromptSetEvidence."""
     from sadlang.claims import kind_of
 

@@ -14,6 +14,7 @@ All prompts of a batch run in one forward pass, each with its own edits.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -22,6 +23,9 @@ from sadlang.decomp.passes import Resume, lean_pass
 from sadlang.decomp.prompt import PromptDecomposition
 from sadlang.errors import TraceError
 from sadlang.intervene.signals import component_index, residual_delta
+
+if TYPE_CHECKING:
+    from sadlang.models.loader import LoadedModel
 
 
 @dataclass
@@ -133,8 +137,9 @@ def local_attention(dec: PromptDecomposition, edits: list[EdgeEdit], read: tuple
     return float(torch.softmax(row, -1)[s - lo])
 
 
-def run_edits(model, decs: list[PromptDecomposition], edits: list[list[EdgeEdit]],
-              read: list[tuple[int, int, int, int] | None] | None = None, need_logits: bool = True):
+def run_edits(model: LoadedModel, decs: list[PromptDecomposition], edits: list[list[EdgeEdit]],
+              read: list[tuple[int, int, int, int] | None] | None = None, need_logits: bool = True
+              ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """Run one forward pass over equal-length prompts, prompt i edited by edits[i].
 
     Returns (logits at the last position (b, V), or None when not `need_logits`; attention
@@ -167,11 +172,11 @@ def run_edits(model, decs: list[PromptDecomposition], edits: list[list[EdgeEdit]
         _cap_score_deltas(decs, score_deltas, model.weights.softcap)
     hooks = []
     for layer, delta in score_deltas.items():
-        def add_scores(x, hook, delta=delta):
+        def add_scores(x: torch.Tensor, hook: Any, delta: torch.Tensor = delta) -> torch.Tensor:
             return x + delta.to(x.dtype)
         hooks.append((f"blocks.{layer}.attn.hook_attn_scores", add_scores))
     for name, delta in resid_deltas.items():
-        def add_resid(x, hook, delta=delta):
+        def add_resid(x: torch.Tensor, hook: Any, delta: torch.Tensor = delta) -> torch.Tensor:
             return x + delta.to(x.dtype)
         hooks.append((name, add_resid))
     tokens = torch.stack([d.acts.tokens for d in decs])

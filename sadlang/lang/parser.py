@@ -5,15 +5,16 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import ClassVar
+from typing import IO, Any, ClassVar
 
 from lark import Lark, Token, Transformer, UnexpectedCharacters, UnexpectedInput, UnexpectedToken, v_args
 from lark.exceptions import UnexpectedEOF, VisitError
 from lark.indenter import Indenter
+from lark.tree import Meta
 
 from sadlang.errors import InternalError, Span, SpecError, SpecErrors, source_lines
 from sadlang.lang import ast as A
@@ -92,40 +93,40 @@ class _ToAst(Transformer):
         self.rules = rules                    # claim rule -> builder, from the layer above
 
     # --- leaves
-    def number(self, meta, ch):
+    def number(self, meta: Meta, ch: list[Any]) -> Number:
         value = float(ch[0])
         if not math.isfinite(value):
             raise SemanticError(f"{ch[0]} is not a finite number", ch[0])
         return Number(value, ch[0])
 
-    def head_ref(self, meta, ch):
+    def head_ref(self, meta: Meta, ch: list[Any]) -> A.HeadRef:
         a, b = str(ch[0]).split(".")
         return A.HeadRef(layer=None if a == "*" else int(a), head=None if b == "*" else int(b),
                          loc=loc(ch[0]))
 
-    def comp_head(self, meta, ch):
+    def comp_head(self, meta: Meta, ch: list[Any]) -> A.CompRef:
         h = self.head_ref(meta, ch)
         return A.CompRef(kind="head", head=h, loc=h.loc)
 
-    def comp_mlp(self, meta, ch):
+    def comp_mlp(self, meta: Meta, ch: list[Any]) -> A.CompRef:
         return A.CompRef(kind="mlp", layer=int(ch[0]), loc=loc(meta))
 
-    def comp_bias(self, meta, ch):
+    def comp_bias(self, meta: Meta, ch: list[Any]) -> A.CompRef:
         return A.CompRef(kind="bias", layer=int(ch[0]), loc=loc(meta))
 
-    def comp_embed(self, meta, ch):
+    def comp_embed(self, meta: Meta, ch: list[Any]) -> A.CompRef:
         return A.CompRef(kind="embed", loc=loc(meta))
 
-    def comp_offset(self, meta, ch):
+    def comp_offset(self, meta: Meta, ch: list[Any]) -> A.CompRef:
         return A.CompRef(kind="offset", loc=loc(meta))
 
-    def comp_list(self, meta, ch):
+    def comp_list(self, meta: Meta, ch: list[Any]) -> list[A.CompRef]:
         return list(ch)
 
-    def head_list(self, meta, ch):
+    def head_list(self, meta: Meta, ch: list[Any]) -> list[A.HeadRef]:
         return list(ch)
 
-    def pos_role(self, meta, ch):
+    def pos_role(self, meta: Meta, ch: list[Any]) -> A.Pos:
         role, occ, shift = str(ch[0]), 1, 0
         for t in ch[1:]:
             if t.type == "ORDINAL":
@@ -136,49 +137,49 @@ class _ToAst(Transformer):
                 shift = int(t)
         return A.Pos(role=role, occurrence=occ, shift=shift, loc=loc(meta))
 
-    def pos_word(self, meta, ch):
+    def pos_word(self, meta: Meta, ch: list[Any]) -> A.Pos:
         return A.Pos(word=unquote(ch[0]), loc=loc(meta))
 
-    def firing_at(self, meta, ch):
+    def firing_at(self, meta: Meta, ch: list[Any]) -> A.FiringAt:
         return A.FiringAt(dest=ch[0], src=ch[1], loc=loc(meta))
 
-    def via(self, meta, ch):
+    def via(self, meta: Meta, ch: list[Any]) -> tuple[str, str]:
         return ("via", str(ch[0]))
 
     # --- quantifiers
-    def q_all(self, meta, ch):
+    def q_all(self, meta: Meta, ch: list[Any]) -> A.Quantifier:
         return A.Quantifier(kind="all", loc=loc(meta))
 
-    def q_share(self, meta, ch):
+    def q_share(self, meta: Meta, ch: list[Any]) -> A.Quantifier:
         return A.Quantifier(kind="at_least" if str(ch[0]) in (">=", ">") else "at_most",
                             cmp=str(ch[0]), share=share(ch[1], token_at(meta)), loc=loc(meta))
 
-    def q_at_most(self, meta, ch):
+    def q_at_most(self, meta: Meta, ch: list[Any]) -> A.Quantifier:
         return A.Quantifier(kind="at_most", cmp="<=", share=share(ch[0], token_at(meta)), loc=loc(meta))
 
-    def q_count(self, meta, ch):
+    def q_count(self, meta: Meta, ch: list[Any]) -> A.Quantifier:
         value = float(ch[1])
         if not value.is_integer() or value < 0:
             raise SemanticError(f"a number of prompts is a whole number, not {ch[1]} (a share is written "
                                 f"`in {ch[0]} 80% of prompts`)", token_at(meta))
         return A.Quantifier(kind="count", cmp=str(ch[0]), count=int(value), loc=loc(meta))
 
-    def q_forall(self, meta, ch):
+    def q_forall(self, meta: Meta, ch: list[Any]) -> A.Quantifier:
         limit = int(ch[0]) if ch else 100
         return A.Quantifier(kind="forall", limit=limit, loc=loc(meta))
 
-    def on_clause(self, meta, ch):
+    def on_clause(self, meta: Meta, ch: list[Any]) -> tuple[str, str]:
         return ("on", str(ch[0]))
 
     # --- claim bodies: each claim kind builds its own rules (sadlang/claims)
-    def __default__(self, data, children, meta):
+    def __default__(self, data: Any, children: list[Any], meta: Meta) -> Any:
         builder = self.rules.get(str(data))
         if builder is None:
             raise InternalError(f"no claim kind builds the grammar rule {data!r}")
         return builder(meta, children)
 
     # --- statements
-    def claim_stmt(self, meta, ch):
+    def claim_stmt(self, meta: Meta, ch: list[Any]) -> Any:
         name = str(ch[0])
         body = ch[1]
         q = A.Quantifier()
@@ -192,14 +193,14 @@ class _ToAst(Transformer):
         return ("claim", A.Claim(name=name, body=body, quantifier=q, prompt_set=pset,
                                  source_line=line, loc=loc(meta)))
 
-    def model_stmt(self, meta, ch):
+    def model_stmt(self, meta: Meta, ch: list[Any]) -> Any:
         t = ch[0]
         return ("model", (unquote(t) if t.type == "STRING" else str(t), loc(t)))
 
-    def method_stmt(self, meta, ch):
+    def method_stmt(self, meta: Meta, ch: list[Any]) -> Any:
         return ("method", (str(ch[0]), loc(ch[0])))
 
-    def option_stmt(self, meta, ch):
+    def option_stmt(self, meta: Meta, ch: list[Any]) -> Any:
         v = ch[1]
         value: float | str
         if isinstance(v, Token):
@@ -213,68 +214,68 @@ class _ToAst(Transformer):
             value = float(v)
         return ("option", A.Option(name=str(ch[0]), value=value, loc=loc(meta)))
 
-    def pool_stmt(self, meta, ch):
+    def pool_stmt(self, meta: Meta, ch: list[Any]) -> Any:
         return ("pool", A.Pool(name=str(ch[0]), values=[unquote(t) for t in ch[1:]], loc=loc(meta)))
 
-    def template_item(self, meta, ch):
+    def template_item(self, meta: Meta, ch: list[Any]) -> Any:
         return ("template", (unquote(ch[0]), loc(ch[0])))
 
-    def literal_item(self, meta, ch):
+    def literal_item(self, meta: Meta, ch: list[Any]) -> Any:
         vals = [unquote(t) for t in ch]
         return ("literal", A.LiteralPrompt(text=vals[0], answer=vals[1] if len(vals) > 1 else None,
                                            against=vals[2] if len(vals) > 2 else None, loc=loc(meta)))
 
-    def slot_item(self, meta, ch):
+    def slot_item(self, meta: Meta, ch: list[Any]) -> Any:
         names = [str(t) for t in ch if t.type == "NAME"]
         distinct = any(t.type == "DISTINCT" for t in ch)
         return ("slots", A.SlotGroup(slots=names[:-1], pool=names[-1], distinct=distinct, loc=loc(meta)))
 
-    def answer_item(self, meta, ch):
+    def answer_item(self, meta: Meta, ch: list[Any]) -> Any:
         return ("answer", (unquote(ch[0]), unquote(ch[1]) if len(ch) > 1 else None, loc(meta)))
 
-    def sample_cap(self, meta, ch):
+    def sample_cap(self, meta: Meta, ch: list[Any]) -> Any:
         return ("cap", int(ch[0]))
 
-    def sample_item(self, meta, ch):
+    def sample_item(self, meta: Meta, ch: list[Any]) -> Any:
         cap = next((c[1] for c in ch if isinstance(c, tuple)), None)
         ints = [int(c) for c in ch if not isinstance(c, tuple)]
         return ("sample", (ints[0], cap, ints[1] if len(ints) > 1 else 0, loc(meta)))
 
-    def resample_pool(self, meta, ch):
+    def resample_pool(self, meta: Meta, ch: list[Any]) -> Any:
         return ("pool", str(ch[0]))
 
-    def resample_item(self, meta, ch):
+    def resample_item(self, meta: Meta, ch: list[Any]) -> Any:
         names = [str(t) for t in ch if isinstance(t, Token) and t.type == "NAME"]
         pool = next((c[1] for c in ch if isinstance(c, tuple)), None)
         seed = next((int(t) for t in ch if isinstance(t, Token) and t.type == "INT"), 1)
         return ("resample", (names, pool, seed, loc(meta)))
 
-    def swap_item(self, meta, ch):
+    def swap_item(self, meta: Meta, ch: list[Any]) -> Any:
         return ("swap", ((str(ch[0]), str(ch[1])), loc(meta)))
 
-    def circuit_node(self, meta, ch):
+    def circuit_node(self, meta: Meta, ch: list[Any]) -> Any:
         head = ch[0]
         at = ch[1] if len(ch) > 1 else None
         src = ch[2] if len(ch) > 2 else None
         return ("node", A.CircuitNode(head=head, at=at, src=src, loc=loc(meta)))
 
-    def circuit_edge(self, meta, ch):
+    def circuit_edge(self, meta: Meta, ch: list[Any]) -> Any:
         side = ch[2] if len(ch) > 2 else None
         return ("edge", A.CircuitEdge(upstream=ch[0], downstream=ch[1], side=side, loc=loc(meta)))
 
-    def circuit_via(self, meta, ch):
+    def circuit_via(self, meta: Meta, ch: list[Any]) -> Any:
         return str(ch[0])
 
-    def circuit_logit_edge(self, meta, ch):
+    def circuit_logit_edge(self, meta: Meta, ch: list[Any]) -> Any:
         return ("edge", A.CircuitEdge(upstream=ch[0], downstream=None, loc=loc(meta)))
 
-    def circuit_block(self, meta, ch):
+    def circuit_block(self, meta: Meta, ch: list[Any]) -> Any:
         decl = A.CircuitDecl(name=str(ch[0]), loc=loc(meta))
         for kind, item in ch[1:]:
             (decl.nodes if kind == "node" else decl.edges).append(item)
         return ("circuit", decl)
 
-    def circuit_traced(self, meta, ch):
+    def circuit_traced(self, meta: Meta, ch: list[Any]) -> Any:
         freq, top = 0.0, None
         for c in ch[2:]:
             if isinstance(c, Token) and c.type == "INT":
@@ -288,7 +289,7 @@ class _ToAst(Transformer):
         return ("circuit", A.CircuitDecl(name=str(ch[0]), traced_from=str(ch[1]), frequency=freq, top_edges=top,
                                          loc=loc(meta)))
 
-    def prompts_stmt(self, meta, ch):
+    def prompts_stmt(self, meta: Meta, ch: list[Any]) -> Any:
         d: dict = {"name": str(ch[0]), "loc": loc(meta), "templates": [], "literals": [], "slots": []}
         slot_at: dict[str, A.Loc | None] = {}
         if len(ch) > 1 and isinstance(ch[1], Token):
@@ -326,11 +327,11 @@ class _ToAst(Transformer):
                 d["sample"], d["sample_cap"], d["seed"], d["sample_loc"] = payload
         return ("prompts", A.PromptSetDecl(**d))
 
-    def start(self, meta, ch):
+    def start(self, meta: Meta, ch: list[Any]) -> Any:
         return list(ch)
 
 
-def _expected_text(expected) -> str:
+def _expected_text(expected: Iterable[str]) -> str:
     names = sorted({FRIENDLY.get(e, f"'{e.lower()}'" if e.isupper() and e.isalpha() else e)
                     for e in expected if not e.startswith("__ANON") or e == "__ANON_0"})
     if len(names) > 8:
@@ -338,7 +339,7 @@ def _expected_text(expected) -> str:
     return ", ".join(names)
 
 
-def _literal_expected(parser: Lark, expected) -> list[str]:
+def _literal_expected(parser: Lark, expected: Iterable[str]) -> list[str]:
     out = []
     for name in expected:
         try:
@@ -450,7 +451,7 @@ def _syntax_error(exc: UnexpectedInput, parser: Lark, text: str, file: str) -> S
     return SpecError(str(exc).splitlines()[0], span, text)
 
 
-def _assemble(statements, file: str, text: str) -> A.Spec:
+def _assemble(statements: list[tuple[str, Any]], file: str, text: str) -> A.Spec:
     """Statements -> Spec. Every declaration is made once: a second one is an error that names
     the first."""
     spec = A.Spec(file=file, source=text)
@@ -535,7 +536,7 @@ def read_spec_text(path: str | Path) -> str:
     return text
 
 
-def read_stdin_text(stream) -> str:
+def read_stdin_text(stream: IO[str]) -> str:
     """A spec from standard input, held to the same rule as files: its bytes must be UTF-8 (a BOM
     is dropped), else a SpecError naming the byte. A text stream without bytes is taken as is."""
     data = stream.buffer.read() if hasattr(stream, "buffer") else stream.read()

@@ -90,5 +90,5 @@ def bridge_name(name: str) -> str:
     return next(f.bridge for f in FAMILIES.values() if f.tiny is not None and f.tiny.name == name)
 
 
-def tokenizer():
+def tokenizer() -> Any:
     return build_tiny_tokenizer()

@@ -18,6 +18,7 @@ import sys
 import tempfile
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -125,7 +126,7 @@ def bundled_cache_dir() -> Path:
     return cache_root() / f"smollm2-135m-{sha256_file(gguf)[:16]}"
 
 
-def load_bundled_hf():
+def load_bundled_hf() -> tuple[Any, Any]:
     """(hf_model, tokenizer) for the bundled model, from the fp32 cache (built if needed)."""
     gguf = gguf_path()
     gguf_sha = sha256_file(gguf)
@@ -145,7 +146,7 @@ def load_bundled_hf():
     return model, tok
 
 
-def verified(model, directory: Path) -> bool:
+def verified(model: Any, directory: Path) -> bool:
     """Do the loaded weights carry the digest recorded when the cache was written? The file's own
     sha256 is remembered by size, mtime and inode (a warm load reads 538 MB once, not twice), so
     bytes changed in place under a kept stamp pass it; the digest of the loaded tensors does not.
@@ -162,7 +163,7 @@ def verified(model, directory: Path) -> bool:
     return record["weights_digest"] == digest
 
 
-def load_cached_hf(directory: Path):
+def load_cached_hf(directory: Path) -> tuple[Any, Any]:
     """(hf_model, tokenizer) from a valid fp32 cache directory."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging

@@ -50,7 +50,7 @@ def installed() -> bool:
     return True
 
 
-def load_gemma3_hf():
+def load_gemma3_hf() -> tuple[Any, Any]:
     """(hf_model, tokenizer) of gemma-3-270m from the fp32 cache, built from the chunks if needed."""
     pkg = _package()
     directory = cache_root() / f"{NAME}-{pkg.EXPECTED_SHA256[:16]}"

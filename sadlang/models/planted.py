@@ -89,7 +89,8 @@ def build_planted(strength: float = 6.0) -> GPT2LMHeadModel:
         model.transformer.wpe.weight.copy_(d["pos"][:N_POS])
         s = strength
 
-        def put(layer: int, head: int, Wq=None, Wk=None, Wv=None, Wo=None):
+        def put(layer: int, head: int, Wq: torch.Tensor | None = None, Wk: torch.Tensor | None = None,
+                Wv: torch.Tensor | None = None, Wo: torch.Tensor | None = None) -> None:
             attn = model.transformer.h[layer].attn
             W = attn.c_attn.weight                                   # (D, 3D): x @ W -> q|k|v
             cols = slice(head * R, (head + 1) * R)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -101,7 +102,7 @@ def weights_digest(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def _param(bridge, name: str, like: torch.Tensor) -> torch.Tensor:
+def _param(bridge: Any, name: str, like: torch.Tensor) -> torch.Tensor:
     try:
         value = getattr(bridge, name)
     except AttributeError:
@@ -111,7 +112,7 @@ def _param(bridge, name: str, like: torch.Tensor) -> torch.Tensor:
     return value
 
 
-def read_weights(bridge, windows: tuple[int | None, ...] = (), attn_scale: float | None = None,
+def read_weights(bridge: Any, windows: tuple[int | None, ...] = (), attn_scale: float | None = None,
                  post_gain: torch.Tensor | None = None, qk_gains: tuple[torch.Tensor, torch.Tensor] | None = None,
                  rope_per_layer: bool = False) -> ModelWeights:
     """Read folded weights from a bridge in compatibility mode (fp32, detached). From the

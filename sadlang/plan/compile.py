@@ -4,7 +4,9 @@ interventions)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
@@ -19,6 +21,12 @@ from sadlang.prompts.build import BuiltPrompt, PromptError, build_prompt, sample
 from sadlang.prompts.counterfactual import counterfactual_prompts
 from sadlang.settings import Settings
 from sadlang.trace.options import TraceOptions
+
+if TYPE_CHECKING:
+    from sadlang.claims.base import References
+    from sadlang.models.info import ModelInfo
+    from sadlang.models.loader import LoadedModel
+    from sadlang.models.shapes import Shape
 
 __all__ = ["WORK_ORDER", "ClaimPlan", "Plan", "PromptSetPlan", "check_declarations", "compile_spec",
            "spec_settings", "validate"]
@@ -64,7 +72,7 @@ class Plan:
         return sum(-(-c // bs) for ps in self.prompt_sets.values() for c in ps.lengths.values())
 
 
-def build_prompt_set(spec: A.Spec, model, ps: A.PromptSetDecl, n: int | None = None,
+def build_prompt_set(spec: A.Spec, model: LoadedModel, ps: A.PromptSetDecl, n: int | None = None,
                      seed: int | None = None, reference: int | None = None) -> list[BuiltPrompt]:
     """The set's prompts: its literals, then `n` (default: its `sample`) drawn from its templates.
     With `reference` = K: instead K held-out draws of its templates, none equal to a measured
@@ -109,7 +117,7 @@ def _check_roles(spec: A.Spec, positions: list[A.Pos], ps: PromptSetPlan, errors
                                          f"{ps.name!r} ({pos.role} occurs {min(counts)} time(s) in some)", pos.loc))
 
 
-def _counterfactual_set(spec: A.Spec, model, ps: A.PromptSetDecl, source: PromptSetPlan) -> PromptSetPlan:
+def _counterfactual_set(spec: A.Spec, model: LoadedModel, ps: A.PromptSetDecl, source: PromptSetPlan) -> PromptSetPlan:
     """`prompts NAME from SET:`: the twins of SET's prompts, aligned one to one."""
     try:
         twins = counterfactual_prompts(model, source.prompts, source.decl, ps, spec.pools)
@@ -120,7 +128,7 @@ def _counterfactual_set(spec: A.Spec, model, ps: A.PromptSetDecl, source: Prompt
     return PromptSetPlan(ps.name, twins, decl, source=ps.source)
 
 
-def _first_failure(ps: PromptSetPlan, where) -> tuple[str, str] | None:
+def _first_failure(ps: PromptSetPlan, where: Callable[[BuiltPrompt], str | None]) -> tuple[str, str] | None:
     """(prompt text, reason) of the first prompt where `where(prompt)` raises RoleError or
     returns a reason; None when every prompt is fine."""
     for p in ps.prompts:
@@ -133,15 +141,18 @@ def _first_failure(ps: PromptSetPlan, where) -> tuple[str, str] | None:
     return None
 
 
-def _check_positions(spec: A.Spec, refs, ps: PromptSetPlan, errors: list[SpecError]) -> None:
+def _check_positions(spec: A.Spec, refs: References, ps: PromptSetPlan, errors: list[SpecError]) -> None:
     """Roles must resolve in every prompt; a firing's source cannot come after its destination;
     a sink needs later positions. These are spec errors, never failed claims."""
     for pos in refs.positions:
-        bad = _first_failure(ps, lambda p, pos=pos: resolve(pos, p) and None)
+        def resolves(p: BuiltPrompt, pos: A.Pos = pos) -> str | None:
+            resolve(pos, p)                             # raises RoleError where the role is missing
+            return None
+        bad = _first_failure(ps, resolves)
         if bad:
             errors.append(_err(spec, f"{bad[1]} (prompt set {ps.name!r})", pos.loc))
     for at in refs.firings:
-        def causal(p, at=at):
+        def causal(p: BuiltPrompt, at: A.FiringAt = at) -> str | None:
             d, s = resolve(at.dest, p), resolve(at.src, p)
             if s <= d:
                 return None
@@ -151,14 +162,15 @@ def _check_positions(spec: A.Spec, refs, ps: PromptSetPlan, errors: list[SpecErr
         if bad:
             errors.append(_err(spec, bad[1], at.dest.loc))
     for pos in refs.sinks:
-        def later(p, pos=pos):
+        def later(p: BuiltPrompt, pos: A.Pos = pos) -> str | None:
             return None if resolve(pos, p) < p.end else f"nothing comes after {pos.text()} in {p.text!r}"
         bad = _first_failure(ps, later)
         if bad:
             errors.append(_err(spec, f"{bad[1]}: a sink draws attention from later positions", pos.loc))
 
 
-def _check_head(spec: A.Spec, h: A.HeadRef, info, errors: list[SpecError], concrete: bool = False) -> None:
+def _check_head(spec: A.Spec, h: A.HeadRef, info: ModelInfo | Shape, errors: list[SpecError],
+                concrete: bool = False) -> None:
     if concrete and not h.concrete:
         errors.append(_err(spec, f"this claim needs a concrete head, not the pattern {h.text()}", h.loc))
     if h.layer is not None and not 0 <= h.layer < info.n_layers:
@@ -169,7 +181,7 @@ def _check_head(spec: A.Spec, h: A.HeadRef, info, errors: list[SpecError], concr
                                  f"per layer", h.loc))
 
 
-def head_errors(spec: A.Spec, info) -> list[SpecError]:
+def head_errors(spec: A.Spec, info: ModelInfo | Shape) -> list[SpecError]:
     """Head and layer references outside the model (info: anything with name, n_layers and
     n_heads: a ModelInfo, or a models.shapes.Shape read off a config without weights)."""
     errors: list[SpecError] = []
@@ -203,7 +215,7 @@ def claim_prompt_set(spec: A.Spec, c: A.Claim) -> str | None:
     return c.prompt_set or kind_of(c.body).prompt_set(c.body) or next(iter(spec.prompt_sets), None)
 
 
-def _answer_hints(spec: A.Spec, model, sets: dict[str, PromptSetPlan]) -> list[str]:
+def _answer_hints(spec: A.Spec, model: LoadedModel, sets: dict[str, PromptSetPlan]) -> list[str]:
     """Warnings, rendered at the answer's line, for answers that lack the leading space the
     model's next word carries (prompts/build.py `space_hint`), once per prompt set."""
     from sadlang.prompts.build import space_hint
@@ -238,7 +250,7 @@ def _held_out_means(spec: A.Spec, settings: Settings) -> list[str]:
     return out
 
 
-def compile_spec(spec: A.Spec, model, lenient: bool = False, checked: Validated | None = None) -> Plan:
+def compile_spec(spec: A.Spec, model: LoadedModel, lenient: bool = False, checked: Validated | None = None) -> Plan:
     """Resolve everything against `model`; raise SpecError(s) for anything wrong. `checked` is
     the spec's validation when the caller already ran it (`prepare` does, before the model loads)."""
     checked = checked or validate(spec, lenient)

@@ -7,6 +7,7 @@ out-of-domain number, vacuous comparison, duplicate or malformed declaration is 
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sadlang.claims import kind_of
@@ -34,7 +35,7 @@ def _err(spec: A.Spec, msg: str, loc: A.Loc | None, hint: str | None = None) -> 
     return SpecError(msg, span(spec, loc), spec.source, hint)
 
 
-def _suggest(word: str, options) -> str | None:
+def _suggest(word: str, options: Iterable[str]) -> str | None:
     close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.5)
     return f"did you mean {close[0]!r}?" if close else None
 

@@ -6,9 +6,13 @@ count and role positions."""
 from __future__ import annotations
 
 import random
+from typing import TYPE_CHECKING
 
 from sadlang.lang import ast as A
 from sadlang.prompts.build import BuiltPrompt, PromptError, build_prompt
+
+if TYPE_CHECKING:
+    from sadlang.models.loader import LoadedModel
 
 
 class AlignmentError(PromptError):
@@ -19,8 +23,8 @@ def _aligned(p: BuiltPrompt, q: BuiltPrompt) -> bool:
     return len(p.tokens) == len(q.tokens) and p.roles == q.roles
 
 
-def counterfactual_prompts(model, clean: list[BuiltPrompt], source: A.PromptSetDecl, change: A.PromptSetDecl,
-                           pools: dict[str, A.Pool]) -> list[BuiltPrompt]:
+def counterfactual_prompts(model: LoadedModel, clean: list[BuiltPrompt], source: A.PromptSetDecl,
+                           change: A.PromptSetDecl, pools: dict[str, A.Pool]) -> list[BuiltPrompt]:
     """The twin of every clean prompt under `change` (its resample or swap line)."""
     groups = {slot: g for g in source.slots for slot in g.slots}
     if source.literals:

@@ -34,7 +34,7 @@ def to_svg(g: nx.MultiDiGraph, tokens: list[str], n_layers: int, title: str = ""
     height = top + rh * (n_layers + 3) + 40
     pos = _layout(g, n_layers)
 
-    def xy(nid):
+    def xy(nid: str) -> tuple[float, float]:
         c, r = pos[nid]
         return left + cw * c + cw / 2, top + rh * (n_layers + 1 - r)
 
@@ -43,8 +43,8 @@ def to_svg(g: nx.MultiDiGraph, tokens: list[str], n_layers: int, title: str = ""
            f'font-family="sans-serif" font-size="10">',
            f'<text x="{left}" y="18" font-size="13">{escape(title)}</text>']
     for r in range(n_layers):
-        y = top + rh * (n_layers + 1 - r)
-        out.append(f'<text x="4" y="{y + 3:.0f}" fill="#999">L{r}</text>')
+        y_row = top + rh * (n_layers + 1 - r)
+        out.append(f'<text x="4" y="{y_row + 3:.0f}" fill="#999">L{r}</text>')
     for i, tok in enumerate(tokens):
         out.append(f'<text x="{left + cw * i + cw / 2:.0f}" y="{height - 12:.0f}" text-anchor="middle">'
                    f'{escape(repr(tok)[1:-1])}</text>')
