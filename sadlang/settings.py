@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 from sadlang.circuits.ablations import ABLATIONS, names_text
@@ -17,6 +17,9 @@ from sadlang.errors import one_of
 from sadlang.trace.options import TraceOptions
 
 Device = Literal["auto", "cpu", "cuda"]
+
+# options whose values are the names of a registry
+REGISTRIES: dict[str, dict[str, object]] = {"ablation": dict(ABLATIONS), "metric": dict(METRICS)}
 
 # trace options are forwarded to TraceOptions; the rest steer checking
 TRACE_FIELDS = ("threshold", "term_fraction", "edge_fraction", "accpp_scale", "ig_steps")
@@ -100,18 +103,13 @@ class Settings(BaseModel):
     num_gpus: float = Field(
         default=0.0, ge=0.0, le=64.0, description="GPUs per Ray actor, in [0, 64] (1: one actor per GPU)")
 
-    @field_validator("ablation")
+    @field_validator("ablation", "metric")
     @classmethod
-    def _known_ablation(cls, value: str) -> str:
-        if value not in ABLATIONS:
-            raise PydanticCustomError("literal_error", "Input should be " + one_of(list(ABLATIONS), quote=True))
-        return value
-
-    @field_validator("metric")
-    @classmethod
-    def _known_metric(cls, value: str) -> str:
-        if value not in METRICS:
-            raise PydanticCustomError("literal_error", "Input should be " + one_of(list(METRICS), quote=True))
+    def _registered(cls, value: str, info: ValidationInfo) -> str:
+        """An ablation kind or task metric must be in its registry."""
+        names = list(REGISTRIES[str(info.field_name)])
+        if value not in names:
+            raise PydanticCustomError("literal_error", "Input should be " + one_of(names, quote=True))
         return value
 
     @field_validator("confidence", mode="before")
