@@ -48,9 +48,9 @@ def main() -> None:
 
     import torch
 
-    from sadlang.check.executor import load_and_compile, run_plan
     from sadlang.decomp.activations import ForwardCounter
     from sadlang.models.loader import use_default_threads
+    from sadlang.runner.executor import load_and_compile, run_plan
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -23,8 +23,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
 
-    from sadlang.check.executor import load_and_compile, run_plan
     from sadlang.decomp.activations import ForwardCounter
+    from sadlang.runner.executor import load_and_compile, run_plan
 
     _, model, plan = load_and_compile(args.spec)
     names = [c.name for c, cp in plan.claims if cp.kind in ("circuit_test", "node_ablate")]

@@ -51,10 +51,10 @@ def main() -> None:
     import ray
     import torch
 
-    from sadlang.check.executor import load_and_compile, run_plan
-    from sadlang.check.ray_executor import RayConfig, RayStats, run_plan_ray
-    from sadlang.check.report import to_json
     from sadlang.models.loader import use_default_threads
+    from sadlang.runner.executor import load_and_compile, run_plan
+    from sadlang.runner.ray_executor import RayConfig, RayStats, run_plan_ray
+    from sadlang.runner.report import to_json
 
     use_default_threads()
     with tempfile.TemporaryDirectory() as tmp:

@@ -19,11 +19,11 @@ from sadlang import __version__
 from sadlang.errors import InternalError, SadError, SpecError, UsageError
 
 if TYPE_CHECKING:
-    from sadlang.check.ray_executor import RayConfig
-    from sadlang.check.verdict import Report
     from sadlang.lang import ast as A
     from sadlang.models.loader import LoadedModel
     from sadlang.plan.compile import Plan
+    from sadlang.runner.ray_executor import RayConfig
+    from sadlang.runner.verdict import Report
     from sadlang.trace.tracer import Circuit
 
 
@@ -107,7 +107,7 @@ def _print_profile(file: str, t0: float, costs: list, phases: dict[str, float]) 
 def _check_on_ray(args: argparse.Namespace, spec: A.Spec, model: LoadedModel, plan: Plan, cfg: RayConfig,
                   only: set[str] | None, t0: float) -> Report:
     """One spec's check on Ray actors (`--ray`, `--actors` or `option executor = ray`)."""
-    from sadlang.check.ray_executor import RayStats, run_plan_ray
+    from sadlang.runner.ray_executor import RayStats, run_plan_ray
 
     if args.html:
         raise UsageError(f"{spec.file}: --html draws its pictures from evidence held in this process; "
@@ -126,21 +126,21 @@ def _check_on_ray(args: argparse.Namespace, spec: A.Spec, model: LoadedModel, pl
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from sadlang.check.outputs import refuse_inputs, write_output
+    from sadlang.runner.outputs import refuse_inputs, write_output
 
     refuse_inputs({"--junit": args.junit, "--json-out": args.json_out, "--html": args.html}, args.specs)
     specs = _validated(args.specs, args.lenient)
     if args.ray:                  # an address that cannot answer fails now, not after the model loads
-        from sadlang.check.ray_executor import RayUnavailable, reachable
+        from sadlang.runner.ray_executor import RayUnavailable, reachable
 
         why = reachable(args.ray)
         if why:
             raise RayUnavailable(f"cannot reach Ray at {why}")
     _threads()
-    from sadlang.check.executor import prepare, run_plan
-    from sadlang.check.ray_executor import RayConfig
-    from sadlang.check.report import to_json, to_json_many, to_junit, to_junit_many, to_text, total_line
     from sadlang.html.views import collector
+    from sadlang.runner.executor import prepare, run_plan
+    from sadlang.runner.ray_executor import RayConfig
+    from sadlang.runner.report import to_json, to_json_many, to_junit, to_junit_many, to_text, total_line
 
     only = set(args.claim) if args.claim else None
     if only is not None:
@@ -248,7 +248,7 @@ def cmd_lsp(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     spec = _validated([args.spec], args.lenient)[0]
     _threads()
-    from sadlang.check.executor import prepare
+    from sadlang.runner.executor import prepare
 
     model, plan = prepare(spec, args.model, args.device, args.lenient)
     bs = plan.settings.batch_size
@@ -290,9 +290,9 @@ def cmd_circuit(args: argparse.Namespace) -> int:
             print(f"  {e.text()}")
         return 0
     _threads()
-    from sadlang.check.executor import prepare
     from sadlang.circuits.nodes import traced_heads
     from sadlang.evidence.store import PromptSetEvidence
+    from sadlang.runner.executor import prepare
 
     model, plan = prepare(spec, args.model, args.device)
     ps = plan.prompt_sets[decl.traced_from]
@@ -385,7 +385,7 @@ def _write_trace_html(args: argparse.Namespace, model: LoadedModel, circuit: Cir
             "measured": f"{len(circuit.firings)} firings decomposed; logit difference {circuit.logit_diff:.3f} "
                         f"({circuit.logit_total:.3f} from the residual's components, {circuit.logit_bias:.3f} from the "
                         f"unembedding bias)"}
-    from sadlang.check.outputs import write_output
+    from sadlang.runner.outputs import write_output
 
     write_output(args.html, trace_page(f"sadlang trace: {args.prompt}", info, graph, maps), "--html")
 
@@ -480,7 +480,7 @@ def _int_list(text: str) -> list[int]:
 def _output_file(suffixes: tuple[str, ...] = ()) -> Callable[[str], str]:
     """An argparse type: a file we can write, checked before any model loads."""
     def parse(text: str) -> str:
-        from sadlang.check.outputs import output_problem
+        from sadlang.runner.outputs import output_problem
 
         path = Path(text)
         if suffixes and path.suffix.lower() not in suffixes:
@@ -620,7 +620,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _json_error(args: argparse.Namespace, exc: Exception, code: int) -> None:
     """With `check --format json`, stdout still gets a document when no report could be made."""
     if getattr(args, "fn", None) is cmd_check and getattr(args, "format", None) == "json":
-        from sadlang.check.report import error_json
+        from sadlang.runner.report import error_json
 
         print(error_json(exc, code))
 

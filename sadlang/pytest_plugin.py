@@ -24,8 +24,8 @@ from sadlang.errors import SadError, SpecError
 if TYPE_CHECKING:
     from _pytest._code.code import TerminalRepr, TracebackStyle
 
-    from sadlang.check.verdict import Verdict
     from sadlang.lang import ast as A
+    from sadlang.runner.verdict import Verdict
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -93,7 +93,7 @@ class SadFile(pytest.File):
         if self._failure is not None:
             raise self._failure
         if self._report is None:
-            from sadlang.check.executor import prepare, run_plan
+            from sadlang.runner.executor import prepare, run_plan
 
             cfg = self.config
             try:
@@ -101,7 +101,7 @@ class SadFile(pytest.File):
             except SadError as exc:
                 self._failure = exc
                 raise
-            from sadlang.check.ray_executor import RayConfig, run_plan_ray
+            from sadlang.runner.ray_executor import RayConfig, run_plan_ray
 
             explore = cfg.getoption("--sad-explore")
             ray = RayConfig.wanted(plan.settings, cfg.getoption("--sad-ray"))
@@ -151,7 +151,7 @@ class SadItem(pytest.Item):
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
                      style: TracebackStyle | None = None) -> str | TerminalRepr:
-        from sadlang.check.report import format_verdict
+        from sadlang.runner.report import format_verdict
 
         if isinstance(excinfo.value, SadClaimFailed):
             return format_verdict(excinfo.value.verdict)

@@ -34,11 +34,11 @@ PATCHABLE = tiny_models(rewirable=True)
 
 
 def _lab(model_name, kind, cf=None):
-    from sadlang.check.executor import prepare, run_plan  # noqa: F401  (the executor wires workspaces)
     from sadlang.circuits.metrics import CircuitLab
     from sadlang.evidence.store import PromptSetEvidence
     from sadlang.models import load_model
     from sadlang.plan.compile import compile_spec
+    from sadlang.runner.executor import prepare, run_plan  # noqa: F401  (the executor wires workspaces)
 
     model = load_model(model_name)
     plan = compile_spec(parse_spec(SPEC.format(model=model_name), "c.sad"), model)
@@ -123,7 +123,7 @@ def _details(report, name):
 def test_planted_circuit_ground_truth(planted, tmp_path):
     """Faithful >= 99%; removing either planted node drops faithfulness below 50%; a circuit
     missing one node fails; a random circuit of the same size fails; minimality names both."""
-    from sadlang.check.executor import load_and_compile, run_plan
+    from sadlang.runner.executor import load_and_compile, run_plan
 
     p = tmp_path / "gt.sad"
     p.write_text(SPEC.format(model="planted").replace("claim ok: logit_diff > -1000 on copy\n", '''circuit lone:
@@ -296,7 +296,7 @@ def test_planted_circuit_ground_truth_edge_by_edge(tmp_path):
     """At edge level the planted circuit needs both of 1.0's inputs from 0.0: its key finds the
     marker, its value carries f0 into the logit of " x". Dropping either edge breaks it, and the
     edge-level circuit with the right edges is as faithful as the node-level one."""
-    from sadlang.check.executor import load_and_compile, run_plan
+    from sadlang.runner.executor import load_and_compile, run_plan
 
     p = tmp_path / "edges.sad"
     p.write_text(SPEC.format(model="planted").replace("claim ok: logit_diff > -1000 on copy\n", EDGE_LEVEL))
@@ -313,7 +313,7 @@ def test_planted_circuit_ground_truth_edge_by_edge(tmp_path):
 
 
 def test_accuracy_is_the_task_metric_when_asked(tmp_path):
-    from sadlang.check.executor import load_and_compile, run_plan
+    from sadlang.runner.executor import load_and_compile, run_plan
 
     p = tmp_path / "acc.sad"
     p.write_text("option metric = accuracy\n" + SPEC.format(model="planted").replace(

@@ -379,7 +379,7 @@ def test_circuits_and_boosts_that_cannot_be_run_are_spec_errors(tmp_path, capsys
 def test_unreachable_ray_addresses_fail_at_once(tmp_path, capsys):
     import socket
 
-    from sadlang.check.ray_executor import reachable
+    from sadlang.runner.ray_executor import reachable
 
     with socket.socket() as s:                  # a port nothing listens on
         s.bind(("127.0.0.1", 0))

@@ -116,8 +116,8 @@ claim ablated:  ablate edge *.* -> 3.1 via key at end -> B#2 local lowers attent
 @pytest.mark.parametrize("model", EXACT)
 def test_specs_run_end_to_end_on_every_family(model, method, tmp_path):
     """Every claim is measured (held or failed, never an error) with each method."""
-    from sadlang.check.executor import check_file
-    from sadlang.check.report import to_json
+    from sadlang.runner.executor import check_file
+    from sadlang.runner.report import to_json
 
     path = tmp_path / "f.sad"
     path.write_text(SPEC.format(model=model, method=method))
@@ -192,7 +192,7 @@ def test_soft_capped_local_edit_reaches_the_capped_scores():
 def test_families_that_rescale_head_writes_refuse_edge_level_circuits_and_path_patching(tmp_path, model_name):
     """Soft-caps, post-norms and QK-norms make the linear rebuilds of wiring and path patching
     inexact: each such family gets an error verdict naming its feature, never a number."""
-    from sadlang.check.executor import check_file
+    from sadlang.runner.executor import check_file
 
     path = tmp_path / "g.sad"
     path.write_text(SPEC.format(model=model_name, method="acc").split("claim ")[0] + """circuit c:

@@ -57,8 +57,8 @@ def assert_same(actual, golden, where="$"):
 
 
 def _report(spec: str) -> dict:
-    from sadlang.check.executor import load_and_compile, run_plan
-    from sadlang.check.report import to_json
+    from sadlang.runner.executor import load_and_compile, run_plan
+    from sadlang.runner.report import to_json
 
     cwd = os.getcwd()
     os.chdir(ROOT)            # the reports name the spec as given: specs/NAME.sad

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from sadlang.check.executor import load_and_compile, run_plan
-from sadlang.check.report import to_json
 from sadlang.claims import KINDS
 from sadlang.cli import main
 from sadlang.html import check_page
 from sadlang.html.page import vendored_versions
 from sadlang.html.views import collector, declared_graph_view, trace_graph_view
+from sadlang.runner.executor import load_and_compile, run_plan
+from sadlang.runner.report import to_json
 from sadlang.trace.graph import combine
 from sadlang.trace.options import TraceOptions
 from sadlang.trace.tracer import trace

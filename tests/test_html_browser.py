@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from browser import browser, chromium_path, open_report
 
-from sadlang.check.executor import load_and_compile, run_plan
-from sadlang.check.report import to_json
 from sadlang.claims import KINDS
 from sadlang.html import check_page, trace_page
 from sadlang.html.views import collector, combined_graph_view, trace_graph_view
+from sadlang.runner.executor import load_and_compile, run_plan
+from sadlang.runner.report import to_json
 from sadlang.trace.graph import combine
 from sadlang.trace.graph import to_json as graph_json
 from sadlang.trace.options import TraceOptions

@@ -183,7 +183,7 @@ def test_traced_edges_can_carry_their_signal_vectors(planted, tmp_path):
 def test_swapping_slot_content_separates_data_from_control():
     from pathlib import Path
 
-    from sadlang.check.executor import load_and_compile, run_plan
+    from sadlang.runner.executor import load_and_compile, run_plan
     spec = Path(__file__).resolve().parents[1] / "specs" / "planted.sad"
     _, model, plan = load_and_compile(spec)
     verdicts = {v.name: v for v in run_plan(plan, model, only={"data", "sink"}).verdicts}

@@ -18,8 +18,8 @@ import pytest
 import torch
 from test_verdicts import PLANTED
 
-from sadlang.check.executor import load_and_compile, run_plan
-from sadlang.check.report import to_json
+from sadlang.runner.executor import load_and_compile, run_plan
+from sadlang.runner.report import to_json
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,7 +28,7 @@ if os.environ.get("CI") == "true":
 else:
     ray = pytest.importorskip("ray", reason="Ray is a test extra: pip install -e '.[test]'")
 
-from sadlang.check.ray_executor import FAULT_ENV, RayConfig, RayStats, run_plan_ray  # noqa: E402
+from sadlang.runner.ray_executor import FAULT_ENV, RayConfig, RayStats, run_plan_ray  # noqa: E402
 
 # claims of specs/ioi.sad that cover every way a claim runs on Ray: sharded per-prompt kinds
 # (behaviour, attends, local ablation with random controls), a search, a set-wide

@@ -82,8 +82,8 @@ def test_every_picture_a_kind_names_is_drawn_by_the_report():
 
 
 def test_examples_hold_and_failing_cases_fail_on_the_planted_model(planted):
-    from sadlang.check.executor import run_plan
     from sadlang.plan.compile import compile_spec
+    from sadlang.runner.executor import run_plan
 
     held, failing = _examples("examples"), _examples("failing")
     spec = parse_spec(_spec_of({k: b for k, (_, b) in {**held, **failing}.items()}), "kinds.sad")
@@ -108,8 +108,8 @@ def test_every_method_traces_the_planted_circuit(planted, method):
 
 @pytest.mark.parametrize("method", sorted(METHODS))
 def test_sinks_honour_the_spec_method_or_say_why_not(planted, method):
-    from sadlang.check.executor import run_plan
     from sadlang.plan.compile import compile_spec
+    from sadlang.runner.executor import run_plan
 
     text = PREAMBLE.replace("method acc", f"method {method}") + \
         "claim sink: head 1.0 sinks to bos by control signal on plain\n"
@@ -151,8 +151,8 @@ def test_a_missing_marker_is_an_error_not_a_silent_skip():
 def test_every_ablation_kind_is_a_word_an_option_and_a_working_ablation(planted, name):
     """Each registered kind parses in both claim forms, is a valid option value, runs end to end
     and names its origin in the report."""
-    from sadlang.check.executor import run_plan
     from sadlang.plan.compile import compile_spec
+    from sadlang.runner.executor import run_plan
 
     kind = ABLATIONS[name]
     assert kind.summary and Settings.check_one("ablation", name) is None
@@ -174,9 +174,9 @@ def test_every_ablation_kind_is_a_word_an_option_and_a_working_ablation(planted,
 def test_every_task_metric_is_an_option_and_scores_circuits(planted, name):
     """Each registered metric is a valid `option metric`, a circuit claim under it reports it, and
     its F(M) is the mean of the metric's own score of each prompt's clean logits."""
-    from sadlang.check.executor import run_plan
     from sadlang.evidence.store import PromptSetEvidence
     from sadlang.plan.compile import compile_spec
+    from sadlang.runner.executor import run_plan
 
     metric = METRICS[name]
     assert metric.summary and Settings.check_one("metric", name) is None
@@ -226,7 +226,7 @@ def test_option_errors_name_the_option_line_and_the_domain():
 # floors, lowest first; a module may import its own floor and those below, never above
 LAYERS = [["errors"], ["lang"], ["models", "prompts", "stats"], ["decomp"], ["intervene"], ["trace"],
           ["evidence"], ["control", "circuits"], ["settings"], ["claims"], ["language", "plan"],
-          ["check", "strategies", "editor"], ["html"], ["cli", "pytest_plugin"]]
+          ["runner", "strategies", "editor"], ["html"], ["api"], ["cli", "pytest_plugin", "notebook"]]
 LAYER_OF = {name: i for i, names in enumerate(LAYERS) for name in names}
 
 

@@ -2,7 +2,7 @@
 
 from hypothesis import given, settings
 
-from sadlang.check.executor import load_and_compile, run_plan
+from sadlang.runner.executor import load_and_compile, run_plan
 from sadlang.strategies import prompts_from
 
 SPEC = '''model planted

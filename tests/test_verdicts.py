@@ -164,9 +164,9 @@ circuit same_layer:
 
 
 def _check(planted, text: str):
-    from sadlang.check.executor import run_plan
     from sadlang.language import parse_spec
     from sadlang.plan.compile import compile_spec
+    from sadlang.runner.executor import run_plan
 
     plan = compile_spec(parse_spec(text, "v.sad"), planted)
     return plan, {v.name: v for v in run_plan(plan, planted).verdicts}
@@ -303,12 +303,12 @@ def test_the_values_a_mean_ablation_writes_do_not_depend_on_the_measured_prompts
     """The leak, engine-level: with the prompt in its own mean, prompt 0's replacement values moved
     with the number of prompts measured beside it (its weight was 1/g). Now they are the mean over
     the reference alone, the same for 2 or 16 measured prompts, and never contain prompt 0."""
-    from sadlang.check.executor import evidence_stores
     from sadlang.circuits.ablation import head_z
     from sadlang.circuits.metrics import CircuitLab
     from sadlang.language import parse_spec
     from sadlang.models import load_model
     from sadlang.plan.compile import compile_spec
+    from sadlang.runner.executor import evidence_stores
 
     model = load_model(model_name)
     values = []

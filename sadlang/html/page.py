@@ -13,12 +13,12 @@ from html import escape
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from sadlang.check.report import json_safe, summary_counts
-from sadlang.check.verdict import Report
 from sadlang.html.views import ClaimView, GraphView, Heatmap
+from sadlang.runner.report import json_safe, summary_counts
+from sadlang.runner.verdict import Report
 
 if TYPE_CHECKING:
-    from sadlang.check.verdict import Verdict
+    from sadlang.runner.verdict import Verdict
 
 ORDER = {"error": 0, "failed": 1, "inconclusive": 2, "held": 3}
 

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 import networkx as nx
 from pydantic import BaseModel, Field
 
-from sadlang.check.report import json_safe
-from sadlang.check.verdict import PromptEvidence, Verdict
 from sadlang.lang import ast as A
 from sadlang.prompts.build import BuiltPrompt
+from sadlang.runner.report import json_safe
+from sadlang.runner.verdict import PromptEvidence, Verdict
 
 if TYPE_CHECKING:
     import torch

@@ -334,16 +334,11 @@ _LOADED: dict[tuple[str, str], LoadedModel] = {}
 
 def load_model(ref: str = BUNDLED_NAME, device: str = "auto", *, reuse: bool = True) -> LoadedModel:
     """Load `ref` as a folded fp32 bridge in eval mode. Loads are memoized per process."""
-    from transformer_lens.model_bridge import TransformerBridge
-
     ref = ALIASES.get(ref, ref)
     dev = resolve_device(device)
     key = (ref, str(dev))
     if reuse and key in _LOADED:
         return _LOADED[key]
-    if dev.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
     base, _, seed = ref.partition(":")
     if base in builtin.BUILTIN:
         try:
@@ -361,19 +356,39 @@ def load_model(ref: str = BUNDLED_NAME, device: str = "auto", *, reuse: bool = T
     # every weight as loaded, before the bridge folds them (the bundled loader computed it already,
     # to check its cache against the digest it recorded)
     raw_digest = getattr(hf, "_sadlang_digest", None) or weights_digest(hf)
+    loaded = _loaded(_boot(hf, tok, arch_name, dev, ref), hf, ref, source, raw_digest, dev)
+    if reuse:
+        _LOADED[key] = loaded
+    return loaded
+
+
+def _boot(hf: Any, tok: Any, arch_name: str, dev: torch.device, ref: str) -> Any:
+    """A TransformerLens bridge around `hf` in compatibility mode (norms folded, weights centred:
+    this changes `hf`'s weights in place), eval mode, checked."""
+    from transformer_lens.model_bridge import TransformerBridge
+
+    if dev.type == "cuda":                      # fp32 means fp32: no TF32 matmuls
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
     try:
-        bridge = TransformerBridge.boot_transformers(arch_name, hf_model=hf, tokenizer=tok,
-                                                     device=str(dev))
+        bridge = TransformerBridge.boot_transformers(arch_name, hf_model=hf, tokenizer=tok, device=str(dev))
         bridge.enable_compatibility_mode()
     except Exception as exc:  # the bridge raises many types for unsupported architectures
         raise UnsupportedModelError(f"{ref}: TransformerLens could not wrap this model: {exc}") from exc
     bridge.eval()
     _check_bridge(bridge, ref)
+    return bridge
+
+
+def _loaded(bridge: Any, hf: Any, ref: str, source: str, raw_digest: str, dev: torch.device) -> LoadedModel:
+    """The LoadedModel of a folded bridge over `hf`: its weights as the decomposition reads them
+    (with the family's windows, scales and gains) and its info."""
     from sadlang.models import families as fam
 
     weights = read_weights(bridge, tuple(fam.sliding_windows(hf.config)), fam.attn_scale(hf.config),
                            fam.post_attention_gains(hf), fam.qk_norm_gains(hf), fam.rope_per_layer(hf.config))
     cfg = bridge.cfg
+    tok = bridge.tokenizer
     info = ModelInfo(
         name=ref,
         architecture=str(getattr(hf.config, "model_type", "unknown")),
@@ -385,11 +400,72 @@ def load_model(ref: str = BUNDLED_NAME, device: str = "auto", *, reuse: bool = T
         source=source, fingerprint=weights.fingerprint(raw_digest),
         bos_token=getattr(tok, "bos_token", None),
     )
-    loaded = LoadedModel(bridge=bridge, tokenizer=bridge.tokenizer, info=info, weights=weights,
-                         device=dev)
-    if reuse:
-        _LOADED[key] = loaded
-    return loaded
+    return LoadedModel(bridge=bridge, tokenizer=tok, info=info, weights=weights, device=dev)
+
+
+def from_hf(hf_model: Any, tokenizer: Any = None, *, name: str | None = None, device: str = "auto") -> LoadedModel:
+    """A model already loaded in this session (a transformers `PreTrainedModel`) as sadlang's
+    model. The bridge folds norms into the weights in place, so sadlang folds a **copy** and
+    leaves `hf_model` unchanged (logged once, with the copy's size). `tokenizer` defaults to the
+    one saved beside the model (`config._name_or_path`, offline)."""
+    import copy
+
+    config = getattr(hf_model, "config", None)
+    if config is None:
+        raise ModelLoadError(f"expected a transformers model (with a .config), not {type(hf_model).__name__}")
+    ref = name or str(getattr(config, "_name_or_path", "") or getattr(config, "model_type", "model"))
+    _check_supported(config, ref)
+    if tokenizer is None:
+        tokenizer = _saved_tokenizer(config, ref)
+    from sadlang.models.families import family_of
+
+    family = family_of(config)
+    assert family is not None                   # _check_supported refused unknown architectures
+    dev = resolve_device(device)
+    size = sum(p.numel() * p.element_size() for p in hf_model.parameters()) / 2**20
+    log.warning("sadlang folds a copy of %s (%.0f MiB); your model is unchanged", ref, size)
+    hf = copy.deepcopy(hf_model).to(device=dev, dtype=torch.float32).eval()
+    raw_digest = weights_digest(hf)             # before the bridge folds the copy
+    return _loaded(_boot(hf, tokenizer, family.bridge, dev, ref), hf, ref, "session", raw_digest, dev)
+
+
+def from_bridge(bridge: Any, *, name: str | None = None, device: str = "auto") -> LoadedModel:
+    """A TransformerLens bridge already built in this session. One in compatibility mode is
+    used as it is (its weights are already folded); any other is folded as a copy (`from_hf`)."""
+    hf = getattr(bridge, "original_model", None)
+    if hf is None:
+        raise ModelLoadError(f"expected a TransformerLens TransformerBridge, not {type(bridge).__name__}")
+    ref = name or str(getattr(hf.config, "_name_or_path", "") or getattr(hf.config, "model_type", "model"))
+    if not getattr(bridge, "compatibility_mode", False):
+        return from_hf(hf, bridge.tokenizer, name=ref, device=device)
+    _check_supported(hf.config, ref)
+    _check_bridge(bridge, ref)
+    dev = torch.device(str(next(hf.parameters()).device))
+    return _loaded(bridge, hf, ref, "session", weights_digest(hf), dev)
+
+
+def as_model(model: Any, device: str = "auto", tokenizer: Any = None) -> LoadedModel:
+    """What a Python caller may pass as a model: a LoadedModel, a model reference (name or folder),
+    a transformers model (with its `tokenizer`, unless one is saved beside it) or a TransformerLens
+    bridge."""
+    if isinstance(model, LoadedModel):
+        return model
+    if isinstance(model, (str, Path)):
+        return load_model(str(model), device)
+    if hasattr(model, "original_model") and hasattr(model, "cfg"):
+        return from_bridge(model, device=device)
+    return from_hf(model, tokenizer, device=device)
+
+
+def _saved_tokenizer(config: Any, ref: str) -> Any:
+    where = str(getattr(config, "_name_or_path", "") or "")
+    try:
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(where, local_files_only=True)
+    except Exception:
+        raise ModelLoadError(f"{ref}: no tokenizer saved beside the model ({where or 'no path'}); pass "
+                             f"tokenizer=... with the model") from None
 
 
 def known_models() -> list[tuple[str, str]]:

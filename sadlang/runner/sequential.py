@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from sadlang.check.verdict import Verdict
 from sadlang.models import LoadedModel
 from sadlang.plan.compile import Plan, compile_spec
+from sadlang.runner.verdict import Verdict
 from sadlang.stats.sequential import looks, per_look_confidence
 
 

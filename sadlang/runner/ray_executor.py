@@ -26,8 +26,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sadlang.check.evaluate import conclude, error_verdict, measure_shard, verdict
-from sadlang.check.executor import (
+from sadlang.claims import kind_of
+from sadlang.decomp.activations import batches
+from sadlang.errors import SadError
+from sadlang.evidence.records import PromptEvidence
+from sadlang.lang import ast as A
+from sadlang.models import LoadedModel
+from sadlang.plan.compile import Plan
+from sadlang.runner.evaluate import conclude, error_verdict, measure_shard, verdict
+from sadlang.runner.executor import (
     check_claim,
     evidence_stores,
     failure_message,
@@ -36,14 +43,7 @@ from sadlang.check.executor import (
     search_limit,
     with_search,
 )
-from sadlang.check.verdict import Report, Verdict
-from sadlang.claims import kind_of
-from sadlang.decomp.activations import batches
-from sadlang.errors import SadError
-from sadlang.evidence.records import PromptEvidence
-from sadlang.lang import ast as A
-from sadlang.models import LoadedModel
-from sadlang.plan.compile import Plan
+from sadlang.runner.verdict import Report, Verdict
 from sadlang.settings import Settings
 
 FAULT_ENV = "SADLANG_RAY_FAULT"   # test hook: a path; the first shard task that finds it absent creates it and dies
@@ -98,7 +98,7 @@ class CheckWorker:
                  lenient: bool, threads: int, fault: str | None = None):
         import torch
 
-        from sadlang.check.executor import prepare
+        from sadlang.runner.executor import prepare
 
         torch.set_num_threads(max(1, threads))
         self.fault = fault
@@ -110,7 +110,7 @@ class CheckWorker:
     def use_look(self, base: str | None, size: int = 0, n_looks: int = 1) -> int:
         """Measure from now on with prompt set `base` drawn at `size` prompts, judged at the
         per-look confidence (`sample N up to M`, check/sequential.py); None: the spec's own plan."""
-        from sadlang.check.sequential import look_plan
+        from sadlang.runner.sequential import look_plan
 
         self.plan = self.base_plan if base is None else look_plan(self.base_plan, self.model, base, size, n_looks)
         self.stores = evidence_stores(self.plan, self.model)
@@ -269,7 +269,7 @@ def run_plan_ray(plan: Plan, model: LoadedModel, cfg: RayConfig, explore: int = 
     fields); the actors load theirs from the same spec and overrides. Claims on a set sampled
     `up to` a cap are measured look by look, as locally: every actor switches to the look's plan,
     and only the claims still inconclusive are measured again."""
-    from sadlang.check import sequential as S
+    from sadlang.runner import sequential as S
 
     ray = _ray()
     items = [(c, cp.prompt_set) for c, cp in plan.claims if only is None or c.name in only]

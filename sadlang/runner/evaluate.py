@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import math
 
-from sadlang.check.verdict import Verdict
 from sadlang.claims import ClaimKind, Measurement, kind_of
 from sadlang.claims.base import fmt
 from sadlang.evidence.records import PromptEvidence
 from sadlang.evidence.store import PromptSetEvidence
 from sadlang.lang import ast as A
 from sadlang.lang.compare import quantify
+from sadlang.runner.verdict import Verdict
 from sadlang.settings import Settings
 from sadlang.stats.decide import near_note
 

@@ -7,8 +7,8 @@ import math
 from typing import Any
 from xml.etree import ElementTree as ET
 
-from sadlang.check.verdict import STATUSES, Report, Verdict
 from sadlang.errors import printable
+from sadlang.runner.verdict import STATUSES, Report, Verdict
 
 # 2: verdicts carry interval, confidence and n_prompts; status may be "inconclusive"; a mean
 # claim's prompts have passed = null (not judged one by one)

@@ -10,9 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sadlang.check.evaluate import error_verdict, evaluate
-from sadlang.check.search import search
-from sadlang.check.verdict import Report, Verdict
 from sadlang.claims import kind_of
 from sadlang.decomp.activations import ForwardCounter
 from sadlang.errors import InternalError, SadError
@@ -24,6 +21,9 @@ from sadlang.models import LoadedModel
 from sadlang.plan.compile import ClaimPlan, Plan, compile_spec
 from sadlang.plan.model import load_spec_model
 from sadlang.plan.validate import validate
+from sadlang.runner.evaluate import error_verdict, evaluate
+from sadlang.runner.search import search
+from sadlang.runner.verdict import Report, Verdict
 from sadlang.trace.methods import DecomposeCounter
 
 
@@ -121,7 +121,7 @@ def run_plan(plan: Plan, model: LoadedModel, explore: int = 0, progress: bool = 
     `observe(evidence, claim, verdict)`, when given, is called after each claim with the
     evidence it was measured on (the HTML report reads its pictures from there). Claims on a set
     sampled `up to` a cap are measured look by look until decided (check/sequential.py)."""
-    from sadlang.check import sequential as S
+    from sadlang.runner import sequential as S
 
     stores = evidence_stores(plan, model, progress)
     verdicts: dict[str, Verdict] = {}
