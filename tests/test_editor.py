@@ -6,6 +6,8 @@ import asyncio
 import sys
 from pathlib import Path
 
+import pytest
+
 from sadlang.editor import assist
 from sadlang.editor.diagnostics import check_text
 
@@ -54,8 +56,9 @@ def test_completion_offers_what_fits_the_place():
     labels = lambda items: {c.label for c in items}  # noqa: E731
     text = PLANTED + "claim new: circuit "
     last = len(text.split("\n")) - 1
-    assert labels(assist.complete(text, last, len(text.split("\n")[-1]))) == {"planted_copy", "key_only_copy",
-                                                                             "half_copy"}
+    # the grammar allows a declared circuit's name, or a traced-circuit claim's next word
+    assert labels(assist.complete(text, last, len(text.split("\n")[-1]))) == {
+        "planted_copy", "key_only_copy", "half_copy", "of", "at", "contains", "excludes", "matches"}
     text = PLANTED + "claim new: logit_diff > 0 on "
     assert {"marker", "copy", "plain"} <= labels(assist.complete(text, last, len(text.split("\n")[-1])))
     text = PLANTED + "option "
@@ -64,6 +67,30 @@ def test_completion_offers_what_fits_the_place():
     heads = labels(assist.complete(text, last, len(text.split("\n")[-1])))
     assert heads == {f"{layer}.{h}" for layer in range(2) for h in range(4)}
     assert {"claim", "prompts"} <= labels(assist.complete(PLANTED + "\n", last + 1, 0))
+
+
+def test_hover_on_a_head_says_where_it_sits_in_the_model():
+    lines = PLANTED.split("\n")
+    n = next(i for i, line in enumerate(lines) if line.startswith("claim reads_marker"))
+    text = assist.hover(PLANTED, n, lines[n].index("1.0") + 1)
+    assert text == "**head 1.0**: layer 1 of 2, head 0 of 4 (planted)"
+    bad = PLANTED.replace("claim reads_marker: head 1.0", "claim reads_marker: head 7.0")
+    assert "out of range: planted has layers 0..1" in assist.hover(bad, n, lines[n].index("1.0") + 1)
+
+
+@pytest.mark.parametrize(("typed", "expected"), [
+    ("claim new: head 1.0 ", {"attends", "fires", "sinks"}),
+    ("claim new: head 1.0 att", {"attends", "fires", "sinks"}),             # the word being typed
+    ("claim new: head 1.0 attends ", {"at", "end", "bos", "A", "B"}),
+    ("claim new: circuit planted_copy is ", {"faithful", "necessary", "complete", "minimal"}),
+    ("claim new: head 1.0 attends end -> A with weight ", {">=", "<=", ">", "<", "=="}),
+])
+def test_completion_follows_the_grammar_position(typed, expected):
+    """What may follow is read off the LALR parser's state at the cursor, not a list of all
+    83 keywords."""
+    text = PLANTED + typed
+    line = len(text.split("\n")) - 1
+    assert {c.label for c in assist.complete(text, line, len(typed))} == expected
 
 
 def test_definition_finds_pools_prompt_sets_and_circuits():

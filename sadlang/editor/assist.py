@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _DECL = re.compile(rf"^(pool|prompts|circuit)\s+({NAME})")
@@ -147,6 +148,23 @@ def _role_hover(word: str, line: int, doc: Outline, text: str) -> str | None:
             f"e.g. in {pset}: `{example}`")
 
 
+def _head_hover(word: str, doc: Outline) -> str | None:
+    """A head `L.H`: where it sits in the spec's model (read from its config), or why it does not."""
+    from sadlang.models.shapes import cached_shape
+
+    layer, head = (int(x) for x in word.split("."))
+    try:
+        shape = cached_shape(doc.model) if doc.model else None
+    except Exception:
+        shape = None
+    if shape is None:
+        return f"**head {word}**: layer {layer}, head {head}"
+    where = f"{shape.name} has layers 0..{shape.n_layers - 1} and heads 0..{shape.n_heads - 1}"
+    if layer >= shape.n_layers or head >= shape.n_heads:
+        return f"**head {word}** is out of range: {where}"
+    return f"**head {word}**: layer {layer} of {shape.n_layers}, head {head} of {shape.n_heads} ({shape.name})"
+
+
 def hover(text: str, line: int, character: int) -> str | None:
     found = word_at(text, line, character)
     if found is None:
@@ -166,6 +184,8 @@ def hover(text: str, line: int, character: int) -> str | None:
     for table, what in ((doc.pools, "pool"), (doc.prompt_sets, "prompt set"), (doc.circuits, "circuit")):
         if word in table:
             return f"**{word}**: {what} declared on line {table[word][0] + 1}"
+    if _CLAIM.match(line_text) and re.fullmatch(r"\d+\.\d+", word):
+        return _head_hover(word, doc)
     if _CLAIM.match(line_text):
         role = _role_hover(word, line, doc, text)
         if role:
@@ -198,6 +218,73 @@ def _heads(model: str | None) -> list[Completion]:
             for layer in range(shape.n_layers) for head in range(shape.n_heads)]
 
 
+# words offered for terminals that are not a fixed word
+_SYMBOLS = {"CMP": (">=", "<=", ">", "<", "=="), "ORDINAL": ("#2",), "SHIFT": ("+1", "-1")}
+
+
+@lru_cache(maxsize=1)
+def _terminal_words() -> dict[str, tuple[str, ...]]:
+    """Terminal name -> the words it matches when it matches a fixed set (keywords, `->`, and
+    word alternations like `lowers|raises`)."""
+    from sadlang.lang.parser import _parser
+
+    out: dict[str, tuple[str, ...]] = {}
+    for term in _parser().terminals:
+        pattern = term.pattern
+        if pattern.type == "str":
+            out[term.name] = (str(pattern.value),)
+        else:
+            parts = str(pattern.value).strip("()").replace("?:", "").split("|")
+            if all(part.isidentifier() for part in parts):
+                out[term.name] = tuple(parts)
+    return {**out, **_SYMBOLS}
+
+
+def grammar_next(prefix: str) -> set[str] | None:
+    """The terminals the grammar accepts after `prefix` (whole tokens only), or None when the
+    prefix does not parse that far (completion then falls back to the line's words)."""
+    from lark.exceptions import LarkError
+
+    from sadlang.lang.parser import _parser
+
+    try:
+        interactive = _parser().parse_interactive(prefix)
+        interactive.exhaust_lexer()
+        return set(interactive.accepts())
+    except LarkError:
+        return None
+
+
+def _by_grammar(text: str, lines: list[str], line: int, line_text: str, doc: Outline) -> list[Completion] | None:
+    """Completions of a claim line from the grammar's position: the keywords that may follow,
+    and for a NAME or HEAD slot the names the context allows. None: the grammar cannot tell."""
+    if not _CLAIM.match(line_text):
+        return None
+    done = line_text if line_text.endswith((" ", "\t")) else line_text[: len(line_text) - len(line_text.split()[-1])]
+    accepts = grammar_next(done)
+    if not accepts:
+        return None
+    words = _terminal_words()
+    out = [Completion(w, "keyword") for t in sorted(accepts) for w in words.get(t, ())]
+    before = done.split()
+    prev = before[-1] if before else ""
+    if "NAME" in accepts:
+        if prev in ("on", "of", "over", "from"):
+            out += [Completion(n, "prompt_set") for n in doc.prompt_sets]
+        elif prev == "circuit" or prev == "matches":
+            out += [Completion(n, "circuit") for n in doc.circuits]
+        else:
+            on = re.search(rf"\bon\s+({NAME})", lines[line])
+            pset = on.group(1) if on else next(iter(doc.prompt_sets), None)
+            out += [Completion(r, "role") for r in ["end", "bos", *doc.slots.get(pset or "", {})]]
+    if "HEAD" in accepts:
+        out += _heads(doc.model)
+    unique: dict[str, Completion] = {}
+    for c in out:
+        unique.setdefault(c.label, c)
+    return list(unique.values())
+
+
 def complete(text: str, line: int, character: int) -> list[Completion]:
     from sadlang.lang.parser import keywords
 
@@ -214,6 +301,9 @@ def complete(text: str, line: int, character: int) -> list[Completion]:
             if block:
                 return [Completion(w, "keyword") for w in BLOCK_WORDS[block[0]]]
         return [Completion(w, "keyword") for w in STATEMENT_WORDS]
+    grammar = _by_grammar(text, lines, line, line_text, doc)
+    if grammar is not None:
+        return grammar
     if before[:1] == ["option"] and len(before) <= 2:
         from sadlang.settings import Settings
 
