@@ -19,6 +19,7 @@ from sadlang import __version__
 from sadlang.errors import InternalError, SadError, SpecError, UsageError
 
 if TYPE_CHECKING:
+    from sadlang.decomp.components import Component
     from sadlang.lang import ast as A
     from sadlang.models.loader import LoadedModel
     from sadlang.plan.compile import Plan
@@ -324,7 +325,7 @@ def _check_answers(model: LoadedModel, prompt: str, answer: str, against: str | 
 
 def cmd_trace(args: argparse.Namespace) -> int:
     from sadlang.models import load_model
-    from sadlang.trace.graph import save_graph
+    from sadlang.trace.graph import head_node, node_id, save_graph
     from sadlang.trace.options import TraceOptions
     from sadlang.trace.tracer import trace
 
@@ -338,22 +339,21 @@ def cmd_trace(args: argparse.Namespace) -> int:
     print(f"logit    {args.answer!r} - {args.against!r}: {circuit.logit_diff:.3f} = {circuit.logit_total:.3f} from the "
           f"residual's components + {circuit.logit_bias:.3f} from the unembedding bias (which holds the final "
           f"norm's bias)")
-    seeds = [f"{s.component.label()}{'' if s.component.src is None else '<-' + str(s.component.src)}"
-             f" ({s.weight:+.2f})" for s in circuit.seeds]
-    print("seeds    " + ", ".join(seeds))
+    end = len(toks) - 1
+    print("seeds    " + ", ".join(f"{node_id(s.component, end)} ({s.weight:+.2f})" for s in circuit.seeds))
     g = circuit.graph
     print(f"graph    {g.number_of_nodes()} nodes, {g.number_of_edges()} edges, {len(circuit.firings)} firings "
           f"decomposed ({args.method})")
     top = circuit.busiest_heads()[: args.top]
     print("heads    " + ", ".join(f"{l}.{h} x{n}" for (l, h), n in top))
-    pairs = sorted(((f, e) for f in circuit.firings.values() for e in f.edges if e.component.kind == "head"),
+    pairs = sorted(((f, e) for f in circuit.firings.values() for e in f.edges),
                    key=lambda fe: -fe[1].weight)[: args.top]
-    print("edges    (strongest head -> head; upstream head@dest<-src -> downstream head@dest<-src)")
+    print("edges    (strongest first, every kind; nodes as in the graph: head L.H@dest:src, mlp L@pos, "
+          "embed@pos, ...; positions are token indices, BOS 0)")
     for f, e in pairs:
-        c = e.component
-        up = f"{c.label():>6}@{toks[e.at]!r}<-{toks[c.head_src[2]]!r}"
-        print(f"  {up} -> {f.layer}.{f.head}@{toks[f.d]!r}<-{toks[f.s]!r}"
-              f"  {e.side:<5} weight {e.weight:.3g}  signal rank {len(e.svs)}")
+        up, down = node_id(e.component, e.at, (f.layer, f.head)), head_node(f.layer, f.head, f.d, f.s)
+        print(f"  {up:>14} -> {down:<10} {e.side:<5} weight {e.weight:<8.3g} signal rank {len(e.svs):<3} "
+              f"{_where(toks, e.component, e.at)} -> {_at(toks, f.d)} <- {_at(toks, f.s)}")
     if args.ablate:
         _print_ablations(model, circuit, args.ablate, toks)
     if args.out:
@@ -368,6 +368,17 @@ def cmd_trace(args: argparse.Namespace) -> int:
         _write_trace_html(args, model, circuit, toks)
         print(f"wrote    {args.html}")
     return 0
+
+
+def _at(toks: list[str], i: int) -> str:
+    """A position as the text output writes it: its token and index, `' said'@9`."""
+    return f"{toks[i]!r}@{i}"
+
+
+def _where(toks: list[str], comp: Component, at: int) -> str:
+    """Where an upstream component writes, in tokens: a head's destination and source."""
+    return f"{_at(toks, at)} <- {_at(toks, comp.src)}" if comp.kind == "head" and comp.src is not None \
+        else _at(toks, at)
 
 
 def _write_trace_html(args: argparse.Namespace, model: LoadedModel, circuit: Circuit, toks: list[str]) -> None:

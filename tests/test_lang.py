@@ -194,6 +194,22 @@ def test_trace_cli_draws_an_svg_picture(tmp_path, capsys):
     assert len(list(root.iter("{http://www.w3.org/2000/svg}line"))) >= 2
 
 
+def test_trace_text_lists_every_edge_kind_with_the_graphs_node_ids(tmp_path, capsys):
+    """Edges from embeddings and MLPs are listed beside head edges, nodes are named as in the
+    saved graph (L.H@dest:src, embed@pos), and positions as token@index."""
+    import networkx as nx
+
+    out = tmp_path / "g.graphml"
+    assert main(["trace", "--model", "planted", "--prompt", " When Mary went to the x, John said",
+                 "--answer", " x", "--against", " y", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "seeds    1.0@9:6 (+15.89)" in text
+    assert "0.0@6:6 -> 1.0@9:6" in text and "' x'@6 <- ' x'@6 -> ' said'@9 <- ' x'@6" in text
+    assert "embed@9 -> 1.0@9:6" in text
+    graph = nx.read_graphml(out)
+    assert {"0.0@6:6", "1.0@9:6", "embed@9"} <= set(graph.nodes)
+
+
 def test_missing_or_unreadable_spec_is_a_spec_error(tmp_path, capsys):
     assert main(["check", str(tmp_path / "nope.sad")]) == 2
     assert main(["check", str(tmp_path)]) == 2
