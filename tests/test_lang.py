@@ -210,6 +210,19 @@ def test_trace_text_lists_every_edge_kind_with_the_graphs_node_ids(tmp_path, cap
     assert {"0.0@6:6", "1.0@9:6", "embed@9"} <= set(graph.nodes)
 
 
+def test_a_word_position_takes_a_shift_like_a_role(planted):
+    """`"the"+1` is the token after the first "the"; `end-1` the one before the end."""
+    from sadlang.evidence.roles import resolve
+    from sadlang.prompts.build import build_prompt
+
+    spec = parse_spec('model planted\nclaim a: head 1.0 attends end-1 -> "the"+1\n')
+    body = spec.claims[0].body
+    assert body.at.src.text() == '"the"+1' and body.at.dest.text() == "end-1"
+    p = build_prompt(planted, " When Mary went to the x, John said", {})
+    assert p.token_texts[resolve(body.at.src, p)] == " x"
+    assert resolve(body.at.dest, p) == p.end - 1
+
+
 def test_missing_or_unreadable_spec_is_a_spec_error(tmp_path, capsys):
     assert main(["check", str(tmp_path / "nope.sad")]) == 2
     assert main(["check", str(tmp_path)]) == 2

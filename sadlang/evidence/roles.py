@@ -15,11 +15,12 @@ class RoleError(SadError):
 def resolve(pos: A.Pos, prompt: BuiltPrompt) -> int:
     """Position of a role in one prompt (BOS is 0)."""
     if pos.word is not None:
-        for i in range(1, len(prompt.tokens)):
-            if prompt.token_texts[i].strip() == pos.word.strip():
-                return i
-        raise RoleError(f"word {pos.word!r} does not occur in {prompt.text!r}")
-    if pos.role == "end":
+        found = next((i for i in range(1, len(prompt.tokens)) if prompt.token_texts[i].strip() == pos.word.strip()),
+                     None)
+        if found is None:
+            raise RoleError(f"word {pos.word!r} does not occur in {prompt.text!r}")
+        base = found
+    elif pos.role == "end":
         base = prompt.end
     elif pos.role == "bos":
         base = 0

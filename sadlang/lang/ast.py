@@ -67,10 +67,10 @@ class Pos(Node):
     word: str | None = None
 
     def text(self) -> str:
-        if self.word is not None:
-            return f'"{self.word}"'
-        occ = f"#{self.occurrence}" if self.occurrence != 1 else ""
         sh = f"{self.shift:+d}" if self.shift else ""
+        if self.word is not None:
+            return f'"{self.word}"{sh}'
+        occ = f"#{self.occurrence}" if self.occurrence != 1 else ""
         return f"{self.role}{occ}{sh}"
 
 

@@ -138,7 +138,7 @@ class _ToAst(Transformer):
         return A.Pos(role=role, occurrence=occ, shift=shift, loc=loc(meta))
 
     def pos_word(self, meta: Meta, ch: list[Any]) -> A.Pos:
-        return A.Pos(word=unquote(ch[0]), loc=loc(meta))
+        return A.Pos(word=unquote(ch[0]), shift=int(ch[1]) if len(ch) > 1 else 0, loc=loc(meta))
 
     def firing_at(self, meta: Meta, ch: list[Any]) -> A.FiringAt:
         return A.FiringAt(dest=ch[0], src=ch[1], loc=loc(meta))
