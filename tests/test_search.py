@@ -64,3 +64,34 @@ def test_explore_reports_counterexamples_for_any_per_prompt_claim(tmp_path):
     assert share.counterexample is not None and every.counterexample is not None
     assert every.status == "failed"                   # a counterexample breaks "in all prompts"
     assert "search found a counterexample" in share.measured
+
+
+LITERAL = '''model planted
+prompts p:
+  prompt "When Mary went to the x, John said" answer " x" against " y"
+  prompt "When John went to the x, Mary said" answer " x" against " y"
+claim a: head 1.0 attends end -> "x" with weight >= 0.5{quantifier} on {pset}
+'''
+
+
+def test_forall_on_a_set_that_draws_no_new_prompts_is_a_spec_error():
+    """A literal set has nothing to search: forall would silently mean
+    `in all prompts`, so it is refused, saying why."""
+    import pytest
+
+    from sadlang.errors import SpecError
+    from sadlang.language import parse_spec
+    from sadlang.plan.validate import validate
+
+    with pytest.raises(SpecError) as exc:
+        validate(parse_spec(LITERAL.format(quantifier=" forall up to 20 prompts", pset="p"), "lit.sad"))
+    assert exc.value.span.line == 5 and "prompt set 'p' has only literal prompts" in exc.value.message
+    assert "write `in all prompts`" in exc.value.message
+
+
+def test_explore_says_when_a_set_draws_no_new_prompts(tmp_path):
+    path = tmp_path / "lit.sad"
+    path.write_text(LITERAL.format(quantifier="", pset="p"))
+    _, model, plan = load_and_compile(path)
+    v = run_plan(plan, model, explore=10).verdicts[0]
+    assert v.details["searched"] == 0 and "--explore searched nothing: prompt set 'p' has only literal" in v.measured

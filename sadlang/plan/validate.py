@@ -277,7 +277,24 @@ def claim_problems(spec: A.Spec, c: A.Claim, settings: Settings) -> tuple[list[S
             errors.append(_err(spec, f"forall up to {q.limit} is over the limit of {settings.max_search} searched "
                                      f"prompts (each costs a forward pass); raise it with "
                                      f"`option max_search = N`", q.loc))
+        else:
+            why = undrawable(spec, c.prompt_set or kind.prompt_set(c.body) or next(iter(spec.prompt_sets), None))
+            if why:
+                errors.append(_err(spec, f"forall searches new prompts, but {why}: write `in all prompts`, or "
+                                         f"give the set `template` lines", q.loc))
     return errors, vac
+
+
+def undrawable(spec: A.Spec, prompt_set: str | None) -> str | None:
+    """Why a property search can draw no new prompts of `prompt_set` (None: it can)."""
+    decl = spec.prompt_sets.get(prompt_set or "")
+    if decl is None:
+        return None
+    if decl.source is not None:
+        return f"prompt set {decl.name!r} is a counterfactual of {decl.source!r}, made one twin per prompt"
+    if not decl.templates:
+        return f"prompt set {decl.name!r} has only literal prompts (`prompt` lines)"
+    return None
 
 
 def validate(spec: A.Spec, lenient: bool = False) -> Validated:

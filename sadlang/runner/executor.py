@@ -20,7 +20,7 @@ from sadlang.language import parse_file
 from sadlang.models import LoadedModel
 from sadlang.plan.compile import ClaimPlan, Plan, compile_spec
 from sadlang.plan.model import load_spec_model
-from sadlang.plan.validate import validate
+from sadlang.plan.validate import undrawable, validate
 from sadlang.runner.evaluate import error_verdict, evaluate
 from sadlang.runner.search import search
 from sadlang.runner.verdict import Report, Verdict
@@ -107,6 +107,12 @@ def check_claim(plan: Plan, model: LoadedModel, stores: dict[str, PromptSetEvide
         if limit:
             tried, counter = search_claim(model, plan, claim, prompt_set, limit)
             v = with_search(v, claim, tried, counter)
+        elif explore and kind_of(claim.body).per_prompt(claim.body):
+            why = undrawable(plan.spec, prompt_set) or (None if kind_of(claim.body).searchable else
+                                                         f"a {claim.body.kind} claim is measured on its whole set")
+            if why:
+                v.details["searched"] = 0
+                v.measured += f"; --explore searched nothing: {why}"
     except Exception as exc:
         v = error_verdict(plan.spec, claim, failure_message(exc))
     return v
