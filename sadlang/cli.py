@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sadlang import __version__
 from sadlang.errors import InternalError, SadError, SpecError, UsageError
@@ -249,12 +249,23 @@ def cmd_lsp(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     spec = _validated([args.spec], args.lenient)[0]
     _threads()
+    from sadlang.models.planning import planning_model
+    from sadlang.plan.compile import compile_spec
+    from sadlang.plan.validate import validate
     from sadlang.runner.executor import prepare
 
-    model, plan = prepare(spec, args.model, args.device, args.lenient)
+    # the config and tokenizer suffice to plan; the weights load only where those are not at hand
+    checked = validate(spec, args.lenient)
+    light = planning_model(args.model or spec.model)
+    if light is not None:
+        model: Any = light
+        plan = compile_spec(spec, light, args.lenient, checked)
+    else:
+        model, plan = prepare(spec, args.model, args.device, args.lenient)
     bs = plan.settings.batch_size
     print(f"model    {model.info.name}  ({model.info.architecture}, {model.info.n_layers} layers x "
-          f"{model.info.n_heads} heads, fingerprint {model.info.fingerprint})")
+          f"{model.info.n_heads} heads, " + ("planned from its config and tokenizer; weights not loaded)"
+                                             if light is not None else f"fingerprint {model.info.fingerprint})"))
     print(f"method   {plan.options.method}  (threshold: "
           f"{plan.options.threshold if plan.options.threshold is not None else 'method rule'})")
     for name, ps in plan.prompt_sets.items():
@@ -569,8 +580,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "go to definition; see docs/editors.md)")
     ls.set_defaults(fn=cmd_lsp)
 
-    pl = sub.add_parser("plan", help="print what checking a spec will compute (loads the model to validate "
-                        "heads and tokens; runs no forward pass)")
+    pl = sub.add_parser("plan", help="print what checking a spec will compute, validating heads and tokens "
+                        "from the model's config and tokenizer (the weights load only when those files are "
+                        "not at hand); runs no forward pass")
     pl.add_argument("spec")
     pl.add_argument("--model")
     pl.add_argument("--device", choices=["auto", "cpu", "cuda"])

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from sadlang.claims.base import References
     from sadlang.models.info import ModelInfo
     from sadlang.models.loader import LoadedModel
+    from sadlang.models.planning import PlanningModel
     from sadlang.models.shapes import Shape
 
 __all__ = ["WORK_ORDER", "ClaimPlan", "Plan", "PromptSetPlan", "check_declarations", "compile_spec",
@@ -72,7 +73,7 @@ class Plan:
         return sum(-(-c // bs) for ps in self.prompt_sets.values() for c in ps.lengths.values())
 
 
-def build_prompt_set(spec: A.Spec, model: LoadedModel, ps: A.PromptSetDecl, n: int | None = None,
+def build_prompt_set(spec: A.Spec, model: LoadedModel | PlanningModel, ps: A.PromptSetDecl, n: int | None = None,
                      seed: int | None = None, reference: int | None = None) -> list[BuiltPrompt]:
     """The set's prompts: its literals, then `n` (default: its `sample`) drawn from its templates.
     With `reference` = K: instead K held-out draws of its templates, none equal to a measured
@@ -117,7 +118,8 @@ def _check_roles(spec: A.Spec, positions: list[A.Pos], ps: PromptSetPlan, errors
                                          f"{ps.name!r} ({pos.role} occurs {min(counts)} time(s) in some)", pos.loc))
 
 
-def _counterfactual_set(spec: A.Spec, model: LoadedModel, ps: A.PromptSetDecl, source: PromptSetPlan) -> PromptSetPlan:
+def _counterfactual_set(spec: A.Spec, model: LoadedModel | PlanningModel, ps: A.PromptSetDecl,
+                        source: PromptSetPlan) -> PromptSetPlan:
     """`prompts NAME from SET:`: the twins of SET's prompts, aligned one to one."""
     try:
         twins = counterfactual_prompts(model, source.prompts, source.decl, ps, spec.pools)
@@ -215,7 +217,7 @@ def claim_prompt_set(spec: A.Spec, c: A.Claim) -> str | None:
     return c.prompt_set or kind_of(c.body).prompt_set(c.body) or next(iter(spec.prompt_sets), None)
 
 
-def _answer_hints(spec: A.Spec, model: LoadedModel, sets: dict[str, PromptSetPlan]) -> list[str]:
+def _answer_hints(spec: A.Spec, model: LoadedModel | PlanningModel, sets: dict[str, PromptSetPlan]) -> list[str]:
     """Warnings, rendered at the answer's line, for answers that lack the leading space the
     model's next word carries (prompts/build.py `space_hint`), once per prompt set."""
     from sadlang.prompts.build import space_hint
@@ -250,7 +252,8 @@ def _held_out_means(spec: A.Spec, settings: Settings) -> list[str]:
     return out
 
 
-def compile_spec(spec: A.Spec, model: LoadedModel, lenient: bool = False, checked: Validated | None = None) -> Plan:
+def compile_spec(spec: A.Spec, model: LoadedModel | PlanningModel, lenient: bool = False,
+                 checked: Validated | None = None) -> Plan:
     """Resolve everything against `model`; raise SpecError(s) for anything wrong. `checked` is
     the spec's validation when the caller already ran it (`prepare` does, before the model loads)."""
     checked = checked or validate(spec, lenient)

@@ -16,6 +16,7 @@ from sadlang.errors import PromptLengthError, SadError
 
 if TYPE_CHECKING:
     from sadlang.models.loader import LoadedModel
+    from sadlang.models.planning import PlanningModel
 
 SLOT = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -72,7 +73,7 @@ def fill(text: str, assignment: dict[str, str]) -> str:
     return SLOT.sub(lambda m: assignment[m.group(1)], text)
 
 
-def build_prompt(model: LoadedModel, template: str, assignment: dict[str, str], template_index: int = 0,
+def build_prompt(model: LoadedModel | PlanningModel, template: str, assignment: dict[str, str], template_index: int = 0,
                  answer: str | None = None, against: str | None = None) -> BuiltPrompt:
     """Tokenize a filled template and locate every slot occurrence as exactly one token."""
     text, spans = render(template, assignment)
@@ -121,7 +122,7 @@ def build_prompt(model: LoadedModel, template: str, assignment: dict[str, str], 
                        token_texts=model.decode(full), template=template)
 
 
-def space_hint(model: LoadedModel, prompt_text: str, answer: str, what: str = "answer") -> str | None:
+def space_hint(model: LoadedModel | PlanningModel, prompt_text: str, answer: str, what: str = "answer") -> str | None:
     """Why `answer` likely misses the leading space its model's next word carries, or None. A
     word that follows a word or punctuation is written with its space in byte-level BPE
     vocabularies (GPT-2, Llama): " Paris" is one token, "Paris" another, and the logit of the
@@ -137,7 +138,7 @@ def space_hint(model: LoadedModel, prompt_text: str, answer: str, what: str = "a
             f"word with one: {(' ' + answer)!r} is a single token; did you mean {(' ' + answer)!r}?")
 
 
-def single_token(model: LoadedModel, text: str, what: str) -> int:
+def single_token(model: LoadedModel | PlanningModel, text: str, what: str) -> int:
     ids = model.token_ids(text)
     unk = getattr(model.tokenizer, "unk_token_id", None)
     if len(ids) == 1 and unk is not None and ids[0] == unk:

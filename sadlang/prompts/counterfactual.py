@@ -13,6 +13,7 @@ from sadlang.prompts.build import BuiltPrompt, PromptError, build_prompt
 
 if TYPE_CHECKING:
     from sadlang.models.loader import LoadedModel
+    from sadlang.models.planning import PlanningModel
 
 
 class AlignmentError(PromptError):
@@ -23,7 +24,7 @@ def _aligned(p: BuiltPrompt, q: BuiltPrompt) -> bool:
     return len(p.tokens) == len(q.tokens) and p.roles == q.roles
 
 
-def counterfactual_prompts(model: LoadedModel, clean: list[BuiltPrompt], source: A.PromptSetDecl,
+def counterfactual_prompts(model: LoadedModel | PlanningModel, clean: list[BuiltPrompt], source: A.PromptSetDecl,
                            change: A.PromptSetDecl, pools: dict[str, A.Pool]) -> list[BuiltPrompt]:
     """The twin of every clean prompt under `change` (its resample or swap line)."""
     groups = {slot: g for g in source.slots for slot in g.slots}
