@@ -444,6 +444,58 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _scan_prompts(args: argparse.Namespace, model: LoadedModel) -> tuple[list[list[int]], str]:
+    """(token ids, where they came from) of the prompts to scan: `--prompt`s, or a spec's set."""
+    if args.prompts:
+        from sadlang.plan.compile import compile_spec
+
+        path, _, name = args.prompts.rpartition(":")
+        if not path or not name:
+            raise UsageError(f"--prompts {args.prompts}: write SPEC:SET, e.g. specs/ioi.sad:ioi")
+        spec = _validated([path], False)[0]
+        if name not in spec.prompt_sets:
+            raise UsageError(f"--prompts {args.prompts}: {path} has no prompt set {name!r} (it has "
+                             f"{', '.join(spec.prompt_sets) or 'none'})")
+        plan = compile_spec(spec, model)
+        return [list(p.tokens) for p in plan.prompt_sets[name].prompts], f"{len(plan.prompt_sets[name].prompts)} " \
+            f"prompts of {name}"
+    if not args.prompt:
+        raise UsageError("sadlang scan needs prompts: --prompt TEXT (repeatable) or --prompts SPEC:SET")
+    return [model.to_tokens(p) for p in args.prompt], f"{len(args.prompt)} prompt(s)"
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    import torch
+
+    from sadlang.decomp.activations import run_prompts
+    from sadlang.evidence.scans import ranked, scan_heads
+    from sadlang.models import load_model
+
+    _threads()
+    model = load_model(args.model, args.device)
+    tokens, where = _scan_prompts(args, model)
+    acts = run_prompts(model, tokens)
+    patterns = [a.pattern for a in acts]
+    scores, focused = scan_heads(patterns, tokens, args.pattern), scan_heads(patterns, tokens, args.pattern, True)
+    if bool(torch.isnan(focused).all()):
+        raise UsageError(f"no prompt has a key that the {args.pattern} pattern marks (induction and "
+                         f"duplicate-token need a repeated token)")
+    print(f"scan     {args.pattern} heads of {model.info.name} on {where}: the share of each head's attention on "
+          f"the pattern's keys, over the queries that have one (focused) and over every query (TransformerLens' "
+          f"score); mean over prompts")
+    print(" rank  head     focused  score")
+    for rank, (layer, head, value) in enumerate(ranked(torch.nan_to_num(focused, nan=-1.0), args.top), 1):
+        print(f"{rank:>5}  {f'{layer}.{head}':<7} {value:>7.3f}  {float(scores[layer, head]):.3f}")
+    if args.svg:
+        from sadlang.html.scan_svg import scan_svg
+        from sadlang.runner.outputs import write_output
+
+        write_output(args.svg, scan_svg(torch.nan_to_num(focused, nan=0.0),
+                                        f"{args.pattern} (focused) of {model.info.name}, {where}"), "--svg")
+        print(f"wrote    {args.svg}")
+    return 0
+
+
 def cmd_sinks(args: argparse.Namespace) -> int:
     from sadlang.control.sinks import survey
     from sadlang.evidence.store import PromptSetEvidence
@@ -623,6 +675,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="list the model families instead: what each adds to attention and whether it is "
                         "decomposed exactly or refused")
     m.set_defaults(fn=cmd_models)
+
+    from sadlang.evidence.scans import PATTERNS
+
+    sc = sub.add_parser("scan", help="rank heads by how much of their attention follows a pattern "
+                                     "(prev-token, duplicate-token, induction, sink) on prompts")
+    sc.add_argument("--model", default="smollm2-135m")
+    sc.add_argument("--prompt", action="append", help="a prompt (repeatable)")
+    sc.add_argument("--prompts", metavar="SPEC:SET", help="the prompts of a spec's prompt set, e.g. specs/ioi.sad:ioi")
+    sc.add_argument("--pattern", choices=list(PATTERNS), required=True,
+                    help="the attention pattern heads are scored on (TransformerLens' head-detector definitions)")
+    sc.add_argument("--top", type=_number(1, 10_000, integer=True), default=10, help="heads listed, 1..10000")
+    sc.add_argument("--svg", type=_output_file((".svg",)), metavar="FILE", help="also draw a layers x heads heatmap")
+    sc.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    sc.set_defaults(fn=cmd_scan)
 
     s = sub.add_parser("sinks", help="per-head sink share, signal consistency, control/data class, prototypes")
     s.add_argument("--model", default="smollm2-135m")
