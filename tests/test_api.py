@@ -148,3 +148,12 @@ def test_the_docs_notebook_runs_end_to_end():
     assert not any(o.get("output_type") == "error" for c in nb.cells for o in c.get("outputs", []))
     assert "True" in texts[3] and "held" in texts[3]                        # every IOI claim held
     assert "1 held, 0 failed" in texts[5]
+
+
+@pytest.mark.bundled
+def test_the_tutorial_spec_holds_as_docs_tutorial_shows():
+    """docs/tutorial.md ends with every claim of specs/tutorial.sad held after sequential looks."""
+    report = sadlang.check(ROOT / "specs" / "tutorial.sad")
+    assert {v.name: v.status for v in report.verdicts} == dict.fromkeys(
+        ["solves", "prev_token", "duplicate", "suppressor", "k_comp", "causal"], "held")
+    assert "6 held, 0 failed, 0 inconclusive, 0 errors" in (ROOT / "docs" / "tutorial.md").read_text()
