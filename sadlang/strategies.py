@@ -24,16 +24,20 @@ def assignment_strategy(spec: A.Spec, decl: A.PromptSetDecl) -> st.SearchStrateg
     """(template index, slot -> value) respecting distinctness."""
     parts: list[st.SearchStrategy[Any]] = [st.integers(0, max(len(decl.templates) - 1, 0))]
     for g in decl.slots:
-        values = spec.pools[g.pool].values
-        parts.append(st.lists(st.integers(0, len(values) - 1), min_size=len(g.slots),
-                              max_size=len(g.slots), unique=g.distinct))
+        pool = spec.pools[g.pool]
+        size = 1 if pool.pairs is not None else len(g.slots)        # a pair fills its two slots at once
+        parts.append(st.lists(st.integers(0, len(pool.values) - 1), min_size=size, max_size=size,
+                              unique=g.distinct))
 
     def combine(draw_parts: tuple[Any, ...]) -> tuple[int, dict[str, str]]:
         t, *picks = draw_parts
         assignment: dict[str, str] = {}
         for g, idx in zip(decl.slots, picks):
-            values = spec.pools[g.pool].values
-            assignment.update({slot: values[k] for slot, k in zip(g.slots, idx)})
+            pool = spec.pools[g.pool]
+            if pool.pairs is not None:
+                assignment.update(zip(g.slots, pool.pairs[idx[0]]))
+            else:
+                assignment.update({slot: pool.values[k] for slot, k in zip(g.slots, idx)})
         return t, assignment
 
     return st.tuples(*parts).map(combine)

@@ -240,3 +240,52 @@ def test_readme_example_parses_and_compiles_against_the_bundled_model(smollm):
     plan = compile_spec(spec, smollm)
     assert [c.name for c, _ in plan.claims] == ["mover", "feeds", "lowrank", "causal", "sink", "shared",
                                                  "circuit", "search"]
+
+
+PAIRED = '''model planted
+pool pairs = " Mary": " John", " Alice": " Bob", " Tom": " Kate"
+prompts p:
+  template "When{A} went to the x,{B} said"
+  A, B from pairs
+  answer "{B}" against "{A}"
+  sample 12 seed 0
+prompts q from p:
+  resample A
+claim a: logit_diff > -100 on p
+'''
+
+
+def test_a_paired_pool_fills_its_two_slots_together(planted):
+    """Every prompt's (A, B) is one of the pool's pairs, the answer follows the pair, a resample
+    of A moves to another pair, and hypothesis draws pairs too."""
+    from hypothesis import given, settings
+
+    from sadlang.plan.compile import compile_spec
+    from sadlang.strategies import assignment_strategy
+
+    spec = parse_spec(PAIRED)
+    pairs = set(spec.pools["pairs"].pairs)
+    assert spec.pools["pairs"].values == [" Mary", " Alice", " Tom"] and len(pairs) == 3
+    plan = compile_spec(spec, planted)
+    clean, twins = plan.prompt_sets["p"].prompts, plan.prompt_sets["q"].prompts
+    assert {(p.assignment["A"], p.assignment["B"]) for p in clean} <= pairs
+    assert all(p.answer == planted.token_ids(p.assignment["B"])[0] for p in clean)
+    for p, q in zip(clean, twins, strict=True):
+        assert (q.assignment["A"], q.assignment["B"]) in pairs and q.assignment["A"] != p.assignment["A"]
+
+    @settings(max_examples=20, database=None)
+    @given(assignment_strategy(spec, spec.prompt_sets["p"]))
+    def drawn(ta):
+        assert (ta[1]["A"], ta[1]["B"]) in pairs
+
+    drawn()
+
+
+@pytest.mark.parametrize(("line", "words"), [("  A from pairs", "each draw fills two slots together"),
+                                             ("  A, B from pairs distinct", "no `distinct`")])
+def test_a_paired_pool_needs_exactly_two_slots(line, words):
+    from sadlang.plan.validate import validate
+
+    with pytest.raises(SpecError) as exc:
+        validate(parse_spec(PAIRED.replace("  A, B from pairs", line), "pairs.sad"))
+    assert exc.value.span.line == 5 and words in exc.value.message

@@ -19,14 +19,19 @@ registry (`PATTERNS`); `scan_heads` takes the (L, H, n, n) attention of each pro
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
-Pattern = Callable[[Sequence[int]], torch.Tensor]   # token ids (BOS first) -> (n, n) 0/1 lower-triangular
+# importing this module loads no torch (the CLI reads the pattern names before any model)
+Pattern = Callable[[Sequence[int]], "torch.Tensor"]   # token ids (BOS first) -> (n, n) 0/1 lower-triangular
 
 
 def previous_token(tokens: Sequence[int]) -> torch.Tensor:
     """Each query marks the key just before it."""
+    import torch
+
     n = len(tokens)
     out = torch.zeros(n, n)
     out[1:, :-1] = torch.eye(n - 1)
@@ -35,6 +40,8 @@ def previous_token(tokens: Sequence[int]) -> torch.Tensor:
 
 def duplicate_token(tokens: Sequence[int]) -> torch.Tensor:
     """Each query marks earlier keys holding the same token."""
+    import torch
+
     t = torch.tensor(list(tokens))
     out = (t[:, None] == t[None, :]).float()
     out.fill_diagonal_(0)
@@ -43,6 +50,8 @@ def duplicate_token(tokens: Sequence[int]) -> torch.Tensor:
 
 def induction(tokens: Sequence[int]) -> torch.Tensor:
     """Each query marks the keys right after an earlier occurrence of its token."""
+    import torch
+
     dup = duplicate_token(tokens)
     out = torch.zeros_like(dup)
     out[:, 1:] = dup[:, :-1]
@@ -51,6 +60,8 @@ def induction(tokens: Sequence[int]) -> torch.Tensor:
 
 def sink(tokens: Sequence[int]) -> torch.Tensor:
     """Each query after BOS marks the BOS key."""
+    import torch
+
     out = torch.zeros(len(tokens), len(tokens))
     out[1:, 0] = 1.0
     return out
@@ -65,6 +76,8 @@ def head_scores(pattern: torch.Tensor, marked: torch.Tensor, focused: bool = Fal
     over the queries with a marked key; NaN where there is none.
 
     pattern: (L, H, n, n) attention of one prompt; marked: (n, n) 0/1."""
+    import torch
+
     marked = marked.to(pattern.dtype).to(pattern.device)
     if focused:
         rows = marked.sum(-1) > 0                                          # (n,) queries with a marked key
@@ -78,6 +91,8 @@ def scan_heads(patterns: Sequence[torch.Tensor], tokens: Sequence[Sequence[int]]
                focused: bool = False) -> torch.Tensor:
     """(L, H) mean score of pattern `name` over prompts (attention (L, H, n, n) and token ids each);
     `focused` averages over the prompts where the pattern marks a key at all."""
+    import torch
+
     build = PATTERNS[name]
     scores = torch.stack([head_scores(p, build(t), focused) for p, t in zip(patterns, tokens, strict=True)])
     return scores.nanmean(0)
@@ -85,6 +100,8 @@ def scan_heads(patterns: Sequence[torch.Tensor], tokens: Sequence[Sequence[int]]
 
 def ranked(scores: torch.Tensor, top: int) -> list[tuple[int, int, float]]:
     """The `top` heads by score: (layer, head, score), best first."""
+    import torch
+
     flat = scores.flatten()
     order = torch.argsort(flat, descending=True)[:top]
     H = scores.shape[1]

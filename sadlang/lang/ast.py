@@ -209,8 +209,15 @@ class CircuitDecl(Node):
 
 
 class Pool(Node):
+    """`pool NAME = "v1" "v2" ...`, or a paired pool `pool NAME = "k1": "v1", "k2": "v2"` whose
+    pairs fill two slots together (`K, V from NAME`). `values` holds the first of each pair."""
     name: str
     values: list[str]
+    pairs: list[tuple[str, str]] | None = None
+
+    def rows(self) -> list[str] | list[tuple[str, str]]:
+        """What one draw takes: a value, or (for a paired pool) a pair."""
+        return list(self.pairs) if self.pairs is not None else list(self.values)
 
 
 class Option(Node):

@@ -215,7 +215,13 @@ class _ToAst(Transformer):
         return ("option", A.Option(name=str(ch[0]), value=value, loc=loc(meta)))
 
     def pool_stmt(self, meta: Meta, ch: list[Any]) -> Any:
+        if ch[1:] and isinstance(ch[1], tuple):
+            pairs = [p for p in ch[1:]]
+            return ("pool", A.Pool(name=str(ch[0]), values=[k for k, _ in pairs], pairs=pairs, loc=loc(meta)))
         return ("pool", A.Pool(name=str(ch[0]), values=[unquote(t) for t in ch[1:]], loc=loc(meta)))
+
+    def pool_pair(self, meta: Meta, ch: list[Any]) -> tuple[str, str]:
+        return unquote(ch[0]), unquote(ch[1])
 
     def template_item(self, meta: Meta, ch: list[Any]) -> Any:
         return ("template", (unquote(ch[0]), loc(ch[0])))

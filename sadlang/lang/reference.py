@@ -13,6 +13,9 @@ STATEMENTS: list[tuple[str, str, str]] = [
     ("option", "`option NAME = VALUE`", "see *Options*"),
     ("pool", "`pool NAME = \"v1\" \"v2\" ...`",
      "values a slot can take; include the leading space a word has in running text (`\" Mary\"`)"),
+    ("pool", "`pool NAME = \"k1\": \"v1\", \"k2\": \"v2\", ...`",
+     "a paired pool: each draw is a pair that fills two slots together (`country, capital from NAME`), "
+     "so a country goes with its capital in templates, answers, resamples and search"),
     ("prompts", "`prompts NAME:` + indented lines", "a prompt set"),
     ("prompts", "`prompts NAME from SET:` + one `resample`/`swap` line",
      "a counterfactual set aligned with SET (below)"),
@@ -28,7 +31,8 @@ PROMPT_LINES: list[tuple[str, str, str]] = [
      "a template; `{SLOT}` is replaced by a pool value. Several templates may be given; each sampled "
      "prompt picks one"),
     ("from", "`IO, S from names [distinct]`",
-     "these slots take values from pool `names`; `distinct` makes them differ within a prompt"),
+     "these slots take values from pool `names`; `distinct` makes them differ within a prompt. From a "
+     "paired pool, two slots take one pair: `country, capital from capitals`"),
     ("answer", "`answer \"{IO}\" against \"{S}\"`",
      "the answer token and the competing token: the logit direction W_U[answer] − W_U[against] for "
      "tracing and the `logit_diff` metric. Both must be single tokens"),

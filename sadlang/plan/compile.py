@@ -85,7 +85,7 @@ def build_prompt_set(spec: A.Spec, model: LoadedModel | PlanningModel, ps: A.Pro
         except PromptError as exc:
             raise _err(spec, str(exc), lit.loc) from None
     if ps.templates:
-        groups = [(g.slots, spec.pools[g.pool].values, g.distinct) for g in ps.slots]
+        groups = [(g.slots, spec.pools[g.pool].rows(), g.distinct) for g in ps.slots]
         n = ps.sample if n is None else n
         seed = ps.seed if seed is None else seed
         samples = sample_assignments(groups, n, seed, len(ps.templates))

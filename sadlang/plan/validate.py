@@ -109,6 +109,10 @@ def check_declarations(spec: A.Spec, settings: Settings | None = None) -> None:
         for g in ps.slots:
             if g.pool not in spec.pools:
                 errors.append(_err(spec, f"unknown pool {g.pool!r}", g.loc, _suggest(g.pool, spec.pools)))
+            elif spec.pools[g.pool].pairs is not None and (len(g.slots) != 2 or g.distinct):
+                errors.append(_err(spec, f"pool {g.pool!r} holds pairs: each draw fills two slots together, written "
+                                         f"`{g.slots[0]}, {'V' if len(g.slots) < 2 else g.slots[1]} from {g.pool}`"
+                                         f"{' (no `distinct`: one pair per draw)' if g.distinct else ''}", g.loc))
             elif g.distinct and len(spec.pools[g.pool].values) < len(g.slots):
                 errors.append(_err(spec, f"pool {g.pool!r} has {len(spec.pools[g.pool].values)} values, "
                                          f"too few for {len(g.slots)} distinct slots", g.loc))

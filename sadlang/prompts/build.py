@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from sadlang.errors import PromptLengthError, SadError
 
@@ -150,22 +150,29 @@ def single_token(model: LoadedModel | PlanningModel, text: str, what: str) -> in
     return ids[0]
 
 
-def sample_assignments(slot_groups: list[tuple[list[str], list[str], bool]], n: int,
+Rows = list[str] | list[tuple[str, str]]     # a pool's draws: values, or pairs of a paired pool
+
+
+def sample_assignments(slot_groups: list[tuple[list[str], Rows, bool]], n: int,
                        seed: int, n_templates: int) -> list[tuple[int, dict[str, str]]]:
     """Deterministic samples: (template index, slot -> value). slot_groups holds
-    (slots, pool values, distinct)."""
+    (slots, pool rows, distinct); a paired pool's row fills its two slots together."""
     rng = random.Random(seed)
     out = []
     for _ in range(n):
         t = rng.randrange(n_templates)
         assignment: dict[str, str] = {}
         for slots, values, distinct in slot_groups:
+            if values and isinstance(values[0], tuple):
+                assignment.update(zip(slots, rng.choice(values)))
+                continue
+            plain = cast("list[str]", values)
             if distinct:
-                if len(values) < len(slots):
-                    raise PromptError(f"pool has {len(values)} values but {len(slots)} distinct slots")
-                picked = rng.sample(values, len(slots))
+                if len(plain) < len(slots):
+                    raise PromptError(f"pool has {len(plain)} values but {len(slots)} distinct slots")
+                picked = rng.sample(plain, len(slots))
             else:
-                picked = [rng.choice(values) for _ in slots]
+                picked = [rng.choice(plain) for _ in slots]
             assignment.update(zip(slots, picked))
         out.append((t, assignment))
     return out

@@ -73,6 +73,13 @@ def _resampled(assignment: dict[str, str], slots: list[str], groups: dict[str, A
     new = dict(assignment)
     for slot in slots:
         g = groups[slot]
+        paired = pools[pool or g.pool].pairs
+        if paired is not None:                  # a pair moves together: both slots from another pair
+            current = tuple(assignment[s] for s in g.slots)
+            others = [pair for pair in paired if pair != current and pair[0] != current[0]]
+            if others:
+                new.update(zip(g.slots, rng.choice(others)))
+            continue
         taken = {new[s] for s in g.slots if s != slot} if g.distinct else set()
         options = [v for v in pools[pool or g.pool].values if v != assignment[slot] and v not in taken]
         if options:

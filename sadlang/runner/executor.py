@@ -126,7 +126,7 @@ def run_plan(plan: Plan, model: LoadedModel, explore: int = 0, progress: bool = 
     list, each claim's cost is appended to it (evidence shared with earlier claims is free).
     `observe(evidence, claim, verdict)`, when given, is called after each claim with the
     evidence it was measured on (the HTML report reads its pictures from there). Claims on a set
-    sampled `up to` a cap are measured look by look until decided (check/sequential.py)."""
+    sampled `up to` a cap are measured look by look until decided (runner/sequential.py)."""
     from sadlang.runner import sequential as S
 
     stores = evidence_stores(plan, model, progress)

@@ -109,7 +109,7 @@ class CheckWorker:
 
     def use_look(self, base: str | None, size: int = 0, n_looks: int = 1) -> int:
         """Measure from now on with prompt set `base` drawn at `size` prompts, judged at the
-        per-look confidence (`sample N up to M`, check/sequential.py); None: the spec's own plan."""
+        per-look confidence (`sample N up to M`, runner/sequential.py); None: the spec's own plan."""
         from sadlang.runner.sequential import look_plan
 
         self.plan = self.base_plan if base is None else look_plan(self.base_plan, self.model, base, size, n_looks)

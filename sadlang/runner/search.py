@@ -31,7 +31,7 @@ def drawn_prompts(model: LoadedModel, spec: A.Spec, decl: A.PromptSetDecl, n: in
     """n prompts of the set drawn with `seed` (values that are not single tokens are skipped)."""
     from sadlang.prompts.build import PromptError, build_prompt, sample_assignments
 
-    groups = [(g.slots, spec.pools[g.pool].values, g.distinct) for g in decl.slots]
+    groups = [(g.slots, spec.pools[g.pool].rows(), g.distinct) for g in decl.slots]
     out = []
     for t, assignment in sample_assignments(groups, n, seed, len(decl.templates)):
         try:
