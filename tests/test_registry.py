@@ -283,3 +283,30 @@ def test_parsing_imports_no_tensor_code():
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_some_head_spans_cover_heads_in_layer_head_order_and_each_is_bonferroni_decided(planted):
+    from sadlang.claims.some_head import HeadSpan
+    from sadlang.plan.compile import compile_spec
+    from sadlang.runner.executor import run_plan
+
+    ref = parse_spec("model planted\nclaim a: head 0.2 attends end -> bos\n").claims[0].body.head
+    span = HeadSpan(first=ref, last=ref.model_copy(update={"layer": 1, "head": 1}))
+    assert span.heads(2, 4) == [(0, 2), (0, 3), (1, 0), (1, 1)]
+    text = PREAMBLE + 'claim a: some head in 0.*-1.* attends end -> "x" with weight >= 0.9 on marker\n'
+    v = run_plan(compile_spec(parse_spec(text, "some.sad"), planted), planted).verdicts[0]
+    assert v.status == "held" and v.details["candidates"] == 8 and v.details["holding"] == ["1.0", "1.2"]
+    assert v.details["per_head_confidence"] == pytest.approx(1 - 0.05 / 8)
+
+
+@pytest.mark.parametrize(("claim", "words"), [
+    ('some head in 1.*-0.* attends end -> "x"', "runs backwards"),
+    ('some head in 0.*-7.* attends end -> "x"', "layer 7 is out of range"),
+])
+def test_some_head_spans_are_checked(planted, claim, words):
+    from sadlang.errors import SpecError
+    from sadlang.plan.compile import compile_spec
+
+    with pytest.raises(SpecError) as exc:
+        compile_spec(parse_spec(PREAMBLE + f"claim a: {claim} on marker\n", "some.sad"), planted)
+    assert words in exc.value.message
