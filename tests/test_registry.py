@@ -310,3 +310,23 @@ def test_some_head_spans_are_checked(planted, claim, words):
     with pytest.raises(SpecError) as exc:
         compile_spec(parse_spec(PREAMBLE + f"claim a: {claim} on marker\n", "some.sad"), planted)
     assert words in exc.value.message
+
+
+def test_heads_are_names_exactly_the_heads_that_hold(planted):
+    from sadlang.errors import SpecError
+    from sadlang.plan.compile import compile_spec
+    from sadlang.runner.executor import run_plan
+
+    def verdict(listed):
+        text = PREAMBLE + ('claim a: heads in 0.*-1.* that attend end -> "x" with weight >= 0.9 '
+                           f'are {listed} on marker\n')
+        return run_plan(compile_spec(parse_spec(text, "are.sad"), planted), planted).verdicts[0]
+
+    assert verdict("1.0, 1.2").status == "held"
+    missing = verdict("1.0")
+    assert missing.status == "failed" and "1.2 holds" in missing.measured
+    extra = verdict("1.0, 1.2, 0.1")
+    assert extra.status == "failed" and "0.1 fails" in extra.measured
+    with pytest.raises(SpecError, match=r"0\.0 is not among the candidates 1\.\*"):
+        compile_spec(parse_spec(PREAMBLE + 'claim a: heads in 1.* that fire at end -> "x" are 1.0 on marker\n'
+                                .replace("1.0 on", "0.0 on"), "are.sad"), planted)

@@ -3,6 +3,10 @@ pattern before it names a head. Every candidate head is tested as `head L.H atte
 would be, with the claim's quantifier. The claim holds when at least one candidate holds, fails
 when every one fails, and is inconclusive otherwise.
 
+`heads in SPAN that attend|fire D -> S [...] are 16.0, 17.3` names the heads as well: it holds
+when exactly the listed candidates hold and every other candidate fails, fails when a listed
+head fails or another holds, and is inconclusive otherwise.
+
 Testing K candidates and keeping the best would flatter the winner, so each candidate is decided
 at confidence 1 - (1 - c)/K (Bonferroni). With point verdicts (`option confidence = none`) the
 point shares decide. The report names the heads that hold, best first; `sadlang scan` ranks the
@@ -54,6 +58,7 @@ class SomeHead(A.ClaimBody):
     fires: bool
     at: A.FiringAt
     weight: A.Bound | None = None
+    exactly: list[A.HeadRef] | None = None       # `heads in ... are H, ...`: the heads that must hold
 
     def candidates(self, n_layers: int, n_heads: int) -> list[tuple[int, int]]:
         """Every head the spans cover, once, in (layer, head) order."""
@@ -67,6 +72,12 @@ def _some_head(meta: Any, ch: list[Any]) -> SomeHead:
                     weight=rest[0] if rest else None, loc=loc(meta))
 
 
+def _heads_are(meta: Any, ch: list[Any]) -> SomeHead:
+    *front, listed = ch
+    body = _some_head(meta, front)
+    return body.model_copy(update={"fires": str(front[len(body.spans)]) == "fire", "exactly": list(listed)})
+
+
 def _head_span(meta: Any, ch: list[Any]) -> HeadSpan:
     return HeadSpan(first=ch[0], last=ch[1] if len(ch) > 1 else None, loc=loc(meta))
 
@@ -77,11 +88,13 @@ class SomeHeadKind(ClaimKind):
     summary = "at least one head of a set attends from D to S as claimed (each candidate decided at a Bonferroni " \
               "confidence)"
     examples = ('some head in 1.* attends end -> "x" with weight >= 0.9 on marker',
-                "some head in 0.0-1.3 fires at A#2 -> A on marker")
-    failing = ('some head in 0.*, 1.3 attends end -> "x" with weight >= 0.5 on marker',)
+                "some head in 0.0-1.3 fires at A#2 -> A on marker",
+                'heads in 0.*-1.* that attend end -> "x" with weight >= 0.9 are 1.0, 1.2 on marker')
+    failing = ('some head in 0.*, 1.3 attends end -> "x" with weight >= 0.5 on marker',
+               'heads in 0.*-1.* that attend end -> "x" with weight >= 0.9 are 1.0 on marker')
 
     def rules(self) -> dict[str, Builder]:
-        return {"some_head": _some_head, "head_span": _head_span}
+        return {"some_head": _some_head, "heads_are": _heads_are, "head_span": _head_span}
 
     def work(self, body: SomeHead) -> Work:
         return "attention"
@@ -91,6 +104,7 @@ class SomeHeadKind(ClaimKind):
 
     def references(self, body: SomeHead) -> References:
         heads = [(span.first, False) for span in body.spans] + [(span.last, False) for span in body.spans if span.last]
+        heads += [(h, True) for h in body.exactly or []]
         return References(heads=heads, positions=[body.at.dest, body.at.src], firings=[body.at])
 
     def static_errors(self, body: SomeHead) -> list[Problem]:
@@ -102,6 +116,11 @@ class SomeHeadKind(ClaimKind):
                 errors.append((f"the span {span.text()} runs backwards: write the lower head first", span.loc))
         return errors
 
+    def model_errors(self, spec: A.Spec, body: SomeHead, info: Any) -> list[Problem]:
+        covered = set(body.candidates(info.n_layers, info.n_heads))
+        return [(f"{h.text()} is not among the candidates {', '.join(s.text() for s in body.spans)}", h.loc)
+                for h in body.exactly or [] if h.concrete and h.pair not in covered]
+
     def vacuous(self, body: SomeHead) -> list[Problem]:
         return bound_problems(body.weight, 0.0, 1.0, "an attention weight")[1]
 
@@ -109,7 +128,10 @@ class SomeHeadKind(ClaimKind):
         return False
 
     def claimed(self, body: SomeHead) -> str:
-        return "some head " + (f"with weight {body.weight.text()}" if body.weight else "fires")
+        what = f"with weight {body.weight.text()}" if body.weight else "firing"
+        if body.exactly is not None:
+            return f"exactly {', '.join(h.text() for h in body.exactly)} {what}"
+        return f"some head {what}"
 
     def aggregate(self, ev: PromptSetEvidence, claim: A.Claim, settings: Settings) -> Measurement:
         from sadlang.evidence.roles import resolve
@@ -138,6 +160,8 @@ class SomeHeadKind(ClaimKind):
         held = [r for r in results if r[0] == "held"]
         best = results[0]
         status = "held" if held else ("failed" if all(r[0] == "failed" for r in results) else "inconclusive")
+        if body.exactly is not None:
+            return self._exactly(body, results, heads, confidence)
         shown = ", ".join(f"{layer}.{head} ({share:.0%}, mean {w:.3f})"
                           for _, share, w, (layer, head), _ in (held or results)[:SHOWN])
         at = "" if confidence is None else f" at {confidence:.4g} each"
@@ -148,6 +172,29 @@ class SomeHeadKind(ClaimKind):
         return Measurement(status == "held", text, best[1], details=details, status=status, interval=best[4],
                            thresholds=[claim.quantifier.share] if claim.quantifier.kind in ("at_least", "at_most")
                            else [])
+
+    def _exactly(self, body: SomeHead, results: list[Any], heads: list[tuple[int, int]],
+                 confidence: float | None) -> Measurement:
+        """`heads in ... are H, ...`: the listed candidates must hold and every other must fail."""
+        listed = {h.pair for h in body.exactly or []}
+        by_head = {pair: (status, share) for status, share, _, pair, _ in results}
+        wrong = [p for p in heads if (by_head[p][0] == "failed") == (p in listed)
+                 and by_head[p][0] != "inconclusive"]
+        open_ = [p for p in heads if by_head[p][0] == "inconclusive"]
+        status: Literal["held", "failed", "inconclusive"] = "failed" if wrong else (
+            "inconclusive" if open_ else "held")
+        name = lambda p: f"{p[0]}.{p[1]}"  # noqa: E731
+        holding = [name(p) for p in heads if by_head[p][0] == "held"]
+        at = "" if confidence is None else f" at {confidence:.4g} each"
+        text = f"holding{at}: {', '.join(holding) or 'none'} of {len(heads)} candidates"
+        if wrong:
+            text += "; not as claimed: " + ", ".join(
+                f"{name(p)} {'fails' if p in listed else 'holds'} ({by_head[p][1]:.0%})" for p in wrong)
+        if open_:
+            text += f"; undecided: {', '.join(name(p) for p in open_)}"
+        share = sum(1 for p in heads if (by_head[p][0] == "held") == (p in listed)) / len(heads)
+        return Measurement(status == "held", text, share, status=status,
+                           details={"candidates": len(heads), "holding": holding, "per_head_confidence": confidence})
 
 
 KIND = SomeHeadKind()
