@@ -51,3 +51,16 @@ def test_plan_loads_no_weights_and_builds_the_same_prompts(monkeypatch, capsys):
 
 def test_a_model_whose_files_are_not_here_has_no_planning_view():
     assert planning_model("no-such-org/no-such-model") is None
+
+
+def test_check_reports_model_dependent_spec_errors_before_loading_weights(tmp_path, monkeypatch, capsys):
+    """A head out of range is exit 2 with its location, and the weights are never read."""
+    from sadlang.cli import main
+    from sadlang.models import loader
+
+    bad = tmp_path / "bad.sad"
+    bad.write_text((ROOT / "specs" / "planted.sad").read_text().replace(
+        "claim reads_marker: head 1.0", "claim reads_marker: head 5.0"))
+    monkeypatch.setattr(loader, "load_model", lambda *a, **k: pytest.fail("the weights were loaded"))
+    assert main(["check", str(bad)]) == 2
+    assert "layer 5 is out of range: planted has layers 0..1" in capsys.readouterr().err

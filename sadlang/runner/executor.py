@@ -18,6 +18,7 @@ from sadlang.evidence.store import PromptSetEvidence, Workspace
 from sadlang.lang import ast as A
 from sadlang.language import parse_file
 from sadlang.models import LoadedModel
+from sadlang.models.planning import planning_model
 from sadlang.plan.compile import ClaimPlan, Plan, compile_spec
 from sadlang.plan.model import load_spec_model
 from sadlang.plan.validate import undrawable, validate
@@ -40,6 +41,11 @@ def prepare(spec: A.Spec, model_override: str | None = None, device_override: st
         return value
 
     checked = timed("validate", lambda: validate(spec, lenient))
+    # model-dependent spec errors (heads out of range, multi-token names) from the config and
+    # tokenizer alone, before any weight loads; the plan itself is compiled against the model
+    light = planning_model(model_override or spec.model)
+    if light is not None:
+        timed("check against config", lambda: compile_spec(spec, light, lenient, checked))
     model = timed("load", lambda: load_spec_model(spec, model_override, device_override, lenient, checked))
     if phases is not None:        # otherwise the forms are read on first use, within a claim
         from sadlang.trace.tracer import forms_for
