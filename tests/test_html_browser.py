@@ -172,6 +172,34 @@ def test_failing_claim_comes_first_and_open(new_page, tmp_path):
     page.screenshot("report-failing-first", first)
 
 
+def test_a_head_set_claim_draws_its_candidates_as_a_layers_by_heads_grid(new_page, tmp_path):
+    """The grid has one cell per head; the heads that hold are outlined (their pixels are red),
+    the others not, and the caption names them."""
+    spec = (ROOT / "specs" / "planted.sad").read_text()
+    spec += '\nclaim which: some head in 0.*-1.* attends end -> "x" with weight >= 0.9 on marker\n'
+    (tmp_path / "grid.sad").write_text(spec)
+    path, data = _check_html(tmp_path / "grid.sad", tmp_path / "grid.html", only={"which"})
+    assert data["verdicts"][0]["details"]["holding"] == ["1.0", "1.2"]
+    page = open_report(new_page, path)
+    page.open_all()
+    card = page.page.locator("details.card").first
+    grid = card.locator("canvas.head-grid")
+    assert grid.count() == 1 and "hold (1.0, 1.2)" in card.locator("figcaption").first.inner_text()
+    red = page.page.evaluate("""() => {
+      const c = document.querySelector('canvas.head-grid'), cell = 16, pad = 34;
+      const img = c.getContext('2d').getImageData(0, 0, c.width, c.height);    // one readback
+      const at = (l, h) => {
+        const i = 4 * ((pad + l * cell + 6) * c.width + pad + h * cell + 1);
+        return Array.from(img.data.slice(i, i + 4));
+      };
+      return {"1.0": at(1, 0), "1.2": at(1, 2), "0.0": at(0, 0)};
+    }""")
+    assert red["1.0"][0] > 150 and red["1.0"][2] < 100 and red["1.2"][0] > 150      # outlined in red
+    assert red["0.0"][0] < 150                                                        # not outlined
+    assert page.problems == []
+    page.screenshot("report-head-grid", card)
+
+
 @pytest.mark.bundled
 def test_ioi_report_size_and_picture(new_page, tmp_path):
     """The IOI report (the claims with pictures) stays small, draws without errors, and its

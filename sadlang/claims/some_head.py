@@ -87,6 +87,7 @@ class SomeHeadKind(ClaimKind):
     node = SomeHead
     summary = "at least one head of a set attends from D to S as claimed (each candidate decided at a Bonferroni " \
               "confidence)"
+    picture = "head-scores"
     examples = ('some head in 1.* attends end -> "x" with weight >= 0.9 on marker',
                 "some head in 0.0-1.3 fires at A#2 -> A on marker",
                 'heads in 0.*-1.* that attend end -> "x" with weight >= 0.9 are 1.0, 1.2 on marker')
@@ -168,7 +169,7 @@ class SomeHeadKind(ClaimKind):
         text = (f"{len(held)} of {len(heads)} candidate heads hold{at}: {shown}" if held else
                 f"none of {len(heads)} candidate heads holds{at}; closest: {shown}")
         details = {"candidates": len(heads), "holding": [f"{layer}.{head}" for *_, (layer, head), _ in held],
-                   "per_head_confidence": confidence}
+                   "per_head_confidence": confidence, "shares": _shares(results)}
         return Measurement(status == "held", text, best[1], details=details, status=status, interval=best[4],
                            thresholds=[claim.quantifier.share] if claim.quantifier.kind in ("at_least", "at_most")
                            else [])
@@ -194,7 +195,13 @@ class SomeHeadKind(ClaimKind):
             text += f"; undecided: {', '.join(name(p) for p in open_)}"
         share = sum(1 for p in heads if (by_head[p][0] == "held") == (p in listed)) / len(heads)
         return Measurement(status == "held", text, share, status=status,
-                           details={"candidates": len(heads), "holding": holding, "per_head_confidence": confidence})
+                           details={"candidates": len(heads), "holding": holding, "per_head_confidence": confidence,
+                                    "shares": _shares(results)})
+
+
+def _shares(results: list[Any]) -> dict[str, float]:
+    """Head -> its share of passing prompts, in (layer, head) order (the report's grid)."""
+    return {f"{layer}.{head}": share for _, share, _, (layer, head), _ in sorted(results, key=lambda r: r[3])}
 
 
 KIND = SomeHeadKind()

@@ -48,7 +48,7 @@ def _claim_entry(v: Verdict, view: ClaimView | None, card: int) -> tuple[dict[st
             "location": v.location, "claimed": v.claimed, "measured": v.measured, "value": v.value,
             "n_prompts": v.n_prompts or len(v.prompts),
             "interval": v.interval.model_dump() if v.interval else None, "confidence": v.confidence,
-            "has_graph": bool(view and view.graph),
+            "has_graph": bool(view and (view.graph or view.head_grid)),
             "counterexample": v.counterexample.model_dump() if v.counterexample else None}
     detail: dict[str, Any] = {"details": json.loads(json.dumps(v.details, default=str)),
                               "prompts": [p.model_dump() for p in (view.prompts if view else [])]
@@ -56,6 +56,7 @@ def _claim_entry(v: Verdict, view: ClaimView | None, card: int) -> tuple[dict[st
     if view is not None:
         detail.update(heatmaps=[h.model_dump() for h in view.heatmaps],
                       graph=view.graph.model_dump() if view.graph else None,
+                      head_grid=view.head_grid.model_dump() if view.head_grid else None,
                       counterexample_tokens=view.counterexample_tokens, note=view.note)
     return head, detail
 

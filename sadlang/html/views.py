@@ -66,11 +66,21 @@ class GraphView(BaseModel):
     edges: list[dict[str, Any]]
 
 
+class HeadGrid(BaseModel):
+    """A value per head as a layers x heads grid (a head claim's or scan's scores): values[l][h],
+    None for a head that was not a candidate; `marked` heads are outlined (those that hold)."""
+
+    title: str
+    values: list[list[float | None]]
+    marked: list[str] = Field(default_factory=list)
+
+
 class ClaimView(BaseModel):
     prompts: list[PromptView] = Field(default_factory=list)
     counterexample_tokens: list[str] = Field(default_factory=list)
     heatmaps: list[Heatmap] = Field(default_factory=list)
     graph: GraphView | None = None
+    head_grid: HeadGrid | None = None
     note: str = ""
 
 
@@ -288,7 +298,11 @@ def claim_view(ev: PromptSetEvidence, claim: A.Claim, v: Verdict, spec: A.Spec) 
         view.heatmaps = [heatmap(acts.pattern, h, i, list(ev.prompts[i].token_texts)) for h in heads]
     picture = kind_of(claim.body).picture
     if picture is not None:
-        view.graph = PICTURES[picture](ev, claim, v, spec)
+        drawn = PICTURES[picture](ev, claim, v, spec)
+        if isinstance(drawn, HeadGrid):
+            view.head_grid = drawn
+        else:
+            view.graph = drawn
     return view
 
 
@@ -315,9 +329,25 @@ def _declared_circuit(ev: Any, claim: A.Claim, v: Verdict, spec: A.Spec) -> Grap
                                effects if isinstance(effects, dict) else None)
 
 
+def _head_scores(ev: Any, claim: A.Claim, v: Verdict, spec: A.Spec) -> HeadGrid | None:
+    """Each candidate head's share of passing prompts, layers x heads; the heads that hold outlined."""
+    shares = v.details.get("shares")
+    if not isinstance(shares, dict):
+        return None
+    info = ev.model.info
+    values: list[list[float | None]] = [[None] * info.n_heads for _ in range(info.n_layers)]
+    for name, share in shares.items():
+        layer, head = (int(x) for x in str(name).split("."))
+        values[layer][head] = float(share)
+    holding = v.details.get("holding")
+    return HeadGrid(title="share of prompts where each candidate head passes (layers x heads)", values=values,
+                    marked=[str(h) for h in holding] if isinstance(holding, list) else [])
+
+
 # the pictures a claim kind may name as its `picture` (claims/base.py): name -> drawer
-Drawer = Callable[[Any, A.Claim, Verdict, A.Spec], "GraphView | None"]
-PICTURES: dict[str, Drawer] = {"combined-traces": _combined_traces, "declared-circuit": _declared_circuit}
+Drawer = Callable[[Any, A.Claim, Verdict, A.Spec], "GraphView | HeadGrid | None"]
+PICTURES: dict[str, Drawer] = {"combined-traces": _combined_traces, "declared-circuit": _declared_circuit,
+                               "head-scores": _head_scores}
 
 
 def collector(spec: A.Spec) -> tuple[dict[str, ClaimView], Callable[[Any, A.Claim, Verdict], None]]:

@@ -129,10 +129,35 @@
       box.appendChild(el("div", {cls: "counterexample"}, [cx, el("div", {cls: "why", text: c.counterexample.detail})]));
     }
     if (d.graph) { renderGraph(box, d.graph, c.card); }
+    if (d.head_grid) { renderHeadGrid(box, d.head_grid); }
     if (d.heatmaps && d.heatmaps.length) { renderHeatmaps(box, d.heatmaps, d.heatmap_title); }
     renderDetails(box, d.details);
     renderPrompts(box, d.prompts || []);
     if (d.note) { box.appendChild(el("p", {cls: "note", text: d.note})); }
+  }
+
+  /* ---------- a value per head: layers down, heads across; heads that hold outlined */
+  function renderHeadGrid(box, g) {
+    var L = g.values.length, H = L ? g.values[0].length : 0, cell = 16, pad = 34;
+    var canvas = el("canvas", {cls: "head-grid", width: String(pad + H * cell + 4), height: String(pad + L * cell + 4)});
+    var ctx = canvas.getContext("2d");
+    ctx.font = "10px sans-serif";
+    for (var h = 0; h < H; h++) { ctx.fillStyle = "#333"; ctx.textAlign = "center"; ctx.fillText(String(h), pad + h * cell + 7, pad - 6); }
+    for (var l = 0; l < L; l++) {
+      ctx.fillStyle = "#333"; ctx.textAlign = "right"; ctx.fillText("L" + l, pad - 4, pad + l * cell + 11);
+      for (var k = 0; k < H; k++) {
+        var v = g.values[l][k];
+        ctx.fillStyle = v === null ? "#f4f4f4" : "rgba(8, 48, 107," + Math.max(0, Math.min(1, v)) + ")";
+        ctx.fillRect(pad + k * cell, pad + l * cell, cell - 1, cell - 1);
+        if (g.marked.indexOf(l + "." + k) >= 0) {
+          ctx.strokeStyle = "#d62728"; ctx.lineWidth = 2;
+          ctx.strokeRect(pad + k * cell + 1, pad + l * cell + 1, cell - 3, cell - 3);
+        }
+      }
+    }
+    canvas.title = g.title + "; outlined: " + (g.marked.join(", ") || "none");
+    box.appendChild(el("h4", {text: g.title}));
+    box.appendChild(el("figure", {}, [canvas, el("figcaption", {text: "outlined: the heads that hold (" + (g.marked.join(", ") || "none") + ")"})]));
   }
 
   /* ---------- heatmaps */
