@@ -477,12 +477,15 @@ def cmd_scan(args: argparse.Namespace) -> int:
     acts = run_prompts(model, tokens)
     patterns = [a.pattern for a in acts]
     scores, focused = scan_heads(patterns, tokens, args.pattern), scan_heads(patterns, tokens, args.pattern, True)
+    from sadlang.evidence.scans import remember
+
     if bool(torch.isnan(focused).all()):
         raise UsageError(f"no prompt has a key that the {args.pattern} pattern marks (induction and "
                          f"duplicate-token need a repeated token)")
     print(f"scan     {args.pattern} heads of {model.info.name} on {where}: the share of each head's attention on "
           f"the pattern's keys, over the queries that have one (focused) and over every query (TransformerLens' "
           f"score); mean over prompts")
+    remember(model.info.name, args.pattern, focused, where)
     print(" rank  head     focused  score")
     for rank, (layer, head, value) in enumerate(ranked(torch.nan_to_num(focused, nan=-1.0), args.top), 1):
         print(f"{rank:>5}  {f'{layer}.{head}':<7} {value:>7.3f}  {float(scores[layer, head]):.3f}")

@@ -48,6 +48,12 @@ def test_scores_equal_transformer_lens_head_detector(model_name, ours, theirs):
     torch.testing.assert_close(scores, expected, rtol=0, atol=1e-5)
 
 
+@pytest.fixture(autouse=True)
+def own_scan_cache(tmp_path, monkeypatch):
+    """Scans are remembered in the user cache: keep these tests' scans out of the real one."""
+    monkeypatch.setenv("SADLANG_CACHE_DIR", str(tmp_path / "cache"))
+
+
 def test_scan_cli_ranks_the_planted_sink_heads_first_and_draws_them(tmp_path, capsys):
     svg = tmp_path / "sink.svg"
     assert main(["scan", "--model", "planted", "--prompt", " When Mary went to the x, John said",
@@ -67,3 +73,19 @@ def test_scan_cli_reads_a_specs_prompt_set_and_refuses_what_it_cannot_scan(capsy
     assert main(["scan", "--model", "planted", "--pattern", "sink"]) == 2
     assert main(["scan", "--model", "planted", "--prompt", " When Mary went", "--pattern", "induction"]) == 2
     assert "induction pattern marks" in capsys.readouterr().err
+
+
+def test_a_scan_is_remembered_for_the_editors_hover_on_heads(capsys):
+    from pathlib import Path
+
+    from sadlang.editor import assist
+
+    assert main(["scan", "--model", "planted", "--prompt", " When Mary went to the x, John said",
+                 "--pattern", "sink"]) == 0
+    text = (Path(__file__).resolve().parents[1] / "specs" / "planted.sad").read_text()
+    lines = text.split("\n")
+    n = next(i for i, line in enumerate(lines) if line.startswith("claim reads_marker"))
+    hover = assist.hover(text, n, lines[n].index("1.0") + 1)
+    import re
+
+    assert re.search(r"- sink: 0\.\d{3} \(rank 1 of 8; 1 prompt\(s\)\)", hover), hover

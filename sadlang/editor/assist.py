@@ -162,7 +162,21 @@ def _head_hover(word: str, doc: Outline) -> str | None:
     where = f"{shape.name} has layers 0..{shape.n_layers - 1} and heads 0..{shape.n_heads - 1}"
     if layer >= shape.n_layers or head >= shape.n_heads:
         return f"**head {word}** is out of range: {where}"
-    return f"**head {word}**: layer {layer} of {shape.n_layers}, head {head} of {shape.n_heads} ({shape.name})"
+    text = f"**head {word}**: layer {layer} of {shape.n_layers}, head {head} of {shape.n_heads} ({shape.name})"
+    return text + _scan_lines(doc.model or "", word)
+
+
+def _scan_lines(model: str, head: str) -> str:
+    """The head's scores in the scans `sadlang scan` kept for this model, with its rank."""
+    from sadlang.evidence.scans import remembered
+
+    lines = []
+    for pattern, data in remembered(model).items():
+        scores = data.get("scores", {})
+        if head in scores:
+            rank = 1 + sum(v > scores[head] for v in scores.values())
+            lines.append(f"- {pattern}: {scores[head]:.3f} (rank {rank} of {len(scores)}; {data.get('prompts', '')})")
+    return ("\n\nLast scans (`sadlang scan`):\n" + "\n".join(lines)) if lines else ""
 
 
 def hover(text: str, line: int, character: int) -> str | None:

@@ -18,8 +18,12 @@ registry (`PATTERNS`); `scan_heads` takes the (L, H, n, n) attention of each pro
 
 from __future__ import annotations
 
+import json
+import math
+import re
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
@@ -96,6 +100,41 @@ def scan_heads(patterns: Sequence[torch.Tensor], tokens: Sequence[Sequence[int]]
     build = PATTERNS[name]
     scores = torch.stack([head_scores(p, build(t), focused) for p, t in zip(patterns, tokens, strict=True)])
     return scores.nanmean(0)
+
+
+def _scan_file(model: str, pattern: str) -> Path:
+    from sadlang.models.cache_dir import cache_root
+
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", model)
+    return cache_root() / "scans" / safe / f"{pattern}.json"
+
+
+def remember(model: str, pattern: str, scores: torch.Tensor, where: str) -> None:
+    """Keep a scan's focused scores in the user cache, for the editor's hover on heads."""
+    path = _scan_file(model, pattern)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    values = {f"{layer}.{head}": round(float(v), 4) for (layer, head), v in _items(scores)}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"model": model, "pattern": pattern, "prompts": where, "scores": values}))
+    tmp.replace(path)
+
+
+def remembered(model: str) -> dict[str, dict[str, Any]]:
+    """pattern -> the last scan of `model` kept by `remember` (scores by head, prompts)."""
+    out: dict[str, dict[str, Any]] = {}
+    folder = _scan_file(model, "x").parent
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            data = json.loads(path.read_text())
+            out[str(data["pattern"])] = data
+        except (OSError, ValueError, KeyError):
+            continue               # a torn or foreign file: no hover, never an error
+    return out
+
+
+def _items(scores: torch.Tensor) -> list[tuple[tuple[int, int], float]]:
+    return [((layer, head), float(scores[layer, head])) for layer in range(scores.shape[0])
+            for head in range(scores.shape[1]) if not math.isnan(float(scores[layer, head]))]
 
 
 def ranked(scores: torch.Tensor, top: int) -> list[tuple[int, int, float]]:
