@@ -47,6 +47,8 @@ def test_hover_explains_claims_options_statements_and_roles():
     opt = "option ablation = mean\n" + PLANTED
     assert "how circuit claims ablate" in assist.hover(opt, 0, 9)
     assert "prompt set" in assist.hover(PLANTED, lines.index("prompts marker:"), 2)
+    pool = next(i for i, line in enumerate(lines) if line.startswith("pool names"))
+    assert "6 strings: ' Mary', ' John'" in assist.hover(PLANTED, pool, 6)
     k = next(i for i, line in enumerate(lines) if line.startswith("claim duplicate:"))
     role = assist.hover(PLANTED, k, lines[k].index("A#2") + 1)
     assert role and "occurrence 2 of slot A" in role and "[ Mary]" in role

@@ -197,7 +197,12 @@ def hover(text: str, line: int, character: int) -> str | None:
             return "\n\n".join(f"{form}: {text_}" for form, text_ in rows)
     for table, what in ((doc.pools, "pool"), (doc.prompt_sets, "prompt set"), (doc.circuits, "circuit")):
         if word in table:
-            return f"**{word}**: {what} declared on line {table[word][0] + 1}"
+            text = f"**{word}**: {what} declared on line {table[word][0] + 1}"
+            values = doc.pool_values.get(word) if what == "pool" else None
+            if values:
+                shown = ", ".join(repr(v) for v in values[:8]) + (", ..." if len(values) > 8 else "")
+                text += f"; {len(values)} strings: {shown}"
+            return text
     if _CLAIM.match(line_text) and re.fullmatch(r"\d+\.\d+", word):
         return _head_hover(word, doc)
     if _CLAIM.match(line_text):
