@@ -22,10 +22,10 @@ from typing import Any, cast
 
 import torch
 
-from sadlang.errors import ModelLoadError, PromptLengthError, UnsupportedModelError
+from sadlang.errors import ModelLoadError, UnsupportedModelError
 from sadlang.models import builtin, gemma3
 from sadlang.models.bundled import BUNDLED_NAME, HF_NAME, load_bundled_hf
-from sadlang.models.info import ModelInfo
+from sadlang.models.info import ModelInfo, prompt_ids
 from sadlang.models.weights import ModelWeights, read_weights, weights_digest
 
 log = logging.getLogger(__name__)
@@ -56,14 +56,8 @@ class LoadedModel:
     def to_tokens(self, text: str) -> list[int]:
         """Token ids of `text` with the model's BOS prepended (as the bridge runs it). An empty
         prompt or one longer than the context is a PromptLengthError, never cut short."""
-        if not text.strip():
-            raise PromptLengthError("the prompt is empty: there is no position to explain")
-        ids = [int(t) for t in self.bridge.to_tokens(text, prepend_bos=True, truncate=False)[0].tolist()]
-        if len(ids) > self.n_ctx:
-            shown = text if len(text) <= 60 else text[:57] + "..."
-            raise PromptLengthError(f"the prompt {shown!r} is {len(ids)} tokens (BOS included); "
-                                    f"{self.info.name} takes at most {self.n_ctx}")
-        return ids
+        return prompt_ids(text, lambda t: [int(i) for i in self.bridge.to_tokens(
+            t, prepend_bos=True, truncate=False)[0].tolist()], self.n_ctx, self.info.name)
 
     def token_ids(self, text: str) -> list[int]:
         """Token ids of a fragment without BOS (for answers and slot values)."""

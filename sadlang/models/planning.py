@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sadlang.errors import PromptLengthError
-from sadlang.models.info import ModelInfo
+from sadlang.models.info import ModelInfo, prompt_ids
 
 
 @dataclass
@@ -35,14 +34,7 @@ class PlanningModel:
 
     def to_tokens(self, text: str) -> list[int]:
         """BOS + the text's tokens, as the bridge runs it; too long or empty is PromptLengthError."""
-        if not text.strip():
-            raise PromptLengthError("the prompt is empty: there is no position to explain")
-        ids = [self.bos_id, *self.token_ids(text)]
-        if len(ids) > self.n_ctx:
-            shown = text if len(text) <= 60 else text[:57] + "..."
-            raise PromptLengthError(f"the prompt {shown!r} is {len(ids)} tokens (BOS included); "
-                                    f"{self.info.name} takes at most {self.n_ctx}")
-        return ids
+        return prompt_ids(text, lambda t: [self.bos_id, *self.token_ids(t)], self.n_ctx, self.info.name)
 
     def token_ids(self, text: str) -> list[int]:
         return list(self.tokenizer.encode(text, add_special_tokens=False))
