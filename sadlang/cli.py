@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from sadlang import __version__
 from sadlang.errors import InternalError, SadError, SpecError, UsageError
+from sadlang.runtime import calm_openmp
 
 if TYPE_CHECKING:
     from sadlang.decomp.components import Component
@@ -718,6 +719,7 @@ def _json_error(args: argparse.Namespace, exc: Exception, code: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    calm_openmp()                               # before anything loads torch (sadlang/runtime.py)
     parser = build_parser()
     args = parser.parse_args(argv)
     _quiet_libraries()

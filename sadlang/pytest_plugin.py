@@ -20,6 +20,9 @@ from typing import TYPE_CHECKING, Any, cast
 import pytest
 
 from sadlang.errors import SadError, SpecError
+from sadlang.runtime import calm_openmp
+
+calm_openmp()      # the plugin loads with pytest, before test modules import torch (sadlang/runtime.py)
 
 if TYPE_CHECKING:
     from _pytest._code.code import TerminalRepr, TracebackStyle

@@ -224,7 +224,7 @@ def test_option_errors_name_the_option_line_and_the_domain():
 
 
 # floors, lowest first; a module may import its own floor and those below, never above
-LAYERS = [["errors"], ["lang"], ["models", "prompts", "stats"], ["decomp"], ["intervene"], ["trace"],
+LAYERS = [["errors", "runtime"], ["lang"], ["models", "prompts", "stats"], ["decomp"], ["intervene"], ["trace"],
           ["evidence"], ["control", "circuits"], ["settings"], ["claims"], ["language", "plan"],
           ["runner", "strategies", "editor"], ["html"], ["api"], ["cli", "pytest_plugin", "notebook"]]
 LAYER_OF = {name: i for i, names in enumerate(LAYERS) for name in names}
