@@ -10,19 +10,14 @@ Prints medians; the `SADLANG_THREADS` default in sadlang/models/loader.py comes 
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import os
 import statistics
 import time
 import warnings
 
+from _neighbour import neighbour  # benchmarks/, on sys.path when run as a script
+
 warnings.filterwarnings("ignore")
-
-
-def _spin(stop) -> None:
-    x = 0
-    while not stop.is_set():
-        x += 1
 
 
 def main() -> None:
@@ -54,20 +49,12 @@ def main() -> None:
     print(f"{cores} cores, torch {torch.__version__}, default threads {torch.get_num_threads()}")
     print(f"{'neighbour':<10} {'threads':>7} {'forward 12 prompts s':>21} {'acc trace s':>12}")
     for busy in (False, True):
-        stop = mp.Event()
-        spinner = mp.Process(target=_spin, args=(stop,)) if busy else None
-        if spinner:
-            spinner.start()
-        try:
+        with neighbour(busy):
             for threads in sorted({1, cores}):
                 torch.set_num_threads(threads)
                 fwd = median(lambda: run_batch(model, tokens))
                 tr = median(lambda: trace(model, prompt, " Mary", " John"))
                 print(f"{'busy' if busy else 'idle':<10} {threads:>7} {fwd:>21.3f} {tr:>12.3f}")
-        finally:
-            if spinner:
-                stop.set()
-                spinner.join()
 
 
 if __name__ == "__main__":

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import statistics
 import subprocess
 import sys
 import time
+
+from _neighbour import neighbour  # benchmarks/, on sys.path when run as a script
 
 SETTINGS = {
     "default (spin)": {},
@@ -29,12 +30,6 @@ SETTINGS = {
     "GOMP_SPINCOUNT=300": {"GOMP_SPINCOUNT": "300"},
     "1 thread": {"SADLANG_BENCH_THREADS": "1"},
 }
-
-
-def _spin(stop) -> None:
-    x = 0
-    while not stop.is_set():
-        x += 1
 
 
 def child(model_name: str, repeats: int) -> None:
@@ -74,21 +69,13 @@ def whole_checks(spec: str) -> None:
         base = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
         row = []
         for busy in (False, True):
-            stop = mp.Event()
-            spinner = mp.Process(target=_spin, args=(stop,)) if busy else None
-            if spinner:
-                spinner.start()
-            try:
+            with neighbour(busy):
                 t0 = time.perf_counter()
                 cli = os.path.join(os.path.dirname(sys.executable), "sadlang")
                 done = subprocess.run([cli, "check", spec], env={**base, **env}, capture_output=True, check=False)
                 if done.returncode not in (0, 1):
                     raise SystemExit(f"sadlang check failed ({done.returncode}): {done.stderr.decode()[-500:]}")
                 row.append(time.perf_counter() - t0)
-            finally:
-                if spinner:
-                    stop.set()
-                    spinner.join()
         print(f"{name:<40} {row[0]:>7.1f} {row[1]:>7.1f}", flush=True)
 
 
@@ -110,19 +97,11 @@ def main() -> None:
     for name, env in SETTINGS.items():
         row = []
         for busy in (False, True):
-            stop = mp.Event()
-            spinner = mp.Process(target=_spin, args=(stop,)) if busy else None
-            if spinner:
-                spinner.start()
-            try:
+            with neighbour(busy):
                 out = subprocess.run([sys.executable, __file__, "--child", "--model", args.model,
                                       "--repeats", str(args.repeats)], env={**os.environ, **env},
                                      capture_output=True, text=True, check=True)
                 row.append(json.loads(out.stdout.strip().splitlines()[-1])["seconds"])
-            finally:
-                if spinner:
-                    stop.set()
-                    spinner.join()
         print(f"{name:<26} {row[0]:>7.2f} {row[1]:>7.2f} {row[1] / row[0]:>9.2f}", flush=True)
 
 
