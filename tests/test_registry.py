@@ -322,7 +322,8 @@ def test_heads_are_names_exactly_the_heads_that_hold(planted):
                            f'are {listed} on marker\n')
         return run_plan(compile_spec(parse_spec(text, "are.sad"), planted), planted).verdicts[0]
 
-    assert verdict("1.0, 1.2").status == "held"
+    held = verdict("1.0, 1.2")
+    assert held.status == "held" and held.interval is not None and held.interval.lo > 0     # backed by an interval
     missing = verdict("1.0")
     assert missing.status == "failed" and "1.2 holds" in missing.measured
     extra = verdict("1.0, 1.2, 0.1")

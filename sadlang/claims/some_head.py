@@ -157,12 +157,12 @@ class SomeHeadKind(ClaimKind):
                 passed += holds(a, limit)
             status, interval = quantified(passed, len(where), claim.quantifier, confidence)
             results.append((status, passed / len(where), sum(weights) / len(weights), (layer, head), interval))
+        if body.exactly is not None:
+            return self._exactly(body, results, heads, confidence)
         results.sort(key=lambda r: (r[0] != "held", -r[1], -r[2]))
         held = [r for r in results if r[0] == "held"]
         best = results[0]
         status = "held" if held else ("failed" if all(r[0] == "failed" for r in results) else "inconclusive")
-        if body.exactly is not None:
-            return self._exactly(body, results, heads, confidence)
         shown = ", ".join(f"{layer}.{head} ({share:.0%}, mean {w:.3f})"
                           for _, share, w, (layer, head), _ in (held or results)[:SHOWN])
         at = "" if confidence is None else f" at {confidence:.4g} each"
@@ -179,6 +179,9 @@ class SomeHeadKind(ClaimKind):
         """`heads in ... are H, ...`: the listed candidates must hold and every other must fail."""
         listed = {h.pair for h in body.exactly or []}
         by_head = {pair: (status, share) for status, share, _, pair, _ in results}
+        # the listed head nearest to failing: its share and interval back the verdict
+        weakest = min((r for r in results if r[3] in listed),
+                      key=lambda r: (r[4].lo if r[4] is not None else r[1], r[3]))
         wrong = [p for p in heads if (by_head[p][0] == "failed") == (p in listed)
                  and by_head[p][0] != "inconclusive"]
         open_ = [p for p in heads if by_head[p][0] == "inconclusive"]
@@ -193,10 +196,11 @@ class SomeHeadKind(ClaimKind):
                 f"{name(p)} {'fails' if p in listed else 'holds'} ({by_head[p][1]:.0%})" for p in wrong)
         if open_:
             text += f"; undecided: {', '.join(name(p) for p in open_)}"
-        share = sum(1 for p in heads if (by_head[p][0] == "held") == (p in listed)) / len(heads)
-        return Measurement(status == "held", text, share, status=status,
+        text += f"; weakest listed head {name(weakest[3])} passes in {weakest[1]:.0%} of prompts"
+        as_claimed = sum(1 for p in heads if (by_head[p][0] == "held") == (p in listed)) / len(heads)
+        return Measurement(status == "held", text, weakest[1], status=status, interval=weakest[4],
                            details={"candidates": len(heads), "holding": holding, "per_head_confidence": confidence,
-                                    "shares": _shares(results)})
+                                    "shares": _shares(results), "as_claimed": as_claimed})
 
 
 def _shares(results: list[Any]) -> dict[str, float]:
