@@ -448,7 +448,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 def _scan_prompts(args: argparse.Namespace, model: LoadedModel) -> tuple[list[list[int]], str]:
     """(token ids, where they came from) of the prompts to scan: `--prompt`s, or a spec's set."""
     if args.prompts:
-        from sadlang.plan.compile import compile_spec
+        from sadlang.plan.compile import build_prompt_set, compile_spec
 
         path, _, name = args.prompts.rpartition(":")
         if not path or not name:
@@ -457,9 +457,11 @@ def _scan_prompts(args: argparse.Namespace, model: LoadedModel) -> tuple[list[li
         if name not in spec.prompt_sets:
             raise UsageError(f"--prompts {args.prompts}: {path} has no prompt set {name!r} (it has "
                              f"{', '.join(spec.prompt_sets) or 'none'})")
-        plan = compile_spec(spec, model)
-        return [list(p.tokens) for p in plan.prompt_sets[name].prompts], f"{len(plan.prompt_sets[name].prompts)} " \
-            f"prompts of {name}"
+        decl = spec.prompt_sets[name]
+        # only the named set is built (a counterfactual set needs its source: the whole plan)
+        prompts = (compile_spec(spec, model).prompt_sets[name].prompts if decl.source is not None
+                   else build_prompt_set(spec, model, decl))
+        return [list(p.tokens) for p in prompts], f"{len(prompts)} prompts of {name}"
     if not args.prompt:
         raise UsageError("sadlang scan needs prompts: --prompt TEXT (repeatable) or --prompts SPEC:SET")
     return [model.to_tokens(p) for p in args.prompt], f"{len(args.prompt)} prompt(s)"
