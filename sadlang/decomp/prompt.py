@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +18,47 @@ from sadlang.models.weights import ModelWeights
 
 def softcap(x: torch.Tensor, cap: float) -> torch.Tensor:
     return cap * torch.tanh(x / cap) if cap > 0 else x
+
+
+class MemoBudget:
+    """Bytes of per-head coordinate tables that all decompositions of the process may keep.
+
+    One table of a late layer holds every upstream head at every source position, (C, n, r) with
+    C ~ layers x heads x n: 17 MB at 16 tokens on the bundled model and growing as n^2, so a count
+    of tables is no bound. Tables are kept least-recently-used first out across decompositions;
+    an evicted one is recomputed, identically, when asked again. `SADLANG_MEMO_MB` sets the limit
+    (default 512)."""
+
+    def __init__(self, limit_bytes: int):
+        self.limit = limit_bytes
+        self.total = 0
+        self._entries: OrderedDict = OrderedDict()     # (id(owner), key) -> (weakref(owner), nbytes)
+
+    def touch(self, owner: PromptDecomposition, key: tuple[Any, ...]) -> None:
+        if (id(owner), key) in self._entries:
+            self._entries.move_to_end((id(owner), key))
+
+    def forget(self, owner: PromptDecomposition, key: tuple[Any, ...]) -> None:
+        found = self._entries.pop((id(owner), key), None)
+        if found is not None:
+            self.total -= found[1]
+
+    def add(self, owner: PromptDecomposition, key: tuple[Any, ...], value: torch.Tensor) -> None:
+        size = value.numel() * value.element_size()
+        entry = (id(owner), key)
+        if entry in self._entries:             # an id reused by a new decomposition after a dead one
+            self.total -= self._entries.pop(entry)[1]
+        self._entries[entry] = (weakref.ref(owner), size)
+        self.total += size
+        while self.total > self.limit and len(self._entries) > 1:
+            (_, old_key), (ref, old_size) = self._entries.popitem(last=False)
+            self.total -= old_size
+            holder = ref()
+            if holder is not None:
+                holder._cache.pop(old_key, None)
+
+
+MEMO = MemoBudget(int(float(os.environ.get("SADLANG_MEMO_MB", "512")) * 2**20))
 
 
 class PromptDecomposition:
@@ -44,11 +87,13 @@ class PromptDecomposition:
     def _memo(self, key: tuple[Any, ...], fn: Callable[[], torch.Tensor]) -> torch.Tensor:
         if key in self._cache:
             self._cache.move_to_end(key)
+            MEMO.touch(self, key)
             return self._cache[key]
         value = fn()
         self._cache[key] = value
+        MEMO.add(self, key, value)
         if len(self._cache) > self._max:
-            self._cache.popitem(last=False)
+            MEMO.forget(self, self._cache.popitem(last=False)[0])
         return value
 
     def q_rot(self, layer: int, head: int) -> torch.Tensor:

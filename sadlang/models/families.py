@@ -49,6 +49,7 @@ class Family:
     tiny: Tiny | None = None
     papers: tuple[str, ...] = field(default_factory=tuple)
     built_in: tuple[str, ...] = ()      # features every model of the family has (no config flag says so)
+    fold: str | None = None             # an in-place norm folder (models/folding.py), else the bridge folds
 
 
 # features an architecture has without a config flag (a family lists them in `built_in`)
@@ -87,7 +88,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in [
            Tiny("tiny-llama", "Llama style: RMSNorm, RoPE, grouped-query attention 4/2 (4 layers, d_model 64)",
                 lambda c: _tf().LlamaConfig(**c, num_key_value_heads=2, rope_theta=10000.0),
                 "LlamaForCausalLM", eager=False),
-           ("SmolLM2 (bundled)", "Llama-3 (ACC++ library)")),
+           ("SmolLM2 (bundled)", "Llama-3 (ACC++ library)"), fold="rms-pre"),
     Family("qwen2", ("qwen2",), "Qwen/Qwen2.5-0.5B",
            "Q/K/V biases under grouped-query attention (the `offset` component is non-zero)",
            Tiny("tiny-qwen2", "Qwen2 style: Llama plus Q/K/V biases, GQA 4/2 (4 layers, d_model 64)",
@@ -99,7 +100,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in [
            Tiny("tiny-mistral", "Mistral style: Llama plus a sliding window of 6 keys, GQA 4/2 (4 layers, "
                                 "d_model 64)",
                 lambda c: _tf().MistralConfig(**c, num_key_value_heads=2, sliding_window=6),
-                "MistralForCausalLM")),
+                "MistralForCausalLM"), fold="rms-pre"),
     Family("neox", ("gpt_neox",), "EleutherAI/pythia-70m",
            "parallel attention + MLP (both read the block input), partial rotary (rotary_pct), "
            "fused QKV with biases",
@@ -134,7 +135,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in [
            Tiny("tiny-qwen3", "Qwen3 style: Llama plus QK-norm, GQA 4/2 (4 layers, d_model 64)",
                 lambda c: _tf().Qwen3Config(**c, num_key_value_heads=2, head_dim=16, use_sliding_window=False),
                 "Qwen3ForCausalLM"),
-           ("Qwen3",), built_in=("QK-norm",)),
+           ("Qwen3",), built_in=("QK-norm",), fold="rms-pre"),
 ]}
 
 # features that stop edge-level circuits and path patching (they rebuild scores and head inputs)

@@ -358,15 +358,23 @@ def load_model(ref: str = BUNDLED_NAME, device: str = "auto", *, reuse: bool = T
 
 def _boot(hf: Any, tok: Any, arch_name: str, dev: torch.device, ref: str) -> Any:
     """A TransformerLens bridge around `hf` in compatibility mode (norms folded, weights centred:
-    this changes `hf`'s weights in place), eval mode, checked."""
+    this changes `hf`'s weights in place, by sadlang's own folder where the family has one), eval
+    mode, checked."""
     from transformer_lens.model_bridge import TransformerBridge
 
     if dev.type == "cuda":                      # fp32 means fp32: no TF32 matmuls
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
+    from sadlang.models.folding import fold_in_place
+
     try:
+        # a family with an in-place folder is folded here, without the bridge's whole-state-dict
+        # copies (models/folding.py); the bridge then only adds its hooks
+        folded = fold_in_place(hf)
         bridge = TransformerBridge.boot_transformers(arch_name, hf_model=hf, tokenizer=tok, device=str(dev))
-        bridge.enable_compatibility_mode()
+        bridge.enable_compatibility_mode(no_processing=folded)
+        if folded:
+            bridge._weights_processed = True    # the bridge must never fold these weights again
     except Exception as exc:  # the bridge raises many types for unsupported architectures
         raise UnsupportedModelError(f"{ref}: TransformerLens could not wrap this model: {exc}") from exc
     bridge.eval()

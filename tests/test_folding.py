@@ -1,0 +1,103 @@
+"""sadlang's in-place norm folding (models/folding.py) gives the bridge's own processing to the
+last bit, on every family that has a folder, tied embeddings included; models it does not fit are
+left untouched for the bridge."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from sadlang.models import builtin
+from sadlang.models.families import FAMILIES, family_of
+from sadlang.models.folding import fold_in_place, fold_rms_pre
+
+FOLDED = [f.tiny.name for f in FAMILIES.values() if f.fold and f.tiny is not None]
+PROMPT = "When Mary and John went to the store , John gave a drink to"
+
+
+def _bridges(hf: torch.nn.Module, name: str):
+    """(the bridge's own processing, sadlang's in-place folding) of two copies of `hf`."""
+    from transformer_lens.model_bridge import TransformerBridge
+
+    tok = builtin.tokenizer()
+    ours = copy.deepcopy(hf)
+    theirs = TransformerBridge.boot_transformers(builtin.bridge_name(name), hf_model=hf, tokenizer=tok,
+                                                 device="cpu")
+    theirs.enable_compatibility_mode()
+    assert fold_in_place(ours)
+    mine = TransformerBridge.boot_transformers(builtin.bridge_name(name), hf_model=ours, tokenizer=tok,
+                                               device="cpu")
+    mine.enable_compatibility_mode(no_processing=True)
+    return theirs.eval(), mine.eval()
+
+
+def _tied(name: str) -> torch.nn.Module:
+    """The family's tiny model with its unembedding tied to the embedding (as SmolLM2's is)."""
+    import transformers as tf
+
+    config = builtin.build_config(name)
+    config.tie_word_embeddings = True
+    model = getattr(tf, family_of(config).tiny.model)(config)   # type: ignore[union-attr]
+    builtin._randomize(model, 3)
+    model.tie_weights()
+    assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
+    return model.eval()
+
+
+def test_the_registry_names_folders_that_exist():
+    from sadlang.models.folding import FOLDERS
+
+    assert FOLDED, "no family folds in place"
+    assert all(f.fold in FOLDERS for f in FAMILIES.values() if f.fold)
+
+
+@pytest.mark.parametrize("tied", [False, True], ids=["untied", "tied"])
+@pytest.mark.parametrize("name", FOLDED)
+def test_in_place_folding_equals_the_bridges_processing(name, tied):
+    hf = _tied(name) if tied else builtin.build_hf_model(name, 1)
+    theirs, mine = _bridges(hf, name)
+    a, b = theirs.original_model.state_dict(), mine.original_model.state_dict()
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    for attr in ("W_Q", "W_K", "W_V", "W_O", "W_U", "b_U"):
+        assert torch.equal(getattr(theirs, attr), getattr(mine, attr)), attr
+    tokens = theirs.to_tokens(PROMPT)
+    logits_a, cache_a = theirs.run_with_cache(tokens)
+    logits_b, cache_b = mine.run_with_cache(tokens)
+    assert torch.equal(logits_a, logits_b)
+    assert set(cache_a.keys()) <= set(cache_b.keys())
+    for key in cache_a.keys():
+        assert torch.equal(cache_a[key], cache_b[key]), key
+    if tied:       # the embedding keeps its values; only the unembedding was folded and centred
+        assert torch.equal(mine.original_model.model.embed_tokens.weight, hf.model.embed_tokens.weight)
+
+
+def test_a_model_with_biases_is_left_to_the_bridge():
+    import transformers as tf
+
+    config = builtin.build_config("tiny-llama")
+    config.attention_bias = True
+    model = tf.LlamaForCausalLM(config)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    assert fold_rms_pre(model) is False
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_families_without_a_folder_are_not_folded_in_place():
+    name = next(f.tiny.name for f in FAMILIES.values() if not f.fold and f.tiny is not None)
+    model = builtin.build_hf_model(name, 0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    assert fold_in_place(model) is False
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_a_loaded_bridge_refuses_to_fold_twice(tiny_llama):
+    """The in-place folded bridge is marked processed: a second processing (which would fold the
+    gains again) is skipped by the bridge."""
+    before = tiny_llama.bridge.W_Q.clone()
+    tiny_llama.bridge.process_weights()
+    assert torch.equal(tiny_llama.bridge.W_Q, before)
