@@ -95,3 +95,60 @@ def test_explore_says_when_a_set_draws_no_new_prompts(tmp_path):
     _, model, plan = load_and_compile(path)
     v = run_plan(plan, model, explore=10).verdicts[0]
     assert v.details["searched"] == 0 and "--explore searched nothing: prompt set 'p' has only literal" in v.measured
+
+
+def test_a_failing_search_shrinks_in_a_few_shared_passes(tmp_path):
+    """Shrinking measures each round's candidates together: a failing search of 60 prompts costs a
+    few batched passes more than a passing one of the same size, not one pass per candidate."""
+    from sadlang.decomp.activations import ForwardCounter
+
+    def passes(claim: str) -> tuple[int, object]:
+        p = tmp_path / "s.sad"
+        p.write_text(SPEC + claim)
+        _, model, plan = load_and_compile(p)
+        before = ForwardCounter.calls
+        v = run_plan(plan, model).verdicts[0]
+        return ForwardCounter.calls - before, v
+
+    held, v_held = passes("claim ok: head 0.0 attends end -> end with weight >= 0.9 forall up to 60 prompts\n")
+    failed, v_failed = passes("claim sinks: head 1.0 attends end -> bos with weight >= 0.5 forall up to 60 prompts\n")
+    assert v_held.status == "held" and v_failed.status == "failed"
+    tried = v_failed.details["searched"] - 60
+    assert tried > 0                                          # candidates were measured ...
+    assert failed - held <= 3 * 4                             # ... in a few rounds of a few passes each
+    assert failed - held < tried
+
+
+def test_shrink_steps_are_every_simpler_point_in_order():
+    from sadlang.language import parse_spec
+    from sadlang.runner.shrink import Space
+
+    spec = parse_spec(SPEC)
+    space = Space(spec, spec.prompt_sets["p"])
+    start = (1, ((2, 0), (3,)))                  # second template, A=Alice B=Mary, thing=x
+    steps = space.simpler(start)
+    assert steps == sorted(steps) and start not in steps
+    assert (0, ((2, 0), (3,))) in steps                        # an earlier template
+    assert (1, ((1, 0), (3,))) in steps and (1, ((0, 0), (3,))) not in steps   # A, B stay distinct
+    assert {(1, ((2, 0), (k,))) for k in range(3)} <= set(steps)              # every earlier thing
+    assert all(a != b for _, ((a, b), _) in steps)
+    t, assignment = space.assignment(start)
+    assert t == 1 and assignment == {"A": " Alice", "B": " Mary", "thing": " x"}
+    assert space.point_of(t, assignment) == start
+
+
+def test_shrink_of_a_paired_pool_moves_whole_pairs():
+    from sadlang.language import parse_spec
+    from sadlang.runner.shrink import Space
+
+    spec = parse_spec('''model planted
+pool cities = " Paris": " France", " Rome": " Italy", " Oslo": " Norway"
+prompts p:
+  template "{C} is in{K}"
+  C, K from cities
+''')
+    space = Space(spec, spec.prompt_sets["p"])
+    point = space.point_of(0, {"C": " Oslo", "K": " Norway"})
+    assert point == (0, ((2,),))
+    assert space.simpler(point) == [(0, ((0,),)), (0, ((1,),))]
+    assert space.assignment((0, ((1,),)))[1] == {"C": " Rome", "K": " Italy"}
