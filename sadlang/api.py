@@ -130,7 +130,7 @@ def check(spec: str | Path | A.Spec, model: Any = None, *, tokenizer: Any = None
         loaded, plan = prepare(parsed, None if model is None else str(model))
     else:
         checked = validate(parsed)                      # spec errors before any model work
-        loaded = as_model(model, checked.settings.device, tokenizer)
+        loaded = as_model(model, checked.settings.device, tokenizer, checked.settings.dtype)
         plan = compile_spec(parsed, loaded, checked=checked)
     views, observe = collector(parsed)
     base = run_plan(plan, loaded, explore=explore, progress=progress, observe=observe)

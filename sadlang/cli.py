@@ -502,6 +502,26 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_exactness(args: argparse.Namespace) -> int:
+    from sadlang.models import load_model
+    from sadlang.trace.exactness import measure_texts
+
+    _threads()
+    model = load_model(args.model, args.device, dtype=args.dtype)
+    texts = args.prompt or EXACTNESS_PROMPTS
+    result = measure_texts(model, texts)
+    print(f"exactness of {model.info.name} on {model.device.type}, every head at every position: {result.text()}")
+    if args.dtype == "fp32" and not result.within_fp32_bounds:
+        print("error: an fp32 model past the bounds the tests hold: the decomposition does not sum to this "
+              "model here (report it with this output)", file=sys.stderr)
+        return 1
+    return 0
+
+
+EXACTNESS_PROMPTS = ["When Mary and John went to the store, John gave a drink to",
+                     "The quick brown fox jumps over the lazy dog because it"]
+
+
 def cmd_sinks(args: argparse.Namespace) -> int:
     from sadlang.control.sinks import survey
     from sadlang.evidence.store import PromptSetEvidence
@@ -696,6 +716,15 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     sc.set_defaults(fn=cmd_scan)
 
+    ex = sub.add_parser("exactness", help="measure how exactly the decomposition sums to a model's own hooked "
+                                          "scores and residual stream (every head and position; exit 1 when an "
+                                          "fp32 model is past the tests' bounds)")
+    ex.add_argument("--model", default="smollm2-135m")
+    ex.add_argument("--prompt", action="append", help="a prompt (repeatable; default: two built-in sentences)")
+    ex.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    ex.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32",
+                    help="run the model in this precision (the decomposition stays fp32)")
+    ex.set_defaults(fn=cmd_exactness)
     s = sub.add_parser("sinks", help="per-head sink share, signal consistency, control/data class, prototypes")
     s.add_argument("--model", default="smollm2-135m")
     s.add_argument("--prompt", action="append", required=True, help="a prompt (repeatable)")

@@ -17,6 +17,7 @@ from sadlang.errors import one_of
 from sadlang.trace.options import TraceOptions
 
 Device = Literal["auto", "cpu", "cuda"]
+Dtype = Literal["fp32", "bf16", "fp16"]
 
 # options whose values are the names of a registry
 REGISTRIES: dict[str, dict[str, object]] = {"ablation": dict(ABLATIONS), "metric": dict(METRICS)}
@@ -47,6 +48,11 @@ class Settings(BaseModel):
         description="trapezoid intervals for accpp's integrated gradients, 2..4096")
     device: Device = Field(
         default="auto", description="auto, cpu or cuda (fp32, TF32 off)")
+    dtype: Dtype = Field(
+        default="fp32",
+        description="weights and forward passes: fp32, or bf16/fp16 for large models (norms folded in fp32 first; "
+                    "decompositions read fp32 copies and accumulate in fp32, so they sum to the half-precision "
+                    "model's own activations only to its rounding: `sadlang exactness` measures the bound)")
     seed: int = Field(
         default=0, ge=0, description="seed of random controls and of the property search, >= 0")
     batch_size: int = Field(
@@ -89,7 +95,7 @@ class Settings(BaseModel):
     max_search: int = Field(
         default=1_000, ge=1, le=1_000_000,
         description="the most prompts `forall up to N` may search (drawn prompts share batched passes; "
-                    "only a failure is shrunk one prompt at a time)")
+                    "a failure is shrunk in shared passes too)")
 
     executor: Literal["local", "ray"] = Field(
         default="local", description="local (this process) or ray (prompt shards and claims on Ray actors; "

@@ -143,11 +143,12 @@ class WiredRun:
         self.delta: dict[int, torch.Tensor] = {}          # layer -> (b, n, H, r) z - ref
 
     def _input(self, row: int, layer: int, senders: frozenset[Head]) -> torch.Tensor:
-        """(n, D) the normed input of a layer-`layer` head whose `senders` are cut."""
+        """(n, D) the normed input of a layer-`layer` head whose `senders` are cut, in fp32 (the
+        weights' precision) whatever the model runs in."""
         assert self.resid is not None
-        x = self.resid[row]
+        x = self.resid[row].float()
         for ls, hs in sorted(senders):
-            x = x - self.delta[ls][row, :, hs] @ self.w.W_O[ls, hs].to(x.dtype)
+            x = x - self.delta[ls][row, :, hs].float() @ self.w.W_O[ls, hs]
         return norm(x, self.kind, self.eps)
 
     def _cuts(self, row: int, layer: int, side: Side) -> list[tuple[int, frozenset[Head]]]:
@@ -174,8 +175,8 @@ class WiredRun:
             for row in range(z.shape[0]):
                 for head, senders in self._cuts(row, layer, "value"):
                     assert self.pattern is not None
-                    v = self._input(row, layer, senders) @ w.W_V[layer, w.kv(head)].to(z.dtype)
-                    z[row, :, head] = self.pattern[row, head] @ v
+                    v = self._input(row, layer, senders) @ w.W_V[layer, w.kv(head)]
+                    z[row, :, head] = (self.pattern[row, head].float() @ v).to(z.dtype)
             ref = self.values[:, layer].to(z.dtype)
             z = torch.where(keep[:, layer, :, :, None], z, ref)
             self.delta[layer] = z - ref
@@ -216,5 +217,5 @@ class WiredRun:
         x = x.clone()
         for row, senders in rows:
             for ls, hs in sorted(senders):
-                x[row] = x[row] - self.delta[ls][row, :, hs] @ self.w.W_O[ls, hs].to(x.dtype)
+                x[row] = (x[row].float() - self.delta[ls][row, :, hs].float() @ self.w.W_O[ls, hs]).to(x.dtype)
         return x

@@ -114,10 +114,14 @@ class SignalKind(ClaimKind):
         body: SignalClaim = claim.body  # type: ignore[assignment]
         by_prompt = edge_signals(ev, body)
         sigs = list(by_prompt.values())
+        if len(sigs) < 2:      # no pair to compare: neither stable nor of a class (never "data" by default)
+            return Measurement(False, f"the edge is in {len(sigs)} of {len(ev)} prompts: a signal's consistency "
+                                      f"needs it in 2 or more (value 0: no pair of signals to compare)", 0.0,
+                               details={"prompts_with_edge": len(sigs)})
         cons = mean_pairwise_cosine(sigs)
         if body.prop == "stable":
             assert body.bound is not None
-            return Measurement(len(sigs) >= 2 and holds(cons, body.bound),
+            return Measurement(holds(cons, body.bound),
                                f"mean pairwise cosine {fmt(cons)} over {len(sigs)} prompts with the edge",
                                cons)
         thr = settings.control_consistency
@@ -126,12 +130,12 @@ class SignalKind(ClaimKind):
         if twins is not None:
             theirs = {twins.origin[j]: v for j, v in edge_signals(twins, body).items()}
             inv, pairs = paired_cosine(by_prompt, theirs)
-        cls = "control" if len(sigs) >= 2 and cons >= thr and not (pairs and inv < thr) else "data"
+        cls = "control" if cons >= thr and not (pairs and inv < thr) else "data"
         measured = f"{cls}: consistency {fmt(cons)} across {len(sigs)} prompts"
         if pairs:
             measured += f", {fmt(inv)} between {pairs} prompts and their slot-swapped twins"
         measured += f" (control if both >= {thr})"
-        return Measurement(len(sigs) >= 2 and cls == body.signal_class, measured, cons,
+        return Measurement(cls == body.signal_class, measured, cons,
                            details={"class": cls, "consistency": cons, "swap_invariance": inv,
                                     "swap_pairs": pairs})
 

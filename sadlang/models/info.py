@@ -26,6 +26,7 @@ class ModelInfo(BaseModel):
     source: str  # "bundled" | "package" | "builtin" | "hub" | "local"
     fingerprint: str  # sha256 prefix of the QK/OV weights after folding
     bos_token: str | None = None
+    dtype: str = "fp32"  # of weights and forward passes: fp32, bf16 or fp16
 
     def head_range(self) -> str:
         return f"layers 0..{self.n_layers - 1}, heads 0..{self.n_heads - 1}"

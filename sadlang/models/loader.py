@@ -326,11 +326,18 @@ def _check_bridge(bridge: Any, name: str) -> None:
 _LOADED: dict[tuple[str, str], LoadedModel] = {}
 
 
-def load_model(ref: str = BUNDLED_NAME, device: str = "auto", *, reuse: bool = True) -> LoadedModel:
-    """Load `ref` as a folded fp32 bridge in eval mode. Loads are memoized per process."""
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def load_model(ref: str = BUNDLED_NAME, device: str = "auto", *, reuse: bool = True,
+               dtype: str = "fp32") -> LoadedModel:
+    """Load `ref` as a folded bridge in eval mode, fp32 (or `dtype` bf16/fp16: folded in fp32,
+    then cast). Loads are memoized per process."""
     ref = ALIASES.get(ref, ref)
     dev = resolve_device(device)
-    key = (ref, str(dev))
+    if dtype not in DTYPES:
+        raise ModelLoadError(f"unknown dtype {dtype!r}: use {', '.join(DTYPES)}")
+    key = (ref, str(dev)) if dtype == "fp32" else (ref, f"{dev}:{dtype}")
     if reuse and key in _LOADED:
         return _LOADED[key]
     base, _, seed = ref.partition(":")
@@ -350,7 +357,7 @@ def load_model(ref: str = BUNDLED_NAME, device: str = "auto", *, reuse: bool = T
     # every weight as loaded, before the bridge folds them (the bundled loader computed it already,
     # to check its cache against the digest it recorded)
     raw_digest = getattr(hf, "_sadlang_digest", None) or weights_digest(hf)
-    loaded = _loaded(_boot(hf, tok, arch_name, dev, ref), hf, ref, source, raw_digest, dev)
+    loaded = _loaded(_boot(hf, tok, arch_name, dev, ref), hf, ref, source, raw_digest, dev, dtype)
     if reuse:
         _LOADED[key] = loaded
     return loaded
@@ -382,11 +389,16 @@ def _boot(hf: Any, tok: Any, arch_name: str, dev: torch.device, ref: str) -> Any
     return bridge
 
 
-def _loaded(bridge: Any, hf: Any, ref: str, source: str, raw_digest: str, dev: torch.device) -> LoadedModel:
+def _loaded(bridge: Any, hf: Any, ref: str, source: str, raw_digest: str, dev: torch.device,
+            dtype: str = "fp32") -> LoadedModel:
     """The LoadedModel of a folded bridge over `hf`: its weights as the decomposition reads them
-    (with the family's windows, scales and gains) and its info."""
+    (with the family's windows, scales and gains) and its info. A half-precision `dtype` casts
+    the folded model; the decomposition reads fp32 copies of the cast weights."""
     from sadlang.models import families as fam
 
+    if dtype != "fp32":
+        bridge.to(DTYPES[dtype], print_details=False)
+        raw_digest = f"{raw_digest}:{dtype}"          # a cast model has other weights: other caches
     weights = read_weights(bridge, tuple(fam.sliding_windows(hf.config)), fam.attn_scale(hf.config),
                            fam.post_attention_gains(hf), fam.qk_norm_gains(hf), fam.rope_per_layer(hf.config))
     cfg = bridge.cfg
@@ -400,7 +412,7 @@ def _loaded(bridge: Any, hf: Any, ref: str, source: str, raw_digest: str, dev: t
         positional=getattr(cfg, "positional_embedding_type", "standard"),
         norm="RMS" if "RMS" in str(cfg.normalization_type) else "LN",
         source=source, fingerprint=weights.fingerprint(raw_digest),
-        bos_token=getattr(tok, "bos_token", None),
+        bos_token=getattr(tok, "bos_token", None), dtype=dtype,
     )
     return LoadedModel(bridge=bridge, tokenizer=tok, info=info, weights=weights, device=dev)
 
@@ -446,14 +458,14 @@ def from_bridge(bridge: Any, *, name: str | None = None, device: str = "auto") -
     return _loaded(bridge, hf, ref, "session", weights_digest(hf), dev)
 
 
-def as_model(model: Any, device: str = "auto", tokenizer: Any = None) -> LoadedModel:
-    """What a Python caller may pass as a model: a LoadedModel, a model reference (name or folder),
-    a transformers model (with its `tokenizer`, unless one is saved beside it) or a TransformerLens
-    bridge."""
+def as_model(model: Any, device: str = "auto", tokenizer: Any = None, dtype: str = "fp32") -> LoadedModel:
+    """What a Python caller may pass as a model: a LoadedModel, a model reference (name or folder,
+    loaded in `dtype`), a transformers model (with its `tokenizer`, unless one is saved beside it)
+    or a TransformerLens bridge (both used in fp32)."""
     if isinstance(model, LoadedModel):
         return model
     if isinstance(model, (str, Path)):
-        return load_model(str(model), device)
+        return load_model(str(model), device, dtype=dtype)
     if hasattr(model, "original_model") and hasattr(model, "cfg"):
         return from_bridge(model, device=device)
     return from_hf(model, tokenizer, device=device)

@@ -11,7 +11,7 @@ from sadlang.plan.validate import Validated, validate
 def load_spec_model(spec: A.Spec, model_override: str | None = None, device_override: str | None = None,
                     lenient: bool = False, checked: Validated | None = None) -> LoadedModel:
     """The spec's model (or `model_override`) on the spec's `option device` (or
-    `device_override`). The spec is validated first (unless `checked` is its validation), so a
+    `device_override`), in its `option dtype`. The spec is validated first (unless `checked` is its validation), so a
     spec error never waits for a model load."""
     settings = (checked or validate(spec, lenient)).settings
-    return load_model(model_override or spec.model, device_override or settings.device)
+    return load_model(model_override or spec.model, device_override or settings.device, dtype=settings.dtype)
