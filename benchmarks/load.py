@@ -3,8 +3,9 @@
     python benchmarks/load.py [--repeats 3]
 
 Cold = the fp32 cache is rebuilt from the GGUF (run in a fresh cache dir); warm = loaded from
-the cache; floor = importing the same stack (torch, transformers, TransformerLens) and reading
-the same cached weights with `safetensors.torch.load_file`, which any load must do. Each load runs
+the cache; floor = importing the same stack (torch, transformers, TransformerLens, and the
+model's transformers classes, which reading its config imports) and reading the same cached
+weights with `safetensors.torch.load_file`, which any load must do. Each load runs
 in a fresh subprocess so nothing is memoized; medians are shown.
 """
 
@@ -35,6 +36,8 @@ t = time.perf_counter()
 import torch, transformers, transformer_lens
 from safetensors.torch import load_file
 from sadlang.models.bundled import WEIGHTS, bundled_cache_dir
+# the model's own transformers classes belong to the stack: a Llama config pulls in most of them
+transformers.AutoConfig.from_pretrained(str(bundled_cache_dir()))
 state = load_file(str(bundled_cache_dir() / WEIGHTS))
 total = sum(float(v.sum()) for v in state.values())     # touch every weight, as a load does
 dt = time.perf_counter() - t

@@ -23,7 +23,7 @@ def test_the_memo_budget_evicts_across_decompositions_and_recomputes_identically
     first, second = (decomposition(tiny_llama, a) for a in run_batch(tiny_llama, [tokens, tokens]))
     one = first.a(3, 0)
     size = one.numel() * one.element_size()
-    budget = P.MemoBudget(3 * size)
+    budget = P.MemoBudget(3 * size, keep=1)
     monkeypatch.setattr(P, "MEMO", budget)
     first._cache.clear()
     kept = {h: first.a(3, h).clone() for h in range(4)}        # the 4th evicts the 1st
@@ -36,9 +36,20 @@ def test_the_memo_budget_evicts_across_decompositions_and_recomputes_identically
     assert budget.total <= budget.limit
 
 
+def test_the_newest_tables_stay_past_the_limit(tiny_llama, monkeypatch):
+    tokens = tiny_llama.to_tokens("When Mary and John went to the store")
+    dec = decomposition(tiny_llama, run_batch(tiny_llama, [tokens])[0])
+    budget = P.MemoBudget(0, keep=2)
+    monkeypatch.setattr(P, "MEMO", budget)
+    dec._cache.clear()
+    for h in range(4):
+        dec.b(3, h)          # computes k_rot (memo) and b (memo): the two newest stay
+    assert len(budget._entries) == 2 and ("b", 3, 3) in dec._cache
+
+
 def test_a_dead_decompositions_tables_leave_the_budget(tiny_llama, monkeypatch):
     tokens = tiny_llama.to_tokens("When Mary and John went to the store")
-    budget = P.MemoBudget(2**30)
+    budget = P.MemoBudget(2**30, keep=1)
     monkeypatch.setattr(P, "MEMO", budget)
     dec = decomposition(tiny_llama, run_batch(tiny_llama, [tokens])[0])
     dec.a(2, 0)

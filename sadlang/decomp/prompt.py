@@ -27,10 +27,13 @@ class MemoBudget:
     C ~ layers x heads x n: 17 MB at 16 tokens on the bundled model and growing as n^2, so a count
     of tables is no bound. Tables are kept least-recently-used first out across decompositions;
     an evicted one is recomputed, identically, when asked again. `SADLANG_MEMO_MB` sets the limit
-    (default 512)."""
+    (default 256: checking specs/ioi.sad took as long with 128 as without a limit, see
+    docs/benchmarks.md). The newest `keep` tables stay whatever their size, so the query and key
+    tables of one head outlive the firing that reads them even on long prompts."""
 
-    def __init__(self, limit_bytes: int):
+    def __init__(self, limit_bytes: int, keep: int = 4):
         self.limit = limit_bytes
+        self.keep = keep
         self.total = 0
         self._entries: OrderedDict = OrderedDict()     # (id(owner), key) -> (weakref(owner), nbytes)
 
@@ -50,7 +53,7 @@ class MemoBudget:
             self.total -= self._entries.pop(entry)[1]
         self._entries[entry] = (weakref.ref(owner), size)
         self.total += size
-        while self.total > self.limit and len(self._entries) > 1:
+        while self.total > self.limit and len(self._entries) > self.keep:
             (_, old_key), (ref, old_size) = self._entries.popitem(last=False)
             self.total -= old_size
             holder = ref()
@@ -58,7 +61,7 @@ class MemoBudget:
                 holder._cache.pop(old_key, None)
 
 
-MEMO = MemoBudget(int(float(os.environ.get("SADLANG_MEMO_MB", "512")) * 2**20))
+MEMO = MemoBudget(int(float(os.environ.get("SADLANG_MEMO_MB", "256")) * 2**20))
 
 
 class PromptDecomposition:

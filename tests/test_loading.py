@@ -1,0 +1,63 @@
+"""The fast path for cached fp32 weights (models/bundled.py: read into one buffer, assigned to a
+model built without initialisation) gives what transformers' `from_pretrained` gives: every
+parameter and buffer, and the logits, to the bit; files it does not expect fall back."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import save_file, save_model
+
+from sadlang.models import builtin
+from sadlang.models.bundled import WEIGHTS, _assembled, _from_pretrained, load_cached_hf, read_safetensors
+
+
+def _cache(tmp_path, name: str, tied: bool):
+    import transformers as tf
+
+    config = builtin.build_config(name)
+    config.tie_word_embeddings = tied
+    model = getattr(tf, builtin._tiny(name).model)(config)
+    builtin._randomize(model, 5)
+    if tied:
+        model.tie_weights()
+    config.architectures = [type(model).__name__]
+    config.save_pretrained(tmp_path)
+    save_model(model, str(tmp_path / WEIGHTS), metadata={"format": "pt"})
+    builtin.tokenizer().save_pretrained(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize("tied", [False, True], ids=["untied", "tied"])
+@pytest.mark.parametrize("name", ["tiny-llama", "tiny-gemma3", "tiny-gpt2"])
+def test_the_fast_path_equals_from_pretrained(tmp_path, name, tied):
+    directory = _cache(tmp_path, name, tied)
+    fast, slow = _assembled(directory), _from_pretrained(directory)
+    assert fast is not None
+    a, b = fast.state_dict(), slow.state_dict()
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    buffers = dict(slow.named_buffers())
+    for key, value in fast.named_buffers():
+        assert torch.equal(value, buffers[key]), key
+    if tied:
+        assert fast.get_output_embeddings().weight.data_ptr() == fast.get_input_embeddings().weight.data_ptr()
+    tokens = torch.tensor([[0, 5, 9, 13, 7, 21, 4]])
+    with torch.no_grad():
+        assert torch.equal(fast(tokens).logits, slow(tokens).logits)
+    assert not fast.training
+
+
+def test_a_file_the_fast_path_does_not_expect_falls_back(tmp_path):
+    directory = _cache(tmp_path, "tiny-llama", False)
+    state = read_safetensors(directory / WEIGHTS)
+    assert state is not None
+    half = {k: v.half() for k, v in state.items()}
+    save_file(half, str(directory / WEIGHTS), metadata={"format": "pt"})
+    assert read_safetensors(directory / WEIGHTS) is None            # not fp32: not this path's file
+    model, _ = load_cached_hf(directory)                              # from_pretrained reads it
+    assert next(model.parameters()).dtype == torch.float32
+    extra = {**state, "model.extra.weight": torch.zeros(2)}
+    save_file(extra, str(directory / WEIGHTS), metadata={"format": "pt"})
+    assert _assembled(directory) is None                              # a name the model lacks
