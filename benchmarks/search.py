@@ -24,8 +24,8 @@ warnings.filterwarnings("ignore")
 ROOT = Path(__file__).resolve().parents[1]
 CLAIMS = {
     "pass": "head 16.0 attends S+1 -> S with weight >= 0.2",
-    "fail": "head 16.0 attends S+1 -> S with weight >= 0.8",
-    "rare": "head 16.0 attends S+1 -> S with weight >= 0.55",
+    "fail": "head 16.0 attends S+1 -> S with weight >= 0.9",
+    "rare": "head 16.0 attends S+1 -> S with weight >= 0.88",
 }
 
 

@@ -83,8 +83,10 @@ def _threads() -> None:
     """Torch threads per sadlang's measured default (SADLANG_THREADS overrides), set only once
     the engine is needed: a spec error never waits for torch."""
     from sadlang.models.loader import use_default_threads
+    from sadlang.runtime import watch_cores
 
     use_default_threads()
+    watch_cores()
 
 
 def _print_profile(file: str, t0: float, costs: list, phases: dict[str, float]) -> None:

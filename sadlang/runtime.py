@@ -23,3 +23,77 @@ def calm_openmp() -> None:
     if "torch" in sys.modules or "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
         return
     os.environ["GOMP_SPINCOUNT"] = SPINCOUNT
+
+
+class CoreWatch:
+    """Torch threads for the cores other processes leave free, re-chosen between units of work.
+
+    Beside a busy process, two torch threads on two cores wait on each other and a check ran
+    several times slower, where one thread ran at its idle speed (benchmarks/threads.py); on an
+    idle machine two threads are faster. So between units of work (after the model loads, and
+    between claims) the watch reads how much CPU other processes used since the last look
+    (/proc/stat less this process's own time, /proc/self/stat) and sets torch's threads to the
+    cores they left free. Linux only; elsewhere, when the user chose a thread count
+    (SADLANG_THREADS), when pytest-xdist split the cores, or with SADLANG_WATCH_CORES=0, it does
+    nothing."""
+
+    def __init__(self, cores: int | None = None) -> None:
+        self.cores = cores or os.cpu_count() or 1
+        self.last = self._sample()
+        self.threads: int | None = None
+        self.choices: list[tuple[float, int]] = []       # (cores busy elsewhere, threads), per look
+
+    @staticmethod
+    def _sample() -> tuple[int, int, int] | None:
+        """(busy jiffies of all CPUs, all jiffies, this process's jiffies), or None off Linux."""
+        try:
+            with open("/proc/stat") as f:
+                fields = [int(v) for v in f.readline().split()[1:]]
+            with open("/proc/self/stat") as f:
+                own = f.read().rsplit(")", 1)[1].split()
+        except (OSError, ValueError, IndexError):
+            return None
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+        return sum(fields[:8]) - idle, sum(fields[:8]), int(own[11]) + int(own[12])
+
+    def others(self) -> float | None:
+        """Cores' worth of CPU that other processes used since the last look (None: unknown)."""
+        now = self._sample()
+        before, self.last = self.last, now
+        if now is None or before is None or now[1] <= before[1]:
+            return None
+        busy, total, own = (a - b for a, b in zip(now, before))
+        return max(0.0, (busy - own) / total * self.cores)
+
+    def adjust(self) -> None:
+        """Set torch's threads to the cores other processes left free since the last look."""
+        others = self.others()
+        if others is None:
+            return
+        threads = max(1, self.cores - int(others + 0.5))
+        self.choices.append((round(others, 2), threads))
+        if threads != self.threads:
+            import torch
+
+            torch.set_num_threads(threads)
+            self.threads = threads
+
+
+WATCH: CoreWatch | None = None
+
+
+def watch_cores() -> None:
+    """Entry points call this (CLI, pytest plugin): from now on `between_work` re-chooses torch's
+    threads, unless the user or pytest-xdist already chose them."""
+    global WATCH
+    if os.environ.get("SADLANG_THREADS", "").strip() or os.environ.get("PYTEST_XDIST_WORKER_COUNT") or \
+            os.environ.get("SADLANG_WATCH_CORES", "1") == "0":
+        return
+    if WATCH is None and (os.cpu_count() or 1) > 1:
+        WATCH = CoreWatch()
+
+
+def between_work() -> None:
+    """A point between units of work (after loading, between claims): re-choose the threads."""
+    if WATCH is not None:
+        WATCH.adjust()

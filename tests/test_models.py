@@ -223,3 +223,40 @@ def test_a_config_far_bigger_than_its_weights_fails_before_allocating(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(ModelLoadError, match="does not belong to these weights"):
         load_model(str(tmp_path), reuse=False)
+
+
+def test_the_core_watch_leaves_cores_busy_elsewhere_to_their_processes(monkeypatch):
+    """Between units of work the entry points' watch sets torch's threads to the cores other
+    processes left free: one of two busy elsewhere -> 1 thread; both free again -> 2."""
+    from sadlang import runtime
+
+    before = torch.get_num_threads()
+    looks = iter([(0, 0, 0),              # (busy jiffies of all CPUs, all jiffies, this process's jiffies)
+                  (100, 200, 0),          # one core's worth busy, none of it ours
+                  (300, 400, 200),        # both cores busy, all of it ours
+                  (300, 400, 200)])       # no time passed: nothing known, nothing changed
+    monkeypatch.setattr(runtime.CoreWatch, "_sample", staticmethod(lambda: next(looks)))
+    try:
+        watch = runtime.CoreWatch(cores=2)
+        watch.adjust()
+        assert torch.get_num_threads() == 1 and watch.choices == [(1.0, 1)]
+        watch.adjust()
+        assert torch.get_num_threads() == 2 and watch.choices[-1] == (0.0, 2)
+        watch.adjust()
+        assert len(watch.choices) == 2 and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_the_core_watch_stays_off_where_threads_were_chosen(monkeypatch):
+    from sadlang import runtime
+
+    monkeypatch.setattr(runtime, "WATCH", None)
+    for env in ({"SADLANG_THREADS": "1"}, {"PYTEST_XDIST_WORKER_COUNT": "2"}, {"SADLANG_WATCH_CORES": "0"}):
+        for key in ("SADLANG_THREADS", "PYTEST_XDIST_WORKER_COUNT", "SADLANG_WATCH_CORES"):
+            monkeypatch.delenv(key, raising=False)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        runtime.watch_cores()
+        assert runtime.WATCH is None
+        runtime.between_work()                 # a no-op without a watch

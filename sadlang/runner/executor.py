@@ -25,6 +25,7 @@ from sadlang.plan.validate import undrawable, validate
 from sadlang.runner.evaluate import error_verdict, evaluate
 from sadlang.runner.search import search
 from sadlang.runner.verdict import Report, Verdict
+from sadlang.runtime import between_work
 from sadlang.trace.methods import DecomposeCounter
 
 
@@ -146,6 +147,7 @@ def run_plan(plan: Plan, model: LoadedModel, explore: int = 0, progress: bool = 
             look: tuple[int, list[int]] | None = None) -> Verdict:
         if bar is not None:
             bar.set_description(f"claim {claim.name}")
+        between_work()             # torch threads for the cores other processes leave (runtime.py)
         start = (time.perf_counter(), ForwardCounter.calls, DecomposeCounter.calls, ForwardCounter.seconds)
         v = check_claim(p, model, st, claim, cp.prompt_set, explore)
         if look is not None:
