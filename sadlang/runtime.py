@@ -1,4 +1,5 @@
-"""Process settings that must be made before torch loads.
+"""Process settings of sadlang's entry points: the OpenMP spin-wait, set before torch loads, and
+torch's thread count, re-chosen while a check runs (`CoreWatch`).
 
 OpenMP threads (libgomp, which torch's CPU builds use) spin-wait for work for a while before
 they sleep: 300,000 spins by default. On a machine whose other core is busy, a spinning thread

@@ -84,6 +84,14 @@ def test_a_transformers_model_without_a_tokenizer_is_a_clear_error():
         sadlang.check(PLANTED, model=build_hf_model("planted"))
 
 
+def test_a_model_object_with_a_half_precision_option_is_a_clear_error():
+    from sadlang.errors import ModelLoadError
+    from sadlang.models.builtin import build_hf_model, tokenizer
+
+    with pytest.raises(ModelLoadError, match=r"option dtype = bf16 applies to models sadlang loads by name"):
+        sadlang.check(PLANTED, model=build_hf_model("planted"), tokenizer=tokenizer(), dtype="bf16")
+
+
 def test_a_folded_bridge_is_used_as_it_is(by_file):
     from sadlang.models import loader
 

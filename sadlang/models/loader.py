@@ -466,6 +466,9 @@ def as_model(model: Any, device: str = "auto", tokenizer: Any = None, dtype: str
         return model
     if isinstance(model, (str, Path)):
         return load_model(str(model), device, dtype=dtype)
+    if dtype != "fp32":
+        raise ModelLoadError(f"option dtype = {dtype} applies to models sadlang loads by name or folder; "
+                             f"a model object is used as given, in fp32: pass its name, or drop the option")
     if hasattr(model, "original_model") and hasattr(model, "cfg"):
         return from_bridge(model, device=device)
     return from_hf(model, tokenizer, device=device)
