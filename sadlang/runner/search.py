@@ -21,21 +21,18 @@ if TYPE_CHECKING:
     from sadlang.prompts.build import BuiltPrompt
 
 
-def drawn_prompts(model: LoadedModel, spec: A.Spec, decl: A.PromptSetDecl, n: int, seed: int) -> list:
-    """n prompts of the set drawn with `seed` (values that are not single tokens are skipped)."""
-    return [p for _, p in _drawn(model, spec, decl, n, seed)]
+def _drawn(model: LoadedModel, space: Space, n: int, seed: int) -> list[tuple[Point, BuiltPrompt]]:
+    """n points of the set drawn with `seed`, with their prompts (values that are not single
+    tokens are skipped)."""
+    from sadlang.prompts.build import PromptError, sample_assignments
 
-
-def _drawn(model: LoadedModel, spec: A.Spec, decl: A.PromptSetDecl, n: int,
-           seed: int) -> list[tuple[tuple[int, dict[str, str]], BuiltPrompt]]:
-    from sadlang.prompts.build import PromptError, build_prompt, sample_assignments
-
+    spec, decl = space.spec, space.decl
     groups = [(g.slots, spec.pools[g.pool].rows(), g.distinct) for g in decl.slots]
     out = []
     for t, assignment in sample_assignments(groups, n, seed, len(decl.templates)):
+        point = space.point_of(t, assignment)
         try:
-            out.append(((t, assignment), build_prompt(model, decl.templates[t][0], assignment, t, decl.answer,
-                                                      decl.against)))
+            out.append((point, space.build(model, point)))
         except PromptError:
             continue
     return out
@@ -46,7 +43,8 @@ def search(model: LoadedModel, spec: A.Spec, decl: A.PromptSetDecl, claim: A.Cla
     """Try up to `limit` drawn prompts in shared passes; on a failure, shrink it in shared passes
     (runner/shrink.py) to a minimal prompt. Returns (prompts tried, counterexample or None)."""
     kind = kind_of(claim.body)
-    drawn = _drawn(model, spec, decl, limit, config.seed + 1)
+    space = Space(spec, decl)
+    drawn = _drawn(model, space, limit, config.seed + 1)
     prompts = [p for _, p in drawn]
 
     def failing(batch_prompts: list[BuiltPrompt]) -> list[PromptEvidence]:
@@ -57,24 +55,15 @@ def search(model: LoadedModel, spec: A.Spec, decl: A.PromptSetDecl, claim: A.Cla
     fails = failing(prompts)
     if not fails:
         return len(prompts), None
-    space = Space(spec, decl)
-    start = min(fails, key=lambda e: space.point_of(*drawn[e.index][0]))
-    tried, point, counter = shrink(model, space, space.point_of(*drawn[start.index][0]), failing)
+    start = min(fails, key=lambda e: drawn[e.index][0])
+    tried, point, counter = shrink(model, space, drawn[start.index][0], failing)
     if counter is None:        # no simpler prompt fails: the least drawn failure is the counterexample
         counter, prompt = start, prompts[start.index]
     else:
-        prompt = _built(model, space, point)
+        prompt = space.build(model, point)
     counter.detail = _with_tokens(model, prompt, counter.detail)
     counter.index = 0
     return len(prompts) + tried, counter
-
-
-def _built(model: LoadedModel, space: Space, point: Point) -> BuiltPrompt:
-    from sadlang.prompts.build import build_prompt
-
-    decl = space.decl
-    t, assignment = space.assignment(point)
-    return build_prompt(model, decl.templates[t][0], assignment, t, decl.answer, decl.against)
 
 
 def _with_tokens(model: LoadedModel, prompt: BuiltPrompt, detail: str) -> str:

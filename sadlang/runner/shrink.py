@@ -59,6 +59,14 @@ class Space:
                 out.update({s: rows[k] for s, k in zip(g.slots, idx)})
         return t, out
 
+    def build(self, model: LoadedModel, point: Point) -> BuiltPrompt:
+        """The prompt of a point (PromptError when a value is not one token, or the prompt too long)."""
+        from sadlang.prompts.build import build_prompt
+
+        t, assignment = self.assignment(point)
+        decl = self.decl
+        return build_prompt(model, decl.templates[t][0], assignment, t, decl.answer, decl.against)
+
     def simpler(self, point: Point) -> list[Point]:
         """Every point one step simpler than `point`, in order (least first)."""
         t, picks = point
@@ -78,17 +86,14 @@ def shrink(model: LoadedModel, space: Space, start: Point,
     """(prompts measured, the least failing point reached, its evidence) from a failing `start`.
     `failing(prompts)` measures prompts in shared passes and returns the evidence of those that
     fail (their `index` is the position in `prompts`)."""
-    from sadlang.prompts.build import PromptError, build_prompt
+    from sadlang.prompts.build import PromptError
 
-    decl = space.decl
     point, evidence, tried = start, None, 0
     while True:
         built: list[tuple[Point, BuiltPrompt]] = []
         for cand in space.simpler(point):
-            t, assignment = space.assignment(cand)
             try:
-                built.append((cand, build_prompt(model, decl.templates[t][0], assignment, t, decl.answer,
-                                                 decl.against)))
+                built.append((cand, space.build(model, cand)))
             except PromptError:          # a value that is not one token, a prompt too long: not a prompt
                 continue
         if not built:
