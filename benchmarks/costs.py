@@ -62,12 +62,7 @@ def _peak_mib() -> float:
 
 
 def point_length(tokens: int) -> dict:
-    import torch
-
-    from sadlang.decomp.activations import run_prompts
     from sadlang.models import load_model
-    from sadlang.trace.options import TraceOptions
-    from sadlang.trace.tracer import trace
 
     model = load_model("smollm2-135m")
     base = "When Mary and John went to the store, John gave a drink to"
@@ -77,7 +72,18 @@ def point_length(tokens: int) -> dict:
     ids = model.to_tokens(text)
     ids = [ids[0], *ids[len(ids) - tokens + 1:]]                 # BOS + the last tokens - 1
     text = "".join(model.decode(ids[1:]))
-    batch = [ids] * 12
+    forward, traced = _forward_and_trace(model, [ids] * 12, text)
+    return {"x": len(ids), "forward_12_s": forward, "trace_s": traced, "peak_mib": _peak_mib()}
+
+
+def _forward_and_trace(model, batch: list[list[int]], text: str) -> tuple[float, float]:
+    """(seconds of one forward pass over `batch`, seconds of a warm acc trace of `text`)."""
+    import torch
+
+    from sadlang.decomp.activations import run_prompts
+    from sadlang.trace.options import TraceOptions
+    from sadlang.trace.tracer import trace
+
     start = time.perf_counter()
     with torch.no_grad():
         run_prompts(model, batch)
@@ -85,7 +91,7 @@ def point_length(tokens: int) -> dict:
     trace(model, [text], [" Mary"], [" John"], options=TraceOptions(method="acc"))   # forms, warm
     start = time.perf_counter()
     trace(model, [text], [" Mary"], [" John"], options=TraceOptions(method="acc"))
-    return {"x": len(ids), "forward_12_s": forward, "trace_s": time.perf_counter() - start, "peak_mib": _peak_mib()}
+    return forward, time.perf_counter() - start
 
 
 def _check(spec_text: str) -> dict:
@@ -120,28 +126,17 @@ def point_claims(k: int) -> dict:
 
 
 def point_model(name: str) -> dict:
-    import torch
-
-    from sadlang.decomp.activations import run_prompts
     from sadlang.models import load_model
-    from sadlang.trace.options import TraceOptions
-    from sadlang.trace.tracer import trace
 
     start = time.perf_counter()
     model = load_model(name)
     load = time.perf_counter() - start
     texts = [f"When{a} and{b} went to the store,{b} gave a drink to" for a, b in
              [(" Mary", " John"), (" Alice", " Bob"), (" Sarah", " James")] * 4]
-    start = time.perf_counter()
-    with torch.no_grad():
-        run_prompts(model, [model.to_tokens(t) for t in texts])
-    forward = time.perf_counter() - start
-    trace(model, texts[:1], [" Mary"], [" John"], options=TraceOptions(method="acc"))    # forms, warm
-    start = time.perf_counter()
-    trace(model, texts[:1], [" Mary"], [" John"], options=TraceOptions(method="acc"))
+    forward, traced = _forward_and_trace(model, [model.to_tokens(t) for t in texts], texts[0])
     params = sum(p.numel() for p in model.bridge.original_model.parameters())
-    return {"x": params, "model": name, "load_s": load, "forward_12_s": forward,
-            "trace_s": time.perf_counter() - start, "peak_mib": _peak_mib()}
+    return {"x": params, "model": name, "load_s": load, "forward_12_s": forward, "trace_s": traced,
+            "peak_mib": _peak_mib()}
 
 
 POINTS = {"length": point_length, "prompts": point_prompts, "claims": point_claims, "models": point_model}

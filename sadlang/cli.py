@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 from sadlang import __version__
 from sadlang.errors import InternalError, SadError, SpecError, UsageError
@@ -596,6 +596,7 @@ def _output_file(suffixes: tuple[str, ...] = ()) -> Callable[[str], str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from sadlang.settings import Dtype
     from sadlang.trace.methods import METHODS
 
     p = argparse.ArgumentParser(
@@ -724,7 +725,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--model", default="smollm2-135m")
     ex.add_argument("--prompt", action="append", help="a prompt (repeatable; default: two built-in sentences)")
     ex.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    ex.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32",
+    ex.add_argument("--dtype", choices=list(get_args(Dtype)), default="fp32",
                     help="run the model in this precision (the decomposition stays fp32)")
     ex.set_defaults(fn=cmd_exactness)
     s = sub.add_parser("sinks", help="per-head sink share, signal consistency, control/data class, prototypes")

@@ -323,7 +323,7 @@ def _check_bridge(bridge: Any, name: str) -> None:
         raise UnsupportedModelError(f"{name}: normalization {norm!r} is not supported")
 
 
-_LOADED: dict[tuple[str, str], LoadedModel] = {}
+_LOADED: dict[tuple[str, str, str], LoadedModel] = {}
 
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -337,7 +337,7 @@ def load_model(ref: str = BUNDLED_NAME, device: str = "auto", *, reuse: bool = T
     dev = resolve_device(device)
     if dtype not in DTYPES:
         raise ModelLoadError(f"unknown dtype {dtype!r}: use {', '.join(DTYPES)}")
-    key = (ref, str(dev)) if dtype == "fp32" else (ref, f"{dev}:{dtype}")
+    key = (ref, str(dev), dtype)
     if reuse and key in _LOADED:
         return _LOADED[key]
     base, _, seed = ref.partition(":")

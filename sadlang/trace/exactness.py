@@ -49,7 +49,6 @@ def measure(model: LoadedModel, acts: list[PromptActivations], heads: list[tuple
     """Exactness over `acts` (clean runs of `model`), for `heads` (default: every head), at every
     destination of every prompt."""
     from sadlang.decomp.components import residual_components
-    from sadlang.decomp.prompt import softcap
     from sadlang.trace.tracer import decomposition
 
     info = model.info
@@ -59,10 +58,8 @@ def measure(model: LoadedModel, acts: list[PromptActivations], heads: list[tuple
         dec = decomposition(model, a)
         for layer, head in heads:
             for d in range(a.n):
-                lo = model.weights.key_start(layer, d)
-                mine = softcap(dec.score_terms(layer, head, d).sum(-1), model.weights.softcap)
-                hooked = a.scores[layer, head, d, lo: d + 1]
-                score = max(score, float((mine - hooked).abs().max()))
+                score = max(score, dec.scores_check(layer, head, d))
+                hooked = a.scores[layer, head, d, model.weights.key_start(layer, d): d + 1]
                 score_scale = max(score_scale, float(hooked.abs().max()))
         for layer in range(info.n_layers):
             total = residual_components(a, model.weights, layer).sum(0)
