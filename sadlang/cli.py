@@ -278,7 +278,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     for name, decl in spec.circuits.items():
         what = (f"traced from {decl.traced_from} at frequency {decl.frequency:g}"
                 + (f", top {decl.top_edges} edges" if decl.top_edges else "")
-                if decl.traced_from else f"{len(decl.nodes)} nodes, {len(decl.edges)} edges")
+                if decl.traced_from else f"{len(decl.nodes) + len(decl.mlps)} nodes, {len(decl.edges)} edges")
         print(f"circuit  {name}: {what}")
     print(f"forward  {plan.forward_passes()} clean pass(es) at batch size {bs}")
     print("claims")
@@ -296,8 +296,10 @@ def cmd_circuit(args: argparse.Namespace) -> int:
     print(f"circuit  {decl.name}  ({args.spec}:{decl.loc.line if decl.loc else '?'})")
     if decl.traced_from is None:
         heads = sorted({n.head.pair for n in decl.nodes})
-        print(f"nodes    {len(decl.nodes)} ({len(heads)} heads in {len({h[0] for h in heads})} layers)")
-        for n in decl.nodes:
+        mlps = f", {len(decl.mlps)} MLPs" if decl.mlps else ""
+        print(f"nodes    {len(decl.nodes) + len(decl.mlps)} ({len(heads)} heads in {len({h[0] for h in heads})} "
+              f"layers{mlps})")
+        for n in [*decl.nodes, *decl.mlps]:
             print(f"  {n.text()}")
         print(f"edges    {len(decl.edges)}" + (" (edge-level: circuit heads talk only through these)"
                                                if decl.edges else " (node-level)"))

@@ -336,3 +336,78 @@ def test_circuit_edge_errors(tmp_path, capsys, edge, where, words):
     text = SPEC.format(model="planted").replace('  0.0\ncircuit traced', f'  0.0\n  {edge}\ncircuit traced')
     err = _spec_error(tmp_path, capsys, "ce.sad", text)
     assert f"ce.sad:{where}:" in err and words in err, err
+
+
+MLP_SPEC = '''model planted-mlp
+pool names = " Mary" " John" " Alice" " Bob" " Tom" " Kate"
+prompts copy:
+  template "When{A} went to the x,{B} said"
+  A, B from names distinct
+  answer " x" against " y"
+  sample 6 seed 0
+circuit with_mlp:
+  0.0
+  1.0
+  mlp 1
+circuit wrong_mlp:
+  0.0
+  1.0
+  mlp 0
+circuit heads_only:
+  0.0
+  1.0
+claim mlp1:      ablate mlp 1 zero lowers logit_diff by >= 50% on copy
+claim mlp1_end:  ablate mlp 1 at end zero lowers logit_diff by >= 50% on copy
+claim mlp0:      ablate mlp 0 zero lowers logit_diff by >= 1% on copy
+claim faithful:  circuit with_mlp is faithful >= 95% by zero ablation on copy
+claim wrong:     circuit wrong_mlp is faithful >= 50% by zero ablation on copy
+claim heads:     circuit heads_only is faithful >= 95% by zero ablation on copy
+claim needed:    circuit with_mlp is minimal >= 30% by zero ablation on copy
+claim overlap:   circuit with_mlp matches heads_only with precision >= 0.9 on copy
+'''
+
+
+def test_mlp_nodes_recover_the_planted_mlp_circuit(tmp_path):
+    """planted-mlp's answer comes mostly from MLP 1, reading what head 1.0 moved: ablating MLP 1
+    (everywhere, or at the end alone) costs most of the logit difference and MLP 0 nothing; a
+    heads-and-MLPs circuit is faithful with MLP 1 and not with MLP 0 in its place (every MLP
+    outside it is ablated), while a heads-only circuit keeps every MLP; MLP 1 is needed
+    (minimality), and node sets compare by unit ('mlp 1' is a node of its own)."""
+    from sadlang.models import load_model
+    from sadlang.plan.compile import compile_spec
+    from sadlang.runner.executor import run_plan
+
+    model = load_model("planted-mlp")
+    report = run_plan(compile_spec(parse_spec(MLP_SPEC, "m.sad"), model), model)
+    status = {v.name: v.status for v in report.verdicts}
+    assert status == {"mlp1": "held", "mlp1_end": "held", "mlp0": "failed", "faithful": "held", "wrong": "failed",
+                      "heads": "held", "needed": "held", "overlap": "failed"}, [v.measured for v in report.verdicts]
+    overlap = next(v for v in report.verdicts if v.name == "overlap")
+    assert overlap.details["only here"] == ["mlp 1"]
+
+
+def test_mlp_ablation_equals_hand_written_hooks():
+    """A zero, mean or resampled MLP ablation in the lab equals the model run with its
+    hook_mlp_out replaced by hand (the reference: the other prompts of the same template and length
+    for mean, the aligned twin for resample)."""
+    from sadlang.circuits.nodes import MLP
+
+    for kind, cf in (("zero", None), ("mean", None), ("resample", "abc")):
+        model, _, stores, lab = _lab("tiny-llama", kind, cf)
+        ev = stores["copy"]
+        layer = 1
+        ablated = lab.run([([[(layer, MLP, None)] for _ in ev.prompts], False)])[0]
+        for i, p in enumerate(ev.prompts):
+            if kind == "zero":
+                ref = torch.zeros_like(ev.acts(i).mlp_out[layer])
+            elif kind == "resample":
+                ref = stores["abc"].acts(i).mlp_out[layer]
+            else:
+                same = [j for j, q in enumerate(ev.prompts)
+                        if q.template == p.template and len(q.tokens) == len(p.tokens) and q.tokens != p.tokens]
+                ref = torch.stack([ev.acts(j).mlp_out[layer] for j in same]).mean(0)
+            with torch.no_grad():
+                hook = (f"blocks.{layer}.hook_mlp_out", lambda x, hook, ref=ref: ref[None])
+                logits = model.bridge.run_with_hooks(ev.acts(i).tokens[None], fwd_hooks=[hook])
+            expected = float(logits[0, -1, p.answer] - logits[0, -1, p.against])
+            assert ablated[i] == pytest.approx(expected, abs=1e-4 * max(1.0, abs(expected))), (kind, i)

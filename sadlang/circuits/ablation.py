@@ -13,7 +13,9 @@ reference value:
             reference, each prompt left out of its own mean;
 - resample: z of the aligned counterfactual prompt (same template and positions).
 
-MLPs, embeddings and biases are never ablated. A row may also cut paths between heads (edge-level
+A row may also replace MLP outputs (`blocks.L.hook_mlp_out`, at each (layer, position) it does not
+keep, by the same kinds of reference value): circuits with MLP nodes ablate the MLPs outside them,
+and `ablate mlp L` one MLP. Embeddings and biases are never ablated. A row may also cut paths between heads (edge-level
 circuits, sadlang/circuits/wiring.py). Every variant of every prompt of one length
 runs in the same forward passes (batched `batch_size` rows at a time).
 
@@ -27,6 +29,7 @@ Shapes: L layers, n positions, H query heads, r d_head, V vocabulary.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +53,11 @@ def head_z(acts: PromptActivations, model: LoadedModel) -> torch.Tensor:
     return torch.einsum("lhds,lshr->ldhr", acts.pattern, v)
 
 
+def mlp_out(acts: PromptActivations, model: LoadedModel) -> torch.Tensor:
+    """(L, n, D): every MLP's output (hook_mlp_out) in the clean run."""
+    return acts.mlp_out
+
+
 def one_head_z(acts: PromptActivations, model: LoadedModel, layer: int, head: int) -> torch.Tensor:
     """(n, r): head_z(acts, model)[layer, :, head], computed for that head alone."""
     return acts.pattern[layer, head] @ acts.v[layer, :, model.weights.kv(head)]
@@ -59,15 +67,17 @@ class MeanReferenceError(SadError):
     """A mean ablation whose reference set has no other prompt of a measured prompt's length."""
 
 
-def mean_values(ev: PromptSetEvidence, reference: PromptSetEvidence | None) -> list[torch.Tensor]:
-    """Per prompt of `ev`, the (L, n, H, r) mean of head outputs over `reference` (None: `ev`
-    itself, each prompt left out), by `mean_members`."""
+def mean_values(ev: PromptSetEvidence, reference: PromptSetEvidence | None,
+                read: Callable[[PromptActivations, LoadedModel], torch.Tensor] = head_z) -> list[torch.Tensor]:
+    """Per prompt of `ev`, the mean of what `read` takes from a prompt (head outputs (L, n, H, r)
+    by default; `mlp_out` for MLPs) over `reference` (None: `ev` itself, each prompt left out),
+    by `mean_members`."""
     ref = ev if reference is None else reference
     zs: dict[int, torch.Tensor] = {}
 
     def z(j: int) -> torch.Tensor:
         if j not in zs:
-            zs[j] = head_z(ref.acts(j), ev.model)
+            zs[j] = read(ref.acts(j), ev.model)
         return zs[j]
 
     return [torch.stack([z(j) for j in mean_members(p, ref, ev.name)]).mean(0) for p in ev.prompts]
@@ -90,11 +100,13 @@ def mean_members(p: BuiltPrompt, ref: PromptSetEvidence, measured: str) -> list[
 @dataclass
 class Row:
     """One forward pass row: prompt `prompt` with head outputs kept where `keep` (L, n, H) is
-    True, and with the paths `wiring` cuts (sadlang/circuits/wiring.py) when it has one."""
+    True, MLP outputs kept where `mlp_keep` (L, n) is True (None: every MLP), and with the paths
+    `wiring` cuts (sadlang/circuits/wiring.py) when it has one."""
 
     prompt: int
     keep: torch.Tensor
     wiring: Wiring | None = None
+    mlp_keep: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -122,6 +134,11 @@ def _first_difference(a: Row, b: Row | None, n_layers: int) -> int:
     They part where their keep masks (L, n, H) first differ, where the paths cut into a layer's
     heads first differ, and at the last layer when they withhold different heads from the logits."""
     differs = (~a.keep if b is None else a.keep != b.keep).flatten(1).any(1)
+    mlps = [row.mlp_keep if row is not None else None for row in (a, b)]
+    if mlps[0] is not None or mlps[1] is not None:
+        full = torch.ones(a.keep.shape[:2], dtype=torch.bool)
+        ma, mb = (full if m is None else m for m in mlps)
+        differs = differs | (ma != mb).any(1)
     first = int(differs.float().argmax()) if bool(differs.any()) else n_layers
     mine, theirs = _cuts_by_layer(a.wiring), _cuts_by_layer(None if b is None else b.wiring)
     first = min([first, *(layer for layer in set(mine) | set(theirs) if mine.get(layer) != theirs.get(layer))])
@@ -202,10 +219,41 @@ def row_passes(ev: PromptSetEvidence, rows: list[Row], batch_size: int,
     return sorted(out, key=lambda p: p[0])
 
 
+def _mlp_hooks(model: LoadedModel, rows: list[Row], chunk: list[int],
+               mlp_values: list[torch.Tensor] | None) -> list:
+    """hook_mlp_out swaps of one pass: every MLP output a row does not keep replaced by its
+    reference value (none when no row of the pass ablates an MLP)."""
+    if all(rows[k].mlp_keep is None for k in chunk):
+        return []
+    assert mlp_values is not None, "rows ablate MLPs, so the lab must give their reference values"
+    L = model.info.n_layers
+    masks = [rows[k].mlp_keep for k in chunk]
+    keep = torch.stack([torch.ones(rows[k].keep.shape[:2], dtype=torch.bool) if m is None else m
+                        for k, m in zip(chunk, masks)]).to(model.device)                 # (b, L, n)
+    repl = torch.stack([mlp_values[rows[k].prompt] for k in chunk]).to(model.device)      # (b, L, n, D)
+    hooks = []
+    for layer in range(L):
+        if not bool((~keep[:, layer]).any()):
+            continue
+
+        def swap(x: torch.Tensor, hook: Any, layer: int = layer) -> torch.Tensor:
+            return torch.where(keep[:, layer, :, None], x, repl[:, layer].to(x.dtype))
+        hooks.append((f"blocks.{layer}.hook_mlp_out", swap))
+    return hooks
+
+
 def _ablation_hooks(model: LoadedModel, rows: list[Row], chunk: list[int], ev: PromptSetEvidence,
-                    values: list[torch.Tensor]) -> tuple[list, WiredRun | None]:
-    """The hooks of one pass over rows `chunk`: every head output a row does not keep replaced
-    by its reference value, and the row's cut paths (then also the `WiredRun` that cuts them)."""
+                    values: list[torch.Tensor], mlp_values: list[torch.Tensor] | None = None,
+                    ) -> tuple[list, WiredRun | None]:
+    """The hooks of one pass over rows `chunk`: every head (and MLP) output a row does not keep
+    replaced by its reference value, and the row's cut paths (then also the `WiredRun` that cuts
+    them)."""
+    hooks, wired = _head_hooks(model, rows, chunk, ev, values)
+    return hooks + _mlp_hooks(model, rows, chunk, mlp_values), wired
+
+
+def _head_hooks(model: LoadedModel, rows: list[Row], chunk: list[int], ev: PromptSetEvidence,
+                values: list[torch.Tensor]) -> tuple[list, WiredRun | None]:
     L = model.info.n_layers
     keep = torch.stack([rows[k].keep for k in chunk]).to(model.device)            # (b, L, n, H)
     repl = torch.stack([values[rows[k].prompt] for k in chunk]).to(model.device)  # (b, L, n, H, r)
@@ -224,7 +272,7 @@ def _ablation_hooks(model: LoadedModel, rows: list[Row], chunk: list[int], ev: P
 
 
 def run_rows(ev: PromptSetEvidence, rows: list[Row], values: list[torch.Tensor],
-             batch_size: int) -> torch.Tensor:
+             batch_size: int, mlp_values: list[torch.Tensor] | None = None) -> torch.Tensor:
     """Logits at the last position of every row, (len(rows), V), in the passes of `row_passes`:
     a pass that starts at layer k > 0 starts each of its rows from its base's residual there
     (the row equals its base before its own start layer, which is k or later), and gives the
@@ -245,7 +293,7 @@ def run_rows(ev: PromptSetEvidence, rows: list[Row], values: list[torch.Tensor],
     out = torch.empty(len(rows), model.bridge.cfg.d_vocab, device=model.device)
     for layer, chunk in plan:
         tokens = torch.stack([ev.acts(rows[k].prompt).tokens for k in chunk])
-        hooks, wired = _ablation_hooks(model, rows, chunk, ev, values)
+        hooks, wired = _ablation_hooks(model, rows, chunk, ev, values, mlp_values)
         resume = None
         if layer > 0:
             bases = [starts[k].base for k in chunk]

@@ -2,7 +2,8 @@
 a node ablation or a random circuit removes it. One record per kind; the grammar's ABLATION
 terminal, `option ablation`, the claims' checks, the report and the docs table all read it.
 
-    ABLATIONS["mean"].values(ev, reference)      # per prompt, (L, n, H, r) replacement values
+    ABLATIONS["mean"].values(ev, reference, head_z)     # per prompt, (L, n, H, r) head values
+    ABLATIONS["mean"].values(ev, reference, mlp_out)    # per prompt, (L, n, D) MLP values
 
 A kind takes its values from nothing (`zero`), from a held-out reference set (`mean`: the plan
 builds `SET:reference`, or `over SET` names one) or from the aligned counterfactual twins
@@ -23,10 +24,13 @@ from sadlang.errors import one_of
 if TYPE_CHECKING:
     import torch
 
+    from sadlang.decomp.activations import PromptActivations
     from sadlang.evidence.store import PromptSetEvidence
+    from sadlang.models.loader import LoadedModel
 
 Source = Literal["none", "reference", "counterfactual"]
-Values = Callable[["PromptSetEvidence", "PromptSetEvidence | None"], "list[torch.Tensor]"]
+Read = Callable[["PromptActivations", "LoadedModel"], "torch.Tensor"]
+Values = Callable[["PromptSetEvidence", "PromptSetEvidence | None", Read], "list[torch.Tensor]"]
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,9 @@ class Ablation:
     name:     as written in `by NAME ablation`, `ablate head L.H NAME` and `option ablation`
     summary:  what replaces the output (docs, reports)
     source:   the prompts the values come from: none, the reference set or the counterfactual twins
-    values:   (measured set, source set or None) -> per prompt, the (L, n, H, r) replacement values
+    values:   (measured set, source set or None, read) -> per prompt, the replacement values of
+              what `read` takes from a prompt's activations: head outputs (`head_z`, (L, n, H, r))
+              or MLP outputs (`mlp_out`, (L, n, D))
     origin:   the report's words for the values' origin, given the source set ({set}, {n} prompts)
     alone:    the same without a source set ({set}: the measured set)
     """
@@ -55,26 +61,22 @@ class Ablation:
         return self.origin.format(set=source.name, n=len(source))
 
 
-def _zero(ev: PromptSetEvidence, source: PromptSetEvidence | None) -> list[torch.Tensor]:
+def _zero(ev: PromptSetEvidence, source: PromptSetEvidence | None, read: Read) -> list[torch.Tensor]:
     import torch
 
-    from sadlang.circuits.ablation import head_z
-
-    return [torch.zeros_like(head_z(ev.acts(i), ev.model)) for i in range(len(ev))]
+    return [torch.zeros_like(read(ev.acts(i), ev.model)) for i in range(len(ev))]
 
 
-def _mean(ev: PromptSetEvidence, source: PromptSetEvidence | None) -> list[torch.Tensor]:
+def _mean(ev: PromptSetEvidence, source: PromptSetEvidence | None, read: Read) -> list[torch.Tensor]:
     from sadlang.circuits.ablation import mean_values
 
-    return mean_values(ev, source)
+    return mean_values(ev, source, read)
 
 
-def _resample(ev: PromptSetEvidence, source: PromptSetEvidence | None) -> list[torch.Tensor]:
-    from sadlang.circuits.ablation import head_z
-
+def _resample(ev: PromptSetEvidence, source: PromptSetEvidence | None, read: Read) -> list[torch.Tensor]:
     if source is None or len(source) != len(ev):
         raise ValueError("resample ablation needs the aligned counterfactual prompt set")
-    return [head_z(source.acts(i), ev.model) for i in range(len(ev))]
+    return [read(source.acts(i), ev.model) for i in range(len(ev))]
 
 
 ABLATIONS: dict[str, Ablation] = {a.name: a for a in (
@@ -108,6 +110,6 @@ def grammar_terminal() -> str:
 
 def docs_table() -> str:
     """The ablation-kinds table of docs/language.md."""
-    rows = ["| ablation | replaces a head's output with | values from |", "| --- | --- | --- |"]
+    rows = ["| ablation | replaces a head's (or MLP's) output with | values from |", "| --- | --- | --- |"]
     rows += [f"| `{a.name}` | {a.summary} | {a.source} |" for a in ABLATIONS.values()]
     return "\n".join(rows)

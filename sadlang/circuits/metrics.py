@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from sadlang.circuits.ablation import Row, row_passes, run_rows
+from sadlang.circuits.ablation import Row, head_z, mlp_out, row_passes, run_rows
 from sadlang.circuits.ablations import get_ablation
-from sadlang.circuits.nodes import Node, keep_mask
+from sadlang.circuits.nodes import MLP, Node, keep_mask, mlp_mask
 from sadlang.circuits.task_metrics import METRICS
 from sadlang.circuits.wiring import Edge, Head, Wiring, only_edges
 from sadlang.errors import SadError
@@ -50,14 +50,24 @@ class CircuitLab:
     source: PromptSetEvidence | None               # where its values come from: reference set or twins
     batch_size: int
     metric: str = "logit_diff"                      # a task metric (circuits/task_metrics.py)
+    mlps: bool = False                              # MLPs are circuit nodes: `only S` ablates the MLPs outside S
     ablation_passes: int = 0
     _values: list[torch.Tensor] | None = field(default=None, repr=False)
+    _mlp_values: list[torch.Tensor] | None = field(default=None, repr=False)
 
     @property
     def values(self) -> list[torch.Tensor]:
+        """Per prompt, the (L, n, H, r) values that replace ablated head outputs."""
         if self._values is None:
-            self._values = get_ablation(self.kind).values(self.ev, self.source)
+            self._values = get_ablation(self.kind).values(self.ev, self.source, head_z)
         return self._values
+
+    @property
+    def mlp_values(self) -> list[torch.Tensor]:
+        """Per prompt, the (L, n, D) values that replace ablated MLP outputs."""
+        if self._mlp_values is None:
+            self._mlp_values = get_ablation(self.kind).values(self.ev, self.source, mlp_out)
+        return self._mlp_values
 
     @property
     def passes(self) -> int:
@@ -81,7 +91,7 @@ class CircuitLab:
         variants under the same ablation is run once per prompt set (`faithful` and
         `necessary` of one circuit share their runs)."""
         key = ("circuit-lab", self.kind, None if self.source is None else self.source.name, self.metric,
-               self.batch_size, tuple(_frozen(v) for v in variants))
+               self.batch_size, self.mlps, tuple(_frozen(v) for v in variants))
         rows, where = self._rows(variants)
         # the passes run_rows makes of these rows (one per variant per prompt), run or reused
         self.ablation_passes += len(row_passes(self.ev, rows, self.batch_size))
@@ -98,14 +108,17 @@ class CircuitLab:
             wiring = variant[2] if len(variant) > 2 else None
             for i, p in enumerate(self.ev.prompts):
                 shape = (info.n_layers, len(p.tokens), info.n_heads)
-                rows.append(Row(i, keep_mask(nodes[i], shape, keep), wiring))
+                ablates_mlps = self.mlps if keep else any(unit == MLP for _, unit, _ in nodes[i])
+                mlp_keep = mlp_mask(nodes[i], shape[:2], keep) if ablates_mlps else None
+                rows.append(Row(i, keep_mask(nodes[i], shape, keep), wiring, mlp_keep))
                 where.append((v, i))
         return rows, where
 
     def _run(self, rows: list[Row], where: list[tuple[int, int]], n_variants: int) -> list[list[float]]:
         if not rows:
             return []
-        logits = run_rows(self.ev, rows, self.values, self.batch_size)
+        mlp_values = self.mlp_values if any(row.mlp_keep is not None for row in rows) else None
+        logits = run_rows(self.ev, rows, self.values, self.batch_size, mlp_values)
         out = [[0.0] * len(self.ev) for _ in range(n_variants)]
         for k, (v, i) in enumerate(where):
             p = self.ev.prompts[i]
@@ -123,7 +136,7 @@ def _frozen(v: Variant) -> tuple:
 
 
 def heads_of(nodes: list[list[Node]]) -> set[Head]:
-    return {(layer, head) for ns in nodes for layer, head, _ in ns}
+    return {(layer, head) for ns in nodes for layer, head, _ in ns if head != MLP}
 
 
 def alone(nodes: list[list[Node]], edges: set[Edge] | None) -> Variant:
@@ -170,12 +183,13 @@ def random_circuits(nodes: list[list[Node]], n_heads: int, draws: int, seed: int
     """`draws` random circuits of exactly the circuit's size, per-layer counts matched: each
     distinct head of the circuit is replaced by a distinct head of its layer that the circuit
     does not use (drawn without replacement, seeded); every node keeps its positions, so a head
-    kept at two positions becomes one random head kept at the same two."""
+    kept at two positions becomes one random head kept at the same two. MLP nodes stay (a layer
+    has one MLP): the draws test the circuit's heads given its MLPs."""
     rng = random.Random(seed)
     heads: list[Head] = []
     for ns in nodes[:1]:
         for layer, head, _ in ns:
-            if (layer, head) not in heads:
+            if head != MLP and (layer, head) not in heads:
                 heads.append((layer, head))
     layers = sorted({layer for layer, _ in heads})
     need = {layer: [h for h in heads if h[0] == layer] for layer in layers}
@@ -192,7 +206,7 @@ def random_circuits(nodes: list[list[Node]], n_heads: int, draws: int, seed: int
         for layer in layers:
             for old, new in zip(need[layer], rng.sample(free[layer], len(need[layer])), strict=True):
                 to[old] = (layer, new)
-        out.append([[(*to[(layer, head)], pos) for layer, head, pos in ns] for ns in nodes])
+        out.append([[(*to.get((layer, head), (layer, head)), pos) for layer, head, pos in ns] for ns in nodes])
     return out
 
 

@@ -1,7 +1,8 @@
 """A circuit as node sets per prompt: declared circuits resolve their `at` positions in each
 prompt; traced circuits are cut from the prompts' traces (node frequency, then the top edges).
 
-A node is (layer, head, destination position), position None meaning every position.
+A node is (layer, unit, destination position), position None meaning every position; the unit
+is a head index, or MLP for the layer's MLP.
 """
 
 from __future__ import annotations
@@ -14,15 +15,25 @@ from sadlang.lang import ast as A
 from sadlang.prompts.build import BuiltPrompt
 
 Node = tuple[int, int, int | None]
+MLP = -1          # the unit of an MLP node: (layer, MLP, position)
 
 
 def declared_nodes(decl: A.CircuitDecl, prompt: BuiltPrompt) -> list[Node]:
-    """The nodes of a declared circuit in one prompt (a RoleError if a position is missing)."""
+    """The nodes of a declared circuit in one prompt, heads then MLPs (a RoleError if a position
+    is missing)."""
     out: list[Node] = []
     for n in decl.nodes:
         layer, head = n.head.pair
         out.append((layer, head, None if n.at is None else resolve(n.at, prompt)))
+    for m in decl.mlps:
+        out.append((m.layer, MLP, None if m.at is None else resolve(m.at, prompt)))
     return out
+
+
+def node_name(node: Node) -> str:
+    """'L.H' for a head, 'mlp L' for an MLP (the position is not named)."""
+    layer, unit, _ = node
+    return f"mlp {layer}" if unit == MLP else f"{layer}.{unit}"
 
 
 def traced_heads(decl: A.CircuitDecl, traced: PromptSetEvidence) -> list[tuple[int, int]]:
@@ -51,8 +62,23 @@ def keep_mask(nodes: list[Node], shape: tuple[int, int, int], keep_nodes: bool) 
     but `nodes` (the circuit removed from the model)."""
     mark = torch.zeros(shape, dtype=torch.bool)
     for layer, head, pos in nodes:
+        if head == MLP:
+            continue
         if pos is None:
             mark[layer, :, head] = True
         else:
             mark[layer, pos, head] = True
+    return mark if keep_nodes else ~mark
+
+
+def mlp_mask(nodes: list[Node], shape: tuple[int, int], keep_nodes: bool) -> torch.Tensor:
+    """(L, n) bool, as keep_mask for the MLP nodes among `nodes`: keep only them (every other MLP
+    ablated), or keep all but them."""
+    mark = torch.zeros(shape, dtype=torch.bool)
+    for layer, unit, pos in nodes:
+        if unit == MLP:
+            if pos is None:
+                mark[layer, :] = True
+            else:
+                mark[layer, pos] = True
     return mark if keep_nodes else ~mark

@@ -177,6 +177,15 @@ class CircuitTestKind(ClaimKind):
                 except RoleError as exc:
                     errors.append((f"circuit {decl.name} node {node.text()}: {exc}", node.at.loc))
                     break
+        for mlp in decl.mlps:
+            if mlp.at is None:
+                continue
+            for p in prompts:
+                try:
+                    resolve(mlp.at, p)
+                except RoleError as exc:
+                    errors.append((f"circuit {decl.name} node {mlp.text()}: {exc}", mlp.at.loc))
+                    break
         return errors
 
     def needs_answers(self, body: CircuitTest) -> bool:
@@ -223,7 +232,7 @@ class CircuitTestKind(ClaimKind):
 
     def aggregate(self, ev: PromptSetEvidence, claim: A.Claim, settings: Settings) -> Measurement:
         from sadlang.circuits import metrics as M
-        from sadlang.circuits.nodes import declared_nodes, traced_heads
+        from sadlang.circuits.nodes import declared_nodes, node_name, traced_heads
         from sadlang.circuits.wiring import declared_edges, refuse_wiring
 
         body: CircuitTest = claim.body  # type: ignore[assignment]
@@ -234,19 +243,21 @@ class CircuitTestKind(ClaimKind):
         def nodes_of(name: str) -> tuple[list[list[M.Node]], list[str]]:
             decl = decls[name]
             if decl.traced_from is None:
-                return [declared_nodes(decl, p) for p in ev.prompts], [n.text() for n in decl.nodes]
+                return ([declared_nodes(decl, p) for p in ev.prompts],
+                        [n.text() for n in decl.nodes] + [m.text() for m in decl.mlps])
             heads = traced_heads(decl, ws.sets[decl.traced_from])
             return ([[(layer, head, None) for layer, head in heads] for _ in ev.prompts],
                     [f"{layer}.{head}" for layer, head in heads])
 
         nodes, names = nodes_of(body.circuit)
         if body.prop == "matches":
-            return _matches(body, {n.split(" ")[0] for n in names},
-                            {n.split(" ")[0] for n in nodes_of(body.reference or body.circuit)[1]})
+            theirs = nodes_of(body.reference or body.circuit)[0]
+            return _matches(body, {node_name(n) for n in nodes[0]} if nodes else set(),
+                            {node_name(n) for n in theirs[0]} if theirs else set())
         kind = body.ablation or settings.ablation
         cf_name = body.counterfactual or settings.counterfactual
         lab = M.CircuitLab(ev, kind, ablation_source(ev, kind, cf_name, body.mean_over), settings.batch_size,
-                           settings.metric)
+                           settings.metric, mlps=bool(decls[body.circuit].mlps))
         clean = lab.clean()
         f_m = M.mean(clean)
         decl = decls[body.circuit]
@@ -466,7 +477,7 @@ def _matches(body: CircuitTest, mine: set[str], theirs: set[str]) -> Measurement
     """Node-set overlap: exact given the two circuits (no interval of its own)."""
     vals, ok, _ = overlap(mine, theirs, body.bounds)
     return Measurement(ok, f"precision {vals['precision']:.3f}, recall {vals['recall']:.3f}, F1 {vals['f1']:.3f} "
-                           f"({len(mine)} heads in {body.circuit}, {len(theirs)} in {body.reference})", vals["f1"],
+                           f"({len(mine)} nodes in {body.circuit}, {len(theirs)} in {body.reference})", vals["f1"],
                        details={**vals, "only here": sorted(mine - theirs), "only there": sorted(theirs - mine)})
 
 

@@ -199,7 +199,7 @@ def declared_graph_view(decl: A.CircuitDecl, prompt: BuiltPrompt, n_layers: int,
     from sadlang.evidence.roles import RoleError, resolve
 
     columns = ["(every position)", *token_columns(prompt.token_texts, prompt.labels)]
-    everywhere = any(n.at is None for n in decl.nodes) or heads is not None
+    everywhere = any(n.at is None for n in decl.nodes) or any(m.at is None for m in decl.mlps) or heads is not None
     if not everywhere:                      # every node has a position: no column for "every"
         columns = columns[1:]
     g = nx.MultiDiGraph()
@@ -220,6 +220,18 @@ def declared_graph_view(decl: A.CircuitDecl, prompt: BuiltPrompt, n_layers: int,
         g.add_node(nid, kind="head", layer=pair[0], head=pair[1], column=col, short=f"{pair[0]}.{pair[1]}",
                    dest_role=node.at.text() if node.at else "every position",
                    src_role=node.src.text() if node.src else "any",
+                   **({"effect": effects[nid]} if effects and nid in effects else {}))
+    for mlp in decl.mlps if heads is None else []:
+        col = 0
+        if mlp.at is not None:
+            try:
+                col = resolve(mlp.at, prompt) + (1 if everywhere else 0)
+            except RoleError:
+                col = 0
+        nid = mlp.text()
+        ids.setdefault((mlp.layer, -1), []).append(nid)
+        g.add_node(nid, kind="mlp", layer=mlp.layer, head=-1, column=col, short=f"mlp {mlp.layer}",
+                   dest_role=mlp.at.text() if mlp.at else "every position", src_role="",
                    **({"effect": effects[nid]} if effects and nid in effects else {}))
     root = "logits"
     g.add_node(root, kind="root", layer=-1, column=len(columns) - 1, dest_role="end", src_role="")

@@ -185,6 +185,17 @@ class CircuitNode(Node):
         return f"{self.head.text()} at {self.at.text()}" + (f" -> {self.src.text()}" if self.src else "")
 
 
+class CircuitMlp(Node):
+    """`mlp L [at P]`: layer L's MLP as a node of a declared circuit, kept at destination `at`
+    (every position without it). A circuit with MLP nodes is a heads-and-MLPs circuit: run alone,
+    every MLP outside it is ablated as the heads outside it are."""
+    layer: int
+    at: Pos | None = None
+
+    def text(self) -> str:
+        return f"mlp {self.layer}" + (f" at {self.at.text()}" if self.at is not None else "")
+
+
 class CircuitEdge(Node):
     """`edge S -> R [via query|key|value]` (no `via`: all three of R's inputs) or `edge S -> logits`
     (downstream None)."""
@@ -202,6 +213,7 @@ class CircuitDecl(Node):
     [top K edges]` (cut from the prompts' traces when checked)."""
     name: str
     nodes: list[CircuitNode] = Field(default_factory=list)
+    mlps: list[CircuitMlp] = Field(default_factory=list)
     edges: list[CircuitEdge] = Field(default_factory=list)
     traced_from: str | None = None
     frequency: float = 0.0

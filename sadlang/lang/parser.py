@@ -265,6 +265,10 @@ class _ToAst(Transformer):
         src = ch[2] if len(ch) > 2 else None
         return ("node", A.CircuitNode(head=head, at=at, src=src, loc=loc(meta)))
 
+    def circuit_mlp(self, meta: Meta, ch: list[Any]) -> Any:
+        at = ch[1] if len(ch) > 1 else None
+        return ("mlp", A.CircuitMlp(layer=int(ch[0]), at=at, loc=loc(meta)))
+
     def circuit_edge(self, meta: Meta, ch: list[Any]) -> Any:
         side = ch[2] if len(ch) > 2 else None
         return ("edge", A.CircuitEdge(upstream=ch[0], downstream=ch[1], side=side, loc=loc(meta)))
@@ -278,7 +282,12 @@ class _ToAst(Transformer):
     def circuit_block(self, meta: Meta, ch: list[Any]) -> Any:
         decl = A.CircuitDecl(name=str(ch[0]), loc=loc(meta))
         for kind, item in ch[1:]:
-            (decl.nodes if kind == "node" else decl.edges).append(item)
+            if kind == "node":
+                decl.nodes.append(item)
+            elif kind == "mlp":
+                decl.mlps.append(item)
+            else:
+                decl.edges.append(item)
         return ("circuit", decl)
 
     def circuit_traced(self, meta: Meta, ch: list[Any]) -> Any:

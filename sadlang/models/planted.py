@@ -200,3 +200,23 @@ def build_planted_neox(strength: float = 6.0) -> Any:
         Wo[0] = 3.0 * d["marker"]
         put(1, 0, Wq, Wk, Wv, Wo)
     return model
+
+
+def build_planted_mlp(strength: float = 6.0) -> GPT2LMHeadModel:
+    """`planted-mlp`: `planted` with an MLP in the circuit. Head 1.0 still moves the marker to the
+    end, but writes it weakly (1/30 of `planted`); MLP 1 has one hidden unit that reads the marker
+    direction and writes it back much stronger, so the answer " x" comes mostly from MLP 1, which
+    at the end fires only on what 1.0 wrote (its unit is biased to stay near 0 without it).
+    Ground truth: the circuit {0.0, 1.0, mlp 1}; MLP 0 stays zero (ablating it changes nothing).
+    """
+    model = build_planted(strength)
+    d = {k: v.float() for k, v in DIRECTIONS.items()}
+    block: Any = model.transformer.h[1]
+    with torch.no_grad():
+        attn = block.attn
+        attn.c_proj.weight[0:R, :] /= 30.0                           # 1.0 writes marker / 10
+        mlp = block.mlp
+        mlp.c_fc.weight[:, 0] = 4.0 * d["marker"]                    # (D, 4D): x @ W -> hidden
+        mlp.c_fc.bias[0] = -0.2
+        mlp.c_proj.weight[0, :] = 4.0 * d["marker"]                  # (4D, D): hidden -> out
+    return model

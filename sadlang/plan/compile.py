@@ -190,6 +190,10 @@ def head_errors(spec: A.Spec, info: ModelInfo | Shape) -> list[SpecError]:
     for circuit in spec.circuits.values():
         for node in circuit.nodes:
             _check_head(spec, node.head, info, errors, concrete=True)
+        for mlp in circuit.mlps:
+            if not 0 <= mlp.layer < info.n_layers:
+                errors.append(_err(spec, f"mlp {mlp.layer} is out of range: {info.name} has layers "
+                                         f"0..{info.n_layers - 1}", mlp.loc))
         for edge in circuit.edges:
             _check_head(spec, edge.upstream, info, errors, concrete=True)
             if edge.downstream is not None:

@@ -189,6 +189,10 @@ def check_circuits(spec: A.Spec) -> list[SpecError]:
             if n.text() in seen:
                 errors.append(_err(spec, f"node {n.text()} is listed twice in circuit {c.name!r}", n.loc))
             seen.add(n.text())
+        for m in c.mlps:
+            if m.text() in seen:
+                errors.append(_err(spec, f"node {m.text()} is listed twice in circuit {c.name!r}", m.loc))
+            seen.add(m.text())
         heads = {n.head.pair for n in c.nodes if n.head.concrete}
         edges: set[str] = set()
         for e in c.edges:
