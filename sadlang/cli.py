@@ -314,11 +314,38 @@ def cmd_circuit(args: argparse.Namespace) -> int:
     model, plan = prepare(spec, args.model, args.device)
     ps = plan.prompt_sets[decl.traced_from]
     ev = PromptSetEvidence(model, ps.prompts, plan.options, plan.settings.batch_size, _progress(args))
+    if decl.discovery is not None:
+        return _print_discovered(decl, ev, plan)
     heads = traced_heads(decl, ev)
     top = f", top {decl.top_edges} edges" if decl.top_edges else ""
     print(f"traced   from {decl.traced_from} ({len(ps.prompts)} prompts) at frequency {decl.frequency:g}{top}")
     print(f"nodes    {len(heads)} heads in {len({h[0] for h in heads})} layers: "
           + ", ".join(f"{layer}.{head}" for layer, head in heads))
+    return 0
+
+
+def _print_discovered(decl: Any, ev: Any, plan: Any) -> int:
+    """`sadlang circuit` on a discovered circuit: its units and the ranking they were cut from."""
+    from sadlang.circuits.attribution import edge_text, unit_text
+    from sadlang.circuits.nodes import discovered
+    from sadlang.evidence.store import PromptSetEvidence
+
+    assert decl.twins is not None
+    twins = PromptSetEvidence(ev.model, plan.prompt_sets[decl.twins].prompts, plan.options, ev.batch_size)
+    s = plan.settings
+    units, ranking = discovered(decl, {decl.traced_from: ev, decl.twins: twins}, s.metric, s.batch_size,
+                                s.eap_ig_steps)
+    top = f"top {decl.top_edges} edges" if decl.top_edges is not None else f"top {decl.top_nodes} nodes"
+    print(f"discover {decl.discovery} of {decl.traced_from} ({len(ev)} prompts) from {decl.twins}, {top}; "
+          f"metric {s.metric}; {ranking.passes} batched pass(es)")
+    print(f"nodes    {len(units)}: " + ", ".join(unit_text(u) for u in units))
+    if ranking.edges:
+        print("edges    strongest first (score: first-order change of the metric when patched)")
+        for e, score in ranking.edges[:decl.top_edges or 10]:
+            print(f"  {score:+.4g}  {edge_text(e)}")
+    print("nodes    strongest first" + (" (exact patching effect)" if not ranking.edges else " (sum of out-edges)"))
+    for u, score in ranking.nodes[:max(10, decl.top_nodes or 0)]:
+        print(f"  {score:+.4g}  {unit_text(u)}")
     return 0
 
 

@@ -46,6 +46,10 @@ class Settings(BaseModel):
     ig_steps: int = Field(
         default=64, ge=2, le=4096,
         description="trapezoid intervals for accpp's integrated gradients, 2..4096")
+    eap_ig_steps: int = Field(
+        default=5, ge=2, le=256,
+        description="interpolated inputs per prompt for `discover eap-ig` (each one forward and backward pass), "
+                    "2..256")
     device: Device = Field(
         default="auto", description="auto, cpu or cuda (fp32, TF32 off)")
     dtype: Dtype = Field(

@@ -23,6 +23,7 @@ TEXTMATE = ROOT / "editors" / "sad.tmLanguage.json"
 
 def _doc_tables() -> dict[str, Callable[[], str]]:
     from sadlang.circuits.ablations import docs_table as ablations_table
+    from sadlang.circuits.discovery import docs_table as discoveries_table
     from sadlang.circuits.task_metrics import docs_table as metrics_table
     from sadlang.claims import docs_table as claims_table
     from sadlang.lang.reference import prompt_lines_table, statements_table
@@ -31,15 +32,16 @@ def _doc_tables() -> dict[str, Callable[[], str]]:
     from sadlang.trace.methods import docs_table as methods_table
 
     return {"claim-kinds": claims_table, "ablation-kinds": ablations_table,
-            "task-metrics": metrics_table, "methods": methods_table,
+            "task-metrics": metrics_table, "methods": methods_table, "discoveries": discoveries_table,
             "model-families": families_table,
             "options": Settings.docs_table, "statements": statements_table, "prompt-lines": prompt_lines_table}
 
 
 def _grammar_parts() -> dict[str, Callable[[], str]]:
     from sadlang.circuits.ablations import grammar_terminal
+    from sadlang.circuits.discovery import grammar_terminal as discoveries
 
-    return {"ablation-kinds": grammar_terminal}
+    return {"ablation-kinds": grammar_terminal, "discoveries": discoveries}
 
 
 def _fill(text: str, parts: dict[str, Callable[[], str]], start: str, end: str, where: str) -> str:

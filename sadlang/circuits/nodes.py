@@ -7,6 +7,8 @@ is a head index, or MLP for the layer's MLP.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from sadlang.evidence.roles import resolve
@@ -82,3 +84,21 @@ def mlp_mask(nodes: list[Node], shape: tuple[int, int], keep_nodes: bool) -> tor
             else:
                 mark[layer, pos] = True
     return mark if keep_nodes else ~mark
+
+
+def discovered(decl: A.CircuitDecl, sets: dict[str, PromptSetEvidence], metric: str, batch_size: int,
+               steps: int) -> tuple[list[tuple[int, int]], Any]:
+    """The units (layer, head or MLP) of `circuit NAME = discover METHOD of SET from TWINS top K
+    edges|nodes`, and the method's Ranking; ranked once per set, method, metric and steps (the
+    ranking is kept in SET's memo, so every claim on the circuit shares it)."""
+    from sadlang.circuits.discovery import DISCOVERIES
+
+    assert decl.discovery is not None and decl.traced_from is not None and decl.twins is not None
+    ev, twins = sets[decl.traced_from], sets[decl.twins]
+    key = ("discovery", decl.discovery, decl.twins, metric, steps)
+    if key not in ev.memo:
+        ev.memo[key] = DISCOVERIES[decl.discovery].rank(ev, twins, metric, batch_size, steps)
+    ranking = ev.memo[key]
+    if decl.top_nodes is not None:
+        return ranking.top(decl.top_nodes, "nodes"), ranking
+    return ranking.top(decl.top_edges or 1, "edges"), ranking

@@ -232,7 +232,7 @@ class CircuitTestKind(ClaimKind):
 
     def aggregate(self, ev: PromptSetEvidence, claim: A.Claim, settings: Settings) -> Measurement:
         from sadlang.circuits import metrics as M
-        from sadlang.circuits.nodes import declared_nodes, node_name, traced_heads
+        from sadlang.circuits.nodes import declared_nodes, discovered, node_name, traced_heads
         from sadlang.circuits.wiring import declared_edges, refuse_wiring
 
         body: CircuitTest = claim.body  # type: ignore[assignment]
@@ -245,6 +245,10 @@ class CircuitTestKind(ClaimKind):
             if decl.traced_from is None:
                 return ([declared_nodes(decl, p) for p in ev.prompts],
                         [n.text() for n in decl.nodes] + [m.text() for m in decl.mlps])
+            if decl.discovery is not None:
+                units, _ = discovered(decl, ws.sets, settings.metric, settings.batch_size, settings.eap_ig_steps)
+                nodes = [(layer, unit, None) for layer, unit in units]
+                return [list(nodes) for _ in ev.prompts], [node_name(n) for n in nodes]
             heads = traced_heads(decl, ws.sets[decl.traced_from])
             return ([[(layer, head, None) for layer, head in heads] for _ in ev.prompts],
                     [f"{layer}.{head}" for layer, head in heads])
@@ -256,8 +260,10 @@ class CircuitTestKind(ClaimKind):
                             {node_name(n) for n in theirs[0]} if theirs else set())
         kind = body.ablation or settings.ablation
         cf_name = body.counterfactual or settings.counterfactual
+        decl = decls[body.circuit]
+        # a circuit that names MLPs, or was discovered on the heads+MLPs graph, ablates the MLPs outside it
         lab = M.CircuitLab(ev, kind, ablation_source(ev, kind, cf_name, body.mean_over), settings.batch_size,
-                           settings.metric, mlps=bool(decls[body.circuit].mlps))
+                           settings.metric, mlps=bool(decl.mlps) or decl.discovery is not None)
         clean = lab.clean()
         f_m = M.mean(clean)
         decl = decls[body.circuit]

@@ -333,7 +333,14 @@ def _declared_circuit(ev: Any, claim: A.Claim, v: Verdict, spec: A.Spec) -> Grap
     if decl is None:
         return None
     heads_traced = None
-    if decl.traced_from is not None and ev.workspace is not None:
+    names = v.details.get("circuit")
+    if decl.discovery is not None and isinstance(names, list):     # drawn from the units it found
+        decl = A.CircuitDecl(
+            name=decl.name,
+            nodes=[A.CircuitNode(head=A.HeadRef(layer=int(n.split(".")[0]), head=int(n.split(".")[1])))
+                   for n in names if not n.startswith("mlp")],
+            mlps=[A.CircuitMlp(layer=int(n.split()[1])) for n in names if n.startswith("mlp")])
+    elif decl.traced_from is not None and ev.workspace is not None:
         from sadlang.circuits.nodes import traced_heads
         heads_traced = traced_heads(decl, ev.workspace.sets[decl.traced_from])
     effects = v.details.get("faithfulness without each node")

@@ -209,15 +209,19 @@ class CircuitEdge(Node):
 
 
 class CircuitDecl(Node):
-    """`circuit NAME:` with nodes and edges, or `circuit NAME = trace of SET [at frequency F]
-    [top K edges]` (cut from the prompts' traces when checked)."""
+    """`circuit NAME:` with nodes and edges, `circuit NAME = trace of SET [at frequency F]
+    [top K edges]` (cut from the prompts' traces when checked), or `circuit NAME = discover
+    METHOD of SET from TWINS top K edges|nodes` (ranked by a discovery method when checked)."""
     name: str
     nodes: list[CircuitNode] = Field(default_factory=list)
     mlps: list[CircuitMlp] = Field(default_factory=list)
     edges: list[CircuitEdge] = Field(default_factory=list)
-    traced_from: str | None = None
+    traced_from: str | None = None                    # trace of SET / discover ... of SET
     frequency: float = 0.0
     top_edges: int | None = None
+    discovery: str | None = None                      # `discover METHOD` (circuits/discovery.py)
+    twins: str | None = None                          # `from TWINS`: the counterfactual set it patches toward
+    top_nodes: int | None = None                      # `top K nodes`
 
 
 class Pool(Node):

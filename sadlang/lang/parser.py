@@ -304,6 +304,21 @@ class _ToAst(Transformer):
         return ("circuit", A.CircuitDecl(name=str(ch[0]), traced_from=str(ch[1]), frequency=freq, top_edges=top,
                                          loc=loc(meta)))
 
+    def top_edges_unit(self, meta: Meta, ch: list[Any]) -> Any:
+        return "edges"
+
+    def top_nodes_unit(self, meta: Meta, ch: list[Any]) -> Any:
+        return "nodes"
+
+    def circuit_discovered(self, meta: Meta, ch: list[Any]) -> Any:
+        top = int(ch[4])
+        if top < 1:
+            raise SemanticError(f"a discovered circuit keeps at least 1 {ch[5][:-1]}", ch[4])
+        edges = ch[5] == "edges"
+        return ("circuit", A.CircuitDecl(name=str(ch[0]), discovery=str(ch[1]), traced_from=str(ch[2]),
+                                         twins=str(ch[3]), loc=loc(meta), top_edges=top if edges else None,
+                                         top_nodes=None if edges else top))
+
     def prompts_stmt(self, meta: Meta, ch: list[Any]) -> Any:
         d: dict = {"name": str(ch[0]), "loc": loc(meta), "templates": [], "literals": [], "slots": []}
         slot_at: dict[str, A.Loc | None] = {}

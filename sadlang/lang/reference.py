@@ -22,6 +22,8 @@ STATEMENTS: list[tuple[str, str, str]] = [
     ("circuit", "`circuit NAME:` + indented nodes and edges", "a declared circuit (below)"),
     ("circuit", "`circuit NAME = trace of SET [at frequency F] [top K edges]`",
      "a circuit cut from SET's traces (below)"),
+    ("circuit", "`circuit NAME = discover METHOD of SET from TWINS top K edges|nodes`",
+     "a heads-and-MLPs circuit ranked by EAP, EAP-IG or activation patching (below)"),
     ("claim", "`claim NAME: ... [on SET] [quantifier]`",
      "a claim checked against the model; the kinds are listed under *Claim kinds*"),
 ]

@@ -218,6 +218,29 @@ def check_circuits(spec: A.Spec) -> list[SpecError]:
                     errors.append(_err(spec, f"{e.text()} overlaps {other.text()} in circuit {c.name!r} (an edge "
                                              f"without `via` already covers the query, key and value inputs)", e.loc))
             edges.add(e.text())
+        if c.discovery is not None:
+            errors += _discovery_errors(spec, c)
+    return errors
+
+
+def _discovery_errors(spec: A.Spec, c: A.CircuitDecl) -> list[SpecError]:
+    """`discover METHOD of SET from TWINS top K edges|nodes`: TWINS is a counterfactual set of SET
+    (aligned twins to patch toward), and the method ranks what `top` keeps."""
+    from sadlang.circuits.discovery import DISCOVERIES
+
+    errors = []
+    method = DISCOVERIES[c.discovery or ""]
+    if c.twins not in spec.prompt_sets:
+        errors.append(_err(spec, f"circuit {c.name!r} patches toward undefined prompt set {c.twins!r}", c.loc,
+                           _suggest(c.twins or "", spec.prompt_sets)))
+    elif spec.prompt_sets[c.twins].source != c.traced_from:
+        errors.append(_err(spec, f"circuit {c.name!r}: {c.twins!r} is not a counterfactual set of {c.traced_from!r} "
+                                 f"(declare `prompts {c.twins} from {c.traced_from}:` with `resample` or `swap`), so "
+                                 f"its prompts are not aligned twins to patch toward", c.loc))
+    if c.top_edges is not None and not method.edges:
+        errors.append(_err(spec, f"circuit {c.name!r}: {method.name} ranks nodes only (patching every edge exactly "
+                                 f"costs a pass per edge): write `top {c.top_edges} nodes`, or discover with eap or "
+                                 f"eap-ig to rank edges", c.loc))
     return errors
 
 

@@ -1,0 +1,189 @@
+"""Edge attribution patching (sadlang/circuits/attribution.py) checked against what it
+approximates: the receivers' split gradients partition the model's own gradient, each EAP score
+is the derivative of exact edge patching (central finite differences), and exact edge patching
+through the split run equals the wiring module's cut edge."""
+
+import pytest
+import torch
+
+from sadlang.circuits.ablation import head_z, mlp_out
+from sadlang.circuits.ablations import get_ablation
+from sadlang.circuits.attribution import HEAD_SIDES, attribute, patched_metric, split_pass
+from sadlang.circuits.nodes import MLP
+from sadlang.models.families import tiny_models
+from tests.test_circuits import _lab
+
+SPLITTABLE = ["planted-mlp", *tiny_models(rewirable=True)]
+
+
+def _inputs(ev, i):
+    a, p = ev.acts(i), ev.prompts[i]
+    return a, a.tokens[None], torch.tensor([p.answer]), torch.tensor([p.against])
+
+
+@pytest.mark.parametrize("model_name", SPLITTABLE)
+def test_split_gradients_partition_the_models_gradient(model_name):
+    """dF/d resid_pre[l] from a plain backward pass equals the sum of the split gradients of every
+    receiver that reads the stream at or after layer l (each head's three inputs, each MLP, the
+    logits): the copies are a partition, and the split run's metric is the model's."""
+    model, _, stores, _ = _lab(model_name, "zero")
+    ev = stores["copy"]
+    a, tokens, ans, ag = _inputs(ev, 0)
+    values, (g,) = split_pass(model, tokens, ans, ag, "logit_diff", a.cos, a.sin)
+    assert float(values[0]) == pytest.approx(ev.logit_diff(0), abs=1e-4 * max(1.0, abs(ev.logit_diff(0))))
+    L = model.info.n_layers
+    kept: dict[int, torch.Tensor] = {}
+
+    def hook(x, hook, layer):
+        if layer == 0:
+            x = x.detach().requires_grad_(True)
+        x.retain_grad()
+        kept[layer] = x
+        return x
+    with torch.enable_grad():
+        hooks = [(f"blocks.{l}.hook_resid_pre", lambda x, hook, l=l: hook_fn(x, hook, l)) for l in range(L)]
+        hook_fn = hook
+        logits = model.bridge.run_with_hooks(tokens, fwd_hooks=hooks)
+        (logits[0, -1, ans[0]] - logits[0, -1, ag[0]]).backward()
+    for layer in range(L):
+        total = kept[layer].grad[0]
+        split = (g.query[layer:].sum((0, 2)) + g.key[layer:].sum((0, 2)) + g.value[layer:].sum((0, 2))
+                 + g.mlp[layer:].sum(0) + g.logits)
+        scale = float(total.abs().max())
+        torch.testing.assert_close(split, total, rtol=1e-4, atol=1e-4 * max(scale, 1e-3))
+
+
+def _key(v, side):
+    return (-1, -1, "logits") if v is None else (v[0], v[1], side)
+
+
+@pytest.mark.parametrize("model_name", SPLITTABLE)
+def test_eap_scores_are_derivatives_of_exact_edge_patching(model_name):
+    """For the strongest edges of each kind (head -> head input, head -> MLP, MLP -> head,
+    MLP -> logits), on one prompt: the EAP score equals (F(+eps) - F(-eps)) / (2 eps), F with eps
+    times the sender's reference-minus-clean write added to the receiver's input alone."""
+    model, plan, stores, _ = _lab(model_name, "resample", "abc")
+    ev = stores["copy"]
+    one = type(ev)(model, ev.prompts[:1], plan.options, 4)
+    twin = type(ev)(model, stores["abc"].prompts[:1], plan.options, 4)
+    rs = get_ablation("resample")
+    ref, ref_mlp = rs.values(one, twin, head_z), rs.values(one, twin, mlp_out)
+    scores = attribute(one, ref, ref_mlp, "logit_diff", 4)
+    edges = scores.edges()
+    picks = {}
+    for e, s in edges:
+        u, v, side = e
+        kind = ("mlp" if u[1] == MLP else "head", side if side in ("mlp", "logits") else "head")
+        picks.setdefault(kind, (e, s))
+    assert len(picks) >= 4
+    a, tokens, ans, ag = _inputs(one, 0)
+    w = model.weights
+    eps = 1e-2
+    for (u, v, side), score in picks.values():
+        if u[1] == MLP:
+            delta = ref_mlp[0][u[0]] - a.mlp_out[u[0]]
+        else:
+            delta = (ref[0][u[0], :, u[1]] - head_z(a, model)[u[0], :, u[1]]) @ w.W_O[u[0], u[1]]
+        f = [float(patched_metric(model, tokens, ans, ag, "logit_diff", a.cos, a.sin,
+                                  {_key(v, side): sign * eps * delta[None]})[0]) for sign in (1, -1)]
+        fd = (f[0] - f[1]) / (2 * eps)
+        assert fd == pytest.approx(score, rel=2e-2, abs=2e-3 * max(1.0, abs(ev.logit_diff(0)))), (u, v, side)
+
+
+@pytest.mark.parametrize("model_name", tiny_models(rewirable=True)[:3])
+def test_exact_edge_patching_equals_the_wired_cut(model_name):
+    """A head -> head edge patched through the split run (the receiver's input hears the
+    sender's twin output) equals the wiring module's run with that edge cut, per side."""
+    from sadlang.circuits.wiring import without_edges
+
+    model, _, stores, lab = _lab(model_name, "resample", "abc")
+    ev = stores["copy"]
+    L = model.info.n_layers
+    u, v = (0, 1), (L - 1, 2)
+    w = model.weights
+    for side in HEAD_SIDES:
+        wired = lab.run([([[] for _ in ev.prompts], False, without_edges({(u, v, side)}))])[0]
+        for i in range(len(ev)):
+            a, tokens, ans, ag = _inputs(ev, i)
+            delta = (lab.values[i][u[0], :, u[1]] - head_z(a, model)[u[0], :, u[1]]) @ w.W_O[u[0], u[1]]
+            f = float(patched_metric(model, tokens, ans, ag, "logit_diff", a.cos, a.sin,
+                                     {(v[0], v[1], side): delta[None]})[0])
+            assert f == pytest.approx(wired[i], abs=1e-4 * max(1.0, abs(wired[i]))), (side, i)
+
+
+def test_attribution_refuses_a_step_metric_and_unsplittable_models():
+    from sadlang.errors import TraceError
+
+    _, _, stores, lab = _lab("tiny-llama", "zero")
+    ev = stores["copy"]
+    with pytest.raises(TraceError, match="differentiable"):
+        attribute(ev, lab.values, lab.mlp_values, "accuracy", 4)
+    post = [m for m in tiny_models() if m not in tiny_models(rewirable=True)]
+    _, _, stores, lab = _lab(post[0], "zero")
+    with pytest.raises(TraceError, match="attribution patching"):
+        attribute(stores["copy"], lab.values, lab.mlp_values, "logit_diff", 4)
+
+
+DISCOVER = '''model planted-mlp
+pool names = " Mary" " John" " Alice" " Bob" " Tom" " Kate"
+pool marker = " x"
+pool things = " store" " garden" " school"
+prompts copy:
+  template "When{A} went to the{P},{B} said"
+  A, B from names distinct
+  P from marker
+  answer " x" against " y"
+  sample 6 seed 0
+prompts nomark from copy:
+  resample P from things
+circuit truth:
+  0.0
+  1.0
+  mlp 1
+circuit by_eap = discover eap of copy from nomark top 3 edges
+circuit by_ig = discover eap-ig of copy from nomark top 3 edges
+circuit by_patching = discover patching of copy from nomark top 3 nodes
+circuit too_small = discover eap-ig of copy from nomark top 1 edges
+claim eap_finds:   circuit truth matches by_eap with f1 >= 1 on copy
+claim ig_finds:    circuit truth matches by_ig with f1 >= 1 on copy
+claim patch_finds: circuit truth matches by_patching with f1 >= 1 on copy
+claim small:       circuit truth matches too_small with precision >= 0.9 on copy
+claim faithful:    circuit by_ig is faithful >= 90% by resample ablation from nomark on copy
+claim unfaithful:  circuit too_small is faithful >= 50% by resample ablation from nomark on copy
+'''
+
+
+def test_discovery_methods_recover_the_planted_mlp_circuit():
+    """On planted-mlp, patched toward twins without the marker, EAP, EAP-IG and exact node
+    patching each find exactly {0.0, 1.0, mlp 1}; the discovered circuit is faithful, a circuit
+    of the single strongest edge (mlp 1 -> logits: MLP 1 alone, every other node ablated) is not."""
+    from sadlang.language import parse_spec
+    from sadlang.models import load_model
+    from sadlang.plan.compile import compile_spec
+    from sadlang.runner.executor import run_plan
+
+    model = load_model("planted-mlp")
+    report = run_plan(compile_spec(parse_spec(DISCOVER, "d.sad"), model), model)
+    status = {v.name: v.status for v in report.verdicts}
+    assert status == {"eap_finds": "held", "ig_finds": "held", "patch_finds": "held", "small": "failed",
+                      "faithful": "held", "unfaithful": "failed"}, [v.measured for v in report.verdicts]
+    small = next(v for v in report.verdicts if v.name == "small")
+    assert small.details["only there"] == [] and small.details["only here"] == ["0.0", "1.0"]
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("circuit c = discover eap of copy from copy top 3 edges", "is not a counterfactual set of 'copy'"),
+    ("circuit c = discover eap of copy from nomarks top 3 edges", "undefined prompt set 'nomarks'"),
+    ("circuit c = discover patching of copy from nomark top 3 edges", "ranks nodes only"),
+    ("circuit c = discover eap of copy from nomark top 0 edges", "keeps at least 1 edge"),
+    ("circuit c = discover acdc of copy from nomark top 3 edges", "discover"),
+])
+def test_discovery_mistakes_are_spec_errors(line, message):
+    from sadlang.errors import SpecError
+    from sadlang.language import parse_spec
+    from sadlang.plan.validate import check_declarations
+
+    text = DISCOVER.split("circuit truth")[0] + line + "\nclaim ok: logit_diff > 0 on copy\n"
+    with pytest.raises(SpecError) as err:
+        check_declarations(parse_spec(text, "d.sad"))
+    assert message in str(err.value)
