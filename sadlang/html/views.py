@@ -206,13 +206,17 @@ def declared_graph_view(decl: A.CircuitDecl, prompt: BuiltPrompt, n_layers: int,
     ids: dict[tuple[int, int], list[str]] = {}
     nodes = decl.nodes if heads is None else [
         A.CircuitNode(head=A.HeadRef(layer=layer, head=head)) for layer, head in heads]
+    def column(at: A.Pos | None) -> int:
+        """The node's column: its position's token, or `every position`."""
+        if at is None:
+            return 0
+        try:
+            return resolve(at, prompt) + (1 if everywhere else 0)
+        except RoleError:
+            return 0
+
     for node in nodes:
-        col = 0
-        if node.at is not None:
-            try:
-                col = resolve(node.at, prompt) + (1 if everywhere else 0)
-            except RoleError:
-                col = 0
+        col = column(node.at)
         if not node.head.concrete:
             continue
         pair, nid = node.head.pair, node.text()
@@ -222,15 +226,9 @@ def declared_graph_view(decl: A.CircuitDecl, prompt: BuiltPrompt, n_layers: int,
                    src_role=node.src.text() if node.src else "any",
                    **({"effect": effects[nid]} if effects and nid in effects else {}))
     for mlp in decl.mlps if heads is None else []:
-        col = 0
-        if mlp.at is not None:
-            try:
-                col = resolve(mlp.at, prompt) + (1 if everywhere else 0)
-            except RoleError:
-                col = 0
         nid = mlp.text()
         ids.setdefault((mlp.layer, -1), []).append(nid)
-        g.add_node(nid, kind="mlp", layer=mlp.layer, head=-1, column=col, short=f"mlp {mlp.layer}",
+        g.add_node(nid, kind="mlp", layer=mlp.layer, head=-1, column=column(mlp.at), short=f"mlp {mlp.layer}",
                    dest_role=mlp.at.text() if mlp.at else "every position", src_role="",
                    **({"effect": effects[nid]} if effects and nid in effects else {}))
     root = "logits"
