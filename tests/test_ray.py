@@ -144,7 +144,9 @@ def planted_on_ray(cluster, tmp_path_factory):
 
 def test_planted_report_is_byte_identical_on_ray(planted_on_ray):
     assert planted_on_ray["code"] == 0
-    assert re.search(r"on Ray; 2 actors \([23] processes\)", planted_on_ray["err"])   # both actors worked
+    # both actors worked; the injected fault replaces one, and a loaded machine may replace more
+    found = re.search(r"on Ray; 2 actors \((\d+) processes\)", planted_on_ray["err"])
+    assert found and int(found.group(1)) >= 2, planted_on_ray["err"]
     assert planted_on_ray["ray"] == planted_on_ray["local"]
     assert '"held": 29' in planted_on_ray["ray"]
 
