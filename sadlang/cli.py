@@ -326,8 +326,8 @@ def cmd_circuit(args: argparse.Namespace) -> int:
 
 def _print_discovered(decl: Any, ev: Any, plan: Any) -> int:
     """`sadlang circuit` on a discovered circuit: its units and the ranking they were cut from."""
-    from sadlang.circuits.attribution import edge_text, unit_text
-    from sadlang.circuits.nodes import discovered
+    from sadlang.circuits.attribution import edge_text
+    from sadlang.circuits.nodes import discovered, unit_name
     from sadlang.evidence.store import PromptSetEvidence
 
     assert decl.twins is not None
@@ -338,14 +338,14 @@ def _print_discovered(decl: Any, ev: Any, plan: Any) -> int:
     top = f"top {decl.top_edges} edges" if decl.top_edges is not None else f"top {decl.top_nodes} nodes"
     print(f"discover {decl.discovery} of {decl.traced_from} ({len(ev)} prompts) from {decl.twins}, {top}; "
           f"metric {s.metric}; {ranking.passes} batched pass(es)")
-    print(f"nodes    {len(units)}: " + ", ".join(unit_text(u) for u in units))
+    print(f"nodes    {len(units)}: " + ", ".join(unit_name(u) for u in units))
     if ranking.edges:
         print("edges    strongest first (score: first-order change of the metric when patched)")
         for e, score in ranking.edges[:decl.top_edges or 10]:
             print(f"  {score:+.4g}  {edge_text(e)}")
     print("nodes    strongest first" + (" (exact patching effect)" if not ranking.edges else " (sum of out-edges)"))
     for u, score in ranking.nodes[:max(10, decl.top_nodes or 0)]:
-        print(f"  {score:+.4g}  {unit_text(u)}")
+        print(f"  {score:+.4g}  {unit_name(u)}")
     return 0
 
 

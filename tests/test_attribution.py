@@ -187,3 +187,20 @@ def test_discovery_mistakes_are_spec_errors(line, message):
     with pytest.raises(SpecError) as err:
         check_declarations(parse_spec(text, "d.sad"))
     assert message in str(err.value)
+
+
+def test_every_differentiable_metric_equals_its_per_prompt_score():
+    """A task metric's batched, differentiable form (what attribution takes the gradient of)
+    gives each row what its per-prompt score gives, rows with and without `against` mixed in one
+    batch."""
+    from sadlang.circuits.task_metrics import METRICS
+
+    logits = torch.randn(4, 11, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    answers, against = torch.tensor([1, 2, 3, 4]), torch.tensor([5, -1, 0, -1])
+    batched = [m for m in METRICS.values() if m.batched is not None]
+    assert {m.name for m in batched} >= {"logit_diff", "prob"}
+    for m in batched:
+        got = m.batched(logits, answers, against)
+        for row in range(4):
+            other = None if against[row] < 0 else int(against[row])
+            assert float(got[row]) == pytest.approx(m.score(logits[row], int(answers[row]), other), rel=1e-12), m.name

@@ -108,6 +108,12 @@ class Row:
     wiring: Wiring | None = None
     mlp_keep: torch.Tensor | None = None
 
+    def mlps_kept(self) -> torch.Tensor:
+        """(L, n) bool: the MLP outputs the row keeps (every one without `mlp_keep`)."""
+        if self.mlp_keep is None:
+            return torch.ones(self.keep.shape[:2], dtype=torch.bool)
+        return self.mlp_keep
+
 
 @dataclass(frozen=True)
 class Start:
@@ -134,11 +140,9 @@ def _first_difference(a: Row, b: Row | None, n_layers: int) -> int:
     They part where their keep masks (L, n, H) first differ, where the paths cut into a layer's
     heads first differ, and at the last layer when they withhold different heads from the logits."""
     differs = (~a.keep if b is None else a.keep != b.keep).flatten(1).any(1)
-    mlps = [row.mlp_keep if row is not None else None for row in (a, b)]
-    if mlps[0] is not None or mlps[1] is not None:
-        full = torch.ones(a.keep.shape[:2], dtype=torch.bool)
-        ma, mb = (full if m is None else m for m in mlps)
-        differs = differs | (ma != mb).any(1)
+    if a.mlp_keep is not None or (b is not None and b.mlp_keep is not None):
+        other = torch.ones_like(a.mlps_kept()) if b is None else b.mlps_kept()
+        differs = differs | (a.mlps_kept() != other).any(1)
     first = int(differs.float().argmax()) if bool(differs.any()) else n_layers
     mine, theirs = _cuts_by_layer(a.wiring), _cuts_by_layer(None if b is None else b.wiring)
     first = min([first, *(layer for layer in set(mine) | set(theirs) if mine.get(layer) != theirs.get(layer))])
@@ -227,9 +231,7 @@ def _mlp_hooks(model: LoadedModel, rows: list[Row], chunk: list[int],
         return []
     assert mlp_values is not None, "rows ablate MLPs, so the lab must give their reference values"
     L = model.info.n_layers
-    masks = [rows[k].mlp_keep for k in chunk]
-    keep = torch.stack([torch.ones(rows[k].keep.shape[:2], dtype=torch.bool) if m is None else m
-                        for k, m in zip(chunk, masks)]).to(model.device)                 # (b, L, n)
+    keep = torch.stack([rows[k].mlps_kept() for k in chunk]).to(model.device)            # (b, L, n)
     repl = torch.stack([mlp_values[rows[k].prompt] for k in chunk]).to(model.device)      # (b, L, n, D)
     hooks = []
     for layer in range(L):

@@ -36,8 +36,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 
 from sadlang.circuits.ablation import head_z, mlp_out
-from sadlang.circuits.nodes import MLP
-from sadlang.circuits.wiring import norm, wiring_problem
+from sadlang.circuits.nodes import MLP, unit_name
+from sadlang.circuits.task_metrics import METRICS, differentiable_text
+from sadlang.circuits.wiring import Taps, norm, wiring_problem
 from sadlang.decomp.rope import apply_rope
 from sadlang.errors import TraceError
 
@@ -49,33 +50,40 @@ Unit = tuple[int, int]                       # (layer, head), or (layer, MLP) fo
 Side = Literal["query", "key", "value", "mlp", "logits"]
 AttrEdge = tuple[Unit, Unit | None, Side]    # sender, receiver (None: the logits), the receiver's input
 HEAD_SIDES: tuple[Side, ...] = ("query", "key", "value")
-DIFFERENTIABLE = ("logit_diff", "prob")
 
 
 def attribution_problem(model: LoadedModel) -> str | None:
     """Why per-receiver inputs cannot be rebuilt exactly on this model (None: they can)."""
-    why = wiring_problem(model)
-    return None if why is None else why.replace("edge-level circuits", "attribution patching")
+    return wiring_problem(model, "attribution patching", "rank the model's nodes with `discover patching`")
 
 
-def _metric(logits_end: torch.Tensor, answer: torch.Tensor, against: torch.Tensor | None, metric: str) -> torch.Tensor:
-    """(b,) a differentiable task metric from (b, V) logits at the end."""
-    if metric == "prob":
-        return logits_end.softmax(-1).gather(1, answer[:, None])[:, 0]
-    picked = logits_end.gather(1, answer[:, None])[:, 0]
-    return picked if against is None else picked - logits_end.gather(1, against[:, None])[:, 0]
+def differentiable(metric: str) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The task metric's differentiable batched form (its registry record's); a TraceError for a
+    step function."""
+    batched = METRICS[metric].batched
+    if batched is None:
+        raise TraceError(f"attribution patching needs a differentiable task metric ({differentiable_text()}); "
+                         f"{metric!r} is a step function: set `option metric = logit_diff`")
+    return batched
 
 
-class SplitRun:
+def _metric(logits_end: torch.Tensor, answers: torch.Tensor, against: torch.Tensor, metric: str) -> torch.Tensor:
+    """(b,) the task metric from (b, V) logits at the end; against (b,) holds -1 where a row has none."""
+    return differentiable(metric)(logits_end, answers, against)
+
+
+class SplitRun(Taps):
     """The hooks of one batched pass in which every receiver reads its own copy of the residual
-    stream (module docstring). After the pass: `copies` lists every copy, with `where[k]` saying
-    whose it is. `add` (optional) adds a (b, n, D) tensor to one receiver's copy: keys
-    (layer, head, side) for a head's input, (layer, MLP, "mlp"), or (-1, -1, "logits")."""
+    stream (module docstring). After the pass, `copies[(layer, side)]` is the copy the gradient is
+    taken of: (b, n, H, D) for a head side, (b, n, D) for "mlp", and (-1, "logits"). `add`
+    (optional) adds a (b, n, D) tensor to one receiver's copy: keys (layer, head, side) for a
+    head's input, (layer, MLP, "mlp"), or (-1, -1, "logits")."""
 
     def __init__(self, model: LoadedModel, cos: torch.Tensor | None, sin: torch.Tensor | None,
                  embed: torch.Tensor | None = None, add: dict[tuple[int, int, str], torch.Tensor] | None = None
                  ) -> None:
         """embed: (b, n, D) the input embeddings to start from (default: the model's own)."""
+        super().__init__()
         why = attribution_problem(model)
         if why is not None:
             raise TraceError(why)
@@ -84,9 +92,6 @@ class SplitRun:
         self.w, self.kind, self.eps = w, str(cfg.normalization_type or "LN"), float(cfg.eps)
         self.cos, self.sin, self.embed, self.add = cos, sin, embed, add or {}
         self.kv = torch.tensor([w.kv(h) for h in range(w.n_heads)])
-        self.resid: torch.Tensor | None = None
-        self.pattern: torch.Tensor | None = None
-        self.values: torch.Tensor | None = None
         self.copies: dict[tuple[int, str], torch.Tensor] = {}   # (layer, side) -> copy; (-1, "logits")
 
     def _copy(self, x: torch.Tensor, layer: int, side: str, heads: int | None) -> torch.Tensor:
@@ -119,14 +124,6 @@ class SplitRun:
         base = x if self.embed is None else self.embed.to(x)
         self.resid = base.detach().requires_grad_(True)
         return self.resid
-
-    def _keep_resid(self, x: torch.Tensor, hook: Any = None) -> torch.Tensor:
-        self.resid = x
-        return x
-
-    def _keep_pattern(self, x: torch.Tensor, hook: Any = None) -> torch.Tensor:
-        self.pattern = x
-        return x
 
     def _project(self, layer: int, side: str) -> torch.Tensor:
         """(b, H, n, r) every query head's query / key / value, from its own copy."""
@@ -179,11 +176,12 @@ class Gradients:
     logits: torch.Tensor
 
 
-def split_pass(model: LoadedModel, tokens: torch.Tensor, answers: torch.Tensor, against: torch.Tensor | None,
+def split_pass(model: LoadedModel, tokens: torch.Tensor, answers: torch.Tensor, against: torch.Tensor,
                metric: str, cos: torch.Tensor | None, sin: torch.Tensor | None,
                embed: torch.Tensor | None = None) -> tuple[torch.Tensor, list[Gradients]]:
     """One forward and backward pass over `tokens` (b, n): (b,) the metric per row, and per row
-    the receivers' gradients of the metric (rows are independent)."""
+    the receivers' gradients of the metric (rows are independent). answers, against: (b,) token
+    ids, against -1 where a row has none."""
     run = SplitRun(model, cos, sin, embed)
     L = model.info.n_layers
     with torch.enable_grad():
@@ -199,7 +197,7 @@ def split_pass(model: LoadedModel, tokens: torch.Tensor, answers: torch.Tensor, 
     return values.detach(), out
 
 
-def patched_metric(model: LoadedModel, tokens: torch.Tensor, answers: torch.Tensor, against: torch.Tensor | None,
+def patched_metric(model: LoadedModel, tokens: torch.Tensor, answers: torch.Tensor, against: torch.Tensor,
                    metric: str, cos: torch.Tensor | None, sin: torch.Tensor | None,
                    add: dict[tuple[int, int, str], torch.Tensor]) -> torch.Tensor:
     """(b,) the metric of a pass in which receivers hear extra inputs (`SplitRun`'s `add`): with
@@ -234,47 +232,46 @@ class EdgeScores:
     def edges(self) -> list[tuple[AttrEdge, float]]:
         """Every possible edge with its score, strongest |score| first (ties by name)."""
         L, H = self.head_logits.shape
+        later, feeds = edge_masks(L, self.parallel)
         out: list[tuple[AttrEdge, float]] = []
         for s, side in enumerate(HEAD_SIDES):
-            for lu, hu, lv, hv in torch.nonzero(self._head_mask(L, H)).tolist():
+            for lu, hu, lv, hv in torch.nonzero(later[:, None, :, None].expand(L, H, L, H)).tolist():
                 out.append((((lu, hu), (lv, hv), side), float(self.head_head[s, lu, hu, lv, hv])))
-            for lu, lv, hv in torch.nonzero(self._later(L)[:, :, None].expand(L, L, H)).tolist():
+            for lu, lv, hv in torch.nonzero(later[:, :, None].expand(L, L, H)).tolist():
                 out.append((((lu, MLP), (lv, hv), side), float(self.mlp_head[s, lu, lv, hv])))
-        for lu, hu, lv in torch.nonzero(self._feeds_mlp(L)[:, None, :].expand(L, H, L)).tolist():
+        for lu, hu, lv in torch.nonzero(feeds[:, None, :].expand(L, H, L)).tolist():
             out.append((((lu, hu), (lv, MLP), "mlp"), float(self.head_mlp[lu, hu, lv])))
-        for lu, lv in torch.nonzero(self._later(L)).tolist():
+        for lu, lv in torch.nonzero(later).tolist():
             out.append((((lu, MLP), (lv, MLP), "mlp"), float(self.mlp_mlp[lu, lv])))
         out += [(((lu, hu), None, "logits"), float(self.head_logits[lu, hu])) for lu in range(L) for hu in range(H)]
         out += [(((lu, MLP), None, "logits"), float(self.mlp_logits[lu])) for lu in range(L)]
         return sorted(out, key=lambda e: (-abs(e[1]), edge_text(e[0])))
 
-    def _later(self, L: int) -> torch.Tensor:
-        return torch.ones(L, L, dtype=torch.bool).triu(1)                  # [u, v]: v after u
-
-    def _feeds_mlp(self, L: int) -> torch.Tensor:
-        return torch.ones(L, L, dtype=torch.bool).triu(1 if self.parallel else 0)
-
-    def _head_mask(self, L: int, H: int) -> torch.Tensor:
-        return self._later(L)[:, None, :, None].expand(L, H, L, H)
-
     def node_scores(self) -> dict[Unit, float]:
         """Per sender, the sum of its outgoing edges' scores: (a^ref - a) . dF/da, its first-order
-        node-patching effect (every reader of the stream is a receiver)."""
-        out: dict[Unit, float] = {}
-        for (u, _, _), score in self.edges():
-            out[u] = out.get(u, 0.0) + score
+        node-patching effect (every reader of the stream is a receiver). Impossible edges hold 0,
+        so the sums run over whole tensors."""
+        L, H = self.head_logits.shape
+        heads = self.head_head.sum((0, 3, 4)) + self.head_mlp.sum(2) + self.head_logits         # (L, H)
+        mlps = self.mlp_head.sum((0, 2, 3)) + self.mlp_mlp.sum(1) + self.mlp_logits            # (L,)
+        out = {(lu, hu): float(heads[lu, hu]) for lu in range(L) for hu in range(H)}
+        out.update({(lu, MLP): float(mlps[lu]) for lu in range(L)})
         return out
+
+
+def edge_masks(L: int, parallel: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(L, L) bool masks [sender layer, receiver layer]: `later`, a receiver in a later layer (heads
+    and MLPs reading heads and MLPs); `feeds`, a head feeding an MLP (its own layer's too, except
+    in parallel blocks, where both read the block input)."""
+    ones = torch.ones(L, L, dtype=torch.bool)
+    return ones.triu(1), ones.triu(1 if parallel else 0)
 
 
 def edge_text(e: AttrEdge) -> str:
     u, v, side = e
-    to = "logits" if v is None else unit_text(v)
+    to = "logits" if v is None else unit_name(v)
     via = f" via {side}" if side in HEAD_SIDES else ""
-    return f"{unit_text(u)} -> {to}{via}"
-
-
-def unit_text(u: Unit) -> str:
-    return f"mlp {u[0]}" if u[1] == MLP else f"{u[0]}.{u[1]}"
+    return f"{unit_name(u)} -> {to}{via}"
 
 
 def top_nodes(edges: list[tuple[AttrEdge, float]], k: int) -> list[Unit]:
@@ -297,21 +294,18 @@ def _deltas(ref: list[torch.Tensor], ref_mlp: list[torch.Tensor], ev: PromptSetE
 
 
 def attribute(ev: PromptSetEvidence, ref: list[torch.Tensor], ref_mlp: list[torch.Tensor], metric: str,
-              batch_size: int, twins: PromptSetEvidence | None = None, steps: int = 1,
-              progress: Callable[[int], None] | None = None) -> EdgeScores:
+              batch_size: int, twins: PromptSetEvidence | None = None, steps: int = 1) -> EdgeScores:
     """EAP (steps 1, no twins needed) or EAP-IG (`steps` interpolation points between each twin's
     embeddings and its prompt's) scores of every edge, averaged over the prompts of `ev`.
-    ref / ref_mlp: per prompt, the reference head outputs (L, n, H, r) and MLP outputs (L, n, D)."""
-    if metric not in DIFFERENTIABLE:
-        raise TraceError(f"attribution patching needs a differentiable task metric ({' or '.join(DIFFERENTIABLE)}); "
-                         f"{metric!r} is a step function: set `option metric = logit_diff`")
+    ref / ref_mlp: per prompt, the reference head outputs (L, n, H, r) and MLP outputs (L, n, D).
+    Each prompt's gradients are summed over its steps as the passes come (not kept per step)."""
+    differentiable(metric)                          # a step metric is refused before any pass
     model = ev.model
-    L = model.info.n_layers
-    rows = [(i, k) for i in range(len(ev)) for k in range(1, steps + 1)]
     by_len: dict[int, list[tuple[int, int]]] = {}
-    for i, k in rows:
-        by_len.setdefault(len(ev.prompts[i].tokens), []).append((i, k))
-    grads: dict[int, list[Gradients]] = {}
+    for i in range(len(ev)):
+        for k in range(1, steps + 1):
+            by_len.setdefault(len(ev.prompts[i].tokens), []).append((i, k))
+    sums: dict[int, Gradients] = {}
     passes = 0
     for _, members in sorted(by_len.items()):
         for start in range(0, len(members), batch_size):
@@ -323,34 +317,30 @@ def attribute(ev: PromptSetEvidence, ref: list[torch.Tensor], ref_mlp: list[torc
                 assert twins is not None
                 embed = torch.stack([twins.acts(i).embed + (k / steps) * (ev.acts(i).embed - twins.acts(i).embed)
                                      for i, k in chunk]).to(model.device)
-            answers = torch.tensor([ev.prompts[i].answer for i, _ in chunk], device=model.device)
-            against = None if any(ev.prompts[i].against is None for i, _ in chunk) else torch.tensor(
-                [ev.prompts[i].against for i, _ in chunk], device=model.device)
+            prompts = [ev.prompts[i] for i, _ in chunk]
+            answers = torch.tensor([p.answer for p in prompts], device=model.device)
+            against = torch.tensor([-1 if p.against is None else p.against for p in prompts], device=model.device)
             _, gs = split_pass(model, tokens, answers, against, metric, acts[0].cos, acts[0].sin, embed)
             passes += 1
             for (i, _), g in zip(chunk, gs):
-                grads.setdefault(i, []).append(g)
-            if progress:
-                progress(len(chunk))
+                sums[i] = g if i not in sums else _added(sums[i], g)
     parallel = bool(getattr(model.bridge.cfg, "parallel_attn_mlp", False))
-    sums = None
+    later, feeds = edge_masks(model.info.n_layers, parallel)
+    totals = None
     for i in range(len(ev)):
-        g = _mean_gradients(grads[i])
+        g = sums[i]                                  # the sum over steps: divided by `steps` below
         dh, dm = _deltas(ref, ref_mlp, ev, i)
         part = [torch.stack([torch.einsum("anhd,bnkd->ahbk", dh, s) for s in (g.query, g.key, g.value)]),
                 torch.einsum("anhd,bnd->ahb", dh, g.mlp),
                 torch.stack([torch.einsum("and,bnkd->abk", dm, s) for s in (g.query, g.key, g.value)]),
                 torch.einsum("and,bnd->ab", dm, g.mlp),
                 torch.einsum("anhd,nd->ah", dh, g.logits), torch.einsum("and,nd->a", dm, g.logits)]
-        sums = part if sums is None else [a + b for a, b in zip(sums, part)]
-    assert sums is not None
-    later = torch.ones(L, L, dtype=torch.bool).triu(1)
-    feeds = torch.ones(L, L, dtype=torch.bool).triu(1 if parallel else 0)
-    hh, hm, mh, mm, hl, ml = (x.cpu() / len(ev) for x in sums)
+        totals = part if totals is None else [a + b for a, b in zip(totals, part)]
+    assert totals is not None
+    hh, hm, mh, mm, hl, ml = (x.cpu() / (len(ev) * steps) for x in totals)
     return EdgeScores(hh * later[None, :, None, :, None], hm * feeds[:, None, :], mh * later[None, :, :, None],
                       mm * later, hl, ml, "eap-ig" if steps > 1 else "eap", len(ev), passes, parallel)
 
 
-def _mean_gradients(gs: list[Gradients]) -> Gradients:
-    return Gradients(*(torch.stack([getattr(g, f) for g in gs]).mean(0)
-                       for f in ("query", "key", "value", "mlp", "logits")))
+def _added(a: Gradients, b: Gradients) -> Gradients:
+    return Gradients(a.query + b.query, a.key + b.key, a.value + b.value, a.mlp + b.mlp, a.logits + b.logits)

@@ -32,10 +32,15 @@ def declared_nodes(decl: A.CircuitDecl, prompt: BuiltPrompt) -> list[Node]:
     return out
 
 
+def unit_name(unit: tuple[int, int]) -> str:
+    """'L.H' for a head (L, H), 'mlp L' for an MLP (L, MLP)."""
+    layer, index = unit
+    return f"mlp {layer}" if index == MLP else f"{layer}.{index}"
+
+
 def node_name(node: Node) -> str:
-    """'L.H' for a head, 'mlp L' for an MLP (the position is not named)."""
-    layer, unit, _ = node
-    return f"mlp {layer}" if unit == MLP else f"{layer}.{unit}"
+    """A node's unit_name (the position is not named)."""
+    return unit_name(node[:2])
 
 
 def traced_heads(decl: A.CircuitDecl, traced: PromptSetEvidence) -> list[tuple[int, int]]:

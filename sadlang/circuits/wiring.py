@@ -102,18 +102,20 @@ def norm(x: torch.Tensor, kind: str, eps: float) -> torch.Tensor:
     return x / (x.pow(2).mean(-1, keepdim=True) + eps).sqrt()
 
 
-def wiring_problem(model: LoadedModel) -> str | None:
-    """Why edge-level circuits cannot be run exactly on this model (None: they can). They rebuild
-    a receiver's inputs, queries and keys linearly from head writes."""
+def wiring_problem(model: LoadedModel, who: str = "edge-level circuits",
+                   instead: str = "test the circuit at node level") -> str | None:
+    """Why `who` (anything that rebuilds a receiver's inputs, queries and keys linearly from head
+    writes: edge-level circuits, attribution patching) cannot run exactly on this model (None: it
+    can); `instead` is what to do then."""
     w = model.weights
     if w.softcap:
-        return "edge-level circuits rebuild attention scores, which a soft-capped model caps"
+        return f"{who} rebuild attention scores, which a soft-capped model caps"
     if w.post_norm:
-        return ("edge-level circuits rebuild a receiver's input from head writes, which a "
-                "post-attention norm (Gemma) rescales; test the circuit at node level")
+        return (f"{who} rebuild a receiver's input from head writes, which a "
+                f"post-attention norm (Gemma) rescales; {instead}")
     if w.qk_norm:
-        return ("edge-level circuits rebuild a receiver's queries and keys linearly, which a QK-norm "
-                "(Gemma-3, Qwen3) rescales per head; test the circuit at node level")
+        return (f"{who} rebuild a receiver's queries and keys linearly, which a QK-norm "
+                f"(Gemma-3, Qwen3) rescales per head; {instead}")
     return None
 
 
@@ -124,13 +126,31 @@ def refuse_wiring(model: LoadedModel) -> None:
         raise TraceError(why)
 
 
-class WiredRun:
+class Taps:
+    """Hooks that keep the current layer's residual stream and attention pattern for the hooks
+    that rebuild a receiver's inputs later in the same layer."""
+
+    def __init__(self) -> None:
+        self.resid: torch.Tensor | None = None            # (b, n, D) resid_pre of the current layer
+        self.pattern: torch.Tensor | None = None          # (b, H, n, n)
+
+    def _keep_resid(self, x: torch.Tensor, hook: Any = None) -> torch.Tensor:
+        self.resid = x
+        return x
+
+    def _keep_pattern(self, x: torch.Tensor, hook: Any = None) -> torch.Tensor:
+        self.pattern = x
+        return x
+
+
+class WiredRun(Taps):
     """The hooks of one batched pass with per-row wirings. Rows without a wiring run as plain
     node ablations. Use `hooks()` inside `model.bridge.hooks(fwd_hooks=...)`."""
 
     def __init__(self, model: LoadedModel, wirings: list[Wiring | None], values: torch.Tensor,
                  cos: torch.Tensor | None, sin: torch.Tensor | None) -> None:
         """values: (b, L, n, H, r) the reference outputs of each row; cos, sin: (n, r) or None."""
+        super().__init__()
         w = model.weights
         if any(wirings):
             refuse_wiring(model)
@@ -138,8 +158,6 @@ class WiredRun:
         self.w, self.kind, self.eps = w, str(cfg.normalization_type or "LN"), float(cfg.eps)
         self.wirings, self.values, self.cos, self.sin = wirings, values, cos, sin
         self.n_layers = w.n_layers
-        self.resid: torch.Tensor | None = None            # (b, n, D) resid_pre of the current layer
-        self.pattern: torch.Tensor | None = None          # (b, H, n, n)
         self.delta: dict[int, torch.Tensor] = {}          # layer -> (b, n, H, r) z - ref
 
     def _input(self, row: int, layer: int, senders: frozenset[Head]) -> torch.Tensor:
@@ -182,14 +200,6 @@ class WiredRun:
             self.delta[layer] = z - ref
             return z
         return hook
-
-    def _keep_resid(self, x: torch.Tensor, hook: Any = None) -> torch.Tensor:
-        self.resid = x
-        return x
-
-    def _keep_pattern(self, x: torch.Tensor, hook: Any = None) -> torch.Tensor:
-        self.pattern = x
-        return x
 
     def _scores_hook(self, layer: int) -> Callable[[torch.Tensor, Any], torch.Tensor]:
         def hook(scores: torch.Tensor, hook: Any = None) -> torch.Tensor:

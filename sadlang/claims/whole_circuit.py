@@ -163,28 +163,21 @@ class CircuitTestKind(ClaimKind):
         errors = (counterfactual_problems(spec, body.counterfactual, body.ablation, prompt_set, body.loc)
                   + reference_problems(spec, body.mean_over, body.ablation, body.loc))
         decl = spec.circuits[body.circuit]
-        for node in decl.nodes:
+        nodes: list[A.CircuitNode | A.CircuitMlp] = [*decl.nodes, *decl.mlps]
+        for node in nodes:
             if node.at is None:
                 continue
+            src = node.src if isinstance(node, A.CircuitNode) else None     # where a head looks
             for p in prompts:
                 try:
                     d = resolve(node.at, p)
-                    if node.src is not None and resolve(node.src, p) > d:
-                        errors.append((f"circuit {decl.name} node {node.text()}: {node.src.text()} comes after "
+                    if src is not None and resolve(src, p) > d:
+                        errors.append((f"circuit {decl.name} node {node.text()}: {src.text()} comes after "
                                        f"{node.at.text()} in {p.text!r}, and attention only looks back",
-                                       node.src.loc or node.at.loc))
+                                       src.loc or node.at.loc))
                         break
                 except RoleError as exc:
                     errors.append((f"circuit {decl.name} node {node.text()}: {exc}", node.at.loc))
-                    break
-        for mlp in decl.mlps:
-            if mlp.at is None:
-                continue
-            for p in prompts:
-                try:
-                    resolve(mlp.at, p)
-                except RoleError as exc:
-                    errors.append((f"circuit {decl.name} node {mlp.text()}: {exc}", mlp.at.loc))
                     break
         return errors
 
