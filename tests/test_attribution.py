@@ -156,14 +156,20 @@ claim unfaithful:  circuit too_small is faithful >= 50% by resample ablation fro
 def test_discovery_methods_recover_the_planted_mlp_circuit():
     """On planted-mlp, patched toward twins without the marker, EAP, EAP-IG and exact node
     patching each find exactly {0.0, 1.0, mlp 1}; the discovered circuit is faithful, a circuit
-    of the single strongest edge (mlp 1 -> logits: MLP 1 alone, every other node ablated) is not."""
+    of the single strongest edge (mlp 1 -> logits: MLP 1 alone, every other node ablated) is not.
+    The report draws the discovered circuit with the nodes it found."""
+    from sadlang.html.views import collector
     from sadlang.language import parse_spec
     from sadlang.models import load_model
     from sadlang.plan.compile import compile_spec
     from sadlang.runner.executor import run_plan
 
     model = load_model("planted-mlp")
-    report = run_plan(compile_spec(parse_spec(DISCOVER, "d.sad"), model), model)
+    plan = compile_spec(parse_spec(DISCOVER, "d.sad"), model)
+    views, observe = collector(plan.spec)
+    report = run_plan(plan, model, observe=observe)
+    drawn = views["faithful"].graph
+    assert drawn is not None and {n["label"] for n in drawn.nodes} - {"logit"} == {"0.0", "1.0", "mlp 1"}
     status = {v.name: v.status for v in report.verdicts}
     assert status == {"eap_finds": "held", "ig_finds": "held", "patch_finds": "held", "small": "failed",
                       "faithful": "held", "unfaithful": "failed"}, [v.measured for v in report.verdicts]

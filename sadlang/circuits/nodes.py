@@ -7,7 +7,7 @@ is a head index, or MLP for the layer's MLP.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -15,6 +15,9 @@ from sadlang.evidence.roles import resolve
 from sadlang.evidence.store import PromptSetEvidence
 from sadlang.lang import ast as A
 from sadlang.prompts.build import BuiltPrompt
+
+if TYPE_CHECKING:
+    from sadlang.circuits.discovery import Ranking
 
 Node = tuple[int, int, int | None]
 MLP = -1          # the unit of an MLP node: (layer, MLP, position)
@@ -36,6 +39,14 @@ def unit_name(unit: tuple[int, int]) -> str:
     """'L.H' for a head (L, H), 'mlp L' for an MLP (L, MLP)."""
     layer, index = unit
     return f"mlp {layer}" if index == MLP else f"{layer}.{index}"
+
+
+def parse_unit(name: str) -> tuple[int, int]:
+    """unit_name's inverse: 'L.H' -> (L, H), 'mlp L' -> (L, MLP)."""
+    if name.startswith("mlp "):
+        return int(name[4:]), MLP
+    layer, head = name.split(".")
+    return int(layer), int(head)
 
 
 def node_name(node: Node) -> str:
@@ -92,7 +103,7 @@ def mlp_mask(nodes: list[Node], shape: tuple[int, int], keep_nodes: bool) -> tor
 
 
 def discovered(decl: A.CircuitDecl, sets: dict[str, PromptSetEvidence], metric: str, batch_size: int,
-               steps: int) -> tuple[list[tuple[int, int]], Any]:
+               steps: int) -> tuple[list[tuple[int, int]], Ranking]:
     """The units (layer, head or MLP) of `circuit NAME = discover METHOD of SET from TWINS top K
     edges|nodes`, and the method's Ranking; ranked once per set, method, metric and steps (the
     ranking is kept in SET's memo, so every claim on the circuit shares it)."""

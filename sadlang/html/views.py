@@ -333,11 +333,12 @@ def _declared_circuit(ev: Any, claim: A.Claim, v: Verdict, spec: A.Spec) -> Grap
     heads_traced = None
     names = v.details.get("circuit")
     if decl.discovery is not None and isinstance(names, list):     # drawn from the units it found
-        decl = A.CircuitDecl(
-            name=decl.name,
-            nodes=[A.CircuitNode(head=A.HeadRef(layer=int(n.split(".")[0]), head=int(n.split(".")[1])))
-                   for n in names if not n.startswith("mlp")],
-            mlps=[A.CircuitMlp(layer=int(n.split()[1])) for n in names if n.startswith("mlp")])
+        from sadlang.circuits.nodes import MLP, parse_unit
+
+        units = [parse_unit(n) for n in names]
+        decl = A.CircuitDecl(name=decl.name,
+                             nodes=[A.CircuitNode(head=A.HeadRef(layer=lay, head=u)) for lay, u in units if u != MLP],
+                             mlps=[A.CircuitMlp(layer=lay) for lay, u in units if u == MLP])
     elif decl.traced_from is not None and ev.workspace is not None:
         from sadlang.circuits.nodes import traced_heads
         heads_traced = traced_heads(decl, ev.workspace.sets[decl.traced_from])
