@@ -204,9 +204,119 @@ def test_every_differentiable_metric_equals_its_per_prompt_score():
     logits = torch.randn(4, 11, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     answers, against = torch.tensor([1, 2, 3, 4]), torch.tensor([5, -1, 0, -1])
     batched = [m for m in METRICS.values() if m.batched is not None]
-    assert {m.name for m in batched} >= {"logit_diff", "prob"}
+    assert {m.name for m in batched} >= {"logit_diff", "prob", "loss"}
     for m in batched:
         got = m.batched(logits, answers, against)
         for row in range(4):
             other = None if against[row] < 0 else int(against[row])
-            assert float(got[row]) == pytest.approx(m.score(logits[row], int(answers[row]), other), rel=1e-12), m.name
+            assert float(got[row]) == pytest.approx(m.score(logits[row], logits[row], int(answers[row]), other), rel=1e-12), m.name
+
+
+TOOLBOX = DISCOVER.split("claim eap_finds")[0] + '''circuit heads:
+  0.0
+  1.0
+circuit wrong:
+  0.1
+  1.1
+  mlp 1
+circuit truth_edges:
+  0.0
+  1.0
+  mlp 1
+  edge 0.0 -> 1.0
+  edge 1.0 -> logits
+claim kl_ok:     circuit truth is faithful with kl <= 0.05 by resample ablation from nomark on copy
+claim kl_bad:    circuit wrong is faithful with kl <= 0.05 by resample ablation from nomark on copy
+claim kl_need:   circuit truth is necessary with kl >= 0.5 by resample ablation from nomark on copy
+claim loss_ok:   circuit truth is faithful with loss >= 90% by resample ablation from nomark on copy
+claim loss_bad:  circuit wrong is faithful with loss >= 50% by resample ablation from nomark on copy
+claim as_ig:     circuit truth is at least as faithful as by_ig within 5% by resample ablation from nomark on copy
+claim wrong_ig:  circuit wrong is at least as faithful as by_ig by resample ablation from nomark on copy
+claim heads_ig:  circuit heads is at least as faithful as by_ig within 5% by resample ablation from nomark on copy
+claim edge_same: circuit by_ig matches by_eap at edge level with f1 >= 0.99 on copy
+claim edge_decl: circuit truth_edges matches by_ig at edge level with f1 >= 0.5 on copy
+'''
+
+
+def test_the_field_s_metrics_and_circuit_comparisons_on_the_planted_mlp_circuit():
+    """KL and loss read faithfulness their own way (KL in nats, loss as the share recovered, both
+    lower-is-better), a hypothesis is compared with the discovered circuit of its size, and edge
+    sets compare edge for edge. Every number is checked against its definition from the verdict's
+    own F values, and the statuses against the planted truth ({0.0, 1.0, mlp 1} carries the marker)."""
+    from sadlang.language import parse_spec
+    from sadlang.models import load_model
+    from sadlang.plan.compile import compile_spec
+    from sadlang.runner.executor import run_plan
+
+    model = load_model("planted-mlp")
+    report = run_plan(compile_spec(parse_spec(TOOLBOX, "t.sad"), model), model)
+    v = {x.name: x for x in report.verdicts}
+    assert {k: x.status for k, x in v.items()} == {
+        "kl_ok": "held", "kl_bad": "failed", "kl_need": "held", "loss_ok": "held", "loss_bad": "failed",
+        "as_ig": "held", "wrong_ig": "failed", "heads_ig": "held", "edge_same": "held",
+        "edge_decl": "failed"}, [x.measured for x in report.verdicts]
+    for name in ("kl_ok", "kl_bad"):                            # KL: F(M) = 0, the headline is F(C) in nats
+        d = v[name].details
+        assert d["metric"] == "kl" and d["F(M)"] == 0.0 and v[name].value == pytest.approx(d["F(C)"], abs=0)
+        assert d["normalised faithfulness"] == pytest.approx(1 - d["F(C)"] / d["F(empty)"], abs=1e-12)
+        assert "nats" in v[name].measured
+    assert v["kl_bad"].value > 1.0 and v["kl_ok"].value < 1e-4
+    d = v["loss_ok"].details                                    # loss recovered = normalised faithfulness
+    assert v["loss_ok"].value == pytest.approx((d["F(empty)"] - d["F(C)"]) / (d["F(empty)"] - d["F(M)"]), rel=1e-12)
+    assert v["loss_ok"].value == pytest.approx(d["normalised faithfulness"], rel=1e-9)
+    d = v["wrong_ig"].details                                   # the discovered circuit at wrong's size (3)
+    assert sorted(d["reference nodes"]) == ["0.0", "1.0", "mlp 1"]
+    assert v["wrong_ig"].value == pytest.approx(d["faithfulness"] - d["reference faithfulness"], abs=1e-12)
+    curve = d["faithfulness curve"]
+    assert list(curve) == ["0", "1", "2", "3", "5", "10"] and curve["10"] == pytest.approx(1.0, abs=1e-5)
+    assert curve["3"] == pytest.approx(d["reference faithfulness"], abs=1e-12)
+    assert sorted(v["heads_ig"].details["reference nodes"]) == ["0.0", "1.0"]   # heads only for a heads circuit
+    d = v["edge_decl"].details                                  # declared edges cannot name MLPs yet
+    assert d["only here"] == ["1.0 -> logits"] and d["level"] == "edge"
+    assert v["edge_decl"].value == pytest.approx(2 * 0.5 * (1 / 3) / (0.5 + 1 / 3), abs=1e-12)
+
+
+def test_a_curve_is_measured_at_round_sizes_and_its_area_is_the_trapezoid():
+    from sadlang.claims.whole_circuit import _area, curve_sizes
+
+    assert curve_sizes(300, 7) == [0, 1, 2, 5, 7, 10, 20, 50, 100, 200, 300]
+    assert curve_sizes(3, 3) == [0, 1, 2, 3]
+    assert _area([(0, 0.0), (5, 1.0), (10, 1.0)], 10) == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize(("option", "claim", "message"), [
+    ("kl", "circuit truth is faithful >= 50% by zero ablation on copy", "is faithful with kl <= X"),
+    ("logit_diff", "circuit truth is faithful with entropy >= 50% on copy", "unknown task metric 'entropy'"),
+    ("loss", "circuit truth is complete within 10% by zero ablation on copy", "need a higher-is-better metric"),
+    ("kl", "circuit truth beats random by 2x by zero ablation on copy", "need a higher-is-better metric"),
+    ("logit_diff", "circuit truth matches by_patching at edge level on copy", "by_patching ranks nodes"),
+    ("logit_diff", "circuit truth matches by_eap at edge level on copy", "truth declares no edges"),
+    ("logit_diff", "circuit truth is at least as faithful as nothing on copy", "undefined circuit 'nothing'"),
+])
+def test_metric_and_comparison_mistakes_are_spec_errors(option, claim, message):
+    from sadlang.errors import SpecError
+    from sadlang.language import parse_spec
+    from sadlang.plan.validate import validate
+
+    text = DISCOVER.split("claim eap_finds")[0] + f"option metric = {option}\nclaim c: {claim}\n"
+    with pytest.raises(SpecError) as err:
+        validate(parse_spec(text, "m.sad"))
+    if message is not None:
+        assert message in str(err.value)
+    assert err.value.span is not None and err.value.span.line > 1
+
+
+def test_kl_and_loss_are_their_textbook_definitions():
+    """KL(clean || run) and the answer's cross-entropy, against torch's own, in float64."""
+    import torch.nn.functional as F
+
+    from sadlang.circuits.task_metrics import METRICS
+
+    g = torch.Generator().manual_seed(1)
+    clean, run = torch.randn(50, generator=g), torch.randn(50, generator=g)
+    want = F.kl_div(run.double().log_softmax(-1), clean.double().log_softmax(-1), log_target=True, reduction="sum")
+    assert METRICS["kl"].score(run, clean, 3, None) == pytest.approx(float(want), rel=1e-12)
+    assert METRICS["kl"].score(clean, clean, 3, None) == 0.0
+    assert METRICS["loss"].score(run, clean, 3, None) == pytest.approx(
+        float(F.cross_entropy(run.double()[None], torch.tensor([3]))), rel=1e-12)
+    assert METRICS["kl"].batched is None and "zero at the clean run" in METRICS["kl"].no_gradient

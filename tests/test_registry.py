@@ -180,13 +180,15 @@ def test_every_task_metric_is_an_option_and_scores_circuits(planted, name):
 
     metric = METRICS[name]
     assert metric.summary and Settings.check_one("metric", name) is None
+    bound = "with kl <= 0.5" if metric.faithfulness == "divergence" else ">= 50%"
     text = PREAMBLE + (f"option confidence = none\noption metric = {name}\n"
-                       "claim whole: circuit planted_copy is faithful >= 50% by zero ablation on copy\n")
+                       f"claim whole: circuit planted_copy is faithful {bound} by zero ablation on copy\n")
     plan = compile_spec(parse_spec(text, "metric.sad"), planted)
     verdict = run_plan(plan, planted).verdicts[0]
     assert verdict.details["metric"] == name
     ev = PromptSetEvidence(planted, plan.prompt_sets["copy"].prompts, plan.options, 4)
-    own = [metric.score(ev.acts(i).logits_end, p.answer, p.against) for i, p in enumerate(ev.prompts)]
+    own = [metric.score(ev.acts(i).logits_end, ev.acts(i).logits_end, p.answer, p.against)
+           for i, p in enumerate(ev.prompts)]
     assert verdict.details["F(M)"] == pytest.approx(sum(own) / len(own), rel=1e-6, abs=1e-9)
 
 

@@ -22,7 +22,7 @@ aligned twin for resample): the first-order change of F when v alone hears u's r
             from the twin's to the clean prompt's, at k / steps for k = 1..steps
 
 (EAP-IG interpolates inputs, so it needs aligned twins; the last step is EAP's clean point.)
-F is the task metric summed over prompts (logit_diff or prob: a differentiable one).
+F is the task metric summed over prompts (logit_diff, prob or loss: a differentiable one).
 
 Shapes: L layers, H query heads, n positions, D d_model, r d_head, b rows.
 """
@@ -59,11 +59,13 @@ def attribution_problem(model: LoadedModel) -> str | None:
 
 def differentiable(metric: str) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
     """The task metric's differentiable batched form (its registry record's); a TraceError for a
-    step function."""
-    batched = METRICS[metric].batched
-    if batched is None:
+    metric without a useful gradient."""
+    record = METRICS[metric]
+    if record.batched is None:
         raise TraceError(f"attribution patching needs a differentiable task metric ({differentiable_text()}); "
-                         f"{metric!r} is a step function: set `option metric = logit_diff`")
+                         f"{metric!r} cannot serve: {record.no_gradient or 'it is a step function'}. Set "
+                         f"`option metric = logit_diff`, or rank with `discover patching`")
+    batched = record.batched
     return batched
 
 

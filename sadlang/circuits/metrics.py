@@ -1,6 +1,6 @@
 """Circuit metrics over node ablations (Wang et al. 2022). F is the task metric (a registry,
-circuits/task_metrics.py: logit difference, accuracy, answer probability) averaged over the
-prompt set; M the whole model; C the circuit; for a node set S, `only S` keeps the head outputs of S
+circuits/task_metrics.py: logit difference, accuracy, answer probability, loss, KL) averaged over
+the prompt set; M the whole model; C the circuit; for a node set S, `only S` keeps the head outputs of S
 and ablates every other head, `without S` ablates S alone. An edge-level circuit (one that
 declares edges) also cuts, inside `only S`, every path between its heads that is not one of its
 edges, and `without C` cuts its edges from the whole model (sadlang/circuits/wiring.py).
@@ -35,10 +35,11 @@ from sadlang.evidence.store import PromptSetEvidence
 Variant = tuple[list[list[Node]], bool] | tuple[list[list[Node]], bool, Wiring | None]
 
 
-def score(metric: str, logits_end: torch.Tensor, answer: int | None, against: int | None) -> float:
+def score(metric: str, logits_end: torch.Tensor, clean_end: torch.Tensor, answer: int | None,
+          against: int | None) -> float:
     """One prompt's value of the task metric `metric` (sadlang/circuits/task_metrics.py) from its
-    (V,) logits at the end."""
-    return METRICS[metric].score(logits_end, answer, against)
+    (V,) logits at the end under a variant and on the clean run."""
+    return METRICS[metric].score(logits_end, clean_end, answer, against)
 
 
 @dataclass
@@ -83,7 +84,7 @@ class CircuitLab:
         return get_ablation(self.kind).describe(self.ev, self.source)
 
     def clean(self) -> list[float]:
-        return [score(self.metric, self.ev.acts(i).logits_end, p.answer, p.against)
+        return [score(self.metric, self.ev.acts(i).logits_end, self.ev.acts(i).logits_end, p.answer, p.against)
                 for i, p in enumerate(self.ev.prompts)]
 
     def run(self, variants: list[Variant]) -> list[list[float]]:
@@ -122,7 +123,7 @@ class CircuitLab:
         out = [[0.0] * len(self.ev) for _ in range(n_variants)]
         for k, (v, i) in enumerate(where):
             p = self.ev.prompts[i]
-            out[v][i] = score(self.metric, logits[k], p.answer, p.against)
+            out[v][i] = score(self.metric, logits[k], self.ev.acts(i).logits_end, p.answer, p.against)
         return out
 
 

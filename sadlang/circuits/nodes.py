@@ -54,10 +54,12 @@ def node_name(node: Node) -> str:
     return unit_name(node[:2])
 
 
-def traced_heads(decl: A.CircuitDecl, traced: PromptSetEvidence) -> list[tuple[int, int]]:
-    """Heads of `circuit NAME = trace of SET at frequency F top K edges`: the combined trace of
-    SET cut at node frequency F; the heads that write the logit (seeds) plus the heads at either
-    end of the K strongest head edges (all of them without `top`)."""
+Pair = tuple[tuple[int, int], tuple[int, int]]
+
+
+def _traced(decl: A.CircuitDecl, traced: PromptSetEvidence) -> tuple[set[tuple[int, int]], list[Pair]]:
+    """The seeds (heads that write the logit) and the head -> head edges, strongest first and cut
+    to `top K edges`, of SET's combined trace at node frequency F."""
     from sadlang.trace.graph import combine
 
     g = combine(traced.graphs(), decl.frequency)
@@ -69,10 +71,33 @@ def traced_heads(decl: A.CircuitDecl, traced: PromptSetEvidence) -> list[tuple[i
                    key=lambda e: (-e[0], e[1], e[2]))
     if decl.top_edges is not None:
         edges = edges[: decl.top_edges]
-    heads = set(seeds)
-    for _, u, v in edges:
-        heads |= {(attrs[u]["layer"], attrs[u]["head"]), (attrs[v]["layer"], attrs[v]["head"])}
-    return sorted(heads)
+    pairs = [((attrs[u]["layer"], attrs[u]["head"]), (attrs[v]["layer"], attrs[v]["head"])) for _, u, v in edges]
+    return seeds, pairs
+
+
+def traced_heads(decl: A.CircuitDecl, traced: PromptSetEvidence) -> list[tuple[int, int]]:
+    """Heads of `circuit NAME = trace of SET at frequency F top K edges`: the combined trace of
+    SET cut at node frequency F; the heads that write the logit (seeds) plus the heads at either
+    end of the K strongest head edges (all of them without `top`)."""
+    seeds, pairs = _traced(decl, traced)
+    return sorted(seeds | {h for pair in pairs for h in pair})
+
+
+def circuit_edges(decl: A.CircuitDecl, sets: dict[str, PromptSetEvidence], metric: str, batch_size: int,
+                  steps: int) -> set[tuple[str, str]]:
+    """A circuit's edges as (sender, receiver) unit names, the receiver "logits" for an edge into
+    the unembedding; the side an edge enters by (query, key, value) is merged, so declared,
+    traced and discovered circuits compare edge for edge. Declared: its `edge` lines; traced: a
+    seed head -> logits and the kept head -> head edges; discovered: its top K edges."""
+    if decl.traced_from is None:
+        return {(unit_name(e.upstream.pair), "logits" if e.downstream is None else unit_name(e.downstream.pair))
+                for e in decl.edges}
+    if decl.discovery is not None:
+        _, ranking = discovered(decl, sets, metric, batch_size, steps)
+        return {(unit_name(u), "logits" if v is None else unit_name(v))
+                for (u, v, _), _ in ranking.edges[: decl.top_edges or 0]}
+    seeds, pairs = _traced(decl, sets[decl.traced_from])
+    return {(unit_name(h), "logits") for h in seeds} | {(unit_name(u), unit_name(v)) for u, v in pairs}
 
 
 def keep_mask(nodes: list[Node], shape: tuple[int, int, int], keep_nodes: bool) -> torch.Tensor:

@@ -31,7 +31,7 @@ from sadlang.settings import Settings
 if TYPE_CHECKING:
     from sadlang.evidence.store import PromptSetEvidence
 
-Prop = Literal["faithful", "necessary", "complete", "minimal", "random", "matches"]
+Prop = Literal["faithful", "necessary", "complete", "minimal", "random", "matches", "as_faithful"]
 
 
 class CircuitTest(A.ClaimBody):
@@ -39,7 +39,9 @@ class CircuitTest(A.ClaimBody):
     circuit: str
     prop: Prop
     bound: A.Bound | None = None                       # the headline comparison
-    reference: str | None = None                       # matches: the other circuit
+    reference: str | None = None                       # matches, as_faithful: the other circuit
+    metric: str | None = None                          # `with NAME`: the task metric (else option metric)
+    level: Literal["node", "edge"] = "node"            # matches: compare node sets or edge sets
     bounds: dict[str, A.Bound] = Field(default_factory=dict)
     upper: A.Bound | None = None                       # `within LO..HI`: the upper bound (bound is LO)
     ablation: str | None = None                        # an ablation kind (circuits/ablations.py)
@@ -52,12 +54,30 @@ def _share_bound(cmp: Any, size: Any) -> A.Bound:
     return A.Bound(cmp=str(cmp), value=value, loc=loc(cmp))
 
 
-def _faithful(meta: Any, ch: list[Any]) -> tuple[str, A.Bound]:
-    return ("faithful", _share_bound(ch[0], ch[1]))
+def _task_metric(meta: Any, ch: list[Any]) -> tuple[str, str]:
+    return ("metric", str(ch[0]))
 
 
-def _necessary(meta: Any, ch: list[Any]) -> tuple[str, A.Bound]:
-    return ("necessary", _share_bound(ch[0], ch[1]))
+def _with_metric(ch: list[Any]) -> tuple[Any, Any, str | None]:
+    """(first, second, metric or None) from `[with NAME] CMP amount` or `[with NAME] within LO..HI`."""
+    metric = ch[0][1] if ch and isinstance(ch[0], tuple) else None
+    rest = ch[1:] if metric else ch
+    return rest[0], rest[1], metric
+
+
+def _faithful(meta: Any, ch: list[Any]) -> tuple[Any, ...]:
+    cmp, size, metric = _with_metric(ch)
+    return ("faithful", _share_bound(cmp, size), None, metric)
+
+
+def _necessary(meta: Any, ch: list[Any]) -> tuple[Any, ...]:
+    cmp, size, metric = _with_metric(ch)
+    return ("necessary", _share_bound(cmp, size), None, metric)
+
+
+def _as_faithful_prop(meta: Any, ch: list[Any]) -> tuple[Any, ...]:
+    margin = amount(ch[1])[0] if len(ch) > 1 else 0.0
+    return ("as_faithful", str(ch[0]), A.Bound(cmp=">=", value=-margin, loc=loc(meta)))
 
 
 def _minimal(meta: Any, ch: list[Any]) -> tuple[str, A.Bound]:
@@ -75,14 +95,18 @@ def _random(meta: Any, ch: list[Any]) -> tuple[str, A.Bound]:
     return ("random", A.Bound(cmp=">=", value=float(ch[0]), loc=loc(meta)))
 
 
-def _match(meta: Any, ch: list[Any]) -> tuple[str, str, dict[str, A.Bound]]:
-    return ("matches", str(ch[0]), dict(ch[1:]))
+def _match(meta: Any, ch: list[Any]) -> tuple[str, str, dict[str, A.Bound], str]:
+    name, rest = str(ch[0]), list(ch[1:])
+    level = str(rest.pop(0)) if rest and getattr(rest[0], "type", None) == "LEVEL" else "node"
+    return ("matches", name, dict(rest), level)
 
 
-def _faithful_within(meta: Any, ch: list[Any]) -> tuple[str, A.Bound, A.Bound]:
-    lo, _ = amount(ch[0])
-    hi, _ = amount(ch[1])
-    return ("faithful", A.Bound(cmp=">=", value=lo, loc=loc(meta)), A.Bound(cmp="<=", value=hi, loc=loc(meta)))
+def _faithful_within(meta: Any, ch: list[Any]) -> tuple[Any, ...]:
+    lo_tok, hi_tok, metric = _with_metric(ch)
+    lo, _ = amount(lo_tok)
+    hi, _ = amount(hi_tok)
+    return ("faithful", A.Bound(cmp=">=", value=lo, loc=loc(meta)), A.Bound(cmp="<=", value=hi, loc=loc(meta)),
+            metric)
 
 
 def _ablation(meta: Any, ch: list[Any]) -> tuple[str, str, str | None, str | None]:
@@ -95,7 +119,11 @@ def _circuit_test(meta: Any, ch: list[Any]) -> CircuitTest:
     kw: dict[str, Any] = {"circuit": str(ch[0])}
     prop = ch[1]
     if prop[0] == "matches":
-        kw.update(prop="matches", reference=prop[1], bounds=prop[2])
+        kw.update(prop="matches", reference=prop[1], bounds=prop[2], level=prop[3])
+    elif prop[0] == "as_faithful":
+        kw.update(prop="as_faithful", reference=prop[1], bound=prop[2])
+    elif prop[0] in ("faithful", "necessary"):
+        kw.update(prop=prop[0], bound=prop[1], upper=prop[2], metric=prop[3])
     else:
         kw.update(prop=prop[0], bound=prop[1], upper=prop[2] if len(prop) > 2 else None)
     if len(ch) > 2:
@@ -113,22 +141,35 @@ class CircuitTestKind(ClaimKind):
                 "circuit planted_copy beats random by >= 5x by zero ablation on copy",
                 "circuit planted_copy is complete within 10% by zero ablation on copy",
                 "circuit planted_copy is minimal >= 20% by zero ablation on copy",
-                "circuit planted_copy matches planted_copy with f1 >= 1 on copy")
+                "circuit planted_copy matches planted_copy with f1 >= 1 on copy",
+                "circuit planted_copy is faithful with kl <= 0.1 by zero ablation on copy",
+                "circuit planted_copy is faithful with loss >= 90% by zero ablation on copy",
+                "circuit planted_copy is at least as faithful as half_copy by zero ablation on copy",
+                "circuit planted_copy matches planted_copy at edge level with f1 >= 1 on copy")
     failing = ("circuit half_copy is faithful >= 80% by zero ablation on copy",
                "circuit key_only_copy is faithful >= 80% by zero ablation on copy",
-               "circuit planted_copy is minimal >= 20% by mean ablation on copy")
+               "circuit planted_copy is minimal >= 20% by mean ablation on copy",
+               "circuit half_copy is faithful with kl <= 0.1 by zero ablation on copy",
+               "circuit half_copy is faithful with loss >= 90% by zero ablation on copy",
+               "circuit half_copy is at least as faithful as planted_copy by zero ablation on copy",
+               "circuit key_only_copy matches planted_copy at edge level with f1 >= 0.9 on copy")
 
     def rules(self) -> dict[str, Builder]:
         return {"circuit_test": _circuit_test, "faithful_prop": _faithful, "necessary_prop": _necessary,
                 "complete_prop": _complete, "minimal_prop": _minimal, "random_prop": _random,
-                "circuit_match_prop": _match, "ablation_kind": _ablation, "faithful_within_prop": _faithful_within}
+                "circuit_match_prop": _match, "ablation_kind": _ablation, "faithful_within_prop": _faithful_within,
+                "task_metric": _task_metric, "as_faithful_prop": _as_faithful_prop}
 
     def work(self, body: CircuitTest) -> Work:
         return "trace" if body.prop == "matches" else "intervention"
 
     def describe(self, body: CircuitTest) -> str:
         if body.prop == "matches":
-            return f"node sets of circuits {body.circuit} and {body.reference}"
+            return f"{body.level} sets of circuits {body.circuit} and {body.reference}"
+        if body.prop == "as_faithful":
+            return (f"{body.ablation or 'option ablation'} ablations outside circuit {body.circuit} and outside "
+                    f"{body.reference} (a discovered one at {body.circuit}'s size, with its faithfulness curve), "
+                    f"batched passes")
         return (f"{body.ablation or 'option ablation'} ablations of the heads outside / inside circuit "
                 f"{body.circuit}, batched passes")
 
@@ -136,7 +177,11 @@ class CircuitTestKind(ClaimKind):
         return References()
 
     def static_errors(self, body: CircuitTest) -> list[Problem]:
+        from sadlang.circuits.task_metrics import METRICS, names_text
+
         errors = [p for b in body.bounds.values() for p in bound_problems(b, 0.0, 1.0, "a precision, recall or F1")[0]]
+        if body.metric is not None and body.metric not in METRICS:
+            errors.append((f"unknown task metric {body.metric!r}: `with` names {names_text()}", body.loc))
         if body.prop == "random":
             errors += bound_problems(body.bound, 0.0, 10_000.0, "a ratio to random circuits")[0]
         if body.prop == "complete" and body.bound is not None and body.bound.value < 0:
@@ -153,7 +198,9 @@ class CircuitTestKind(ClaimKind):
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 out.append((f"undefined circuit {name!r} (circuits: {', '.join(spec.circuits) or 'none'}){hint}",
                             body.loc))
-        return out
+        if out:
+            return out
+        return _metric_problems(spec, body) + _level_problems(spec, body)
 
     def plan_errors(self, spec: A.Spec, body: CircuitTest, prompt_set: str, prompts: list[Any]) -> list[Problem]:
         from sadlang.evidence.roles import RoleError, resolve
@@ -210,11 +257,24 @@ class CircuitTestKind(ClaimKind):
         return False
 
     def claimed(self, body: CircuitTest) -> str:
+        from sadlang.circuits.task_metrics import METRICS
+
         if body.prop == "matches":
             bounds = body.bounds or {"f1": A.Bound(cmp=">=", value=0.5)}
-            return f"matches {body.reference}: " + ", ".join(f"{k} {b.text()}" for k, b in bounds.items())
+            level = "" if body.level == "node" else " (edges)"
+            return f"matches {body.reference}{level}: " + ", ".join(f"{k} {b.text()}" for k, b in bounds.items())
         assert body.bound is not None
         value = body.bound.value
+        if body.prop == "as_faithful":
+            margin = f" within {A.percent(-value)}" if value else ""
+            return f"at least as faithful as {body.reference}{margin}"
+        record = METRICS.get(body.metric or "")
+        if record is not None and record.faithfulness == "divergence":
+            within = f" within {value:g}..{body.upper.value:g}" if body.upper is not None else ""
+            return f"{body.prop} with {record.name}" + (within or f" {body.bound.cmp} {value:g} nats")
+        if record is not None:
+            within = f"within {A.percent(value)}..{A.percent(body.upper.value)}" if body.upper is not None else ""
+            return f"{body.prop} with {record.name} " + (within or f"{body.bound.cmp} {A.percent(value)}")
         if body.prop == "random":
             return f"beats random circuits by {body.bound.cmp} {value:g}x"
         if body.prop == "complete":
@@ -225,45 +285,48 @@ class CircuitTestKind(ClaimKind):
 
     def aggregate(self, ev: PromptSetEvidence, claim: A.Claim, settings: Settings) -> Measurement:
         from sadlang.circuits import metrics as M
-        from sadlang.circuits.nodes import declared_nodes, discovered, node_name, traced_heads
+        from sadlang.circuits.nodes import MLP, circuit_edges, node_name
+        from sadlang.circuits.task_metrics import METRICS
         from sadlang.circuits.wiring import declared_edges, refuse_wiring
 
         body: CircuitTest = claim.body  # type: ignore[assignment]
         ws = ev.workspace
         assert ws is not None
         decls = ws.spec.circuits
+        metric = body.metric or settings.metric
+        record = METRICS[metric]
 
-        def nodes_of(name: str) -> tuple[list[list[M.Node]], list[str]]:
-            decl = decls[name]
-            if decl.traced_from is None:
-                return ([declared_nodes(decl, p) for p in ev.prompts],
-                        [n.text() for n in decl.nodes] + [m.text() for m in decl.mlps])
-            if decl.discovery is not None:
-                units, _ = discovered(decl, ws.sets, settings.metric, settings.batch_size, settings.eap_ig_steps)
-                nodes = [(layer, unit, None) for layer, unit in units]
-                return [list(nodes) for _ in ev.prompts], [node_name(n) for n in nodes]
-            heads = traced_heads(decl, ws.sets[decl.traced_from])
-            return ([[(layer, head, None) for layer, head in heads] for _ in ev.prompts],
-                    [f"{layer}.{head}" for layer, head in heads])
-
-        nodes, names = nodes_of(body.circuit)
+        nodes, names = _nodes_of(decls[body.circuit], ev, ws.sets, metric, settings)
         if body.prop == "matches":
-            theirs = nodes_of(body.reference or body.circuit)[0]
+            other = decls[body.reference or body.circuit]
+            if body.level == "edge":
+                def pairs(decl: A.CircuitDecl) -> set[str]:
+                    found = circuit_edges(decl, ws.sets, metric, settings.batch_size, settings.eap_ig_steps)
+                    return {f"{u} -> {v}" for u, v in found}
+                return _matches(body, pairs(decls[body.circuit]), pairs(other), "edge")
+            theirs = _nodes_of(other, ev, ws.sets, metric, settings)[0]
             return _matches(body, {node_name(n) for n in nodes[0]} if nodes else set(),
-                            {node_name(n) for n in theirs[0]} if theirs else set())
+                            {node_name(n) for n in theirs[0]} if theirs else set(), "node")
         kind = body.ablation or settings.ablation
         cf_name = body.counterfactual or settings.counterfactual
         decl = decls[body.circuit]
-        # a circuit that names MLPs, or was discovered on the heads+MLPs graph, ablates the MLPs outside it
+        theirs_nodes: list[list[M.Node]] | None = None
+        ranking = None
+        if body.prop == "as_faithful":
+            theirs_nodes, ranking = _reference_nodes(decls[body.reference or body.circuit], nodes, ev, ws.sets,
+                                                     metric, settings)
+        # MLPs are circuit nodes (ablated outside the circuit) when either circuit names one, or when a
+        # circuit was discovered on the heads+MLPs graph
+        with_mlps = any(unit == MLP for ns in (nodes, theirs_nodes or []) for n in ns[:1] for _, unit, _ in n) \
+            or (decl.discovery is not None)
         lab = M.CircuitLab(ev, kind, ablation_source(ev, kind, cf_name, body.mean_over), settings.batch_size,
-                           settings.metric, mlps=bool(decl.mlps) or decl.discovery is not None)
+                           metric, mlps=with_mlps)
         clean = lab.clean()
         f_m = M.mean(clean)
-        decl = decls[body.circuit]
         edges = declared_edges(decl) if decl.traced_from is None else None
         if edges:
             refuse_wiring(ev.model)
-        details: dict[str, Any] = {"F(M)": f_m, "metric": settings.metric, "ablation": kind,
+        details: dict[str, Any] = {"F(M)": f_m, "metric": metric, "ablation": kind,
                                    "reference": lab.reference_text(), "prompts": len(ev),
                                    "level": "node" if edges is None else "edge", "nodes": len(names),
                                    "circuit": names}
@@ -271,23 +334,106 @@ class CircuitTestKind(ClaimKind):
             details["edges"] = [e.text() for e in decl.edges]
         if ABLATIONS[kind].source == "counterfactual":
             details["counterfactual"] = cf_name
-        metric = "" if settings.metric == "logit_diff" else f" ({settings.metric})"
         level = "" if edges is None else f"edge-level ({len(decl.edges)} edge{'' if len(decl.edges) == 1 else 's'}); "
         source = "" if ABLATIONS[kind].source == "none" else f" ({lab.reference_text()})"
-        prefix = f"F(M){metric} = {f_m:.4g} over {len(ev)} prompts; {level}{kind} ablation{source}; "
+        prefix = f"F(M) = {f_m:.4g} ({metric}) over {len(ev)} prompts; {level}{kind} ablation{source}; "
         if not names:
             return Measurement(False, prefix + f"circuit {body.circuit} has no node: nothing to test", 0.0,
                                details=details, status="failed")
-        if not f_m > 0:
+        if record.faithfulness == "ratio" and not f_m > 0:
             return Measurement(False, prefix + "the whole model's F(M) is not positive, so no share of it can be "
                                "kept or lost: the claim cannot be judged on this task", f_m, details=details,
                                status="failed")
-        m = _measure(body, lab, clean, nodes, names, edges, settings, details)
-        if body.prop != "random" or "ratio" in details:     # not when the p-value decided
+        if body.prop == "as_faithful":
+            assert theirs_nodes is not None
+            m = _as_faithful(body, lab, clean, nodes, edges, theirs_nodes, ranking, record, settings, details)
+        else:
+            m = _measure(body, lab, clean, nodes, names, edges, record, settings, details)
+        if body.prop not in ("random", "as_faithful") or "ratio" in details:     # not when the p-value decided
             m.thresholds = [b.value for b in (body.bound, body.upper) if b is not None]
         details["forward_passes"] = lab.passes
         m.measured = prefix + m.measured
         return m
+
+
+def _nodes_of(decl: A.CircuitDecl, ev: PromptSetEvidence, sets: dict[str, PromptSetEvidence], metric: str,
+              settings: Settings) -> tuple[list[list[Any]], list[str]]:
+    """Per prompt, a circuit's nodes, and their names: declared, discovered (its units at every
+    position) or traced (its heads at every position)."""
+    from sadlang.circuits.nodes import declared_nodes, discovered, node_name, traced_heads
+
+    if decl.traced_from is None:
+        return ([declared_nodes(decl, p) for p in ev.prompts],
+                [n.text() for n in decl.nodes] + [m.text() for m in decl.mlps])
+    if decl.discovery is not None:
+        units, _ = discovered(decl, sets, metric, settings.batch_size, settings.eap_ig_steps)
+        nodes = [(layer, unit, None) for layer, unit in units]
+        return [list(nodes) for _ in ev.prompts], [node_name(n) for n in nodes]
+    heads = traced_heads(decl, sets[decl.traced_from])
+    return ([[(layer, head, None) for layer, head in heads] for _ in ev.prompts],
+            [f"{layer}.{head}" for layer, head in heads])
+
+
+def _reference_nodes(ref: A.CircuitDecl, nodes: list[list[Any]], ev: PromptSetEvidence,
+                     sets: dict[str, PromptSetEvidence], metric: str,
+                     settings: Settings) -> tuple[list[list[Any]], Any]:
+    """The circuit `at least as faithful as` compares with, and its discovery Ranking (None when it
+    was not discovered). A discovered circuit is taken at the claim's circuit's size: its strongest
+    nodes, as many as the circuit has distinct units, and only heads when the circuit has no MLP."""
+    from sadlang.circuits.nodes import MLP, discovered
+
+    if ref.discovery is None:
+        return _nodes_of(ref, ev, sets, metric, settings)[0], None
+    _, ranking = discovered(ref, sets, metric, settings.batch_size, settings.eap_ig_steps)
+    units = {(layer, unit) for layer, unit, _ in (nodes[0] if nodes else [])}
+    heads_only = all(unit != MLP for _, unit in units)
+    ranked = [u for u, _ in ranking.nodes if not (heads_only and u[1] == MLP)]
+    picked = [(layer, unit, None) for layer, unit in sorted(ranked[: len(units)])]
+    return [list(picked) for _ in ev.prompts], (ranking, ranked)
+
+
+def spec_metric(spec: A.Spec, body: CircuitTest) -> str:
+    """The claim's task metric: its own `with NAME`, else the spec's `option metric`, else the default."""
+    if body.metric is not None:
+        return body.metric
+    option = spec.options.get("metric")
+    return str(option.value if option is not None else Settings.model_fields["metric"].default)
+
+
+def _metric_problems(spec: A.Spec, body: CircuitTest) -> list[Problem]:
+    """A lower-is-better metric reads faithfulness and necessity in its own way (circuits/task_metrics.py);
+    the shares of F(M) that completeness, minimality and random circuits compare need a ratio metric."""
+    from sadlang.circuits.task_metrics import METRICS, ratio_text
+
+    record = METRICS.get(spec_metric(spec, body))
+    if record is None or body.prop in ("matches", "as_faithful"):
+        return []
+    if record.faithfulness != "ratio" and body.prop in ("complete", "minimal", "random"):
+        return [(f"`{_PROP_TEXT[body.prop]}` compares shares of F(M), which need a higher-is-better metric "
+                 f"({ratio_text()}); this claim's metric is {record.name}: state it `by ... ablation` under "
+                 f"`option metric = logit_diff`", body.loc)]
+    if record.faithfulness == "divergence" and body.metric is None:
+        return [(f"under metric {record.name} a circuit is {body.prop} by a divergence in nats, not a share: "
+                 f"write `circuit {body.circuit} is {body.prop} with {record.name} "
+                 f"{'<=' if body.prop == 'faithful' else '>='} X`", body.loc)]
+    return []
+
+
+_PROP_TEXT = {"complete": "is complete", "minimal": "is minimal", "random": "beats random"}
+
+
+def _level_problems(spec: A.Spec, body: CircuitTest) -> list[Problem]:
+    """Edge-level matching needs edges on both sides."""
+    if body.prop != "matches" or body.level != "edge":
+        return []
+    out = []
+    for name in (body.circuit, body.reference or body.circuit):
+        decl = spec.circuits[name]
+        has_edges = bool(decl.edges) if decl.traced_from is None else decl.discovery is None or decl.top_nodes is None
+        if not has_edges:
+            what = "ranks nodes" if decl.discovery is not None else "declares no edges"
+            out.append((f"circuit {name} {what}: compare it at node level (drop `at edge level`)", body.loc))
+    return out
 
 
 def _meets(value: float, body: CircuitTest) -> bool:
@@ -327,8 +473,35 @@ def _ratio(num: Any, den: Any) -> Any:
     return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 
 
+def _reading(faithfulness: str) -> tuple[Any, Any]:
+    """(faithfulness, necessity) as functions of numpy arrays of the means (F(M), F(C), F(M without
+    C), F(empty)) under a metric's reading (sadlang/circuits/task_metrics.py): NaN where undefined."""
+    if faithfulness == "ratio":
+        return (lambda m, c, w, e: _ratio(c, m)), (lambda m, c, w, e: _ratio(m - w, m))
+    if faithfulness == "recovered":
+        return (lambda m, c, w, e: _ratio(e - c, e - m)), (lambda m, c, w, e: _ratio(w - m, e - m))
+    return (lambda m, c, w, e: c + 0.0 * m), (lambda m, c, w, e: w + 0.0 * m)
+
+
+def _claims_goodness(body: CircuitTest, record: Any) -> bool:
+    """Does the claim say the circuit is faithful (so an empty circuit meeting it makes it vacuous)?"""
+    assert body.bound is not None
+    if body.upper is not None:
+        return True
+    if record.faithfulness == "divergence":
+        return body.bound.cmp in ("<=", "<")
+    return body.bound.cmp in (">=", ">")
+
+
+def _point(f: Any, *means: float) -> float:
+    import numpy as np
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(f(*(np.float64(x) for x in means)))
+
+
 def _measure(body: CircuitTest, lab: Any, clean: list[float], nodes: list, names: list[str], edges: Any,
-             settings: Any, details: dict[str, Any]) -> Measurement:
+             record: Any, settings: Any, details: dict[str, Any]) -> Measurement:
     """The claim's headline value from per-prompt runs, with a bootstrap interval over prompts
     (paired: every run of a prompt moves together with its F(M))."""
     from sadlang.circuits import metrics as M
@@ -346,35 +519,45 @@ def _measure(body: CircuitTest, lab: Any, clean: list[float], nodes: list, names
         empty = M.alone([[] for _ in nodes], edges)
         runs = lab.run([M.alone(nodes, edges), removed, empty] + [M.alone(s, edges) for s in singles])
         f_c, f_without, f_empty = M.mean(runs[0]), M.mean(runs[1]), M.mean(runs[2])
-        effects = {names[k]: M.ratio(M.mean(runs[3 + k]), f_m) for k in range(len(singles))}
+        faith, need = _reading(record.faithfulness)
+        unit = " nats" if record.faithfulness == "divergence" else ""
+        effects = {names[k]: _point(faith, f_m, M.mean(runs[3 + k]), f_without, f_empty) for k in range(len(singles))}
         normalised = M.ratio(f_c - f_empty, f_m - f_empty)
         details.update({"F(C)": f_c, "F(M without C)": f_without, "F(empty)": f_empty,
                         "normalised faithfulness": normalised,
-                        "faithfulness without each node": dict(sorted(effects.items(), key=lambda kv: kv[1]))})
-        weakest = min(effects, key=lambda k: effects[k]) if effects else "-"
+                        "faithfulness without each node": dict(sorted(effects.items(), key=lambda kv: kv[1],
+                                                                      reverse=record.faithfulness == "divergence"))})
+        pick_weakest = max if record.faithfulness == "divergence" else min
+        weakest = pick_weakest(effects, key=lambda k: effects[k]) if effects else "-"
+        columns = [clean, runs[0], runs[1], runs[2]]
+        if record.faithfulness == "recovered" and not f_empty > f_m:
+            return Measurement(False, f"F(empty) = {f_empty:.4g} is not above F(M): ablating every node does not "
+                                      f"raise the {record.name}, so no share of it can be recovered: the claim "
+                                      f"cannot be judged on this task", f_empty, details=details, status="failed")
         if body.prop == "faithful":
-            value = f_c / f_m
-            interval = _interval([clean, runs[0]], lambda x: _ratio(x[..., 1], x[..., 0]), settings)
-            norm_iv = _interval([clean, runs[0], runs[2]],
-                                lambda x: _ratio(x[..., 1] - x[..., 2], x[..., 0] - x[..., 2]), settings)
-            text = (f"F(C) = {f_c:.4g}: faithfulness {fmt(value)}; F(empty) = {f_empty:.4g}: normalised "
+            value = _point(faith, f_m, f_c, f_without, f_empty)
+            interval = _interval(columns, lambda x: faith(x[..., 0], x[..., 1], x[..., 2], x[..., 3]), settings)
+            norm_iv = _interval(columns, lambda x: _ratio(x[..., 1] - x[..., 3], x[..., 0] - x[..., 3]), settings)
+            head = {"ratio": "faithfulness", "recovered": f"{record.name} recovered",
+                    "divergence": record.name}[record.faithfulness]
+            text = (f"F(C) = {f_c:.4g}: {head} {fmt(value)}{unit}; F(empty) = {f_empty:.4g}: normalised "
                     f"(F(C) - F(empty)) / (F(M) - F(empty)) = {fmt(normalised)}"
                     f"{' ' + norm_iv.text() if norm_iv else ''}; most needed node {weakest}")
             ok, status = _decided(value, interval, body, settings)
-            empty_share = f_empty / f_m
-            details["empty faithfulness"] = empty_share
-            lower_bound = body.upper is not None or body.bound.cmp in (">=", ">")
-            if lower_bound and _meets(empty_share, body):
-                text += (f"; VACUOUS: the empty circuit (every head ablated) keeps {fmt(empty_share)} of F(M) and "
-                         f"meets the claim too")
+            empty_value = _point(faith, f_m, f_empty, f_without, f_empty)
+            details["empty faithfulness"] = empty_value
+            if _claims_goodness(body, record) and _meets(empty_value, body):
+                text += (f"; VACUOUS: the empty circuit (every head ablated) has {head} {fmt(empty_value)}{unit} "
+                         f"and meets the claim too")
                 ok, status = False, "failed"
             if interval is None and settings.confidence is not None:
-                text += "; no interval: F(M) is not clearly positive in resamples"
+                text += "; no interval: the reading is undefined in too many resamples of the prompts"
             return Measurement(ok, text, value, details=details, status=status, interval=interval)
-        value = (f_m - f_without) / f_m
-        interval = _interval([clean, runs[1]], lambda x: _ratio(x[..., 0] - x[..., 1], x[..., 0]), settings)
+        value = _point(need, f_m, f_c, f_without, f_empty)
+        interval = _interval(columns, lambda x: need(x[..., 0], x[..., 1], x[..., 2], x[..., 3]), settings)
         ok, status = _decided(value, interval, body, settings)
-        return Measurement(ok, f"F(M without C) = {f_without:.4g}: necessity {fmt(value)}", value,
+        head = "necessity" if record.faithfulness != "divergence" else record.name
+        return Measurement(ok, f"F(M without C) = {f_without:.4g}: {head} {fmt(value)}{unit}", value,
                            details=details, status=status, interval=interval)
     if body.prop == "random":
         return _beats_random(body, lab, clean, nodes, edges, settings, details)
@@ -472,12 +655,93 @@ def _beats_random(body: CircuitTest, lab: Any, clean: list[float], nodes: list, 
     return Measurement(ok, text, value, details=details, status=status, interval=interval)
 
 
-def _matches(body: CircuitTest, mine: set[str], theirs: set[str]) -> Measurement:
-    """Node-set overlap: exact given the two circuits (no interval of its own)."""
+def curve_sizes(total: int, also: int) -> list[int]:
+    """The sizes a faithfulness curve is measured at: 0, 1, 2, 5, 10, 20, 50, ... below `total`,
+    `also` (the compared circuit's size) and `total` itself."""
+    ks, base = {0, total, also}, 1
+    while base < total:
+        ks |= {k for k in (base, 2 * base, 5 * base) if k < total}
+        base *= 10
+    return sorted(k for k in ks if 0 <= k <= total)
+
+
+def _area(points: list[tuple[int, float]], total: int) -> float:
+    """Trapezoid area under (k / total, value) from k = 0 to total."""
+    from itertools import pairwise
+
+    return sum((k1 - k0) / total * (v0 + v1) / 2 for (k0, v0), (k1, v1) in pairwise(points))
+
+
+def _as_faithful(body: CircuitTest, lab: Any, clean: list[float], nodes: list, edges: Any, theirs: list,
+                 ranking: Any, record: Any, settings: Any, details: dict[str, Any]) -> Measurement:
+    """C against the reference circuit D (a discovered one taken at C's size): the difference of
+    their faithfulness under the claim's metric, oriented so that positive means C is the more
+    faithful (for a divergence, F(D) - F(C)), with a paired bootstrap interval over prompts. For a
+    discovered D, the faithfulness curve of its ranking (at 0, 1, 2, 5, 10, ... nodes, up to all
+    it ranks) and the curve's area are reported too, measured in the same passes."""
+    from sadlang.circuits import metrics as M
+    from sadlang.circuits.nodes import node_name
+    from sadlang.circuits.wiring import declared_edges
+
+    assert body.bound is not None
+    ws = lab.ev.workspace
+    ref = ws.spec.circuits[body.reference]
+    their_edges = declared_edges(ref) if ref.traced_from is None else None
+    f_m = M.mean(clean)
+    empty: list[list[M.Node]] = [[] for _ in nodes]
+    variants: list[M.Variant] = [M.alone(nodes, edges), M.alone(theirs, their_edges), (empty, True)]
+    sizes: list[int] = []
+    if ranking is not None:
+        ranked = ranking[1]
+        sizes = [k for k in curve_sizes(len(ranked), len(nodes[0]) if nodes else 0) if k > 0]
+        for k in sizes:
+            top: list[M.Node] = [(layer, unit, None) for layer, unit in ranked[:k]]
+            variants.append(([list(top) for _ in nodes], True))
+    runs = lab.run(variants)
+    faith, _ = _reading(record.faithfulness)
+    f_e = M.mean(runs[2])
+
+    def faith_of(run: list[float]) -> float:
+        return _point(faith, f_m, M.mean(run), f_m, f_e)
+
+    sign = -1.0 if record.faithfulness == "divergence" else 1.0
+    mine, their = faith_of(runs[0]), faith_of(runs[1])
+    value = sign * (mine - their)
+    interval = _interval([clean, runs[0], runs[1], runs[2]],
+                         lambda x: sign * (faith(x[..., 0], x[..., 1], x[..., 0], x[..., 3])
+                                           - faith(x[..., 0], x[..., 2], x[..., 0], x[..., 3])), settings)
+    ok, status = _decided(value, interval, body, settings)
+    unit = " nats" if record.faithfulness == "divergence" else ""
+    size_c, size_d = (_count(len(n[0]) if n else 0, "node") for n in (nodes, theirs))
+    details.update({"faithfulness": mine, "reference faithfulness": their, "difference": value,
+                    "reference": body.reference, "reference nodes": [node_name(n) for n in theirs[0]] if theirs else [],
+                    "F(empty)": f_e})
+    text = (f"{body.circuit} ({size_c}) {fmt(mine)}{unit}, {body.reference} "
+            f"({'its top ' if ranking is not None else ''}{size_d}) {fmt(their)}{unit}: difference "
+            f"{fmt(value)}{unit} in {body.circuit}'s favour")
+    if ranking is not None:
+        points = [(0, faith_of(runs[2]))] + [(k, faith_of(r)) for k, r in zip(sizes, runs[3:], strict=True)]
+        area = _area(points, len(ranking[1]))
+        details["faithfulness curve"] = {str(k): v for k, v in points}
+        details["curve area"] = area
+        text += (f"; {ranking[0].method}'s faithfulness curve over {len(ranking[1])} ranked nodes: "
+                 + ", ".join(f"{k}: {fmt(v)}" for k, v in points) + f" (area {fmt(area)})")
+    if interval is None and settings.confidence is not None:
+        text += "; no interval: the reading is undefined in too many resamples of the prompts"
+    return Measurement(ok, text, value, details=details, status=status, interval=interval)
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
+
+
+def _matches(body: CircuitTest, mine: set[str], theirs: set[str], what: str) -> Measurement:
+    """Node-set or edge-set overlap: exact given the two circuits (no interval of its own)."""
     vals, ok, _ = overlap(mine, theirs, body.bounds)
     return Measurement(ok, f"precision {vals['precision']:.3f}, recall {vals['recall']:.3f}, F1 {vals['f1']:.3f} "
-                           f"({len(mine)} nodes in {body.circuit}, {len(theirs)} in {body.reference})", vals["f1"],
-                       details={**vals, "only here": sorted(mine - theirs), "only there": sorted(theirs - mine)})
+                           f"({_count(len(mine), what)} in {body.circuit}, {len(theirs)} in {body.reference})", vals["f1"],
+                       details={**vals, "level": what, "only here": sorted(mine - theirs),
+                                "only there": sorted(theirs - mine)})
 
 
 KIND = CircuitTestKind()
