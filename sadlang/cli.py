@@ -321,6 +321,16 @@ def cmd_circuit(args: argparse.Namespace) -> int:
     print(f"traced   from {decl.traced_from} ({len(ps.prompts)} prompts) at frequency {decl.frequency:g}{top}")
     print(f"nodes    {len(heads)} heads in {len({h[0] for h in heads})} layers: "
           + ", ".join(f"{layer}.{head}" for layer, head in heads))
+    if decl.value_share is not None:
+        from sadlang.circuits.nodes import unit_name
+        from sadlang.circuits.values import value_feeders
+
+        fed = value_feeders(decl, ev, heads)
+        added = sorted({u for feeders in fed.values() for u in feeders} - set(heads))
+        print(f"values   {len(added)} unit(s) added, each writing >= {decl.value_share:.0%} of a traced head's output "
+              f"through its values: " + (", ".join(unit_name(u) for u in added) or "none"))
+        for head, feeders in sorted(fed.items()):
+            print(f"  {unit_name(head)} <- " + ", ".join(unit_name(u) for u in sorted(feeders)))
     return 0
 
 

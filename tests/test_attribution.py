@@ -209,7 +209,8 @@ def test_every_differentiable_metric_equals_its_per_prompt_score():
         got = m.batched(logits, answers, against)
         for row in range(4):
             other = None if against[row] < 0 else int(against[row])
-            assert float(got[row]) == pytest.approx(m.score(logits[row], logits[row], int(answers[row]), other), rel=1e-12), m.name
+            want = m.score(logits[row], logits[row], int(answers[row]), other)
+            assert float(got[row]) == pytest.approx(want, rel=1e-12), m.name
 
 
 TOOLBOX = DISCOVER.split("claim eap_finds")[0] + '''circuit heads:

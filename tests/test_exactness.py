@@ -255,3 +255,31 @@ def test_bundled_model_is_exact_and_traces_ioi(smollm):
         assert sum(s.weight for s in c.seeds) >= 0.5 * c.logit_total   # seeds carry most of it
         assert head_seeds > 0
         assert (23, 3) in c.traced_heads()
+
+
+def test_value_shares_decompose_each_head_output_exactly(tiny):
+    """Every family: each head's write (head_output) sums with b_O to the hooked attention output;
+    the value shares of every component sum to 1 (1e-4); and each share equals the explicit
+    projection of that component's value path, built from residual_components (an independent
+    route through the decomposition), on the last layer's heads."""
+    from sadlang.circuits.values import head_output, value_shares
+    from sadlang.decomp.readers import value_outputs
+
+    W = tiny.weights
+    for acts in _acts(tiny):
+        vo = value_outputs(acts, W)
+        L, H, n = tiny.info.n_layers, tiny.info.n_heads, acts.n
+        for layer in range(L):
+            for d in range(n):
+                heads = torch.stack([head_output(acts, W, vo, layer, h, d) for h in range(H)])
+                want = acts.attn_out[layer, d]
+                assert torch.allclose(heads.sum(0) + W.b_O[layer], want, atol=1e-4 * max(1.0, float(want.abs().max())))
+        layer, d = L - 1, n - 1
+        comps = residual_components(acts, W, layer)                      # (C - 1, n, D)
+        for h in range(H):
+            shares = value_shares(acts, W, vo, layer, h, d)
+            o = head_output(acts, W, vo, layer, h, d)
+            assert float(shares.sum()) == pytest.approx(1.0, abs=1e-4)
+            paths = torch.einsum("t,ctd->cd", acts.mix[layer, h, d], comps) @ W.W_V[layer, W.kv(h)] @ W.W_O[layer, h]
+            explicit = paths @ o / o.dot(o)
+            assert torch.allclose(shares, explicit, atol=1e-4), float((shares - explicit).abs().max())

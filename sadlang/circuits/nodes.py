@@ -83,12 +83,25 @@ def traced_heads(decl: A.CircuitDecl, traced: PromptSetEvidence) -> list[tuple[i
     return sorted(seeds | {h for pair in pairs for h in pair})
 
 
+def traced_units(decl: A.CircuitDecl, traced: PromptSetEvidence) -> list[tuple[int, int]]:
+    """The units of a traced circuit: its heads (traced_heads) and, with `with values above X`,
+    the heads and MLPs that feed a traced head's values (sadlang/circuits/values.py)."""
+    heads = traced_heads(decl, traced)
+    if decl.value_share is None:
+        return heads
+    from sadlang.circuits.values import value_feeders
+
+    fed = value_feeders(decl, traced, heads)
+    return sorted(set(heads) | {u for feeders in fed.values() for u in feeders})
+
+
 def circuit_edges(decl: A.CircuitDecl, sets: dict[str, PromptSetEvidence], metric: str, batch_size: int,
                   steps: int) -> set[tuple[str, str]]:
     """A circuit's edges as (sender, receiver) unit names, the receiver "logits" for an edge into
     the unembedding; the side an edge enters by (query, key, value) is merged, so declared,
     traced and discovered circuits compare edge for edge. Declared: its `edge` lines; traced: a
-    seed head -> logits and the kept head -> head edges; discovered: its top K edges."""
+    seed head -> logits, the kept head -> head edges and each value feeder -> the head it feeds;
+    discovered: its top K edges."""
     if decl.traced_from is None:
         return {(unit_name(e.upstream.pair), "logits" if e.downstream is None else unit_name(e.downstream.pair))
                 for e in decl.edges}
@@ -97,7 +110,13 @@ def circuit_edges(decl: A.CircuitDecl, sets: dict[str, PromptSetEvidence], metri
         return {(unit_name(u), "logits" if v is None else unit_name(v))
                 for (u, v, _), _ in ranking.edges[: decl.top_edges or 0]}
     seeds, pairs = _traced(decl, sets[decl.traced_from])
-    return {(unit_name(h), "logits") for h in seeds} | {(unit_name(u), unit_name(v)) for u, v in pairs}
+    out = {(unit_name(h), "logits") for h in seeds} | {(unit_name(u), unit_name(v)) for u, v in pairs}
+    if decl.value_share is not None:
+        from sadlang.circuits.values import value_feeders
+
+        fed = value_feeders(decl, sets[decl.traced_from], traced_heads(decl, sets[decl.traced_from]))
+        out |= {(unit_name(u), unit_name(h)) for h, feeders in fed.items() for u in feeders}
+    return out
 
 
 def keep_mask(nodes: list[Node], shape: tuple[int, int, int], keep_nodes: bool) -> torch.Tensor:

@@ -360,7 +360,7 @@ def _nodes_of(decl: A.CircuitDecl, ev: PromptSetEvidence, sets: dict[str, Prompt
               settings: Settings) -> tuple[list[list[Any]], list[str]]:
     """Per prompt, a circuit's nodes, and their names: declared, discovered (its units at every
     position) or traced (its heads at every position)."""
-    from sadlang.circuits.nodes import declared_nodes, discovered, node_name, traced_heads
+    from sadlang.circuits.nodes import declared_nodes, discovered, node_name, traced_units
 
     if decl.traced_from is None:
         return ([declared_nodes(decl, p) for p in ev.prompts],
@@ -369,9 +369,9 @@ def _nodes_of(decl: A.CircuitDecl, ev: PromptSetEvidence, sets: dict[str, Prompt
         units, _ = discovered(decl, sets, metric, settings.batch_size, settings.eap_ig_steps)
         nodes = [(layer, unit, None) for layer, unit in units]
         return [list(nodes) for _ in ev.prompts], [node_name(n) for n in nodes]
-    heads = traced_heads(decl, sets[decl.traced_from])
-    return ([[(layer, head, None) for layer, head in heads] for _ in ev.prompts],
-            [f"{layer}.{head}" for layer, head in heads])
+    units = traced_units(decl, sets[decl.traced_from])
+    return ([[(layer, unit, None) for layer, unit in units] for _ in ev.prompts],
+            [node_name((layer, unit, None)) for layer, unit in units])
 
 
 def _reference_nodes(ref: A.CircuitDecl, nodes: list[list[Any]], ev: PromptSetEvidence,
@@ -738,8 +738,9 @@ def _count(n: int, what: str) -> str:
 def _matches(body: CircuitTest, mine: set[str], theirs: set[str], what: str) -> Measurement:
     """Node-set or edge-set overlap: exact given the two circuits (no interval of its own)."""
     vals, ok, _ = overlap(mine, theirs, body.bounds)
-    return Measurement(ok, f"precision {vals['precision']:.3f}, recall {vals['recall']:.3f}, F1 {vals['f1']:.3f} "
-                           f"({_count(len(mine), what)} in {body.circuit}, {len(theirs)} in {body.reference})", vals["f1"],
+    text = (f"precision {vals['precision']:.3f}, recall {vals['recall']:.3f}, F1 {vals['f1']:.3f} "
+            f"({_count(len(mine), what)} in {body.circuit}, {len(theirs)} in {body.reference})")
+    return Measurement(ok, text, vals["f1"],
                        details={**vals, "level": what, "only here": sorted(mine - theirs),
                                 "only there": sorted(theirs - mine)})
 

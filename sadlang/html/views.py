@@ -332,7 +332,8 @@ def _declared_circuit(ev: Any, claim: A.Claim, v: Verdict, spec: A.Spec) -> Grap
         return None
     heads_traced = None
     names = v.details.get("circuit")
-    if decl.discovery is not None and isinstance(names, list):     # drawn from the units it found
+    if (decl.discovery is not None or decl.value_share is not None) and isinstance(names, list):
+        # drawn from the units it found (a value-extended trace may name MLPs)
         from sadlang.circuits.nodes import MLP, parse_unit
 
         units = [parse_unit(n) for n in names]

@@ -210,7 +210,8 @@ class CircuitEdge(Node):
 
 class CircuitDecl(Node):
     """`circuit NAME:` with nodes and edges, `circuit NAME = trace of SET [at frequency F]
-    [top K edges]` (cut from the prompts' traces when checked), or `circuit NAME = discover
+    [top K edges] [with values above X]` (cut from the prompts' traces when checked, and extended
+    with the heads and MLPs that write X of a traced head's output through its values), or `circuit NAME = discover
     METHOD of SET from TWINS top K edges|nodes` (ranked by a discovery method when checked)."""
     name: str
     nodes: list[CircuitNode] = Field(default_factory=list)
@@ -222,6 +223,7 @@ class CircuitDecl(Node):
     discovery: str | None = None                      # `discover METHOD` (circuits/discovery.py)
     twins: str | None = None                          # `from TWINS`: the counterfactual set it patches toward
     top_nodes: int | None = None                      # `top K nodes`
+    value_share: float | None = None                  # `with values above X`: value-path extension of a trace
 
 
 class Pool(Node):

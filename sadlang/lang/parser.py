@@ -290,10 +290,18 @@ class _ToAst(Transformer):
                 decl.edges.append(item)
         return ("circuit", decl)
 
+    def circuit_values(self, meta: Meta, ch: list[Any]) -> Any:
+        part, _ = amount(ch[0])
+        if not 0.0 < part <= 1.0:
+            raise SemanticError(f"a value-path share is in (0%, 100%], not {part:.4g}", ch[0])
+        return ("values", part)
+
     def circuit_traced(self, meta: Meta, ch: list[Any]) -> Any:
-        freq, top = 0.0, None
+        freq, top, values = 0.0, None, None
         for c in ch[2:]:
-            if isinstance(c, Token) and c.type == "INT":
+            if isinstance(c, tuple) and c[0] == "values":
+                values = c[1]
+            elif isinstance(c, Token) and c.type == "INT":
                 top = int(c)
                 if top < 1:
                     raise SemanticError("a traced circuit keeps at least 1 edge", c)
@@ -302,7 +310,7 @@ class _ToAst(Transformer):
                 if not 0.0 <= freq <= 1.0:
                     raise SemanticError(f"frequency {freq:g} is outside [0, 1]", getattr(c, "token", None))
         return ("circuit", A.CircuitDecl(name=str(ch[0]), traced_from=str(ch[1]), frequency=freq, top_edges=top,
-                                         loc=loc(meta)))
+                                         value_share=values, loc=loc(meta)))
 
     def top_edges_unit(self, meta: Meta, ch: list[Any]) -> Any:
         return "edges"

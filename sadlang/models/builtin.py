@@ -22,7 +22,8 @@ def _builtin() -> dict[str, str]:
             "planted": "hand-planted circuit with known ground truth (see sadlang.models.planted)",
             "planted-neox": "the planted key-side edge 0.0 -> 1.0 in a GPT-NeoX model: parallel blocks, "
                             "partial rotary",
-            "planted-mlp": "`planted` with MLP 1 in the circuit: it amplifies what head 1.0 moves to the end"}
+            "planted-mlp": "`planted` with MLP 1 in the circuit: it amplifies what head 1.0 moves to the end",
+            "planted-values": "`planted` with head 0.2 feeding only 1.0's values: an attention trace cannot see it"}
 
 
 # name -> one line: every family's tiny model (models/families.py), then the planted models
@@ -30,7 +31,8 @@ BUILTIN = _builtin()
 
 
 # planted models (hand-set weights, sadlang.models.planted): name -> builder function
-PLANTED = {"planted": "build_planted", "planted-neox": "build_planted_neox", "planted-mlp": "build_planted_mlp"}
+PLANTED = {"planted": "build_planted", "planted-neox": "build_planted_neox", "planted-mlp": "build_planted_mlp",
+           "planted-values": "build_planted_values"}
 
 
 def _randomize(model: torch.nn.Module, seed: int, std: float = 0.2) -> None:
@@ -85,7 +87,8 @@ def bridge_name(name: str) -> str:
     """A TransformerLens architecture name the bridge adapts the built-in model with."""
     from sadlang.models.families import FAMILIES
 
-    special = {"planted": "gpt2", "planted-mlp": "gpt2", "planted-neox": "EleutherAI/pythia-70m"}
+    special = {"planted": "gpt2", "planted-mlp": "gpt2", "planted-values": "gpt2",
+               "planted-neox": "EleutherAI/pythia-70m"}
     if name in special:
         return special[name]
     return next(f.bridge for f in FAMILIES.values() if f.tiny is not None and f.tiny.name == name)

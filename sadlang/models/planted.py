@@ -220,3 +220,19 @@ def build_planted_mlp(strength: float = 6.0) -> GPT2LMHeadModel:
         mlp.c_fc.bias[0] = -0.2
         mlp.c_proj.weight[0, :] = 4.0 * d["marker"]                  # (4D, D): hidden -> out
     return model
+
+
+def build_planted_values(strength: float = 6.0) -> GPT2LMHeadModel:
+    """`planted-values`: `planted` with a head that matters only through another head's values.
+    Head 1.0 still attends from the end to the marker because its key reads f0 (from 0.0), but
+    what it copies is f2, which only 0.2 writes at the marker: 0.2 feeds 1.0's values and nothing
+    else. Ground truth: the answer needs {0.0 (key), 0.2 (value), 1.0}; an attention trace finds
+    0.0 and 1.0 only; 0.2's value share of 1.0's output at the end is about 1.
+    """
+    model = build_planted(strength)
+    d = {k: v.float() for k, v in DIRECTIONS.items()}
+    with torch.no_grad():
+        W = model.transformer.h[1].attn.c_attn.weight                 # (D, 3D): x @ W -> q|k|v
+        col = 2 * D                                                   # head 1.0's first value column
+        W[:, col] = d["f2"]
+    return model
