@@ -250,19 +250,30 @@ def _ablation_hooks(model: LoadedModel, rows: list[Row], chunk: list[int], ev: P
     """The hooks of one pass over rows `chunk`: every head (and MLP) output a row does not keep
     replaced by its reference value, and the row's cut paths (then also the `WiredRun` that cuts
     them)."""
-    hooks, wired = _head_hooks(model, rows, chunk, ev, values)
-    return hooks + _mlp_hooks(model, rows, chunk, mlp_values), wired
+    hooks, wired = _head_hooks(model, rows, chunk, ev, values, mlp_values)
+    hooks += _mlp_hooks(model, rows, chunk, mlp_values)
+    return hooks + (wired.late_hooks() if wired is not None else []), wired
+
+
+def cuts_mlps(rows: list[Row]) -> bool:
+    """Does any row cut a path from an MLP (its run then needs the MLPs' reference outputs)?"""
+    return any(row.wiring is not None and row.wiring.cuts_mlps() for row in rows)
 
 
 def _head_hooks(model: LoadedModel, rows: list[Row], chunk: list[int], ev: PromptSetEvidence,
-                values: list[torch.Tensor]) -> tuple[list, WiredRun | None]:
+                values: list[torch.Tensor], mlp_values: list[torch.Tensor] | None = None,
+                ) -> tuple[list, WiredRun | None]:
     L = model.info.n_layers
     keep = torch.stack([rows[k].keep for k in chunk]).to(model.device)            # (b, L, n, H)
     repl = torch.stack([values[rows[k].prompt] for k in chunk]).to(model.device)  # (b, L, n, H, r)
     wirings = [rows[k].wiring for k in chunk]
     if any(wirings):
         acts = ev.acts(rows[chunk[0]].prompt)
-        run = WiredRun(model, wirings, repl, acts.cos, acts.sin)
+        mlp_repl = None
+        if cuts_mlps([rows[k] for k in chunk]):
+            assert mlp_values is not None, "rows cut MLP senders, so the lab must give their reference values"
+            mlp_repl = torch.stack([mlp_values[rows[k].prompt] for k in chunk]).to(model.device)  # (b, L, n, D)
+        run = WiredRun(model, wirings, repl, acts.cos, acts.sin, mlp_repl)
         return run.hooks() + [(f"blocks.{layer}.attn.hook_z", run.z_hook(layer, keep)) for layer in range(L)], run
     hooks = []
     for layer in range(L):
@@ -291,6 +302,7 @@ def run_rows(ev: PromptSetEvidence, rows: list[Row], values: list[torch.Tensor],
                 taps.setdefault(base, set()).add(layer)
     kept: dict[tuple[int, int], torch.Tensor] = {}   # (base row, layer) -> (n, D) residual
     writes: dict[int, dict[int, torch.Tensor]] = {}  # wired base row -> layer -> (n, H, r) z - ref
+    mlp_writes: dict[int, dict[int, torch.Tensor]] = {}  # wired base row -> layer -> (n, D) mlp_out - ref
     clean_z: dict[int, torch.Tensor] = {}            # prompt -> (L, n, H, r) its clean head outputs
     out = torch.empty(len(rows), model.bridge.cfg.d_vocab, device=model.device)
     for layer, chunk in plan:
@@ -306,6 +318,11 @@ def run_rows(ev: PromptSetEvidence, rows: list[Row], values: list[torch.Tensor],
                 for before in range(layer):
                     wired.delta[before] = torch.stack([_writes(ev, rows[k], starts[k], values, writes, clean_z, before)
                                                        for k in chunk]).to(model.device)
+                    if wired.mlp_values is not None:
+                        assert mlp_values is not None
+                        wired.mlp_delta[before] = torch.stack([
+                            _mlp_writes(ev, rows[k], starts[k], mlp_values, mlp_writes, before)
+                            for k in chunk]).to(model.device)
         tapped = [(i, k) for i, k in enumerate(chunk) if k in taps]
         tap = ResidualTap({t for _, k in tapped for t in taps[k]}, [i for i, _ in tapped])
         out[chunk] = last_logits(model, tokens, hooks + tap.hooks(), resume)
@@ -314,6 +331,7 @@ def run_rows(ev: PromptSetEvidence, rows: list[Row], values: list[torch.Tensor],
                 kept[(k, t)] = tap.resid[t][j]
             if wired is not None and rows[k].wiring:
                 writes[k] = {lay: d[i] for lay, d in wired.delta.items() if lay < max(taps[k])}
+                mlp_writes[k] = {lay: d[i] for lay, d in wired.mlp_delta.items() if lay < max(taps[k])}
     for k, s in enumerate(starts):                   # rows equal to their base everywhere
         if s.layer == L:
             out[k] = ev.acts(rows[k].prompt).logits_end if s.base is None else out[s.base]
@@ -333,4 +351,16 @@ def _writes(ev: PromptSetEvidence, row: Row, start: Start, values: list[torch.Te
         if row.prompt not in clean_z:
             clean_z[row.prompt] = head_z(ev.acts(row.prompt), ev.model)
         return clean_z[row.prompt][layer] - ref
+    return writes[start.base][layer]
+
+
+def _mlp_writes(ev: PromptSetEvidence, row: Row, start: Start, mlp_values: list[torch.Tensor],
+                writes: dict[int, dict[int, torch.Tensor]], layer: int) -> torch.Tensor:
+    """(n, D) what a resumed row's MLP output of `layer` (before its start) differs from its
+    reference value by: its base's (the clean run's). Zero for a row that cuts no MLP path."""
+    ref = mlp_values[row.prompt][layer]
+    if not row.wiring or not row.wiring.cuts_mlps():
+        return torch.zeros_like(ref)
+    if start.base is None:
+        return ev.acts(row.prompt).mlp_out[layer] - ref
     return writes[start.base][layer]

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from sadlang.circuits.ablation import Row, head_z, mlp_out, row_passes, run_rows
+from sadlang.circuits.ablation import Row, cuts_mlps, head_z, mlp_out, row_passes, run_rows
 from sadlang.circuits.ablations import get_ablation
 from sadlang.circuits.nodes import MLP, Node, keep_mask, mlp_mask
 from sadlang.circuits.task_metrics import METRICS
@@ -118,7 +118,8 @@ class CircuitLab:
     def _run(self, rows: list[Row], where: list[tuple[int, int]], n_variants: int) -> list[list[float]]:
         if not rows:
             return []
-        mlp_values = self.mlp_values if any(row.mlp_keep is not None for row in rows) else None
+        needs = any(row.mlp_keep is not None for row in rows) or cuts_mlps(rows)
+        mlp_values = self.mlp_values if needs else None
         logits = run_rows(self.ev, rows, self.values, self.batch_size, mlp_values)
         out = [[0.0] * len(self.ev) for _ in range(n_variants)]
         for k, (v, i) in enumerate(where):
@@ -136,17 +137,18 @@ def _frozen(v: Variant) -> tuple:
     return tuple(tuple(ns) for ns in nodes), keep, wired
 
 
-def heads_of(nodes: list[list[Node]]) -> set[Head]:
-    return {(layer, head) for ns in nodes for layer, head, _ in ns if head != MLP}
+def units_of(nodes: list[list[Node]]) -> set[Head]:
+    """The heads and MLPs (layer, MLP) of per-prompt nodes."""
+    return {(layer, unit) for ns in nodes for layer, unit, _ in ns}
 
 
 def alone(nodes: list[list[Node]], edges: set[Edge] | None) -> Variant:
     """The variant `only nodes`: node-level, or with every path between them that is not one of
-    `edges` cut (only_edges looks up pairs of `nodes`' heads, so edges of heads no longer there
-    simply vanish)."""
+    `edges` cut (only_edges looks up pairs of `nodes`' heads and MLPs, so edges of units no
+    longer there simply vanish)."""
     if edges is None:
         return (nodes, True)
-    return (nodes, True, only_edges(heads_of(nodes), edges))
+    return (nodes, True, only_edges(units_of(nodes), edges))
 
 
 def renamed(edges: set[Edge] | None, old: list[list[Node]], new: list[list[Node]]) -> set[Edge] | None:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from sadlang.circuits.discovery import Ranking
 
 Node = tuple[int, int, int | None]
-MLP = -1          # the unit of an MLP node: (layer, MLP, position)
+MLP = A.MLP_UNIT  # the unit of an MLP node: (layer, MLP, position)
 
 
 def declared_nodes(decl: A.CircuitDecl, prompt: BuiltPrompt) -> list[Node]:

@@ -185,6 +185,9 @@ class CircuitNode(Node):
         return f"{self.head.text()} at {self.at.text()}" + (f" -> {self.src.text()}" if self.src else "")
 
 
+MLP_UNIT = -1      # the second coordinate of an MLP's unit (layer, MLP_UNIT); circuits.nodes.MLP
+
+
 class CircuitMlp(Node):
     """`mlp L [at P]`: layer L's MLP as a node of a declared circuit, kept at destination `at`
     (every position without it). A circuit with MLP nodes is a heads-and-MLPs circuit: run alone,
@@ -195,12 +198,34 @@ class CircuitMlp(Node):
     def text(self) -> str:
         return f"mlp {self.layer}" + (f" at {self.at.text()}" if self.at is not None else "")
 
+    @property
+    def pair(self) -> tuple[int, int]:
+        """The MLP's unit (layer, MLP_UNIT)."""
+        return self.layer, MLP_UNIT
+
+
+class MlpRef(Node):
+    """`mlp L` as an end of a circuit edge."""
+    layer: int
+
+    def text(self) -> str:
+        return f"mlp {self.layer}"
+
+    @property
+    def concrete(self) -> bool:
+        return True
+
+    @property
+    def pair(self) -> tuple[int, int]:
+        """The MLP's unit (layer, MLP_UNIT)."""
+        return self.layer, MLP_UNIT
+
 
 class CircuitEdge(Node):
-    """`edge S -> R [via query|key|value]` (no `via`: all three of R's inputs) or `edge S -> logits`
-    (downstream None)."""
-    upstream: HeadRef
-    downstream: HeadRef | None
+    """`edge S -> R [via query|key|value]` (no `via`: all three of R's inputs; an MLP receiver has
+    one input) or `edge S -> logits` (downstream None). S and R are heads or MLPs."""
+    upstream: HeadRef | MlpRef
+    downstream: HeadRef | MlpRef | None
     side: Literal["query", "key", "value"] | None = None
 
     def text(self) -> str:

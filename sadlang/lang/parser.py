@@ -273,6 +273,9 @@ class _ToAst(Transformer):
         side = ch[2] if len(ch) > 2 else None
         return ("edge", A.CircuitEdge(upstream=ch[0], downstream=ch[1], side=side, loc=loc(meta)))
 
+    def mlp_unit(self, meta: Meta, ch: list[Any]) -> Any:
+        return A.MlpRef(layer=int(ch[0]), loc=loc(meta))
+
     def circuit_via(self, meta: Meta, ch: list[Any]) -> Any:
         return str(ch[0])
 

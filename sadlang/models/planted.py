@@ -232,7 +232,8 @@ def build_planted_values(strength: float = 6.0) -> GPT2LMHeadModel:
     model = build_planted(strength)
     d = {k: v.float() for k, v in DIRECTIONS.items()}
     with torch.no_grad():
-        W = model.transformer.h[1].attn.c_attn.weight                 # (D, 3D): x @ W -> q|k|v
+        attn: Any = model.transformer.h[1].attn
+        W = attn.c_attn.weight                                        # (D, 3D): x @ W -> q|k|v
         col = 2 * D                                                   # head 1.0's first value column
         W[:, col] = d["f2"]
     return model

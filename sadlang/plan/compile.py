@@ -194,10 +194,10 @@ def head_errors(spec: A.Spec, info: ModelInfo | Shape) -> list[SpecError]:
             if not 0 <= mlp.layer < info.n_layers:
                 errors.append(_err(spec, f"mlp {mlp.layer} is out of range: {info.name} has layers "
                                          f"0..{info.n_layers - 1}", mlp.loc))
-        for edge in circuit.edges:
-            _check_head(spec, edge.upstream, info, errors, concrete=True)
-            if edge.downstream is not None:
-                _check_head(spec, edge.downstream, info, errors, concrete=True)
+        for edge in circuit.edges:          # an MLP end is an MLP node, checked above
+            for end in (edge.upstream, edge.downstream):
+                if isinstance(end, A.HeadRef):
+                    _check_head(spec, end, info, errors, concrete=True)
     for c in spec.claims:
         refs = kind_of(c.body).references(c.body)
         for x in refs.components:

@@ -193,20 +193,22 @@ def check_circuits(spec: A.Spec) -> list[SpecError]:
             if m.text() in seen:
                 errors.append(_err(spec, f"node {m.text()} is listed twice in circuit {c.name!r}", m.loc))
             seen.add(m.text())
-        heads = {n.head.pair for n in c.nodes if n.head.concrete}
+        units = {n.head.pair for n in c.nodes if n.head.concrete} | {m.pair for m in c.mlps}
         edges: set[str] = set()
         for e in c.edges:
             ends = [h for h in (e.upstream, e.downstream) if h is not None]
             for h in ends:
                 if not h.concrete:
                     errors.append(_err(spec, f"a circuit edge joins concrete heads, not {h.text()}", h.loc))
-                elif h.pair not in heads:
+                elif h.pair not in units:
                     errors.append(_err(spec, f"edge end {h.text()} is not a node of circuit {c.name!r}; "
                                              f"list it as a node first", h.loc))
-            if e.downstream is not None and all(h.concrete for h in ends) \
-                    and e.upstream.pair[0] >= e.downstream.pair[0]:
-                errors.append(_err(spec, f"{e.text()}: a sender must sit in an earlier layer than its receiver",
-                                   e.loc))
+            if e.downstream is not None and all(h.concrete for h in ends):
+                why = _edge_order_problem(e.upstream, e.downstream)
+                if why:
+                    errors.append(_err(spec, f"{e.text()}: {why}", e.loc))
+                if isinstance(e.downstream, A.MlpRef) and e.side is not None:
+                    errors.append(_err(spec, f"{e.text()}: an MLP has one input; drop `via {e.side}`", e.loc))
             if e.text() in edges:
                 errors.append(_err(spec, f"{e.text()} is listed twice in circuit {c.name!r}", e.loc))
             else:
@@ -221,6 +223,18 @@ def check_circuits(spec: A.Spec) -> list[SpecError]:
         if c.discovery is not None:
             errors += _discovery_errors(spec, c)
     return errors
+
+
+def _edge_order_problem(sender: A.HeadRef | A.MlpRef, receiver: A.HeadRef | A.MlpRef) -> str | None:
+    """Why `sender` cannot write what `receiver` reads (None: it can). A layer's heads write before
+    its MLP reads (sequential blocks), its MLP after its heads read."""
+    ls, lr = sender.pair[0], receiver.pair[0]
+    head_to_mlp = isinstance(sender, A.HeadRef) and isinstance(receiver, A.MlpRef)
+    if ls < lr or (ls == lr and head_to_mlp):
+        return None
+    if isinstance(sender, A.MlpRef) and ls == lr and isinstance(receiver, A.HeadRef):
+        return f"layer {ls}'s MLP writes after its heads read: a sender must sit in an earlier layer"
+    return "a sender must sit in an earlier layer than its receiver"
 
 
 def _discovery_errors(spec: A.Spec, c: A.CircuitDecl) -> list[SpecError]:
