@@ -394,3 +394,29 @@ def test_mlp_edge_mistakes_are_spec_errors(edge, message):
     with pytest.raises(SpecError) as err:
         validate(parse_spec(text, "m.sad"))
     assert message in str(err.value) and err.value.span is not None and err.value.span.line == 16
+
+
+def test_a_set_sampled_until_decided_is_ranked_on_its_first_sample_at_every_look():
+    """`sample N up to M`: the discovered circuit comes from the first N prompts and their twins,
+    so the circuit a claim tests is the same at every look (it was re-ranked on each look's
+    prompts, and on the bundled model changed from 11 to 13 nodes between looks)."""
+    from sadlang.circuits.nodes import discovered
+    from sadlang.evidence.store import PromptSetEvidence
+    from sadlang.language import parse_spec
+    from sadlang.models import load_model
+    from sadlang.plan.compile import compile_spec
+
+    model = load_model("planted-mlp")
+    text = DISCOVER.split("claim eap_finds")[0]
+    plan = compile_spec(parse_spec(text + "claim ok: logit_diff > 0 on copy\n", "d.sad"), model)
+    ps, tw = plan.prompt_sets["copy"], plan.prompt_sets["nomark"]
+
+    def store(p, n, sample):
+        decl = p.decl.model_copy(update={"sample": sample})
+        return PromptSetEvidence(model, p.prompts[:n], plan.options, 4, name=p.decl.name, decl=decl)
+    decl = plan.spec.circuits["by_ig"]
+    grown = discovered(decl, {"copy": store(ps, 6, 3), "nomark": store(tw, 6, 3)}, "logit_diff", 4, 3)[1]
+    first = discovered(decl, {"copy": store(ps, 3, 3), "nomark": store(tw, 3, 3)}, "logit_diff", 4, 3)[1]
+    whole = discovered(decl, {"copy": store(ps, 6, 6), "nomark": store(tw, 6, 6)}, "logit_diff", 4, 3)[1]
+    assert grown.edges == first.edges and grown.nodes == first.nodes
+    assert [s for _, s in whole.edges] != [s for _, s in first.edges]     # 6 prompts do rank differently

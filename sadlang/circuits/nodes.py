@@ -95,6 +95,22 @@ def traced_units(decl: A.CircuitDecl, traced: PromptSetEvidence) -> list[tuple[i
     return sorted(set(heads) | {u for feeders in fed.values() for u in feeders})
 
 
+def _first_sample(ev: PromptSetEvidence, twins: PromptSetEvidence) -> tuple[PromptSetEvidence, PromptSetEvidence]:
+    """SET's first `sample N` prompts and their twins (the whole sets when SET has no more)."""
+    n = ev.decl.sample if ev.decl is not None and ev.decl.templates else len(ev)
+    if n >= len(ev):
+        return ev, twins
+    key = ("first-sample", n, twins.name)
+    if key not in ev.memo:
+        def first(src: PromptSetEvidence, keep: list[int]) -> PromptSetEvidence:
+            sub = PromptSetEvidence(src.model, [src.prompts[j] for j in keep], src.opts, src.batch_size,
+                                    src.progress, src.name, src.decl, [src.origin[j] for j in keep])
+            sub.workspace = src.workspace
+            return sub
+        ev.memo[key] = (first(ev, list(range(n))), first(twins, [j for j, o in enumerate(twins.origin) if o < n]))
+    return ev.memo[key]
+
+
 def circuit_edges(decl: A.CircuitDecl, sets: dict[str, PromptSetEvidence], metric: str, batch_size: int,
                   steps: int) -> set[tuple[str, str]]:
     """A circuit's edges as (sender, receiver) unit names, the receiver "logits" for an edge into
@@ -150,11 +166,13 @@ def discovered(decl: A.CircuitDecl, sets: dict[str, PromptSetEvidence], metric: 
                steps: int) -> tuple[list[tuple[int, int]], Ranking]:
     """The units (layer, head or MLP) of `circuit NAME = discover METHOD of SET from TWINS top K
     edges|nodes`, and the method's Ranking; ranked once per set, method, metric and steps (the
-    ranking is kept in SET's memo, so every claim on the circuit shares it)."""
+    ranking is kept in SET's memo, so every claim on the circuit shares it). A set sampled until
+    decided (`sample N up to M`) is ranked on its first N prompts at every look, so the circuit a
+    claim tests does not change as the looks add prompts."""
     from sadlang.circuits.discovery import DISCOVERIES
 
     assert decl.discovery is not None and decl.traced_from is not None and decl.twins is not None
-    ev, twins = sets[decl.traced_from], sets[decl.twins]
+    ev, twins = _first_sample(sets[decl.traced_from], sets[decl.twins])
     key = ("discovery", decl.discovery, decl.twins, metric, steps)
     if key not in ev.memo:
         ev.memo[key] = DISCOVERIES[decl.discovery].rank(ev, twins, metric, batch_size, steps)
