@@ -64,6 +64,8 @@ class GraphView(BaseModel):
     min_frequency: float = 0.0
     nodes: list[dict[str, Any]]
     edges: list[dict[str, Any]]
+    claimed: list[str] = Field(default_factory=list)     # ids of nodes a claim names (outlined)
+    missing: list[str] = Field(default_factory=list)     # what the claim names and the graph lacks
 
 
 class HeadGrid(BaseModel):
@@ -321,8 +323,26 @@ def _combined_traces(ev: Any, claim: A.Claim, v: Verdict, spec: A.Spec) -> Graph
     from sadlang.trace.graph import combine
 
     freq = float(getattr(claim.body, "frequency", 0.0))
-    return combined_graph_view(combine(ev.graphs(), 0.0), ev.prompts[0], ev.model.info.n_layers,
+    view = combined_graph_view(combine(ev.graphs(), 0.0), ev.prompts[0], ev.model.info.n_layers,
                                f"traces of {ev.name or 'the prompt set'} combined by role", freq)
+    return _mark_claimed(view, getattr(claim.body, "components", []), freq)
+
+
+def _mark_claimed(view: GraphView, components: list[A.CompRef], freq: float) -> GraphView:
+    """Outline the nodes (at the claim's frequency) that the claim's components name, and list the
+    components no such node matches."""
+    def named(comp: A.CompRef, n: dict[str, Any]) -> bool:
+        if comp.kind == "head" and comp.head is not None:
+            return n["kind"] == "head" and comp.head.matches(int(n["layer"]), int(n["head"]))
+        return n["kind"] == comp.kind and (comp.layer is None or comp.layer == n.get("layer"))
+    present = [n for n in view.nodes if (n.get("frequency") or 0.0) >= freq]
+    claimed = sorted({n["id"] for c in components for n in present if named(c, n)})
+    missing = [c.text() for c in components if not any(named(c, n) for n in present)]
+    title = view.title
+    if components:
+        title += ("; claimed nodes outlined" + (f"; missing (dashed in the list): {', '.join(missing)}"
+                                                 if missing else ""))
+    return view.model_copy(update={"claimed": claimed, "missing": missing, "title": title})
 
 
 def _declared_circuit(ev: Any, claim: A.Claim, v: Verdict, spec: A.Spec) -> GraphView | None:

@@ -78,9 +78,10 @@
         ]);
         var card = el("details", {cls: "card " + c.status, id: "card-" + c.card, "data-name": c.name,
                                   "data-status": c.status}, [summary, body]);
-        card.addEventListener("toggle", function () { if (card.open) { renderDetail(card, c); } });
+        var opening = false;                    // opened by the page itself (a failed claim), not the user
+        card.addEventListener("toggle", function () { if (card.open) { renderDetail(card, c, !opening); } });
         main.appendChild(card);
-        if (c.status !== "held" || data.kind === "trace") { card.open = true; }
+        if (c.status !== "held" || data.kind === "trace") { opening = data.kind !== "trace"; card.open = true; }
       });
     });
   }
@@ -117,7 +118,7 @@
     })));
   }
 
-  function renderDetail(card, c) {
+  function renderDetail(card, c, userOpened) {
     if (state.rendered[c.card]) { return; }
     state.rendered[c.card] = true;
     var d = readBlock("sad-card-" + c.card) || {};
@@ -128,7 +129,7 @@
         : el("span", {text: c.counterexample.text});
       box.appendChild(el("div", {cls: "counterexample"}, [cx, el("div", {cls: "why", text: c.counterexample.detail})]));
     }
-    if (d.graph) { renderGraph(box, d.graph, c.card); }
+    if (d.graph) { renderGraph(box, d.graph, c.card, !userOpened); }
     if (d.head_grid) { renderHeadGrid(box, d.head_grid); }
     if (d.heatmaps && d.heatmaps.length) { renderHeatmaps(box, d.heatmaps, d.heatmap_title); }
     renderDetails(box, d.details);
@@ -139,7 +140,8 @@
   /* ---------- a value per head: layers down, heads across; heads that hold outlined */
   function renderHeadGrid(box, g) {
     var L = g.values.length, H = L ? g.values[0].length : 0, cell = 16, pad = 34;
-    var canvas = el("canvas", {cls: "head-grid", width: String(pad + H * cell + 4), height: String(pad + L * cell + 4)});
+    var canvas = el("canvas", {cls: "head-grid", width: String(pad + H * cell + 4), height: String(pad + L * cell + 4),
+                               role: "img", "aria-label": g.title + "; outlined: " + (g.marked.join(", ") || "none")});
     var ctx = canvas.getContext("2d");
     ctx.font = "10px sans-serif";
     for (var h = 0; h < H; h++) { ctx.fillStyle = "#333"; ctx.textAlign = "center"; ctx.fillText(String(h), pad + h * cell + 7, pad - 6); }
@@ -167,7 +169,9 @@
     maps.forEach(function (m) {
       var n = m.tokens.length, cell = 14, pad = 90;
       var canvas = el("canvas", {width: String(pad + n * cell + 4), height: String(pad + n * cell + 4),
-                                 "data-head": m.head});
+                                 "data-head": m.head, "data-n": String(n), role: "img",
+                                 "aria-label": "attention of head " + m.head + " on prompt " + m.prompt +
+                                   ": rows are destinations, columns keys"});
       var ctx = canvas.getContext("2d");
       ctx.font = "10px sans-serif";
       ctx.fillStyle = "#333";
@@ -195,82 +199,203 @@
     box.appendChild(row);
   }
 
-  /* ---------- circuit viewer */
-  function renderGraph(box, g, cardId) {
-    var wmax = g.edges.reduce(function (m, e) { return Math.max(m, Math.abs(e.weight)); }, 0) || 1;
-    var info = el("div", {cls: "edge-info", text: "click an edge for its signal; click a node for its path to the logit"});
+  /* ---------- circuit viewer
+     Only the strongest edges are drawn (TOP_K by default, "show more" adds), with the nodes they
+     join: cytoscape holds what is shown, never the whole trace, so a 20,000-edge combined trace
+     opens as fast as a small one. Shown nodes are laid out on a grid of (layer row, token column),
+     each column as wide as its fullest cell, so nodes never overlap; the view is fitted but never
+     zoomed out below MIN_ZOOM, where labels stop being readable. */
+  var TOP_K = 40, MIN_ZOOM = 0.8, NODE_W = 58, NODE_GAP = 10, ROW_H = 70, BIG_GRAPH = 400;
+  var SIDE_DASH = {query: "solid", key: "dashed", value: "dotted", seed: "solid", all: "solid", node: "solid"};
+
+  function renderGraph(box, g, cardId, deferred) {
+    if (deferred && g.nodes.length + g.edges.length > BIG_GRAPH) {
+      var note = el("div", {cls: "deferred"}, [
+        el("span", {text: g.title + ": " + g.nodes.length + " nodes, " + g.edges.length + " edges. "}),
+        el("button", {type: "button", cls: "draw-graph", text: "draw the circuit"})]);
+      box.appendChild(note);
+      note.querySelector("button").addEventListener("click", function () {
+        box.removeChild(note); drawGraph(box, g, cardId);
+      });
+      return;
+    }
+    drawGraph(box, g, cardId);
+  }
+
+  function drawGraph(box, g, cardId) {
+    var edgesByWeight = g.edges.slice().sort(function (a, b) { return Math.abs(b.weight) - Math.abs(a.weight); });
+    var nodeById = {};
+    g.nodes.forEach(function (n) { nodeById[n.id] = n; });
+    var wmax = edgesByWeight.length ? Math.abs(edgesByWeight[0].weight) || 1 : 1;
+    var info = el("div", {cls: "edge-info", "aria-live": "polite",
+                          text: "click an edge for its signal; click a node for its inputs, outputs and path to the logit"});
     var count = el("span", {cls: "edge-count"});
+    var topK = el("input", {type: "number", cls: "top-k", min: "1", max: String(Math.max(1, g.edges.length)),
+                            value: String(Math.min(TOP_K, Math.max(1, g.edges.length))),
+                            "aria-label": "number of strongest edges to draw"});
+    var more = el("button", {type: "button", cls: "show-more", text: "show more"});
+    var fitAll = el("button", {type: "button", cls: "fit-all", text: "fit all"});
     var weight = el("input", {type: "range", cls: "weight-filter", min: "0", max: String(wmax),
-                              step: String(wmax / 200), value: "0"});
+                              step: String(wmax / 200), value: "0", "aria-label": "minimum edge weight"});
     var weightLabel = el("span", {cls: "weight-value", text: "0"});
-    var controls = [el("label", {}, [document.createTextNode("min edge weight "), weight, weightLabel])];
+    var controls = [el("label", {}, [document.createTextNode("top "), topK, document.createTextNode(" edges")]),
+                    el("span", {cls: "graph-buttons"}, [more, fitAll]),
+                    el("label", {}, [document.createTextNode("min edge weight "), weight, weightLabel])];
     var freq = null, freqLabel = null;
     if (g.aggregated) {
       freq = el("input", {type: "range", cls: "freq-filter", min: "0", max: "1", step: "0.05",
-                          value: String(g.min_frequency || 0)});
+                          value: String(g.min_frequency || 0), "aria-label": "minimum node frequency"});
       freqLabel = el("span", {cls: "freq-value", text: fmt(g.min_frequency || 0)});
       controls.push(el("label", {}, [document.createTextNode("min frequency "), freq, freqLabel]));
     }
     controls.push(count);
-    var holder = el("div", {cls: "graph", id: "graph-" + cardId});
+    var holder = el("div", {cls: "graph", id: "graph-" + cardId, role: "img", tabindex: "0",
+                            "aria-label": g.title + ": circuit graph; the table beside it lists the drawn edges"});
     var legend = el("div", {cls: "legend"}, Object.keys(SIDE_COLOUR).map(function (s) {
-      return el("span", {}, [el("i", {style: "background:" + SIDE_COLOUR[s]}), document.createTextNode(s)]);
+      var dash = SIDE_DASH[s] === "solid" ? "" : SIDE_DASH[s];
+      return el("span", {}, [el("i", {cls: dash, style: "border-top-color:" + SIDE_COLOUR[s]}),
+                             document.createTextNode(s + (dash ? " (" + dash + ")" : ""))]);
     }));
+    var list = el("ol", {cls: "edge-list", "aria-label": "drawn edges, strongest first"});
     box.appendChild(el("h4", {text: g.title}));
     box.appendChild(el("div", {cls: "graph-controls"}, controls));
     box.appendChild(el("div", {cls: "graph-wrap"}, [holder, el("aside", {}, [legend, info])]));
-    var elements = g.nodes.map(function (n) {
-      return {group: "nodes", data: n, position: {x: n.x, y: n.y}};
-    }).concat(g.edges.map(function (e) { return {group: "edges", data: e}; }));
-    var top = g.nodes.reduce(function (m, n) { return Math.max(m, n.y); }, 0);
-    g.columns.forEach(function (label, i) {
-      elements.push({group: "nodes", data: {id: "__col" + i, label: label, kind: "axis"},
-                     position: {x: i * 110, y: top + 60}, selectable: false, grabbable: false});
-    });
-    (g.rows || []).forEach(function (r, i) {
-      elements.push({group: "nodes", data: {id: "__row" + i, label: r[1], kind: "axis"},
-                     position: {x: -110, y: r[0]}, selectable: false, grabbable: false});
-    });
+    box.appendChild(el("details", {cls: "edge-list-box"}, [el("summary", {text: "drawn edges (keyboard: Tab to an edge, Enter selects it)"}), list]));
+    var claimed = {};
+    (g.claimed || []).forEach(function (id) { claimed[id] = true; });
     var cy = cytoscape({
-      container: holder, elements: elements, layout: {name: "preset"},
+      container: holder, elements: [], layout: {name: "preset"}, minZoom: 0.05, maxZoom: 4,
       style: [
-        {selector: "node", style: {"label": "data(label)", "font-size": 11, "text-valign": "center",
-          "shape": "round-rectangle", "width": 54, "height": 20, "border-width": 1, "border-color": "#555",
+        {selector: "node", style: {"label": "data(label)", "font-size": 13, "text-valign": "center",
+          "shape": "round-rectangle", "width": NODE_W - 4, "height": 22, "border-width": 1, "border-color": "#555",
           "background-color": function (n) { return KIND_COLOUR[n.data("kind")] || "#eee"; }}},
         {selector: "node[kind = 'axis']", style: {"background-opacity": 0, "border-width": 0, "width": 100,
-          "font-size": 9, "color": "#666", "text-wrap": "ellipsis", "text-max-width": 100, "events": "no"}},
-        {selector: "edge", style: {"curve-style": "bezier", "target-arrow-shape": "triangle", "arrow-scale": 0.6,
-          "opacity": 0.7, "line-color": function (e) { return SIDE_COLOUR[e.data("side")] || "#000"; },
+          "font-size": 11, "color": "#444", "text-wrap": "ellipsis", "text-max-width": 100, "events": "no"}},
+        {selector: "node.claimed", style: {"border-width": 3, "border-color": "#1b5e20"}},
+        {selector: "edge", style: {"curve-style": "bezier", "target-arrow-shape": "triangle", "arrow-scale": 0.7,
+          "opacity": 0.75, "line-color": function (e) { return SIDE_COLOUR[e.data("side")] || "#000"; },
+          "line-style": function (e) { return SIDE_DASH[e.data("side")] || "solid"; },
           "target-arrow-color": function (e) { return SIDE_COLOUR[e.data("side")] || "#000"; },
-          "width": function (e) { return 0.8 + 5 * Math.abs(e.data("weight")) / wmax; }}},
+          "width": function (e) { return 1 + 5 * Math.abs(e.data("weight")) / wmax; }}},
         {selector: ".faded", style: {"opacity": 0.12}},
         {selector: ".path", style: {"opacity": 1, "border-width": 3, "border-color": "#000"}},
-        {selector: "edge:selected", style: {"opacity": 1, "line-style": "dashed"}}
+        {selector: "node:selected", style: {"border-width": 4, "border-color": "#000", "overlay-color": "#000",
+          "overlay-opacity": 0.12, "overlay-padding": 4}},
+        {selector: "edge:selected", style: {"opacity": 1, "z-index": 99, "line-color": "#000",
+          "target-arrow-color": "#000", "underlay-color": "#ffd54f", "underlay-opacity": 0.9,
+          "underlay-padding": 4}}
       ]
     });
     state.graphs[cardId] = cy;
 
-    function apply() {
+    function wanted() {
+      var k = Math.max(1, parseInt(topK.value, 10) || TOP_K);
       var wmin = parseFloat(weight.value), fmin = freq ? parseFloat(freq.value) : 0;
-      weightLabel.textContent = fmt(wmin);
-      if (freqLabel) { freqLabel.textContent = fmt(fmin); }
-      cy.batch(function () {
-        cy.nodes().forEach(function (n) {
-          var f = n.data("frequency");
-          n.style("display", f !== undefined && f < fmin ? "none" : "element");
-        });
-        cy.edges().forEach(function (e) {
-          var hidden = Math.abs(e.data("weight")) < wmin || e.source().style("display") === "none" ||
-            e.target().style("display") === "none";
-          e.style("display", hidden ? "none" : "element");
-        });
+      var keepNode = function (id) {
+        var n = nodeById[id]; return n && !(n.frequency !== undefined && n.frequency < fmin);
+      };
+      var edges = [];
+      for (var i = 0; i < edgesByWeight.length && edges.length < k; i++) {
+        var e = edgesByWeight[i];
+        if (Math.abs(e.weight) >= wmin && keepNode(e.source) && keepNode(e.target)) { edges.push(e); }
+      }
+      var ids = {};
+      edges.forEach(function (e) { ids[e.source] = true; ids[e.target] = true; });
+      g.nodes.forEach(function (n) {           // the logit root, and every node of an edgeless view
+        if ((n.kind === "root" || !g.edges.length) && keepNode(n.id)) { ids[n.id] = true; }
       });
-      var shownNodes = cy.nodes().filter(function (n) { return n.style("display") !== "none"; });
-      if (shownNodes.length) { cy.fit(shownNodes, 20); }
-      var visible = cy.edges().filter(function (e) { return e.style("display") !== "none"; }).length;
-      count.textContent = visible + " of " + cy.edges().length + " edges shown";
-      count.setAttribute("data-visible", String(visible));
+      return {edges: edges, nodes: g.nodes.filter(function (n) { return ids[n.id]; }), passing: edgesByWeight.filter(
+        function (e) { return Math.abs(e.weight) >= wmin && keepNode(e.source) && keepNode(e.target); }).length};
     }
+
+    function layout(nodes) {
+      /* rows: the server's layer rows (y); columns: token columns, as wide as their fullest cell */
+      var cells = {}, widest = {}, rows = {};
+      nodes.forEach(function (n) {
+        var key = n.column + "|" + n.y;
+        (cells[key] = cells[key] || []).push(n);
+        widest[n.column] = Math.max(widest[n.column] || 0, cells[key].length);
+        rows[n.y] = true;
+      });
+      var cols = Object.keys(widest).map(Number).sort(function (a, b) { return a - b; });
+      var ys = Object.keys(rows).map(Number).sort(function (a, b) { return a - b; });
+      var yOf = {};                            // only the rows drawn take space, ROW_H apart
+      ys.forEach(function (y, k) { yOf[y] = k * ROW_H; });
+      var x0 = {}, x = 0;
+      cols.forEach(function (c) { x0[c] = x; x += Math.max(110, widest[c] * (NODE_W + NODE_GAP)); });
+      var pos = {};
+      Object.keys(cells).forEach(function (key) {
+        var group = cells[key].sort(function (a, b) { return a.id < b.id ? -1 : 1; });
+        var col = group[0].column, span = Math.max(110, widest[col] * (NODE_W + NODE_GAP));
+        var start = x0[col] + (span - group.length * (NODE_W + NODE_GAP)) / 2 + (NODE_W + NODE_GAP) / 2;
+        group.forEach(function (n, k) { pos[n.id] = {x: start + k * (NODE_W + NODE_GAP), y: yOf[n.y]}; });
+      });
+      var axes = [];
+      var bottom = ys.length ? yOf[ys[ys.length - 1]] : 0;
+      cols.forEach(function (c) {
+        axes.push({group: "nodes", data: {id: "__col" + c, label: g.columns[c] || "", kind: "axis"},
+                   position: {x: x0[c] + Math.max(110, widest[c] * (NODE_W + NODE_GAP)) / 2, y: bottom + 60},
+                   selectable: false, grabbable: false});
+      });
+      (g.rows || []).forEach(function (r, i) {
+        if (rows[r[0]]) {
+          axes.push({group: "nodes", data: {id: "__row" + i, label: r[1], kind: "axis"},
+                     position: {x: -70, y: yOf[r[0]]}, selectable: false, grabbable: false});
+        }
+      });
+      return {pos: pos, axes: axes};
+    }
+
+    function view() {
+      var keep = cy.nodes().filter(function (n) { return n.data("kind") !== "axis"; });
+      if (!keep.length) { return; }
+      cy.fit(cy.nodes(), 24);                  // the nodes and their layer and token labels
+      if (cy.zoom() < MIN_ZOOM) {             // too many to fit at a readable size: start at the logit, on top
+        var root = cy.nodes("[kind = 'root']");
+        var at = (root.length ? root : keep).boundingBox();
+        cy.zoom(MIN_ZOOM);
+        cy.pan({x: holder.clientWidth / 2 - MIN_ZOOM * (at.x1 + at.x2) / 2, y: 30 - MIN_ZOOM * at.y1});
+      }
+      holder.setAttribute("data-zoom", String(Math.round(cy.zoom() * 1000) / 1000));
+    }
+
+    function apply() {
+      var w = wanted();
+      weightLabel.textContent = fmt(parseFloat(weight.value));
+      if (freqLabel) { freqLabel.textContent = fmt(parseFloat(freq.value)); }
+      var placed = layout(w.nodes);
+      cy.batch(function () {
+        cy.elements().remove();
+        cy.add(w.nodes.map(function (n) {
+          return {group: "nodes", data: n, position: placed.pos[n.id],
+                  classes: claimed[n.id] ? "claimed" : ""};
+        }).concat(placed.axes).concat(w.edges.map(function (e) { return {group: "edges", data: e}; })));
+      });
+      view();
+      count.textContent = w.edges.length + " of " + g.edges.length + " edges shown (the strongest " +
+        w.edges.length + " of " + w.passing + " passing the filters)";
+      count.setAttribute("data-visible", String(w.edges.length));
+      count.setAttribute("data-passing", String(w.passing));
+      holder.removeAttribute("data-path");
+      list.textContent = "";
+      w.edges.forEach(function (e) {
+        var item = el("li", {tabindex: "0", "data-edge": e.id,
+                             text: e.source + " → " + e.target + " (" + e.side + ", " + fmt(e.weight) + ")"});
+        item.addEventListener("keydown", function (evt) {
+          if (evt.key === "Enter" || evt.key === " ") { evt.preventDefault(); selectEdge(cy.getElementById(e.id)); }
+        });
+        item.addEventListener("click", function () { selectEdge(cy.getElementById(e.id)); });
+        list.appendChild(item);
+      });
+    }
+    topK.addEventListener("change", apply);
+    more.addEventListener("click", function () {
+      topK.value = String(Math.min(g.edges.length, 2 * (parseInt(topK.value, 10) || TOP_K))); apply();
+    });
+    fitAll.addEventListener("click", function () {
+      cy.fit(cy.nodes(), 24);
+      holder.setAttribute("data-zoom", String(Math.round(cy.zoom() * 1000) / 1000));
+    });
     weight.addEventListener("input", apply);
     if (freq) { freq.addEventListener("input", apply); }
     apply();
@@ -281,15 +406,25 @@
         return el("tr", {}, [el("th", {text: kv[0]}), el("td", {cls: "v-" + kv[0].replace(/ /g, "-"), text: kv[1]})]);
       })));
     }
-    cy.on("tap", "edge", function (evt) {
-      var e = evt.target.data();
+    function selectEdge(edge) {
+      cy.elements().unselect();
+      edge.select();
+      var e = edge.data();
       var rows = [["edge", e.source + " → " + e.target], ["side", e.side], ["weight", fmt(e.weight)],
                   ["singular directions", JSON.stringify(e.svs)],
                   ["signal norm", e.signal_norm !== undefined ? fmt(e.signal_norm) : "not recorded"]];
       if (e.frequency !== undefined) { rows.push(["frequency", fmt(e.frequency)]); }
       show(rows);
       info.setAttribute("data-edge", e.id);
-    });
+    }
+    function edgeTable(caption, edges, end) {
+      var sorted = edges.slice().sort(function (a, b) { return Math.abs(b.weight) - Math.abs(a.weight); });
+      return el("table", {cls: "node-table " + caption}, [el("caption", {text: caption + " (" + sorted.length + ")"})]
+        .concat(sorted.map(function (e) {
+          return el("tr", {}, [el("td", {text: e[end]}), el("td", {text: e.side}), el("td", {text: fmt(e.weight)})]);
+        })));
+    }
+    cy.on("tap", "edge", function (evt) { selectEdge(evt.target); });
     cy.on("mouseover", "node", function (evt) {
       var n = evt.target.data();
       if (n.kind === "axis") { return; }
@@ -306,6 +441,9 @@
       cy.elements().addClass("faded").removeClass("path");
       path.removeClass("faded").addClass("path");
       holder.setAttribute("data-path", String(path.nodes().length));
+      var id = node.id();                       // every input and output in the trace, not only the drawn ones
+      info.appendChild(edgeTable("inputs", g.edges.filter(function (e) { return e.target === id; }), "source"));
+      info.appendChild(edgeTable("outputs", g.edges.filter(function (e) { return e.source === id; }), "target"));
     });
     cy.on("tap", function (evt) {
       if (evt.target === cy) { cy.elements().removeClass("faded path"); holder.removeAttribute("data-path"); }

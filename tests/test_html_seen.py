@@ -1,0 +1,310 @@
+"""The report as it is seen, in a real browser (Debian Chromium via Playwright): labels drawn,
+heatmap cells painted, every number the JSON report's, nodes in their columns and not on top of
+each other, claimed and measured where they belong, failures red, edges coloured and dashed by
+kind, graphs with room to draw. `seen_problems` checks all of it; each of eight deliberate
+breakages of a copy of the viewer must be caught by it, so the checks test what a reader sees."""
+
+from __future__ import annotations
+
+import json
+import os
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+from browser import browser, chromium_path, open_report
+
+from sadlang.html import check_page
+from sadlang.html.views import collector
+from sadlang.runner.executor import load_and_compile, run_plan
+from sadlang.runner.report import to_json
+
+ROOT = Path(__file__).resolve().parent.parent
+
+if chromium_path() is None:
+    if os.environ.get("CI"):
+        pytest.fail("Chromium is missing in CI: scripts/setup-browser.sh installs it (apt-get install chromium)",
+                    pytrace=False)
+    pytest.skip("no Chromium here: run scripts/setup-browser.sh (it installs Debian's chromium)",
+                allow_module_level=True)
+
+SIDE_RGB = {"query": "rgb(214,39,40)", "key": "rgb(31,119,180)", "value": "rgb(44,160,44)",
+            "seed": "rgb(136,136,136)", "all": "rgb(148,103,189)", "node": "rgb(187,187,187)"}
+STATUS_RGB = {"held": "rgb(46, 125, 50)", "failed": "rgb(198, 40, 40)"}
+
+
+@pytest.fixture(scope="module")
+def new_page():
+    with browser(1440, 900) as factory:
+        yield factory
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    """The planted spec's report with one failing claim: (html text, JSON report)."""
+    spec = (ROOT / "specs" / "planted.sad").read_text() + "\nclaim impossible: logit_diff > 1000 on copy\n"
+    folder = tmp_path_factory.mktemp("seen")
+    (folder / "seen.sad").write_text(spec)
+    _, model, plan = load_and_compile(folder / "seen.sad")
+    views, observe = collector(plan.spec)
+    result = run_plan(plan, model, observe=observe)
+    return check_page([result], [views], [{"seconds": 1.0, "seeds": {}}]), json.loads(to_json(result))
+
+
+def _page(new_page, tmp_path: Path, html: str):
+    path = tmp_path / "page.html"
+    path.write_text(html)
+    page = open_report(new_page, path)
+    page.open_all()
+    return page
+
+
+def _num(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def seen_problems(page, data: dict) -> list[str]:
+    """What a reader would see wrong on an opened report page (every card open), by kind."""
+    out: list[str] = []
+    p = page.page
+    graphs = p.evaluate("""() => Object.values(window.sadlang.graphs).map(cy => ({
+        nodes: cy.nodes().filter(n => n.data('kind') !== 'axis').map(n => ({
+          id: n.id(), label: n.data('label'), shown: n.style('label'), column: n.data('column'),
+          x: n.renderedPosition().x})),
+        edges: cy.edges().map(e => ({side: e.data('side'), colour: e.style('line-color'),
+                                     dash: e.style('line-style')})),
+        box: (() => { const r = cy.container().getBoundingClientRect(); return [r.width, r.height]; })()}))""")
+    if not graphs:
+        out.append("graphs: none drawn")
+    for g in graphs:
+        if any(not n["shown"] or n["shown"] != n["label"] for n in g["nodes"]):
+            out.append("labels: a node's drawn label is not its name")
+        columns: dict[int, set[float]] = {}
+        for n in g["nodes"]:
+            columns.setdefault(n["column"], set()).add(round(n["x"]))
+        order = sorted(columns)
+        if any(max(columns[a]) >= min(columns[b]) for a, b in pairwise(order)):
+            out.append("columns: nodes of a later token are not drawn right of an earlier one's")
+        for e in g["edges"]:
+            if e["side"] in SIDE_RGB and e["colour"].replace(" ", "") != SIDE_RGB[e["side"]]:
+                out.append(f"edges: a {e['side']} edge is drawn {e['colour']}")
+                break
+        if g["box"][0] < 200 or g["box"][1] < 200:
+            out.append(f"graph: {g['box'][0]:.0f} x {g['box'][1]:.0f} px to draw in")
+    painted = p.evaluate("""() => Array.from(document.querySelectorAll('.heatmaps canvas')).map(c => {
+        const n = JSON.parse(c.dataset.n || '0'), cell = 14, pad = 90;
+        const img = c.getContext('2d').getImageData(pad, pad, n * cell, n * cell).data;
+        let dark = 0;
+        for (let i = 0; i < img.length; i += 4) {
+          if (img[i + 3] > 0 && img[i] + img[i + 1] + img[i + 2] < 600) dark++;
+        }
+        return dark; })""")
+    if not painted or min(painted) == 0:
+        out.append("heatmaps: cells not painted")
+    for v in data["verdicts"]:
+        card = p.locator(f"details.card[data-name='{v['name']}']")
+        if card.locator("td.claimed").inner_text() != (v.get("claimed") or "—"):
+            out.append(f"claimed: {v['name']}'s claimed text is not the report's")
+        if card.locator("td.measured").inner_text() != v["measured"]:
+            out.append(f"measured: {v['name']}'s measured text is not the report's")
+        colour = card.evaluate("c => getComputedStyle(c).borderLeftColor")
+        badge = card.locator(".badge").evaluate("b => getComputedStyle(b).backgroundColor")
+        want = STATUS_RGB.get(v["status"])
+        if want and (colour != want or badge != want):
+            out.append(f"status: {v['name']} ({v['status']}) is styled {colour} / {badge}")
+        shown = card.locator("table.prompts tr:not(:first-child) td:nth-child(3)").all_inner_texts()
+        for row, value in zip(v.get("prompts") or [], shown, strict=False):
+            want_v, got = row.get("value"), _num(value)
+            if isinstance(want_v, float) and got is not None and abs(got - want_v) > 1e-3 + 1e-3 * abs(want_v):
+                out.append(f"values: {v['name']} shows {got} for {want_v}")
+                break
+    return sorted(set(out))
+
+
+def test_the_planted_report_shows_what_its_json_says(new_page, report, tmp_path):
+    html, data = report
+    page = _page(new_page, tmp_path, html)
+    assert seen_problems(page, data) == []
+    assert page.problems == []
+
+
+BREAKAGES = {
+    "labels": ('"label": "data(label)"', '"label": ""'),
+    "heatmaps": ("ctx.fillRect(pad + s * cell, pad + d * cell, cell - 1, cell - 1);", ""),
+    "values": ('el("td", {text: fmt(p.value)})', 'el("td", {text: fmt(p.value * 1.1)})'),
+    "columns": ("pos[n.id] = {x: start + k * (NODE_W + NODE_GAP), y: yOf[n.y]};", "pos[n.id] = {x: 0, y: yOf[n.y]};"),
+    "claimed": ('el("td", {cls: "claimed", text: c.claimed || "—"})', 'el("td", {cls: "claimed", text: c.measured})'),
+    "status": (".card.failed { border-left-color: #c62828; }", ".card.failed { border-left-color: #2e7d32; }"),
+    "edges": ('"line-color": function (e) { return SIDE_COLOUR[e.data("side")] || "#000"; }', '"line-color": "#999"'),
+    "graph": (".graph { flex: 1; height: 520px;", ".graph { flex: 1; height: 0px;"),
+}
+
+
+@pytest.mark.parametrize("broken", sorted(BREAKAGES))
+def test_each_breakage_of_the_viewer_is_seen(new_page, report, tmp_path, broken):
+    html, data = report
+    old, new = BREAKAGES[broken]
+    assert html.count(old) == 1, f"the breakage {broken!r} no longer applies: update it with the viewer"
+    page = _page(new_page, tmp_path, html.replace(old, new))
+    problems = seen_problems(page, data)
+    assert any(p.startswith(broken) for p in problems), problems
+
+
+@pytest.fixture(scope="module")
+def dense_trace(tmp_path_factory):
+    """A trace page of tiny-llama at a low threshold: more edges than the viewer draws at first."""
+    from sadlang.html import trace_page
+    from sadlang.html.views import trace_graph_view
+    from sadlang.models import load_model
+    from sadlang.trace.options import TraceOptions
+    from sadlang.trace.tracer import trace
+
+    model = load_model("tiny-llama")
+    text = " When Mary and John went to the store, John gave a drink to"
+    circuit = trace(model, text, " Mary", " John", options=TraceOptions(method="acc", threshold=0.02))[0]
+    graph = trace_graph_view(circuit.graph, model.decode(circuit.tokens), dict(circuit.roles), model.info.n_layers,
+                             text)
+    assert len(graph.edges) > 40
+    path = tmp_path_factory.mktemp("dense") / "trace.html"
+    path.write_text(trace_page("trace", {"prompt": text, "model": "tiny-llama", "method": "acc"}, graph, []))
+    return path, graph
+
+
+def _boxes(page) -> list[list[float]]:
+    return page.page.evaluate("""() => window.sadlang.graphs[0].nodes().filter(n => n.data('kind') !== 'axis')
+        .map(n => { const b = n.renderedBoundingBox({includeLabels: false}); return [b.x1, b.y1, b.x2, b.y2]; })""")
+
+
+def test_the_strongest_edges_are_drawn_legibly_without_overlap(new_page, dense_trace):
+    """By default the 40 strongest edges, with their nodes and no others; no two nodes overlap;
+    labels are drawn at 10 px or more; `show more` doubles the edges and the layout stays clear."""
+    path, graph = dense_trace
+    page = open_report(new_page, path)
+    count = page.page.locator(".edge-count")
+    assert int(count.get_attribute("data-visible")) == 40
+    page.screenshot("trace-dense-top40", page.page.locator("details.card"))
+    drawn = page.page.evaluate("() => window.sadlang.graphs[0].edges().map(e => e.data('id'))")
+    strongest = sorted(graph.edges, key=lambda e: -abs(e["weight"]))[:40]
+    assert set(drawn) == {e["id"] for e in strongest}
+    zoom = float(page.page.locator(".graph").get_attribute("data-zoom"))
+    assert 13 * zoom >= 10
+    for boxes in (_boxes(page),):
+        overlaps = [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:]
+                    if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]]
+        assert overlaps == []
+    page.page.locator("button.show-more").click()
+    assert int(count.get_attribute("data-visible")) == min(80, len(graph.edges))
+    page.screenshot("trace-dense-more", page.page.locator("details.card"))
+    boxes = _boxes(page)
+    assert not [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:]
+                if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]]
+    assert page.problems == []
+
+
+def test_filters_leave_no_orphan_nodes(new_page, dense_trace):
+    path, graph = dense_trace
+    page = open_report(new_page, path)
+    weights = sorted(abs(e["weight"]) for e in graph.edges)
+    page.set_slider("trace", "weight-filter", weights[len(weights) // 2])
+    orphans = page.page.evaluate("""() => window.sadlang.graphs[0].nodes()
+        .filter(n => !['axis', 'root'].includes(n.data('kind')) && n.degree() === 0).length""")
+    assert orphans == 0
+    cut = float(page.page.locator("input.weight-filter").input_value())     # as the slider's step rounds it
+    shown = int(page.page.locator(".edge-count").get_attribute("data-visible"))
+    assert shown == min(40, sum(w >= cut for w in weights))
+
+
+def test_a_real_click_picks_what_is_under_the_pointer_and_shows_it_selected(new_page, dense_trace):
+    """A mouse click on a node selects that node and lists its inputs and outputs (all of them,
+    ranked); a click on the strongest edge selects that edge and draws it black."""
+    path, graph = dense_trace
+    page = open_report(new_page, path)
+    strongest = max(graph.edges, key=lambda e: abs(e["weight"]))
+    node = next(n for n in graph.nodes if n["id"] == strongest["source"])
+    page.page.evaluate(f"() => window.sadlang.graphs[0].center(window.sadlang.graphs[0].$id('{node['id']}'))")
+    page.click_graph(0, f"node[id = '{node['id']}']", what="node")
+    picked = page.page.evaluate("() => window.sadlang.graphs[0].$(':selected').map(x => x.id())")
+    assert picked == [node["id"]]
+    ins = page.page.locator(".node-table.inputs tr").count()
+    outs = page.page.locator(".node-table.outputs tr").count()
+    assert ins == sum(e["target"] == node["id"] for e in graph.edges)
+    assert outs == sum(e["source"] == node["id"] for e in graph.edges)
+    page.page.evaluate(f"() => window.sadlang.graphs[0].center(window.sadlang.graphs[0].$id('{strongest['id']}'))")
+    page.click_graph(0, f"edge[id = '{strongest['id']}']")
+    assert page.page.locator(".edge-info").get_attribute("data-edge") == strongest["id"]
+    colour = page.page.evaluate(f"() => window.sadlang.graphs[0].$id('{strongest['id']}').style('line-color')")
+    assert colour.replace(" ", "") == "rgb(0,0,0)"
+
+
+def test_edges_are_reachable_by_keyboard_and_kinds_differ_by_dash(new_page, dense_trace):
+    path, _ = dense_trace
+    page = open_report(new_page, path)
+    assert page.page.locator(".graph").get_attribute("role") == "img"
+    assert page.page.locator(".graph").get_attribute("aria-label")
+    page.page.locator("details.edge-list-box summary").click()
+    first = page.page.locator("ol.edge-list li").first
+    first.focus()
+    page.page.keyboard.press("Enter")
+    assert page.page.locator(".edge-info").get_attribute("data-edge") == first.get_attribute("data-edge")
+    dashes = page.page.evaluate("""() => { const out = {}; window.sadlang.graphs[0].edges().forEach(e => {
+        out[e.data('side')] = e.style('line-style'); }); return out; }""")
+    assert {dashes.get("query"), dashes.get("key")} - {None} <= {"solid", "dashed"}
+    if "query" in dashes and "key" in dashes:
+        assert dashes["query"] != dashes["key"]
+
+
+def test_text_meets_wcag_aa_contrast(new_page, report, tmp_path):
+    html, _ = report
+    page = _page(new_page, tmp_path, html)
+    pairs = page.page.evaluate("""() => {
+      const rgb = s => s.match(/\\d+(\\.\\d+)?/g).slice(0, 3).map(Number);
+      const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+      const lum = c => 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]);
+      const bg = el => {
+        for (let e = el; e; e = e.parentElement) {
+          const b = getComputedStyle(e).backgroundColor;
+          if (!b.startsWith('rgba(0, 0, 0, 0)') && b !== 'transparent') return rgb(b);
+        }
+        return [255, 255, 255]; };
+      const out = [];
+      for (const sel of ['.badge', '.count', '.kind', '.loc', 'footer', '.tok sub', 'td.why', 'table.kv th']) {
+        document.querySelectorAll(sel).forEach(el => {
+          const a = lum(rgb(getComputedStyle(el).color)), b = lum(bg(el));
+          out.push([sel, (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)]);
+        });
+      }
+      return out; }""")
+    low = [(sel, round(r, 2)) for sel, r in pairs if r < 4.5]
+    assert pairs and low == []
+
+
+def test_the_phone_layout_gives_the_graph_the_width_and_never_scrolls_sideways(new_page, report, tmp_path):
+    html, _ = report
+    path = tmp_path / "phone.html"
+    path.write_text(html)
+
+    def phone():
+        pg = new_page()
+        pg.set_viewport_size({"width": 390, "height": 844})
+        return pg
+    page = open_report(phone, path)
+    page.open_all()
+    width = page.page.evaluate("() => document.documentElement.scrollWidth")
+    graph = page.page.locator(".graph").first.bounding_box()
+    assert width <= 391 and graph is not None and graph["width"] >= 300
+    page.screenshot("report-phone", page.page)
+
+
+def test_a_traced_circuit_claim_outlines_the_heads_it_names(new_page, report, tmp_path):
+    html, data = report
+    page = _page(new_page, tmp_path, html)
+    contains = next(v for v in data["verdicts"] if v["kind"] == "circuit" and "contains" in v["claim"])
+    card = page.open_card(contains["name"])
+    cid = page.graph_card_id(contains["name"])
+    outlined = page.page.evaluate(f"() => window.sadlang.graphs[{cid}].nodes('.claimed').map(n => n.data('label'))")
+    assert outlined and "claimed nodes outlined" in card.locator("h4").first.inner_text()
+    width = page.page.evaluate(f"() => window.sadlang.graphs[{cid}].nodes('.claimed')[0].style('border-width')")
+    assert float(width.replace("px", "")) >= 3
