@@ -399,24 +399,30 @@ def test_mlp_edge_mistakes_are_spec_errors(edge, message):
 def test_a_set_sampled_until_decided_is_ranked_on_its_first_sample_at_every_look():
     """`sample N up to M`: the discovered circuit comes from the first N prompts and their twins,
     so the circuit a claim tests is the same at every look (it was re-ranked on each look's
-    prompts, and on the bundled model changed from 11 to 13 nodes between looks)."""
+    prompts, and on the bundled model changed from 11 to 13 nodes between looks). Checked through
+    the plan a look really runs (its sets drawn at the look's size, the spec as written)."""
     from sadlang.circuits.nodes import discovered
-    from sadlang.evidence.store import PromptSetEvidence
     from sadlang.language import parse_spec
     from sadlang.models import load_model
     from sadlang.plan.compile import compile_spec
+    from sadlang.runner.executor import evidence_stores
+    from sadlang.runner.sequential import look_plan
 
     model = load_model("planted-mlp")
-    text = DISCOVER.split("claim eap_finds")[0]
+    text = DISCOVER.split("claim eap_finds")[0].replace("sample 6 seed 0", "sample 3 up to 6 seed 0")
     plan = compile_spec(parse_spec(text + "claim ok: logit_diff > 0 on copy\n", "d.sad"), model)
-    ps, tw = plan.prompt_sets["copy"], plan.prompt_sets["nomark"]
-
-    def store(p, n, sample):
-        decl = p.decl.model_copy(update={"sample": sample})
-        return PromptSetEvidence(model, p.prompts[:n], plan.options, 4, name=p.decl.name, decl=decl)
     decl = plan.spec.circuits["by_ig"]
-    grown = discovered(decl, {"copy": store(ps, 6, 3), "nomark": store(tw, 6, 3)}, "logit_diff", 4, 3)[1]
-    first = discovered(decl, {"copy": store(ps, 3, 3), "nomark": store(tw, 3, 3)}, "logit_diff", 4, 3)[1]
-    whole = discovered(decl, {"copy": store(ps, 6, 6), "nomark": store(tw, 6, 6)}, "logit_diff", 4, 3)[1]
+    first = discovered(decl, evidence_stores(plan, model), "logit_diff", 4, 3)[1]
+    look = look_plan(plan, model, "copy", 6, 2)
+    stores = evidence_stores(look, model)
+    assert len(stores["copy"]) == 6
+    grown = discovered(decl, stores, "logit_diff", 4, 3)[1]
     assert grown.edges == first.edges and grown.nodes == first.nodes
-    assert [s for _, s in whole.edges] != [s for _, s in first.edges]     # 6 prompts do rank differently
+    drawn = {**look.spec.prompt_sets, "copy": look.prompt_sets["copy"].decl}
+    whole = look.spec.model_copy(update={"prompt_sets": drawn})
+    for store in stores.values():                     # the same six prompts, ranked whole
+        store.memo.clear()
+        assert store.workspace is not None
+        store.workspace.spec = whole
+    six = discovered(decl, stores, "logit_diff", 4, 3)[1]
+    assert [s for _, s in six.edges] != [s for _, s in first.edges]

@@ -96,8 +96,11 @@ def traced_units(decl: A.CircuitDecl, traced: PromptSetEvidence) -> list[tuple[i
 
 
 def _first_sample(ev: PromptSetEvidence, twins: PromptSetEvidence) -> tuple[PromptSetEvidence, PromptSetEvidence]:
-    """SET's first `sample N` prompts and their twins (the whole sets when SET has no more)."""
-    n = ev.decl.sample if ev.decl is not None and ev.decl.templates else len(ev)
+    """SET's first `sample N` prompts and their twins (the whole sets when SET has no more). N is
+    the spec's own (a look's plan draws SET at the look's size, but keeps the spec as written)."""
+    spec_decl = ev.workspace.spec.prompt_sets.get(ev.name) if ev.workspace is not None else None
+    decl = spec_decl or ev.decl
+    n = decl.sample if decl is not None and decl.templates else len(ev)
     if n >= len(ev):
         return ev, twins
     key = ("first-sample", n, twins.name)
