@@ -453,5 +453,6 @@
   var data = readBlock("sad-data");
   renderSummary(data);
   renderCards(data);
+  state.readyAt = performance.now();          // benchmarks/viewer.py reads it
   document.body.setAttribute("data-ready", "1");
 })();
