@@ -308,3 +308,29 @@ def test_a_traced_circuit_claim_outlines_the_heads_it_names(new_page, report, tm
     assert outlined and "claimed nodes outlined" in card.locator("h4").first.inner_text()
     width = page.page.evaluate(f"() => window.sadlang.graphs[{cid}].nodes('.claimed')[0].style('border-width')")
     assert float(width.replace("px", "")) >= 3
+
+
+def test_a_heatmap_marks_the_claimed_cell_and_reads_out_weights(new_page, report, tmp_path):
+    """An `attends end -> "x"` claim's heatmaps outline the (end, x) cell in red, and hovering a
+    cell reads out its weight from the data."""
+    html, data = report
+    page = _page(new_page, tmp_path, html)
+    name = next(v["name"] for v in data["verdicts"] if v["kind"] == "attends")
+    card = page.open_card(name)
+    canvas = card.locator(".heatmaps canvas").first
+    cell = page.page.evaluate("""(c) => {
+        const d = JSON.parse(document.getElementById('sad-card-' + c).textContent).heatmaps[0];
+        return {marked: d.marked, n: d.tokens.length, w: d.weights}; }""", page.graph_card_id(name))
+    assert cell["marked"], "the claim names a cell"
+    dest, src = cell["marked"][0]
+    red = canvas.evaluate("""(c, [d, s]) => { const cell = 14, pad = 90;
+        return Array.from(c.getContext('2d').getImageData(pad + s * cell - 1, pad + d * cell + 5, 1, 1).data); }""",
+                          [dest, src])
+    assert red[0] > 150 and red[1] < 100
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    assert box is not None
+    page.page.mouse.move(box["x"] + 90 + src * 14 + 7, box["y"] + 90 + dest * 14 + 7)
+    readout = card.locator(".heat-value").first
+    assert readout.get_attribute("data-cell") == f"{dest},{src}"
+    assert float(readout.inner_text().rsplit(": ", 1)[1]) == pytest.approx(cell["w"][dest][src], abs=1e-3)

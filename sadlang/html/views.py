@@ -49,6 +49,7 @@ class Heatmap(BaseModel):
     prompt: int
     tokens: list[str]
     weights: list[list[float]]
+    marked: list[tuple[int, int]] = Field(default_factory=list)   # (destination, key) cells the claim names
 
 
 class GraphView(BaseModel):
@@ -282,6 +283,20 @@ def named_heads(claim: A.Claim, spec: A.Spec) -> list[tuple[int, int]]:
     return seen[:MAX_HEATMAPS]
 
 
+def claimed_cells(claim: A.Claim, prompt: BuiltPrompt) -> list[tuple[int, int]]:
+    """The (destination, key) cell a claim's `at D -> S` names on `prompt` (none when it names
+    none, or its roles do not resolve there)."""
+    from sadlang.evidence.roles import RoleError, resolve
+
+    at = getattr(claim.body, "at", None)
+    if not isinstance(at, A.FiringAt):
+        return []
+    try:
+        return [(resolve(at.dest, prompt), resolve(at.src, prompt))]
+    except RoleError:
+        return []
+
+
 def inspected_prompt(v: Verdict) -> int:
     """The prompt a card shows heatmaps for: the first failing one, else the first."""
     failing = [p.index for p in v.prompts if p.passed is False]
@@ -307,7 +322,9 @@ def claim_view(ev: PromptSetEvidence, claim: A.Claim, v: Verdict, spec: A.Spec) 
     heads = [h for h in named_heads(claim, spec) if h[0] < n_layers and h[1] < ev.model.info.n_heads]
     if heads:
         acts = ev.acts(i)
-        view.heatmaps = [heatmap(acts.pattern, h, i, list(ev.prompts[i].token_texts)) for h in heads]
+        cells = claimed_cells(claim, ev.prompts[i])
+        view.heatmaps = [heatmap(acts.pattern, h, i, list(ev.prompts[i].token_texts)).model_copy(
+            update={"marked": cells}) for h in heads]
     picture = kind_of(claim.body).picture
     if picture is not None:
         drawn = PICTURES[picture](ev, claim, v, spec)

@@ -193,10 +193,28 @@
         ctx.fillText(shown(m.tokens[k]).slice(0, 12), 0, 0);
         ctx.restore();
       }
+      (m.marked || []).forEach(function (c) {      // the cell the claim names
+        ctx.strokeStyle = "#d62728"; ctx.lineWidth = 2;
+        ctx.strokeRect(pad + c[1] * cell - 1, pad + c[0] * cell - 1, cell + 1, cell + 1);
+      });
       canvas.title = "head " + m.head + ": rows are destinations, columns keys";
-      row.appendChild(el("figure", {}, [canvas, el("figcaption", {text: "head " + m.head})]));
+      var readout = el("div", {cls: "heat-value", text: "hover a cell for its weight"});
+      canvas.addEventListener("mousemove", function (evt) {
+        var r = canvas.getBoundingClientRect();
+        var s = Math.floor((evt.clientX - r.left - pad) / cell), d = Math.floor((evt.clientY - r.top - pad) / cell);
+        if (d >= 0 && d < n && s >= 0 && s <= d) {
+          readout.textContent = shown(m.tokens[d]) + " (" + d + ") → " + shown(m.tokens[s]) + " (" + s + "): " +
+            fmt(m.weights[d][s]);
+          readout.setAttribute("data-cell", d + "," + s);
+        }
+      });
+      var caption = "head " + m.head + ((m.marked || []).length ? "; the claimed cell outlined in red" : "");
+      row.appendChild(el("figure", {}, [canvas, el("figcaption", {text: caption}), readout]));
     });
+    var scale = el("div", {cls: "heat-scale", "aria-label": "colour scale: attention weight 0 (white) to 1 (dark blue)"},
+                   [el("span", {text: "0"}), el("i"), el("span", {text: "1 (attention weight)"})]);
     box.appendChild(row);
+    box.appendChild(scale);
   }
 
   /* ---------- circuit viewer
