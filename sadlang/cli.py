@@ -162,7 +162,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         model, plan = prepare(spec, args.model, args.device, args.lenient, phases if args.profile else None)
         for hint in plan.hints:
             print(hint, file=sys.stderr)
-        costs: list | None = [] if args.profile else None
+        costs: list | None = [] if args.profile or args.html else None     # the report shows time per claim
         cards: dict = {}
         ray = RayConfig.wanted(plan.settings, args.ray, args.actors)
         if ray is not None:
@@ -171,11 +171,12 @@ def cmd_check(args: argparse.Namespace) -> int:
             cards, observe = collector(spec) if args.html else ({}, None)
             report = run_plan(plan, model, explore=args.explore, progress=_progress(args), only=only, costs=costs,
                               observe=observe)
-            if costs is not None:
+            if costs is not None and args.profile:
                 _print_profile(spec.file, t0, costs, phases)
         views.append(cards)
         meta.append({"seconds": round(time.perf_counter() - t0, 2),
-                     "seeds": {name: ps.decl.seed for name, ps in plan.prompt_sets.items()}})
+                     "seeds": {name: ps.decl.seed for name, ps in plan.prompt_sets.items()},
+                     "claim_seconds": {c.name: round(c.seconds, 2) for c in costs or []}})
         if args.format == "text":
             print(to_text(report, verbose=args.verbose))
         reports.append(report)

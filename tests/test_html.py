@@ -119,6 +119,8 @@ def test_cli_writes_html(tmp_path, capsys):
     out = tmp_path / "r.html"
     assert main(["check", str(ROOT / "specs" / "planted.sad"), "-q", "--claim", "exact", "--html", str(out)]) == 0
     assert "sad-data" in out.read_text()
+    seconds = _blocks(out.read_text())["sad-data"]["reports"][0]["claim_seconds"]     # time per claim, shown
+    assert set(seconds) == {"exact"} and seconds["exact"] >= 0
     trace_out = tmp_path / "t.html"
     assert main(["trace", "--model", "planted", "--prompt", PROMPT, "--answer", " x", "--against", " y",
                  "--html", str(trace_out)]) == 0

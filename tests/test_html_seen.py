@@ -334,3 +334,57 @@ def test_a_heatmap_marks_the_claimed_cell_and_reads_out_weights(new_page, report
     readout = card.locator(".heat-value").first
     assert readout.get_attribute("data-cell") == f"{dest},{src}"
     assert float(readout.inner_text().rsplit(": ", 1)[1]) == pytest.approx(cell["w"][dest][src], abs=1e-3)
+
+
+def test_claims_can_be_searched_filtered_and_reached_from_a_table_of_contents(new_page, report, tmp_path):
+    html, data = report
+    page = _page(new_page, tmp_path, html)
+    p = page.page
+    n = len(data["verdicts"])
+    assert p.locator("nav.toc li").count() == n
+    assert int(p.locator(".shown-count").get_attribute("data-shown")) == n
+    p.locator("input.claim-search").fill("impossible")
+    visible = p.eval_on_selector_all("details.card", "cs => cs.filter(c => !c.hidden).map(c => c.dataset.name)")
+    assert visible == ["impossible"]
+    p.locator("input.claim-search").fill("")
+    p.locator("label.status-filter input[value='held']").uncheck()
+    visible = p.eval_on_selector_all("details.card", "cs => cs.filter(c => !c.hidden).map(c => c.dataset.status)")
+    assert visible == ["failed"] * sum(v["status"] == "failed" for v in data["verdicts"])
+    p.locator("label.status-filter input[value='held']").check()
+    kind = next(v["kind"] for v in data["verdicts"] if v["kind"] == "circuit_test")
+    p.locator("select.kind-filter").select_option(kind)
+    shown = int(p.locator(".shown-count").get_attribute("data-shown"))
+    assert shown == sum(v["kind"] == kind for v in data["verdicts"])
+
+
+def test_a_graph_and_a_prompt_table_export_what_is_drawn(new_page, dense_trace, tmp_path):
+    """CSV and JSON hold the drawn edges, SVG draws every drawn node's label, PNG is a PNG."""
+    path, graph = dense_trace
+    page = open_report(new_page, path)
+    drawn = int(page.page.locator(".edge-count").get_attribute("data-visible"))
+    saved = {}
+    for fmt in ("csv", "json", "svg", "png"):
+        with page.page.expect_download() as info:
+            page.page.locator(f"button.export-{fmt}").click()
+        saved[fmt] = Path(info.value.path()).read_bytes()
+    rows = saved["csv"].decode().strip().splitlines()
+    assert rows[0] == "source,target,side,weight,frequency" and len(rows) == drawn + 1
+    doc = json.loads(saved["json"])
+    assert len(doc["edges"]) == drawn and {e["id"] for e in doc["edges"]} <= {e["id"] for e in graph.edges}
+    svg = saved["svg"].decode()
+    assert svg.startswith("<svg") and svg.count("<line") == drawn
+    assert all(f">{n['label']}</text>" in svg for n in doc["nodes"])
+    assert saved["png"][:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_per_prompt_table_exports_as_csv(new_page, report, tmp_path):
+    html, data = report
+    page = _page(new_page, tmp_path, html)
+    v = next(v for v in data["verdicts"] if v["name"] == "impossible")
+    card = page.open_card("impossible")
+    with page.page.expect_download() as info:
+        card.locator("button.export-prompts").click()
+    import csv as csvlib
+    rows = list(csvlib.reader(Path(info.value.path()).read_text().splitlines()))
+    assert rows[0] == ["index", "prompt", "value", "passed", "evidence"] and len(rows) == len(v["prompts"]) + 1
+    assert [float(r[2]) for r in rows[1:]] == pytest.approx([p["value"] for p in v["prompts"]], rel=1e-9)

@@ -35,6 +35,20 @@
 
   function shown(tok) { return JSON.stringify(tok).slice(1, -1); }
 
+  function download(name, href) {
+    var a = el("a", {href: href, download: name});
+    document.body.appendChild(a); a.click(); document.body.removeChild(a);
+  }
+  function downloadText(name, mime, text) { download(name, URL.createObjectURL(new Blob([text], {type: mime}))); }
+  function csv(rows) {
+    return rows.map(function (r) {
+      return r.map(function (x) {
+        var t = x === null || x === undefined ? "" : String(x);
+        return /[",\n]/.test(t) ? '"' + t.replace(/"/g, '""') + '"' : t;
+      }).join(",");
+    }).join("\n") + "\n";
+  }
+
   /* ---------- summary */
   function renderSummary(data) {
     var box = document.getElementById("summary");
@@ -57,16 +71,62 @@
   }
 
   /* ---------- cards */
+  function renderTools(data, main) {
+    /* search, status and kind filters, and a table of contents of the claims */
+    if (data.kind === "trace") { return; }
+    var claims = [];
+    data.reports.forEach(function (r) { r.claims.forEach(function (c) { claims.push(c); }); });
+    var kinds = claims.map(function (c) { return c.kind; }).filter(function (k, i, a) { return a.indexOf(k) === i; }).sort();
+    var search = el("input", {type: "search", cls: "claim-search", placeholder: "search claims",
+                              "aria-label": "search claims by name, text or kind"});
+    var kind = el("select", {cls: "kind-filter", "aria-label": "claim kind"},
+                  [el("option", {value: "", text: "every kind"})].concat(kinds.map(function (k) {
+                    return el("option", {value: k, text: k}); })));
+    var statuses = ["failed", "inconclusive", "error", "held"];
+    var boxes = statuses.map(function (st) {
+      return el("label", {cls: "status-filter"}, [el("input", {type: "checkbox", value: st, checked: "checked"}),
+                                                  document.createTextNode(" " + st)]);
+    });
+    var toc = el("nav", {cls: "toc", "aria-label": "claims"}, [el("ol", {}, claims.map(function (c) {
+      return el("li", {"data-name": c.name}, [el("a", {href: "#card-" + c.card, cls: "toc-" + c.status,
+                                                      text: c.name + " (" + c.status + ")"})]);
+    }))]);
+    var shownCount = el("span", {cls: "shown-count"});
+    function apply() {
+      var q = search.value.toLowerCase(), k = kind.value, n = 0;
+      var wanted = boxes.filter(function (b) { return b.querySelector("input").checked; })
+        .map(function (b) { return b.querySelector("input").value; });
+      claims.forEach(function (c) {
+        var hit = (!q || (c.name + " " + c.claim + " " + c.kind).toLowerCase().indexOf(q) >= 0) &&
+          (!k || c.kind === k) && wanted.indexOf(c.status) >= 0;
+        document.getElementById("card-" + c.card).hidden = !hit;
+        toc.querySelector("li[data-name='" + c.name + "']").hidden = !hit;
+        if (hit) { n++; }
+      });
+      shownCount.textContent = n + " of " + claims.length + " claims shown";
+      shownCount.setAttribute("data-shown", String(n));
+    }
+    search.addEventListener("input", apply);
+    kind.addEventListener("change", apply);
+    boxes.forEach(function (b) { b.querySelector("input").addEventListener("change", apply); });
+    main.appendChild(el("div", {cls: "claim-tools"}, [search, kind].concat(boxes).concat([shownCount])));
+    main.appendChild(el("details", {cls: "toc-box"}, [el("summary", {text: "claims (" + claims.length + ")"}), toc]));
+    state.applyFilters = apply;
+  }
+
   function renderCards(data) {
     var main = document.getElementById("cards");
+    renderTools(data, main);
     data.reports.forEach(function (r) {
       if (data.reports.length > 1) { main.appendChild(el("h2", {text: r.spec})); }
+      var times = r.claim_seconds || {};
       r.claims.forEach(function (c) {
         var summary = el("summary", {}, [
           el("span", {cls: "badge " + c.status, text: c.status.toUpperCase()}),
           el("span", {cls: "name", text: c.name}),
           el("span", {cls: "kind", text: c.kind}),
-          el("span", {cls: "loc", text: c.location})
+          el("span", {cls: "loc", text: c.location}),
+          times[c.name] !== undefined ? el("span", {cls: "time", text: fmt(times[c.name]) + " s"}) : null
         ]);
         var body = el("div", {cls: "body"}, [
           el("pre", {cls: "claim-text", text: c.claim}),
@@ -103,7 +163,12 @@
         el("td", {text: String(p.index)}), el("td", {}, [text]), el("td", {text: fmt(p.value)}),
         el("td", {text: judged}), el("td", {cls: "why", text: p.detail})]);
     });
-    box.appendChild(el("h4", {text: "prompts"}));
+    var save = el("button", {type: "button", cls: "export-prompts", text: "CSV"});
+    save.addEventListener("click", function () {
+      downloadText("prompts.csv", "text/csv", csv([["index", "prompt", "value", "passed", "evidence"]].concat(
+        prompts.map(function (p) { return [p.index, p.text, p.value, p.passed, p.detail]; }))));
+    });
+    box.appendChild(el("h4", {}, [document.createTextNode("prompts "), save]));
     box.appendChild(el("table", {cls: "prompts"}, [el("tr", {}, ["#", "prompt (roles marked)", "value", "", "evidence"].map(
       function (h) { return el("th", {text: h}); }))].concat(rows)));
   }
@@ -256,8 +321,13 @@
     var weight = el("input", {type: "range", cls: "weight-filter", min: "0", max: String(wmax),
                               step: String(wmax / 200), value: "0", "aria-label": "minimum edge weight"});
     var weightLabel = el("span", {cls: "weight-value", text: "0"});
+    var exports = ["png", "svg", "json", "csv"].map(function (f) {
+      return el("button", {type: "button", cls: "export-" + f, text: f.toUpperCase(),
+                           "aria-label": "save the drawn graph as " + f.toUpperCase()});
+    });
     var controls = [el("label", {}, [document.createTextNode("top "), topK, document.createTextNode(" edges")]),
                     el("span", {cls: "graph-buttons"}, [more, fitAll]),
+                    el("span", {cls: "graph-buttons"}, [document.createTextNode("save ")].concat(exports)),
                     el("label", {}, [document.createTextNode("min edge weight "), weight, weightLabel])];
     var freq = null, freqLabel = null;
     if (g.aggregated) {
@@ -418,6 +488,55 @@
     if (freq) { freq.addEventListener("input", apply); }
     apply();
 
+    function drawn() {
+      return {nodes: cy.nodes().filter(function (n) { return n.data("kind") !== "axis"; }).map(function (n) {
+                var d = n.data(); return {id: d.id, label: d.label, kind: d.kind, layer: d.layer, head: d.head,
+                                          column: d.column, frequency: d.frequency, x: n.position("x"), y: n.position("y")};
+              }),
+              edges: cy.edges().map(function (e) {
+                var d = e.data(); return {id: d.id, source: d.source, target: d.target, side: d.side,
+                                          weight: d.weight, frequency: d.frequency};
+              })};
+    }
+    function svg() {
+      /* the drawn graph as standalone SVG: edges as lines (side colour and dash), nodes as labelled boxes */
+      var bb = cy.elements().boundingBox(), pad = 20;
+      var esc = function (t) { return String(t).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;"); };
+      var dash = {dashed: ' stroke-dasharray="6 4"', dotted: ' stroke-dasharray="2 3"', solid: ""};
+      var parts = ['<svg xmlns="http://www.w3.org/2000/svg" viewBox="' + (bb.x1 - pad) + " " + (bb.y1 - pad) + " " +
+                   (bb.w + 2 * pad) + " " + (bb.h + 2 * pad) + '" font-family="sans-serif" font-size="13">',
+                   "<title>" + esc(g.title) + "</title>"];
+      cy.edges().forEach(function (e) {
+        var s = e.source().position(), t = e.target().position(), side = e.data("side");
+        parts.push('<line x1="' + s.x + '" y1="' + s.y + '" x2="' + t.x + '" y2="' + t.y + '" stroke="' +
+                   (SIDE_COLOUR[side] || "#000") + '" stroke-width="' + (1 + 5 * Math.abs(e.data("weight")) / wmax) +
+                   '"' + (dash[SIDE_DASH[side] || "solid"] || "") + "><title>" + esc(e.data("source") + " -> " +
+                   e.data("target") + " (" + side + ", " + fmt(e.data("weight")) + ")") + "</title></line>");
+      });
+      cy.nodes().forEach(function (n) {
+        var p = n.position(), d = n.data();
+        if (d.kind === "axis") {
+          parts.push('<text x="' + p.x + '" y="' + p.y + '" text-anchor="middle" fill="#444" font-size="11">' +
+                     esc(d.label) + "</text>");
+          return;
+        }
+        parts.push('<rect x="' + (p.x - (NODE_W - 4) / 2) + '" y="' + (p.y - 11) + '" width="' + (NODE_W - 4) +
+                   '" height="22" rx="4" fill="' + (KIND_COLOUR[d.kind] || "#eee") + '" stroke="#555"/>');
+        parts.push('<text x="' + p.x + '" y="' + (p.y + 4) + '" text-anchor="middle">' + esc(d.label) + "</text>");
+      });
+      parts.push("</svg>");
+      return parts.join("\n");
+    }
+    exports[0].addEventListener("click", function () { download("circuit.png", cy.png({full: true, scale: 2, bg: "#ffffff"})); });
+    exports[1].addEventListener("click", function () { downloadText("circuit.svg", "image/svg+xml", svg()); });
+    exports[2].addEventListener("click", function () {
+      downloadText("circuit.json", "application/json", JSON.stringify(drawn(), null, 1));
+    });
+    exports[3].addEventListener("click", function () {
+      downloadText("edges.csv", "text/csv", csv([["source", "target", "side", "weight", "frequency"]].concat(
+        drawn().edges.map(function (e) { return [e.source, e.target, e.side, e.weight, e.frequency]; }))));
+    });
+
     function show(rows) {
       info.textContent = "";
       info.appendChild(el("table", {cls: "kv"}, rows.map(function (kv) {
@@ -471,6 +590,7 @@
   var data = readBlock("sad-data");
   renderSummary(data);
   renderCards(data);
+  if (state.applyFilters) { state.applyFilters(); }
   state.readyAt = performance.now();          // benchmarks/viewer.py reads it
   document.body.setAttribute("data-ready", "1");
 })();
