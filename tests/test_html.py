@@ -153,3 +153,19 @@ def test_a_card_whose_picture_fails_still_shows_its_verdict(monkeypatch):
     assert views["reads_marker"].heatmaps and not views["reads_marker"].note
     html = check_page([report], [views], [{}])
     assert "IndexError: boom" in html
+
+
+def test_unlabelled_positions_are_named_by_role_so_templates_combine_by_role():
+    """Positions without a label are named by their offset from the labelled one before them
+    (`A+1`), so traces of two templates are combined and placed by role: the same name is the
+    same place relative to a slot, drawn at that place in the first prompt."""
+    from sadlang.html.views import _role_column
+    from sadlang.trace.graph import role_of
+
+    roles = {0: "bos", 2: "A", 6: "place", 9: "end"}
+    assert [role_of(roles, p) for p in range(10)] == [
+        "bos", "bos+1", "A", "A+1", "A+2", "A+3", "place", "place+1", "place+2", "end"]
+    assert role_of({4: "S"}, 1) == "S-3" and role_of({}, 3) == "p3"
+    column = _role_column({0: "bos", 3: "A", 7: "end"}, 8)          # the first prompt: A at 3
+    assert column({"dest_role": "A+2"}) == 5 and column({"dest_role": "bos+1"}) == 1
+    assert column({"dest_role": "A+9"}) == 7                         # past the end: the last column

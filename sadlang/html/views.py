@@ -180,6 +180,9 @@ def _role_column(labels: dict[int, str], n: int) -> Callable[[dict[str, Any]], i
         role = str(a.get("dest_role", ""))
         if role in first:
             return first[role]
+        m = re.fullmatch(r"(.+?)([+-]\d+)", role)          # `A+2`: two after A (trace.graph.role_of)
+        if m and m.group(1) in first:
+            return max(0, min(first[m.group(1)] + int(m.group(2)), n - 1))
         m = re.fullmatch(r"p(\d+)", role)
         return min(int(m.group(1)), n - 1) if m else n - 1
     return column

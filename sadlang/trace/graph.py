@@ -23,7 +23,20 @@ from sadlang.decomp.components import Component
 
 
 def role_of(roles: dict[int, str], pos: int) -> str:
-    return roles.get(pos, f"p{pos}")
+    """A position's role: its label, else its offset from the nearest labelled position before it
+    (`A+2`, the pos syntax of specs), else after it (`A-1`), else `p{pos}`. Relative names keep
+    traces of different templates apart by role, never by absolute position."""
+    if pos in roles:
+        return roles[pos]
+    before = [p for p in roles if p < pos]
+    if before:
+        base = max(before)
+        return f"{roles[base]}+{pos - base}"
+    after = [p for p in roles if p > pos]
+    if after:
+        base = min(after)
+        return f"{roles[base]}-{base - pos}"
+    return f"p{pos}"
 
 
 def node_id(comp: Component, at: int, downstream: tuple[int, int] | None = None) -> str:
