@@ -436,11 +436,13 @@ def _where(toks: list[str], comp: Component, at: int) -> str:
 
 
 def _write_trace_html(args: argparse.Namespace, model: LoadedModel, circuit: Circuit, toks: list[str]) -> None:
-    """The trace as an HTML page: the circuit viewer and the attention of its busiest heads."""
+    """The trace as an HTML page: the circuit viewer and the attention of its strongest heads
+    (those whose traced writes weigh most: the seeds and the heads feeding them, not the early
+    heads that merely fire most often)."""
     from sadlang.html import trace_page
-    from sadlang.html.views import heatmap, trace_graph_view
+    from sadlang.html.views import heatmap, strongest_heads, trace_graph_view
 
-    heads = [h for h, _ in circuit.busiest_heads()[:4]]
+    heads = strongest_heads(circuit.graph, 4)
     pattern = circuit.decomposition.acts.pattern if circuit.decomposition is not None else None
     maps = [heatmap(pattern, h, 0, toks) for h in heads] if pattern is not None else []
     title = f"{args.prompt}  ({args.method}: {args.answer!r} vs {args.against!r})"

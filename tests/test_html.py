@@ -126,6 +126,8 @@ def test_cli_writes_html(tmp_path, capsys):
                  "--html", str(trace_out)]) == 0
     data = _blocks(trace_out.read_text())
     assert data["sad-data"]["kind"] == "trace" and data["sad-card-0"]["graph"]["edges"]
+    # the heatmaps are of the heads whose traced writes weigh most: the planted circuit 0.0 and 1.0
+    assert {m["head"] for m in data["sad-card-0"]["heatmaps"][:2]} == {"0.0", "1.0"}
     capsys.readouterr()
     with pytest.raises(SystemExit) as exc:
         main(["check", str(ROOT / "specs" / "planted.sad"), "--html", str(tmp_path / "r.txt")])

@@ -112,6 +112,6 @@ def trace_page(title: str, info: dict[str, Any], graph: GraphView, heatmaps: lis
                              "measured": info.get("measured", ""), "value": None, "n_prompts": 1,
                              "has_graph": True, "counterexample": None}]}]}
     cards = [{"details": {}, "prompts": [], "heatmaps": [h.model_dump() for h in heatmaps],
-              "heatmap_title": "attention of the heads with the most firings in this trace",
+              "heatmap_title": "attention of the heads whose traced writes weigh most",
               "graph": graph.model_dump(), "counterexample_tokens": [], "note": ""}]
     return _page(title, data, cards)

@@ -270,6 +270,18 @@ def heatmap(pattern: torch.Tensor, head: tuple[int, int], prompt: int, tokens: l
                    weights=[[round(float(x), 4) for x in row] for row in w])
 
 
+def strongest_heads(g: nx.MultiDiGraph, k: int) -> list[tuple[int, int]]:
+    """The k heads whose traced out-edges weigh most in total (|weight|; a seed's edge into the
+    logit counts), strongest first."""
+    total: dict[tuple[int, int], float] = {}
+    for u, _, a in g.edges(data=True):
+        n = g.nodes[u]
+        if n.get("kind") == "head":
+            key = (int(n["layer"]), int(n["head"]))
+            total[key] = total.get(key, 0.0) + abs(float(a.get("weight", 0.0)))
+    return [h for h, _ in sorted(total.items(), key=lambda kv: (-kv[1], kv[0]))[:k]]
+
+
 def named_heads(claim: A.Claim, spec: A.Spec) -> list[tuple[int, int]]:
     """Concrete heads a claim names, in order, including the nodes of a circuit it tests."""
     from sadlang.claims import kind_of

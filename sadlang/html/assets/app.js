@@ -53,7 +53,8 @@
   function renderSummary(data) {
     var box = document.getElementById("summary");
     data.reports.forEach(function (r) {
-      var rows = [["spec", r.spec], ["model", r.model + " (" + r.fingerprint + ")"], ["method", r.method]];
+      var rows = [[data.kind === "trace" ? "prompt" : "spec", r.spec], ["model", r.model + " (" + r.fingerprint + ")"],
+                  ["method", r.method]];
       if (r.seeds) { rows.push(["seeds", Object.keys(r.seeds).map(function (k) { return k + " " + r.seeds[k]; }).join(", ")]); }
       if (r.seconds !== undefined) { rows.push(["time", fmt(r.seconds) + " s"]); }
       var table = el("table", {cls: "meta"}, rows.map(function (kv) {
