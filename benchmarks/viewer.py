@@ -34,7 +34,9 @@ STEP = """async ([what, name]) => {
     el.value = String(parseFloat(el.value) + parseFloat(el.step || '0.05'));
     el.dispatchEvent(new Event('input'));
   } else if (what === 'more') {
-    card.querySelector('button.show-more').click();
+    const more = card.querySelector('button.show-more');
+    if (!more) return null;
+    more.click();
   } else if (what === 'zoom') {
     cy.zoom({level: cy.zoom() * 1.2, renderedPosition: {x: 200, y: 200}});
   } else if (what === 'tap') {
@@ -83,7 +85,8 @@ def measure(factory, path: Path, repeats: int, card: str | None = None) -> dict[
     out: dict[str, list[float]] = {}
     for _ in range(repeats):
         page = open_report(factory, path)
-        out.setdefault("ready", []).append(page.page.evaluate("() => window.sadlang.readyAt"))
+        ready = page.page.evaluate("() => window.sadlang.readyAt ?? performance.now()")   # older pages: now
+        out.setdefault("ready", []).append(ready)
         if card is not None:
             t0 = page.page.evaluate("() => performance.now()")
             page.open_card(card)
