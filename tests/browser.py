@@ -22,6 +22,20 @@ def chromium_path() -> str | None:
     return os.environ.get("SADLANG_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+def require_chromium() -> None:
+    """At a browser test module's top: skip the module without Chromium, except under CI=true,
+    where a missing Chromium fails it (scripts/setup-browser.sh installs it)."""
+    import pytest
+
+    if chromium_path() is not None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail("Chromium is missing in CI: scripts/setup-browser.sh installs it (apt-get install chromium)",
+                    pytrace=False)
+    pytest.skip("no Chromium here: run scripts/setup-browser.sh (it installs Debian's chromium)",
+                allow_module_level=True)
+
+
 @dataclass
 class Page:
     """An opened report page and what its console said."""

@@ -348,6 +348,7 @@ def test_a_curve_is_measured_at_round_sizes_and_its_area_is_the_trapezoid():
     ("logit_diff", "circuit truth matches by_patching at edge level on copy", "by_patching ranks nodes"),
     ("logit_diff", "circuit truth matches by_eap at edge level on copy", "truth declares no edges"),
     ("logit_diff", "circuit truth is at least as faithful as nothing on copy", "undefined circuit 'nothing'"),
+    ("logit_diff", "circuit truth is at least as faithful as truth on copy", "compared with itself"),
 ])
 def test_metric_and_comparison_mistakes_are_spec_errors(option, claim, message):
     from sadlang.errors import SpecError

@@ -84,7 +84,7 @@ def test_hover_on_a_head_says_where_it_sits_in_the_model():
     ("claim new: head 1.0 ", {"attends", "fires", "sinks"}),
     ("claim new: head 1.0 att", {"attends", "fires", "sinks"}),             # the word being typed
     ("claim new: head 1.0 attends ", {"at", "end", "bos", "A", "B"}),
-    ("claim new: circuit planted_copy is ", {"faithful", "necessary", "complete", "minimal"}),
+    ("claim new: circuit planted_copy is ", {"faithful", "necessary", "complete", "minimal", "at"}),
     ("claim new: head 1.0 attends end -> A with weight ", {">=", "<=", ">", "<", "=="}),
 ])
 def test_completion_follows_the_grammar_position(typed, expected):

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
-from browser import browser, chromium_path, open_report
+from browser import browser, open_report, require_chromium
 
 from sadlang.claims import KINDS
 from sadlang.html import check_page, trace_page
@@ -23,12 +23,7 @@ from sadlang.trace.tracer import trace
 
 ROOT = Path(__file__).resolve().parent.parent
 
-if chromium_path() is None:
-    if os.environ.get("CI"):
-        pytest.fail("Chromium is missing in CI: scripts/setup-browser.sh installs it (apt-get install chromium)",
-                    pytrace=False)
-    pytest.skip("no Chromium here: run scripts/setup-browser.sh (it installs Debian's chromium)",
-                allow_module_level=True)
+require_chromium()
 
 PROMPT = "When Mary went to the x, John said"
 

@@ -66,7 +66,7 @@ def test_passes_merge_rows_whose_start_saves_too_little():
 def _variants(model, ev):
     """Rows of the circuit lab's kinds on prompt set `ev`: a circuit of a head of the second (the
     first, on two layers) and of the last layer, alone; without either node; without it (M without C); node ablations of
-    a late head and of an early one; a duplicate; an edge-level row (where wiring is exact)."""
+    a late head and of an early one; a duplicate; edge-level rows, MLP edges too (where wiring is exact)."""
     info = model.info
     last = info.n_layers - 1
     first = 1 if last > 1 else 0
@@ -96,6 +96,14 @@ def _variants(model, ev):
                      Row(i, keep_mask([], shape, False), without_edges(edges)),                 # M without C's edges
                      Row(i, keep_mask(with_mlp, shape, True), only_edges(heads, edges),            # and with an MLP
                          mlp_mask(with_mlp, shape[:2], True))]
+            # edges from and to MLPs: the MLP node hears the first head only through its edge and
+            # alone reaches the logits; the model without an MLP -> head and a head -> MLP edge
+            mlp_edges = {((first, 0), (last, 1), "query"), ((first, 0), (last, MLP), "mlp"),
+                         ((last, MLP), None, "logits")}
+            rows += [Row(i, keep_mask(with_mlp, shape, True), only_edges(heads | {(last, MLP)}, mlp_edges),
+                         mlp_mask(with_mlp, shape[:2], True)),
+                     Row(i, keep_mask([], shape, False), without_edges({((first, MLP), (last, 1), "value")})),
+                     Row(i, keep_mask([], shape, False), without_edges({((first, 0), (last, MLP), "mlp")}))]
     return rows
 
 

@@ -5,19 +5,10 @@ heads that feed a traced head's values, on `planted-values` (head 0.2 matters on
 import pytest
 import torch
 
-VALUES_SPEC = '''model planted-values
-pool names = " Mary" " John" " Alice" " Bob" " Tom" " Kate"
-pool marker = " x"
-pool things = " store" " garden" " school"
-prompts copy:
-  template "When{A} went to the{P},{B} said"
-  A, B from names distinct
-  P from marker
-  answer " x" against " y"
-  sample 6 seed 0
-prompts nomark from copy:
-  resample P from things
-circuit truth:
+from tests.test_attribution import DISCOVER
+
+PREAMBLE = DISCOVER.split("circuit truth")[0].replace("model planted-mlp", "model planted-values")
+VALUES_SPEC = PREAMBLE + '''circuit truth:
   0.0
   0.2
   1.0

@@ -155,7 +155,8 @@ def shared_prefixes(rows: list[Row]) -> list[Start]:
     an earlier full-pass row of its prompt (same reference values: they replace the same outputs
     with the same values there, and cut the same paths); the clean run wins ties. A row that
     cuts paths resumes only from the clean run or a row that cuts paths too, whose writes so far
-    (z - reference) its cuts read (`run_rows` keeps them)."""
+    (z - reference) its cuts read (`run_rows` keeps them); one that cuts MLP paths, only from a
+    row that cuts MLP paths too (only such a row's pass keeps its MLP writes)."""
     if not rows:
         return []
     L = rows[0].keep.shape[0]
@@ -166,6 +167,8 @@ def shared_prefixes(rows: list[Row]) -> list[Start]:
         for j in full.get(row.prompt, []):
             if row.wiring and not rows[j].wiring:
                 continue
+            if row.wiring and row.wiring.cuts_mlps() and not rows[j].wiring.cuts_mlps():   # type: ignore[union-attr]
+                continue                      # its MLP writes are kept only by a base that cuts MLPs too
             layer = _first_difference(row, rows[j], L)
             if layer > best.layer:
                 best = Start(layer, j)

@@ -168,8 +168,8 @@ class CircuitTestKind(ClaimKind):
             return f"{body.level} sets of circuits {body.circuit} and {body.reference}"
         if body.prop == "as_faithful":
             return (f"{body.ablation or 'option ablation'} ablations outside circuit {body.circuit} and outside "
-                    f"{body.reference} (a discovered one at {body.circuit}'s size, with its faithfulness curve), "
-                    f"batched passes")
+                    f"{body.reference} (cut to {body.circuit}'s size, with its faithfulness curve, when it is "
+                    f"discovered), batched passes")
         return (f"{body.ablation or 'option ablation'} ablations of the heads outside / inside circuit "
                 f"{body.circuit}, batched passes")
 
@@ -200,7 +200,10 @@ class CircuitTestKind(ClaimKind):
                             body.loc))
         if out:
             return out
-        return _metric_problems(spec, body) + _level_problems(spec, body)
+        if body.prop == "as_faithful" and body.reference == body.circuit:
+            out.append((f"circuit {body.circuit} is compared with itself: the difference is 0 whatever it does",
+                        body.loc))
+        return out + _metric_problems(spec, body) + _level_problems(spec, body)
 
     def plan_errors(self, spec: A.Spec, body: CircuitTest, prompt_set: str, prompts: list[Any]) -> list[Problem]:
         from sadlang.evidence.roles import RoleError, resolve
