@@ -713,7 +713,8 @@ def build_parser() -> argparse.ArgumentParser:
     pl.set_defaults(fn=cmd_plan)
 
     ci = sub.add_parser("circuit", help="print a circuit of a spec: its nodes, edges and sizes (a traced "
-                        "circuit is traced first; a discovered one is ranked and printed with its ranking)")
+                        "circuit is traced first, and with `with values above X` lists the units feeding each "
+                        "head's values; a discovered one is ranked and printed with its ranking)")
     ci.add_argument("spec")
     ci.add_argument("name", help="the circuit's name in the spec")
     ci.add_argument("--model")
