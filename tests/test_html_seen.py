@@ -35,15 +35,17 @@ def new_page():
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
-    """Six claims of the planted spec's report with one failing claim: (html text, JSON report)."""
-    spec = (ROOT / "specs" / "planted.sad").read_text() + "\nclaim impossible: logit_diff > 1000 on copy\n"
+    """Seven claims of the planted spec's report, one of them failing: (html text, JSON report)."""
+    extra = ("\nclaim impossible: logit_diff > 1000 on copy\n"
+             "claim overlap: circuit key_only_copy matches half_copy on copy\n")
+    spec = (ROOT / "specs" / "planted.sad").read_text() + extra
     folder = tmp_path_factory.mktemp("seen")
     (folder / "seen.sad").write_text(spec)
     _, model, plan = load_and_compile(folder / "seen.sad")
     views, observe = collector(plan.spec)
     # the claims whose cards draw each kind of picture: a failure, heatmaps and prompt values, a
-    # combined trace, a declared circuit, a behaviour and an ablation table
-    only = {"impossible", "reads_marker", "circuit", "faithful", "copies", "causal"}
+    # combined trace, a declared circuit, a behaviour, an ablation table and two circuits compared
+    only = {"impossible", "reads_marker", "circuit", "faithful", "copies", "causal", "overlap"}
     result = run_plan(plan, model, observe=observe, only=only)
     return check_page([result], [views], [{"seconds": 1.0, "seeds": {}}]), json.loads(to_json(result))
 
@@ -388,3 +390,18 @@ def test_the_per_prompt_table_exports_as_csv(new_page, report, tmp_path):
     rows = list(csvlib.reader(Path(info.value.path()).read_text().splitlines()))
     assert rows[0] == ["index", "prompt", "value", "passed", "evidence"] and len(rows) == len(v["prompts"]) + 1
     assert [float(r[2]) for r in rows[1:]] == pytest.approx([p["value"] for p in v["prompts"]], rel=1e-9)
+
+
+def test_a_matches_card_marks_shared_nodes_and_the_ones_only_one_circuit_has(new_page, report, tmp_path):
+    """key_only_copy {0.0, 1.0} against half_copy {1.0}: 1.0 outlined as shared, 0.0 dashed as only here."""
+    html, data = report
+    page = _page(new_page, tmp_path, html)
+    v = next(v for v in data["verdicts"] if v["name"] == "overlap")
+    assert v["details"]["only here"] == ["0.0"] and v["details"]["only there"] == []
+    page.open_card("overlap")
+    cid = page.graph_card_id("overlap")
+    marks = page.page.evaluate(f"""() => {{ const cy = window.sadlang.graphs[{cid}];
+        return {{shared: cy.nodes('.claimed').map(n => n.data('label')),
+                 only: cy.nodes('.extra').map(n => n.data('label')),
+                 dash: cy.nodes('.extra')[0].style('border-style')}}; }}""")
+    assert marks == {"shared": ["1.0"], "only": ["0.0"], "dash": "dashed"}

@@ -745,7 +745,8 @@ def _matches(body: CircuitTest, mine: set[str], theirs: set[str], what: str) -> 
             f"({_count(len(mine), what)} in {body.circuit}, {len(theirs)} in {body.reference})")
     return Measurement(ok, text, vals["f1"],
                        details={**vals, "level": what, "only here": sorted(mine - theirs),
-                                "only there": sorted(theirs - mine)})
+                                "only there": sorted(theirs - mine),
+                                **({"circuit": sorted(mine)} if what == "node" else {})})
 
 
 KIND = CircuitTestKind()

@@ -67,6 +67,7 @@ class GraphView(BaseModel):
     edges: list[dict[str, Any]]
     claimed: list[str] = Field(default_factory=list)     # ids of nodes a claim names (outlined)
     missing: list[str] = Field(default_factory=list)     # what the claim names and the graph lacks
+    extra: list[str] = Field(default_factory=list)       # ids of nodes the compared circuit lacks (dashed)
 
 
 class HeadGrid(BaseModel):
@@ -396,8 +397,25 @@ def _declared_circuit(ev: Any, claim: A.Claim, v: Verdict, spec: A.Spec) -> Grap
         from sadlang.circuits.nodes import traced_heads
         heads_traced = traced_heads(decl, ev.workspace.sets[decl.traced_from])
     effects = v.details.get("faithfulness without each node")
-    return declared_graph_view(decl, ev.prompts[0], ev.model.info.n_layers, heads_traced,
+    view = declared_graph_view(decl, ev.prompts[0], ev.model.info.n_layers, heads_traced,
                                effects if isinstance(effects, dict) else None)
+    return _mark_matched(view, v) if getattr(claim.body, "prop", "") == "matches" else view
+
+
+def _mark_matched(view: GraphView, v: Verdict) -> GraphView:
+    """A node-level `matches` card: the nodes both circuits have outlined, those only this one has
+    dashed, and those only the other has named in the title."""
+    only_here, only_there = v.details.get("only here"), v.details.get("only there")
+    if v.details.get("level") != "node" or not isinstance(only_here, list) or not isinstance(only_there, list):
+        return view
+    here = {str(x) for x in only_here}
+    nodes = [n for n in view.nodes if n["kind"] in ("head", "mlp")]
+    claimed = sorted(n["id"] for n in nodes if n["label"] not in here)
+    extra = sorted(n["id"] for n in nodes if n["label"] in here)
+    title = (view.title + "; nodes both circuits have outlined, only this one's dashed"
+             + (f"; only the other has: {', '.join(map(str, only_there))}" if only_there else ""))
+    return view.model_copy(update={"claimed": claimed, "extra": extra, "missing": [str(x) for x in only_there],
+                                   "title": title})
 
 
 def _head_scores(ev: Any, claim: A.Claim, v: Verdict, spec: A.Spec) -> HeadGrid | None:

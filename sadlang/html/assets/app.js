@@ -350,8 +350,9 @@
     box.appendChild(el("div", {cls: "graph-controls"}, controls));
     box.appendChild(el("div", {cls: "graph-wrap"}, [holder, el("aside", {}, [legend, info])]));
     box.appendChild(el("details", {cls: "edge-list-box"}, [el("summary", {text: "drawn edges (keyboard: Tab to an edge, Enter selects it)"}), list]));
-    var claimed = {};
+    var claimed = {}, extra = {};
     (g.claimed || []).forEach(function (id) { claimed[id] = true; });
+    (g.extra || []).forEach(function (id) { extra[id] = true; });
     var cy = cytoscape({
       container: holder, elements: [], layout: {name: "preset"}, minZoom: 0.05, maxZoom: 4,
       style: [
@@ -361,6 +362,7 @@
         {selector: "node[kind = 'axis']", style: {"background-opacity": 0, "border-width": 0, "width": 100,
           "font-size": 11, "color": "#444", "text-wrap": "ellipsis", "text-max-width": 100, "events": "no"}},
         {selector: "node.claimed", style: {"border-width": 3, "border-color": "#1b5e20"}},
+        {selector: "node.extra", style: {"border-width": 3, "border-color": "#b34700", "border-style": "dashed"}},
         {selector: "edge", style: {"curve-style": "bezier", "target-arrow-shape": "triangle", "arrow-scale": 0.7,
           "opacity": 0.75, "line-color": function (e) { return SIDE_COLOUR[e.data("side")] || "#000"; },
           "line-style": function (e) { return SIDE_DASH[e.data("side")] || "solid"; },
@@ -457,7 +459,7 @@
         cy.elements().remove();
         cy.add(w.nodes.map(function (n) {
           return {group: "nodes", data: n, position: placed.pos[n.id],
-                  classes: claimed[n.id] ? "claimed" : ""};
+                  classes: claimed[n.id] ? "claimed" : (extra[n.id] ? "extra" : "")};
         }).concat(placed.axes).concat(w.edges.map(function (e) { return {group: "edges", data: e}; })));
       });
       view();
