@@ -120,10 +120,15 @@ def overlap(ours: set, reference: set, bounds: dict[str, A.Bound]) -> tuple[dict
     return vals, all(holds(vals[k], b) for k, b in bounds.items()), bounds
 
 
+def spec_option(spec: A.Spec, name: str) -> str:
+    """The spec's `option NAME` as written, else the option's default (before settings are built)."""
+    option = spec.options.get(name)
+    return str(option.value if option is not None else Settings.model_fields[name].default)
+
+
 def spec_ablation(spec: A.Spec) -> str:
     """The ablation a claim without its own uses: the spec's `option ablation`, else the default."""
-    option = spec.options.get("ablation")
-    return str(option.value if option is not None else Settings.model_fields["ablation"].default)
+    return spec_option(spec, "ablation")
 
 
 def counterfactual_problems(spec: A.Spec, name: str | None, kind: str | None, prompt_set: str,

@@ -22,6 +22,7 @@ from sadlang.claims.base import (
     fmt,
     overlap,
     reference_problems,
+    spec_option,
 )
 from sadlang.lang import ast as A
 from sadlang.lang.compare import holds
@@ -320,8 +321,8 @@ class CircuitTestKind(ClaimKind):
                                                      metric, settings)
         # MLPs are circuit nodes (ablated outside the circuit) when either circuit names one, or when a
         # circuit was discovered on the heads+MLPs graph
-        with_mlps = any(unit == MLP for ns in (nodes, theirs_nodes or []) for n in ns[:1] for _, unit, _ in n) \
-            or (decl.discovery is not None)
+        with_mlps = any(unit == MLP for _, unit in M.units_of(nodes) | M.units_of(theirs_nodes or [])) \
+            or decl.discovery is not None
         lab = M.CircuitLab(ev, kind, ablation_source(ev, kind, cf_name, body.mean_over), settings.batch_size,
                            metric, mlps=with_mlps)
         clean = lab.clean()
@@ -395,20 +396,12 @@ def _reference_nodes(ref: A.CircuitDecl, nodes: list[list[Any]], ev: PromptSetEv
     return [list(picked) for _ in ev.prompts], (ranking, ranked)
 
 
-def spec_metric(spec: A.Spec, body: CircuitTest) -> str:
-    """The claim's task metric: its own `with NAME`, else the spec's `option metric`, else the default."""
-    if body.metric is not None:
-        return body.metric
-    option = spec.options.get("metric")
-    return str(option.value if option is not None else Settings.model_fields["metric"].default)
-
-
 def _metric_problems(spec: A.Spec, body: CircuitTest) -> list[Problem]:
     """A lower-is-better metric reads faithfulness and necessity in its own way (circuits/task_metrics.py);
     the shares of F(M) that completeness, minimality and random circuits compare need a ratio metric."""
     from sadlang.circuits.task_metrics import METRICS, ratio_text
 
-    record = METRICS.get(spec_metric(spec, body))
+    record = METRICS.get(body.metric or spec_option(spec, "metric"))   # its own `with NAME`, else the option
     if record is None or body.prop in ("matches", "as_faithful"):
         return []
     if record.faithfulness != "ratio" and body.prop in ("complete", "minimal", "random"):
