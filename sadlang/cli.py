@@ -440,11 +440,15 @@ def _write_trace_html(args: argparse.Namespace, model: LoadedModel, circuit: Cir
     (those whose traced writes weigh most: the seeds and the heads feeding them, not the early
     heads that merely fire most often)."""
     from sadlang.html import trace_page
+    from sadlang.html.patterns import PatternBank, bank_prompt
     from sadlang.html.views import heatmap, strongest_heads, trace_graph_view
 
     heads = strongest_heads(circuit.graph, 4)
     pattern = circuit.decomposition.acts.pattern if circuit.decomposition is not None else None
     maps = [heatmap(pattern, h, 0, toks) for h in heads] if pattern is not None else []
+    bank = None if pattern is None else PatternBank(
+        n_layers=model.info.n_layers, n_heads=model.info.n_heads,
+        prompts=[bank_prompt("0", "prompt", pattern, toks, dict(circuit.roles))])
     title = f"{args.prompt}  ({args.method}: {args.answer!r} vs {args.against!r})"
     graph = trace_graph_view(circuit.graph, toks, dict(circuit.roles), model.info.n_layers, title)
     info = {"prompt": args.prompt, "model": model.info.name, "fingerprint": model.info.fingerprint,
@@ -454,7 +458,7 @@ def _write_trace_html(args: argparse.Namespace, model: LoadedModel, circuit: Cir
                         f"unembedding bias)"}
     from sadlang.runner.outputs import write_output
 
-    write_output(args.html, trace_page(f"sadlang trace: {args.prompt}", info, graph, maps), "--html")
+    write_output(args.html, trace_page(f"sadlang trace: {args.prompt}", info, graph, maps, bank), "--html")
 
 
 def _print_ablations(model: LoadedModel, circuit: Circuit, k: int, toks: list[str]) -> None:

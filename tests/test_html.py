@@ -141,10 +141,10 @@ def test_a_card_whose_picture_fails_still_shows_its_verdict(monkeypatch):
 
     _, model, plan = load_and_compile(ROOT / "specs" / "planted.sad")
 
-    def broken(ev, claim, v, spec):
+    def broken(ev, claim, v, spec, banks=None):
         if claim.name == "exact":
             raise IndexError("boom")
-        return real(ev, claim, v, spec)
+        return real(ev, claim, v, spec, banks)
 
     real = views_mod.claim_view
     monkeypatch.setattr(views_mod, "claim_view", broken)
@@ -171,3 +171,20 @@ def test_unlabelled_positions_are_named_by_role_so_templates_combine_by_role():
     column = _role_column({0: "bos", 3: "A", 7: "end"}, 8)          # the first prompt: A at 3
     assert column({"dest_role": "A+2"}) == 5 and column({"dest_role": "bos+1"}) == 1
     assert column({"dest_role": "A+9"}) == 7                         # past the end: the last column
+
+
+def test_the_attention_bank_reads_back_every_head_to_half_a_step():
+    """packed -> unpacked returns each head's lower triangle within 1/510 and zero above it, in
+    the (layer, head, d, s) layout the page's script reads."""
+    import torch
+
+    from sadlang.html.patterns import packed, unpacked
+
+    torch.manual_seed(0)
+    pattern = torch.softmax(torch.randn(3, 4, 7, 7).masked_fill(torch.ones(7, 7).triu(1).bool(), -1e9), dim=-1)
+    text = packed(pattern)
+    for layer in range(3):
+        for head in range(4):
+            got = torch.tensor(unpacked(text, 3, 4, 7, layer, head))
+            assert (got - pattern[layer, head]).abs().max() <= 1 / 510 + 1e-7
+            assert got.triu(1).abs().max() == 0

@@ -66,7 +66,7 @@ def test_planted_report_loads_offline_without_console_errors(new_page, planted_r
     assert page.problems == []
     assert page.page.locator("details.card").count() == len(data["verdicts"]) == 29
     circuits = [v for v in data["verdicts"] if KINDS[v["kind"]].picture is not None]
-    assert page.page.locator(".graph").count() == len(circuits) == 8
+    assert page.page.locator(".graph").count() == len(circuits) == 18     # circuits, edges, signals, ablations
     assert page.page.locator(".heatmaps canvas").count() > 0
     page.screenshot("report-planted-full", page.page)
 

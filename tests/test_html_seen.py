@@ -35,17 +35,25 @@ def new_page():
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
-    """Seven claims of the planted spec's report, one of them failing: (html text, JSON report)."""
+    """Eleven claims of the planted spec's report, two of them failing: (html text, JSON report)."""
     extra = ("\nclaim impossible: logit_diff > 1000 on copy\n"
-             "claim overlap: circuit key_only_copy matches half_copy on copy\n")
+             "claim overlap: circuit key_only_copy matches half_copy on copy\n"
+             "claim edge_overlap: circuit key_only_copy matches planted_copy at edge level on copy\n"
+             "pool spots = \" store\" \" x\"\n"
+             "prompts somewhere:\n  template \"When{A} went to the{S},{B} said\"\n  A, B from names distinct\n"
+             "  S from spots\n  answer \"{A}\" against \"{B}\"\n  sample 2 seed 0\n"
+             "claim sinks_anywhere: head 1.0 attends end -> bos with weight >= 0.5 forall up to 20 prompts "
+             "on somewhere\n")
     spec = (ROOT / "specs" / "planted.sad").read_text() + extra
     folder = tmp_path_factory.mktemp("seen")
     (folder / "seen.sad").write_text(spec)
     _, model, plan = load_and_compile(folder / "seen.sad")
     views, observe = collector(plan.spec)
     # the claims whose cards draw each kind of picture: a failure, heatmaps and prompt values, a
-    # combined trace, a declared circuit, a behaviour, an ablation table and two circuits compared
-    only = {"impossible", "reads_marker", "circuit", "faithful", "copies", "causal", "overlap"}
+    # combined trace, a declared circuit, a behaviour, an ablation table, two circuits compared by
+    # nodes and by edges, edges present and absent, and a searched counterexample
+    only = {"impossible", "reads_marker", "circuit", "faithful", "copies", "causal", "overlap", "edge_overlap",
+            "key_edge", "orthogonal", "sinks_anywhere"}
     result = run_plan(plan, model, observe=observe, only=only)
     return check_page([result], [views], [{"seconds": 1.0, "seeds": {}}]), json.loads(to_json(result))
 
@@ -103,6 +111,10 @@ def seen_problems(page, data: dict) -> list[str]:
         return dark; })""")
     if not painted or min(painted) == 0:
         out.append("heatmaps: cells not painted")
+    underlays = p.evaluate("""() => Object.values(window.sadlang.graphs).flatMap(
+        cy => cy.edges('.claimed').map(e => parseFloat(e.style('underlay-opacity'))))""")
+    if any(u < 0.2 for u in underlays):
+        out.append("outlines: an edge the claim names is not outlined")
     for v in data["verdicts"]:
         card = p.locator(f"details.card[data-name='{v['name']}']")
         if card.locator("td.claimed").inner_text() != (v.get("claimed") or "—"):
@@ -114,6 +126,9 @@ def seen_problems(page, data: dict) -> list[str]:
         want = STATUS_RGB.get(v["status"])
         if want and (colour != want or badge != want):
             out.append(f"status: {v['name']} ({v['status']}) is styled {colour} / {badge}")
+        c = v.get("counterexample")
+        if c and card.locator(".counterexample .tok.role").count() != len(c["labels"]):
+            out.append(f"counterexample: {v['name']}'s counterexample does not mark its {len(c['labels'])} roles")
         shown = card.locator("table.prompts tr:not(:first-child) td:nth-child(3)").all_inner_texts()
         for row, value in zip(v.get("prompts") or [], shown, strict=False):
             want_v, got = row.get("value"), _num(value)
@@ -139,6 +154,11 @@ BREAKAGES = {
     "status": (".card.failed { border-left-color: #c62828; }", ".card.failed { border-left-color: #2e7d32; }"),
     "edges": ('"line-color": function (e) { return SIDE_COLOUR[e.data("side")] || "#000"; }', '"line-color": "#999"'),
     "graph": (".graph { flex: 1; height: 520px;", ".graph { flex: 1; height: 0px;"),
+    # beyond the issue's eight: what the claim names, drawn
+    "counterexample": ("tokenLine(d.counterexample_tokens, d.counterexample_labels || {})",
+                       "tokenLine(d.counterexample_tokens, {})"),
+    "outlines": ('"underlay-color": "#1b5e20", "underlay-opacity": 0.35,',
+                 '"underlay-color": "#1b5e20", "underlay-opacity": 0,'),
 }
 
 
@@ -405,3 +425,84 @@ def test_a_matches_card_marks_shared_nodes_and_the_ones_only_one_circuit_has(new
                  only: cy.nodes('.extra').map(n => n.data('label')),
                  dash: cy.nodes('.extra')[0].style('border-style')}}; }}""")
     assert marks == {"shared": ["1.0"], "only": ["0.0"], "dash": "dashed"}
+
+
+def test_a_counterexample_shows_its_roles_and_the_claimed_heads_attention_on_it(new_page, report, tmp_path):
+    """The searched counterexample of `head 1.0 attends end -> bos ... forall`: its tokens carry the
+    roles the search built it with, and head 1.0's attention on it is drawn with (end, bos) outlined."""
+    html, data = report
+    v = next(v for v in data["verdicts"] if v["name"] == "sinks_anywhere")
+    c = v["counterexample"]
+    assert v["status"] == "failed" and c["tokens"][int(c["roles"]["S"][0])] == " x"
+    assert {c["labels"][str(p)] for p in c["roles"]["A"]} == {"A"} and len(c["token_ids"]) == len(c["tokens"])
+    page = _page(new_page, tmp_path, html)
+    card = page.open_card("sinks_anywhere")
+    subs = card.locator(".counterexample .tok.role sub").all_inner_texts()
+    assert sorted(subs) == sorted(c["labels"].values())
+    canvas = card.locator(".counterexample-heatmaps canvas")
+    assert canvas.count() == 1 and canvas.get_attribute("data-prompt") == "0"
+    end = len(c["tokens"]) - 1
+    red = canvas.evaluate("""(c, [d, s]) => { const cell = 14, pad = 90;
+        return Array.from(c.getContext('2d').getImageData(pad + s * cell - 1, pad + d * cell + 5, 1, 1).data); }""",
+                          [end, 0])
+    assert red[0] > 150 and red[1] < 100, "the claimed (end, bos) cell is outlined"
+    assert card.locator(".pick-prompt").input_value() == "counterexample"
+
+
+def test_any_head_on_any_prompt_is_drawn_from_the_bank_with_its_weights(new_page, report, tmp_path):
+    """The picker draws head L.H on a chosen prompt from the page's byte-quantized bank: the hover
+    readout equals the exact heatmap of the same head and prompt to within half a step (1/510);
+    a head out of range names the valid ranges instead of drawing."""
+    html, _ = report
+    page = _page(new_page, tmp_path, html)
+    card = page.open_card("reads_marker")
+    exact = page.page.evaluate("""(c) => JSON.parse(
+        document.getElementById('sad-card-' + c).textContent).heatmaps[0]""", page.graph_card_id("reads_marker"))
+    layer, head = exact["head"].split(".")
+    card.locator(".pick-layer").fill(layer)
+    card.locator(".pick-head").fill(head)
+    card.locator(".pick-prompt").select_option(str(exact["prompt"]))
+    card.locator(".pick-show").click()
+    canvas = card.locator(".picked canvas")
+    assert canvas.get_attribute("data-head") == exact["head"]
+    assert canvas.get_attribute("data-prompt") == str(exact["prompt"])
+    n = len(exact["tokens"])
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    assert box is not None
+    for d, s in [(n - 1, 0), (n - 1, n - 5), (3, 1)]:
+        page.page.mouse.move(box["x"] + 90 + s * 14 + 7, box["y"] + 90 + d * 14 + 7)
+        readout = card.locator(".picked .heat-value")
+        assert readout.get_attribute("data-cell") == f"{d},{s}"
+        shown = float(readout.inner_text().rsplit("≈ ", 1)[1])
+        assert shown == pytest.approx(exact["weights"][d][s], abs=1 / 510 + 1e-3)   # + the readout's rounding
+    in_bank = page.page.evaluate("""(c) => { const d = JSON.parse(document.getElementById('sad-card-' + c).textContent);
+        return JSON.parse(document.getElementById('sad-bank-' + d.bank).textContent).prompts.length; }""",
+                                 page.graph_card_id("reads_marker"))
+    assert card.locator(".pick-prompt option").count() == in_bank == 6       # the marker set's six prompts
+    card.locator(".pick-head").fill("9")
+    card.locator(".pick-show").click()
+    assert card.locator(".pick-note").inner_text() == "layers are 0–1, heads 0–3"
+    assert card.locator(".picked canvas").count() == 0
+
+
+def test_edges_a_claim_names_are_outlined_and_missing_ones_named(new_page, report, tmp_path):
+    """`edge 0.0 -> 1.0 via key at end -> "x"`: the firing's edges with that one outlined in green;
+    `no edge 0.2 -> 1.0`: the title says there is none; an edge-level `matches` outlines the edge
+    both circuits have and names the one only the other has."""
+    html, _ = report
+    page = _page(new_page, tmp_path, html)
+    p = page.page
+    page.open_card("key_edge")
+    cid = page.graph_card_id("key_edge")
+    marked = p.evaluate(f"""() => window.sadlang.graphs[{cid}].edges('.claimed').map(e => [
+        e.source().data('label'), e.target().data('label'), e.data('side'), e.style('underlay-color')])""")
+    assert marked == [["0.0", "1.0", "key", "rgb(27,94,32)"]]
+    card = page.open_card("orthogonal")
+    assert "0.2 -> 1.0 is no edge, and it is none" in card.locator("h4").first.inner_text()
+    card = page.open_card("edge_overlap")
+    cid = page.graph_card_id("edge_overlap")
+    shared = p.evaluate(f"""() => window.sadlang.graphs[{cid}].edges('.claimed').map(e => [
+        e.source().data('label'), e.target().data('label')])""")
+    assert shared == [["0.0", "1.0"]]
+    assert "only the other has: 1.0 -> logits" in card.locator("h4").first.inner_text()

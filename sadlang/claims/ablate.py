@@ -83,6 +83,7 @@ class AblateKind(ClaimKind):
     name = "ablate"
     node = AblateClaim
     summary = "removing (or boosting) an edge's signal changes logit_diff or attention, beyond random"
+    picture = "firing-edges"
     examples = ('ablate edge 0.0 -> 1.0 via key at end -> "x" local lowers attention by >= 0.5 '
                 "and beats random by >= 10x on marker",
                 'boost edge 0.0 -> 1.0 via key at end -> "x" global by 1x raises logit_diff by >= 0.0 on copy')

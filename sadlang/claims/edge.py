@@ -48,6 +48,7 @@ class EdgeKind(ClaimKind):
     name = "edge"
     node = EdgeClaim
     summary = "an upstream component is (or with `no`, is not) an edge into a firing of the head"
+    picture = "firing-edges"
     examples = ('edge 0.0 -> 1.0 via key at end -> "x" on marker',
                 'no edge 0.2 -> 1.0 at end -> "x" on marker')
     failing = ('edge 0.2 -> 1.0 via key at end -> "x" on marker',

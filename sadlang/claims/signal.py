@@ -61,6 +61,7 @@ class SignalKind(ClaimKind):
     name = "signal"
     node = SignalClaim
     summary = "the rank, stability or data/control class of an edge's signal"
+    picture = "firing-edges"
     examples = ('signal 0.0 -> 1.0 via key at end -> "x" rank <= 1 on marker',
                 'signal 0.0 -> 1.0 via key at end -> "x" stable >= 0.99 on marker',
                 "signal 0.1 -> 1.1 via query at A#2 -> A is data on marker")

@@ -1,9 +1,10 @@
 """What the HTML report shows beside a verdict, as plain data: prompts with their roles, attention
 heatmaps of the heads a claim names, and circuit graphs as positioned graph elements.
 
-Everything here is read from evidence the check already computed (activations, traces): building
-views runs no extra forward pass for per-prompt claims, and at most the traces a circuit claim
-already made.
+Everything here is read from evidence the check already computed (activations, firings, traces),
+with two exceptions made for the page: a counterexample's attention is one forward pass of that
+prompt, and a set's attention bank (html/patterns.py) reads its first prompts' activations (one
+batch, if no claim needed them).
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from typing import TYPE_CHECKING, Any
 import networkx as nx
 from pydantic import BaseModel, Field
 
+from sadlang.html.patterns import BANK_BYTES, BANK_PROMPTS, BankPrompt, PatternBank, bank_prompt
 from sadlang.lang import ast as A
 from sadlang.prompts.build import BuiltPrompt
 from sadlang.runner.report import json_safe
-from sadlang.runner.verdict import PromptEvidence, Verdict
+from sadlang.runner.verdict import Counterexample, PromptEvidence, Verdict
 
 if TYPE_CHECKING:
     import torch
@@ -68,6 +70,8 @@ class GraphView(BaseModel):
     claimed: list[str] = Field(default_factory=list)     # ids of nodes a claim names (outlined)
     missing: list[str] = Field(default_factory=list)     # what the claim names and the graph lacks
     extra: list[str] = Field(default_factory=list)       # ids of nodes the compared circuit lacks (dashed)
+    claimed_edges: list[str] = Field(default_factory=list)   # ids of edges a claim names (always drawn, outlined)
+    extra_edges: list[str] = Field(default_factory=list)     # ids of edges the compared circuit lacks
 
 
 class HeadGrid(BaseModel):
@@ -82,7 +86,17 @@ class HeadGrid(BaseModel):
 class ClaimView(BaseModel):
     prompts: list[PromptView] = Field(default_factory=list)
     counterexample_tokens: list[str] = Field(default_factory=list)
+    counterexample_labels: dict[int, str] = Field(default_factory=dict)
+    counterexample_heatmaps: list[Heatmap] = Field(default_factory=list)
     heatmaps: list[Heatmap] = Field(default_factory=list)
+    # any head on any of these prompts: the set's bank (shared by the set's cards, written once
+    # per page), prompts only this card has (its counterexample, an inspected prompt past the
+    # bank), the claimed cells on each (by prompt key), and the head and prompt drawn first
+    bank: PatternBank | None = None
+    bank_extra: list[BankPrompt] = Field(default_factory=list)
+    bank_cells: dict[str, list[tuple[int, int]]] = Field(default_factory=dict)
+    pick: tuple[str, str] = ("0.0", "0")
+    bank_shape: tuple[int, int] = (0, 0)          # (layers, heads) the bank's prompts hold
     graph: GraphView | None = None
     head_grid: HeadGrid | None = None
     note: str = ""
@@ -313,34 +327,67 @@ def claimed_cells(claim: A.Claim, prompt: BuiltPrompt) -> list[tuple[int, int]]:
         return []
 
 
+def _fires(claim: A.Claim, head: tuple[int, int]) -> bool:
+    """Is `head` the one whose attention the claim's `at D -> S` is about? (An edge claim names
+    its upstream head too, which attends elsewhere.)"""
+    body = claim.body
+    return not isinstance(body, A.EdgeSelector) or (body.downstream.concrete and body.downstream.pair == head)
+
+
 def inspected_prompt(v: Verdict) -> int:
     """The prompt a card shows heatmaps for: the first failing one, else the first."""
     failing = [p.index for p in v.prompts if p.passed is False]
     return failing[0] if failing else (v.prompts[0].index if v.prompts else 0)
 
 
-def claim_view(ev: PromptSetEvidence, claim: A.Claim, v: Verdict, spec: A.Spec) -> ClaimView:
-    """Everything a claim's card shows beyond its verdict. `ev`: the claim's PromptSetEvidence."""
+def as_prompt(c: Counterexample) -> BuiltPrompt:
+    """A counterexample as a prompt that roles resolve on (no answer: it is not traced)."""
+    return BuiltPrompt(text=c.text, tokens=list(c.token_ids), roles={k: list(v) for k, v in c.roles.items()},
+                       assignment={}, template_index=0, answer=None, against=None, labels=dict(c.labels),
+                       token_texts=list(c.tokens), template=c.template)
+
+
+def set_bank(ev: PromptSetEvidence) -> PatternBank:
+    """Every head's attention on the set's first BANK_PROMPTS prompts (at most BANK_BYTES)."""
+    info = ev.model.info
+    bank = PatternBank(n_layers=info.n_layers, n_heads=info.n_heads)
+    for i in range(min(len(ev), BANK_PROMPTS)):
+        p = ev.prompts[i]
+        entry = bank_prompt(str(i), f"prompt {i}: {p.text}", ev.acts(i).pattern, list(p.token_texts), dict(p.labels))
+        if bank.prompts and bank.size + len(entry.weights) * 3 // 4 > BANK_BYTES:
+            break
+        bank.prompts.append(entry)
+    return bank
+
+
+def claim_view(ev: PromptSetEvidence, claim: A.Claim, v: Verdict, spec: A.Spec,
+               banks: dict[str, PatternBank] | None = None) -> ClaimView:
+    """Everything a claim's card shows beyond its verdict. `ev`: the claim's PromptSetEvidence;
+    `banks`: the attention banks of the sets seen so far, by set name (filled here)."""
     from sadlang.claims import kind_of
 
     view = ClaimView(prompts=prompt_views(v.prompts, ev.prompts))
-    if v.counterexample is not None:
-        model = ev.model
-        try:
-            view.counterexample_tokens = model.decode(model.to_tokens(v.counterexample.text))
-        except Exception:  # a counterexample that no longer tokenizes is still shown as text
-            view.counterexample_tokens = []
+    n_layers, n_heads = ev.model.info.n_layers, ev.model.info.n_heads
+    view.bank_shape = (n_layers, n_heads)
+    heads = [h for h in named_heads(claim, spec) if h[0] < n_layers and h[1] < n_heads]
+    if heads:
+        view.pick = (f"{heads[0][0]}.{heads[0][1]}", view.pick[1])
+    c = v.counterexample
+    if c is not None:
+        view.counterexample_tokens = list(c.tokens)
+        view.counterexample_labels = dict(c.labels)
+        if c.token_ids:
+            _counterexample_attention(view, ev, claim, c, heads)
     if len(ev) == 0:
         return view
     i = inspected_prompt(v)
     i = i if 0 <= i < len(ev) else 0
-    n_layers = ev.model.info.n_layers
-    heads = [h for h in named_heads(claim, spec) if h[0] < n_layers and h[1] < ev.model.info.n_heads]
     if heads:
         acts = ev.acts(i)
         cells = claimed_cells(claim, ev.prompts[i])
         view.heatmaps = [heatmap(acts.pattern, h, i, list(ev.prompts[i].token_texts)).model_copy(
-            update={"marked": cells}) for h in heads]
+            update={"marked": cells if _fires(claim, h) else []}) for h in heads]
+    _bank(view, ev, claim, i, banks)
     picture = kind_of(claim.body).picture
     if picture is not None:
         drawn = PICTURES[picture](ev, claim, v, spec)
@@ -349,6 +396,43 @@ def claim_view(ev: PromptSetEvidence, claim: A.Claim, v: Verdict, spec: A.Spec) 
         else:
             view.graph = drawn
     return view
+
+
+def _counterexample_attention(view: ClaimView, ev: PromptSetEvidence, claim: A.Claim, c: Counterexample,
+                              heads: list[tuple[int, int]]) -> None:
+    """The named heads' attention on the counterexample (one forward pass of that prompt), with
+    the claimed cells marked, and every head's in the card's bank."""
+    from sadlang.decomp.activations import run_batch
+
+    acts = run_batch(ev.model, [list(c.token_ids)])[0]
+    cells = claimed_cells(claim, as_prompt(c))
+    view.counterexample_heatmaps = [heatmap(acts.pattern, h, 0, list(c.tokens)).model_copy(
+        update={"marked": cells if _fires(claim, h) else []}) for h in heads]
+    view.bank_extra.append(bank_prompt("counterexample", f"counterexample: {c.text}", acts.pattern, list(c.tokens),
+                                       dict(c.labels)))
+    view.bank_cells["counterexample"] = cells
+    view.pick = (view.pick[0], "counterexample")
+
+
+def _bank(view: ClaimView, ev: PromptSetEvidence, claim: A.Claim, inspected: int,
+          banks: dict[str, PatternBank] | None) -> None:
+    """Any head on the set's first prompts (shared bank), on the inspected prompt, and on the
+    counterexample, with the claimed cells of each."""
+    bank = None if banks is None else banks.get(ev.name)
+    if bank is None:
+        bank = set_bank(ev)
+        if banks is not None:
+            banks[ev.name] = bank
+    view.bank = bank
+    if inspected >= len(bank.prompts):
+        p = ev.prompts[inspected]
+        view.bank_extra.insert(0, bank_prompt(str(inspected), f"prompt {inspected}: {p.text}",
+                                              ev.acts(inspected).pattern, list(p.token_texts), dict(p.labels)))
+    for entry in [*bank.prompts, *view.bank_extra]:
+        if entry.key != "counterexample":
+            view.bank_cells[entry.key] = claimed_cells(claim, ev.prompts[int(entry.key)])
+    if view.pick[1] != "counterexample":
+        view.pick = (view.pick[0], str(inspected))
 
 
 def _combined_traces(ev: Any, claim: A.Claim, v: Verdict, spec: A.Spec) -> GraphView | None:
@@ -402,13 +486,29 @@ def _declared_circuit(ev: Any, claim: A.Claim, v: Verdict, spec: A.Spec) -> Grap
     return _mark_matched(view, v) if getattr(claim.body, "prop", "") == "matches" else view
 
 
+def _unit(n: dict[str, Any]) -> str:
+    """A drawn node as the unit name circuits compare by ('L.H', 'mlp L', 'logits')."""
+    return "logits" if n["kind"] == "root" else f"mlp {n['layer']}" if n["kind"] == "mlp" else n["label"]
+
+
 def _mark_matched(view: GraphView, v: Verdict) -> GraphView:
-    """A node-level `matches` card: the nodes both circuits have outlined, those only this one has
-    dashed, and those only the other has named in the title."""
+    """A `matches` card: the nodes (node level) or edges (edge level) both circuits have outlined,
+    those only this one has dashed, and those only the other has named in the title."""
     only_here, only_there = v.details.get("only here"), v.details.get("only there")
-    if v.details.get("level") != "node" or not isinstance(only_here, list) or not isinstance(only_there, list):
+    if not isinstance(only_here, list) or not isinstance(only_there, list):
         return view
     here = {str(x) for x in only_here}
+    if v.details.get("level") == "edge":
+        unit = {n["id"]: _unit(n) for n in view.nodes}
+        pairs = {e["id"]: f"{unit[e['source']]} -> {unit[e['target']]}" for e in view.edges}
+        title = (view.title + "; edges both circuits have outlined, only this one's in orange"
+                 + (f"; only the other has: {', '.join(map(str, only_there))}" if only_there else ""))
+        return view.model_copy(update={
+            "claimed_edges": sorted(i for i, p in pairs.items() if p not in here),
+            "extra_edges": sorted(i for i, p in pairs.items() if p in here),
+            "missing": [str(x) for x in only_there], "title": title})
+    if v.details.get("level") != "node":
+        return view
     nodes = [n for n in view.nodes if n["kind"] in ("head", "mlp")]
     claimed = sorted(n["id"] for n in nodes if n["label"] not in here)
     extra = sorted(n["id"] for n in nodes if n["label"] in here)
@@ -433,10 +533,69 @@ def _head_scores(ev: Any, claim: A.Claim, v: Verdict, spec: A.Spec) -> HeadGrid 
                     marked=[str(h) for h in holding] if isinstance(holding, list) else [])
 
 
+def _firing_edges(ev: Any, claim: A.Claim, v: Verdict, spec: A.Spec) -> GraphView | None:
+    """A claim on an edge (`UP -> L.H [via SIDE] [at D -> S]`), on the inspected prompt: the
+    downstream head's firing with every upstream edge that explains it, the edges the claim names
+    outlined, or named in the title as missing. Reads the firing the claim decomposed (at `at`),
+    else the prompt's trace (the firing of the head whose matching edge is strongest)."""
+    from sadlang.evidence.roles import RoleError, comp_matches, resolve
+    from sadlang.trace.graph import add_component, add_node, head_node, role_of, svs_text
+
+    body = claim.body
+    if not isinstance(body, A.EdgeSelector) or not body.downstream.concrete or not len(ev):
+        return None
+    i = inspected_prompt(v)
+    i = i if 0 <= i < len(ev) else 0
+    p = ev.prompts[i]
+
+    def named(e: Any) -> bool:
+        return (body.side is None or e.side == body.side) and comp_matches(body.upstream, e.component)
+
+    if body.at is not None:
+        try:
+            firing = ev.firing(i, *body.downstream.pair, resolve(body.at.dest, p), resolve(body.at.src, p))
+        except RoleError:
+            return None
+    else:
+        mine = [f for f in ev.circuit(i).firings.values() if body.downstream.matches(f.layer, f.head)]
+        if not mine:
+            return None
+        firing = max(mine, key=lambda f: max([e.weight for e in f.edges if named(e)], default=float("-inf")))
+    roles = dict(p.labels)
+    pattern = ev.acts(i).pattern
+    g = nx.MultiDiGraph()
+    down = head_node(firing.layer, firing.head, firing.d, firing.s)
+    add_node(g, down, roles, kind="head", layer=firing.layer, head=firing.head, dest=firing.d, src=firing.s,
+             attn_weight=firing.attention)
+    marked = set()
+    for e in firing.edges:
+        up = add_component(g, roles, e.component, e.at, pattern, downstream=(firing.layer, firing.head))
+        g.add_edge(up, down, side=e.side, weight=e.weight, svs=svs_text(e.svs))
+        if named(e):
+            marked.add((up, down, e.side))
+    def pos(t: int) -> str:
+        return roles.get(t) or repr(p.token_texts[t].strip()) if t < len(p.token_texts) else role_of(roles, t)
+
+    where = f"{firing.layer}.{firing.head} at {pos(firing.d)} -> {pos(firing.s)}"
+    what = (f"{body.upstream.text()} -> {body.downstream.text()}"
+            + (f" via {body.side}" if body.side else ""))
+    title = f"the edges into {where} on prompt {i}"
+    if getattr(body, "negated", False):
+        title += (f"; the claim says {what} is no edge, and it is one (outlined)" if marked
+                  else f"; the claim says {what} is no edge, and it is none")
+    else:
+        title += (f"; the claimed edge {what} outlined" if marked
+                  else f"; missing: {what} is not an edge of this firing")
+    view = trace_graph_view(g, list(p.token_texts), roles, ev.model.info.n_layers, title)
+    claimed = sorted(e["id"] for e in view.edges if (e["source"], e["target"], e["side"]) in marked)
+    missing = [] if marked or getattr(body, "negated", False) else [what]
+    return view.model_copy(update={"claimed_edges": claimed, "missing": missing})
+
+
 # the pictures a claim kind may name as its `picture` (claims/base.py): name -> drawer
 Drawer = Callable[[Any, A.Claim, Verdict, A.Spec], "GraphView | HeadGrid | None"]
 PICTURES: dict[str, Drawer] = {"combined-traces": _combined_traces, "declared-circuit": _declared_circuit,
-                               "head-scores": _head_scores}
+                               "head-scores": _head_scores, "firing-edges": _firing_edges}
 
 
 def collector(spec: A.Spec) -> tuple[dict[str, ClaimView], Callable[[Any, A.Claim, Verdict], None]]:
@@ -445,10 +604,11 @@ def collector(spec: A.Spec) -> tuple[dict[str, ClaimView], Callable[[Any, A.Clai
     from sadlang.errors import SadError
 
     views: dict[str, ClaimView] = {}
+    banks: dict[str, PatternBank] = {}
 
     def observe(ev: Any, claim: A.Claim, v: Verdict) -> None:
         try:
-            views[claim.name] = claim_view(ev, claim, v, spec)
+            views[claim.name] = claim_view(ev, claim, v, spec, banks)
         except SadError as exc:
             views[claim.name] = ClaimView(prompts=prompt_views(v.prompts, ev.prompts), note=f"no picture: {exc}")
         except Exception as exc:  # a drawing bug must not lose the verdicts: say so on the card

@@ -13,7 +13,7 @@ from typing import Any
 from sadlang.claims import kind_of
 from sadlang.decomp.activations import ForwardCounter
 from sadlang.errors import InternalError, SadError
-from sadlang.evidence.records import PromptEvidence
+from sadlang.evidence.records import Counterexample
 from sadlang.evidence.store import PromptSetEvidence, Workspace
 from sadlang.lang import ast as A
 from sadlang.language import parse_file
@@ -203,13 +203,13 @@ def report_of(plan: Plan, model: LoadedModel, verdicts: list[Verdict]) -> Report
 
 
 def search_claim(model: LoadedModel, plan: Plan, claim: A.Claim, prompt_set: str,
-                 limit: int) -> tuple[int, PromptEvidence | None]:
+                 limit: int) -> tuple[int, Counterexample | None]:
     """(prompts tried, counterexample or None) of the property search over the set's templates."""
     decl = plan.prompt_sets[prompt_set].decl
     return search(model, plan.spec, decl, claim, plan.options, plan.settings, limit)
 
 
-def with_search(v: Verdict, claim: A.Claim, tried: int, counter: PromptEvidence | None) -> Verdict:
+def with_search(v: Verdict, claim: A.Claim, tried: int, counter: Counterexample | None) -> Verdict:
     """The verdict with the search's outcome: a counterexample fails `all`/`forall` claims."""
     v.details["searched"] = tried
     if counter is not None:

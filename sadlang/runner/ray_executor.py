@@ -29,7 +29,7 @@ from typing import Any
 from sadlang.claims import kind_of
 from sadlang.decomp.activations import batches
 from sadlang.errors import SadError
-from sadlang.evidence.records import PromptEvidence
+from sadlang.evidence.records import Counterexample, PromptEvidence
 from sadlang.lang import ast as A
 from sadlang.models import LoadedModel
 from sadlang.plan.compile import Plan
@@ -153,11 +153,11 @@ class CheckWorker:
         v = check_claim(self.plan, self.model, self.stores, claim, pset, explore)
         return os.getpid(), time.perf_counter() - t0, v
 
-    def search(self, name: str, limit: int) -> tuple[int, float, tuple[int, PromptEvidence | None] | str]:
+    def search(self, name: str, limit: int) -> tuple[int, float, tuple[int, Counterexample | None] | str]:
         t0 = time.perf_counter()
         claim, pset = self.claims[name]
         try:
-            found: tuple[int, PromptEvidence | None] | str = search_claim(self.model, self.plan, claim, pset, limit)
+            found: tuple[int, Counterexample | None] | str = search_claim(self.model, self.plan, claim, pset, limit)
         except Exception as exc:
             found = failure_message(exc)
         return os.getpid(), time.perf_counter() - t0, found

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sadlang.claims import kind_of
-from sadlang.evidence.records import PromptEvidence
+from sadlang.evidence.records import Counterexample, PromptEvidence
 from sadlang.evidence.store import PromptSetEvidence
 from sadlang.lang import ast as A
 from sadlang.runner.shrink import Point, Space, shrink
@@ -39,7 +39,7 @@ def _drawn(model: LoadedModel, space: Space, n: int, seed: int) -> list[tuple[Po
 
 
 def search(model: LoadedModel, spec: A.Spec, decl: A.PromptSetDecl, claim: A.Claim, opts: TraceOptions,
-           config: Settings, limit: int) -> tuple[int, PromptEvidence | None]:
+           config: Settings, limit: int) -> tuple[int, Counterexample | None]:
     """Try up to `limit` drawn prompts in shared passes; on a failure, shrink it in shared passes
     (runner/shrink.py) to a minimal prompt. Returns (prompts tried, counterexample or None)."""
     kind = kind_of(claim.body)
@@ -61,9 +61,15 @@ def search(model: LoadedModel, spec: A.Spec, decl: A.PromptSetDecl, claim: A.Cla
         counter, prompt = start, prompts[start.index]
     else:
         prompt = space.build(model, point)
-    counter.detail = _with_tokens(model, prompt, counter.detail)
-    counter.index = 0
-    return len(prompts) + tried, counter
+    return len(prompts) + tried, counterexample(model, prompt, counter)
+
+
+def counterexample(model: LoadedModel, prompt: BuiltPrompt, failed: PromptEvidence) -> Counterexample:
+    """The failing prompt's evidence with its tokens and roles (its index: 0, it is in no set)."""
+    return Counterexample(**{**failed.model_dump(), "index": 0,
+                             "detail": _with_tokens(model, prompt, failed.detail)},
+                          tokens=list(prompt.token_texts), token_ids=list(prompt.tokens), labels=dict(prompt.labels),
+                          roles={k: list(v) for k, v in prompt.roles.items()}, template=prompt.template)
 
 
 def _with_tokens(model: LoadedModel, prompt: BuiltPrompt, detail: str) -> str:

@@ -6,10 +6,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from sadlang.evidence.records import PromptEvidence
+from sadlang.evidence.records import Counterexample, PromptEvidence
 from sadlang.stats.intervals import Interval
 
-__all__ = ["STATUSES", "Interval", "PromptEvidence", "Report", "Status", "Verdict"]
+__all__ = ["STATUSES", "Counterexample", "Interval", "PromptEvidence", "Report", "Status", "Verdict"]
 
 # inconclusive: the interval of the measured value straddles the claimed bound, so the data
 # cannot decide the claim at the spec's confidence (more prompts, or `sample N up to M`, may)
@@ -30,7 +30,7 @@ class Verdict(BaseModel):
     confidence: float | None = None   # the spec's confidence (per look under `up to`); None: point verdicts
     n_prompts: int = 0              # the prompts the verdict used
     prompts: list[PromptEvidence] = Field(default_factory=list)
-    counterexample: PromptEvidence | None = None
+    counterexample: Counterexample | None = None
     details: dict[str, Any] = Field(default_factory=dict)
 
     @property

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import networkx as nx
 
@@ -62,6 +63,22 @@ def add_node(g: nx.MultiDiGraph, nid: str, roles: dict[int, str], *, kind: str, 
     g.add_node(nid, kind=kind, layer=layer, head=head, dest=dest, src=src,
                dest_role=role_of(roles, dest), src_role=role_of(roles, src),
                attn_weight=attn_weight, label=nid)
+
+
+def add_component(g: nx.MultiDiGraph, roles: dict[int, str], comp: Component, at: int, pattern: Any,
+                  downstream: tuple[int, int] | None = None) -> str:
+    """Add the node of `comp` writing at position `at` (a head: its firing at -> its source, with
+    its attention weight from `pattern` (L, H, n, n)); returns the node's id. `downstream`: the
+    head whose own bias an `offset` component is."""
+    nid = node_id(comp, at, downstream=downstream)
+    if comp.kind == "head":
+        cl, ch, cs = comp.head_src
+        add_node(g, nid, roles, kind="head", layer=cl, head=ch, dest=at, src=cs,
+                 attn_weight=float(pattern[cl, ch, at, cs]))
+    else:
+        add_node(g, nid, roles, kind=comp.kind, layer=comp.layer if comp.kind in ("mlp", "bias") else -1,
+                 dest=at, src=at)
+    return nid
 
 
 def role_key(g: nx.MultiDiGraph, nid: str) -> str:

@@ -13,7 +13,7 @@ from sadlang.decomp.forms_cache import get_forms
 from sadlang.decomp.prompt import PromptDecomposition
 from sadlang.models.loader import LoadedModel
 from sadlang.trace.firing import Firing
-from sadlang.trace.graph import add_node, head_node, node_id, svs_text
+from sadlang.trace.graph import add_component, add_node, head_node, svs_text
 from sadlang.trace.methods import decompose, get_method
 from sadlang.trace.options import TraceOptions
 from sadlang.trace.seeds import Seed, direction, find_seeds
@@ -91,32 +91,18 @@ def trace_prompt(model: LoadedModel, acts: PromptActivations, answer: int, again
         down = head_node(layer, head, d, s)
         for e in f.edges:
             c = e.component
-            up = node_id(c, e.at, downstream=(layer, head))
-            if c.kind == "head":
-                cl, ch, cs = c.head_src
-                add_node(g, up, roles, kind="head", layer=cl, head=ch, dest=e.at, src=cs,
-                         attn_weight=float(acts.pattern[cl, ch, e.at, cs]))
-            else:
-                add_node(g, up, roles, kind=c.kind, layer=c.layer if c.kind in ("mlp", "bias") else -1,
-                         dest=e.at, src=e.at)
+            up = add_component(g, roles, c, e.at, acts.pattern, downstream=(layer, head))
             attrs: dict[str, object] = {"side": e.side, "weight": e.weight, "svs": svs_text(e.svs)}
             if opts.signals:
                 from sadlang.intervene.signals import edge_signal
                 attrs["signal"] = edge_signal(dec, layer, head, c, e.side, e.at, e.svs).tolist()
             g.add_edge(up, down, **attrs)
             if c.kind == "head":
+                cl, ch, cs = c.head_src
                 visit(cl, ch, e.at, cs)
 
     for seed in seeds:
-        c = seed.component
-        up = node_id(c, end)
-        if c.kind == "head":
-            cl, ch, cs = c.head_src
-            add_node(g, up, roles, kind="head", layer=cl, head=ch, dest=end, src=cs,
-                     attn_weight=float(acts.pattern[cl, ch, end, cs]))
-        else:
-            add_node(g, up, roles, kind=c.kind, layer=c.layer if c.kind in ("mlp", "bias") else -1,
-                     dest=end, src=end)
+        up = add_component(g, roles, seed.component, end, acts.pattern)
         g.add_edge(up, root, side="seed", weight=seed.weight, svs="[]")
     for seed in seeds:
         c = seed.component

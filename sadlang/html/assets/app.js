@@ -8,7 +8,7 @@
                      all: "#9467bd", node: "#bbbbbb"};
   var KIND_COLOUR = {head: "#fff3b0", root: "#c7e9c0", mlp: "#dadaeb", embed: "#e0e0e0",
                      bias: "#e0e0e0", offset: "#fde0dd"};
-  var state = {graphs: {}, rendered: {}};
+  var state = {graphs: {}, rendered: {}, banks: {}};
   window.sadlang = state;
 
   function el(tag, attrs, children) {
@@ -190,14 +190,22 @@
     var d = readBlock("sad-card-" + c.card) || {};
     var box = card.querySelector(".detail");
     if (c.counterexample) {
-      box.appendChild(el("h4", {text: "counterexample"}));
-      var cx = d.counterexample_tokens && d.counterexample_tokens.length ? tokenLine(d.counterexample_tokens, {})
-        : el("span", {text: c.counterexample.text});
+      box.appendChild(el("h4", {text: "counterexample (roles marked)"}));
+      var cx = d.counterexample_tokens && d.counterexample_tokens.length
+        ? tokenLine(d.counterexample_tokens, d.counterexample_labels || {}) : el("span", {text: c.counterexample.text});
       box.appendChild(el("div", {cls: "counterexample"}, [cx, el("div", {cls: "why", text: c.counterexample.detail})]));
+      if (d.counterexample_heatmaps && d.counterexample_heatmaps.length) {
+        renderHeatmaps(box, d.counterexample_heatmaps, "attention of the heads this claim names on the counterexample",
+                       "counterexample-heatmaps");
+      }
     }
     if (d.graph) { renderGraph(box, d.graph, c.card, !userOpened); }
     if (d.head_grid) { renderHeadGrid(box, d.head_grid); }
-    if (d.heatmaps && d.heatmaps.length) { renderHeatmaps(box, d.heatmaps, d.heatmap_title); }
+    if (d.heatmaps && d.heatmaps.length) {
+      renderHeatmaps(box, d.heatmaps, (d.heatmap_title || "attention of the heads this claim names") +
+                     " (prompt " + d.heatmaps[0].prompt + ")");
+    }
+    if ((d.bank !== null && d.bank !== undefined) || (d.bank_extra && d.bank_extra.length)) { renderPicker(box, d); }
     renderDetails(box, d.details);
     renderPrompts(box, d.prompts || []);
     if (d.note) { box.appendChild(el("p", {cls: "note", text: d.note})); }
@@ -229,58 +237,118 @@
   }
 
   /* ---------- heatmaps */
-  function renderHeatmaps(box, maps, title) {
-    box.appendChild(el("h4", {text: (title || "attention of the heads this claim names") + " (prompt " + maps[0].prompt + ")"}));
-    var row = el("div", {cls: "heatmaps"});
-    maps.forEach(function (m) {
-      var n = m.tokens.length, cell = 14, pad = 90;
-      var canvas = el("canvas", {width: String(pad + n * cell + 4), height: String(pad + n * cell + 4),
-                                 "data-head": m.head, "data-n": String(n), role: "img",
-                                 "aria-label": "attention of head " + m.head + " on prompt " + m.prompt +
-                                   ": rows are destinations, columns keys"});
-      var ctx = canvas.getContext("2d");
-      ctx.font = "10px sans-serif";
+  function heatFigure(m) {
+    /* one head's attention on one prompt: weights[d][s], rows destinations, columns keys; the
+       claim's cells outlined in red; hover reads a cell out (≈ for the bank's byte-quantized weights) */
+    var n = m.tokens.length, cell = 14, pad = 90;
+    var canvas = el("canvas", {width: String(pad + n * cell + 4), height: String(pad + n * cell + 4),
+                               "data-head": m.head, "data-n": String(n), "data-prompt": String(m.prompt), role: "img",
+                               "aria-label": "attention of head " + m.head + " on " + promptName(m.prompt) +
+                                 ": rows are destinations, columns keys"});
+    var ctx = canvas.getContext("2d");
+    ctx.font = "10px sans-serif";
+    ctx.fillStyle = "#333";
+    for (var d = 0; d < n; d++) {
+      ctx.textAlign = "right";
+      ctx.fillText(shown(m.tokens[d]).slice(0, 12), pad - 4, pad + d * cell + 10);
+      for (var s = 0; s < n; s++) {
+        var w = m.weights[d][s];
+        ctx.fillStyle = s > d ? "#f4f4f4" : "rgba(8, 48, 107," + Math.max(0, Math.min(1, w)) + ")";
+        ctx.fillRect(pad + s * cell, pad + d * cell, cell - 1, cell - 1);
+      }
       ctx.fillStyle = "#333";
-      for (var d = 0; d < n; d++) {
-        ctx.textAlign = "right";
-        ctx.fillText(shown(m.tokens[d]).slice(0, 12), pad - 4, pad + d * cell + 10);
-        for (var s = 0; s < n; s++) {
-          var w = m.weights[d][s];
-          ctx.fillStyle = s > d ? "#f4f4f4" : "rgba(8, 48, 107," + Math.max(0, Math.min(1, w)) + ")";
-          ctx.fillRect(pad + s * cell, pad + d * cell, cell - 1, cell - 1);
-        }
-        ctx.fillStyle = "#333";
-      }
-      for (var k = 0; k < n; k++) {
-        ctx.save();
-        ctx.translate(pad + k * cell + 10, pad - 4);
-        ctx.rotate(-Math.PI / 3);
-        ctx.textAlign = "left";
-        ctx.fillText(shown(m.tokens[k]).slice(0, 12), 0, 0);
-        ctx.restore();
-      }
-      (m.marked || []).forEach(function (c) {      // the cell the claim names
-        ctx.strokeStyle = "#d62728"; ctx.lineWidth = 2;
-        ctx.strokeRect(pad + c[1] * cell - 1, pad + c[0] * cell - 1, cell + 1, cell + 1);
-      });
-      canvas.title = "head " + m.head + ": rows are destinations, columns keys";
-      var readout = el("div", {cls: "heat-value", text: "hover a cell for its weight"});
-      canvas.addEventListener("mousemove", function (evt) {
-        var r = canvas.getBoundingClientRect();
-        var s = Math.floor((evt.clientX - r.left - pad) / cell), d = Math.floor((evt.clientY - r.top - pad) / cell);
-        if (d >= 0 && d < n && s >= 0 && s <= d) {
-          readout.textContent = shown(m.tokens[d]) + " (" + d + ") → " + shown(m.tokens[s]) + " (" + s + "): " +
-            fmt(m.weights[d][s]);
-          readout.setAttribute("data-cell", d + "," + s);
-        }
-      });
-      var caption = "head " + m.head + ((m.marked || []).length ? "; the claimed cell outlined in red" : "");
-      row.appendChild(el("figure", {}, [canvas, el("figcaption", {text: caption}), readout]));
+    }
+    for (var k = 0; k < n; k++) {
+      ctx.save();
+      ctx.translate(pad + k * cell + 10, pad - 4);
+      ctx.rotate(-Math.PI / 3);
+      ctx.textAlign = "left";
+      ctx.fillText(shown(m.tokens[k]).slice(0, 12), 0, 0);
+      ctx.restore();
+    }
+    (m.marked || []).forEach(function (c) {      // the cell the claim names
+      ctx.strokeStyle = "#d62728"; ctx.lineWidth = 2;
+      ctx.strokeRect(pad + c[1] * cell - 1, pad + c[0] * cell - 1, cell + 1, cell + 1);
     });
-    var scale = el("div", {cls: "heat-scale", "aria-label": "colour scale: attention weight 0 (white) to 1 (dark blue)"},
-                   [el("span", {text: "0"}), el("i"), el("span", {text: "1 (attention weight)"})]);
-    box.appendChild(row);
-    box.appendChild(scale);
+    canvas.title = "head " + m.head + ": rows are destinations, columns keys";
+    var readout = el("div", {cls: "heat-value", text: "hover a cell for its weight"});
+    canvas.addEventListener("mousemove", function (evt) {
+      var r = canvas.getBoundingClientRect();
+      var s = Math.floor((evt.clientX - r.left - pad) / cell), d = Math.floor((evt.clientY - r.top - pad) / cell);
+      if (d >= 0 && d < n && s >= 0 && s <= d) {
+        readout.textContent = shown(m.tokens[d]) + " (" + d + ") → " + shown(m.tokens[s]) + " (" + s + "): " +
+          (m.approx ? "≈ " : "") + fmt(m.weights[d][s]);
+        readout.setAttribute("data-cell", d + "," + s);
+      }
+    });
+    var caption = "head " + m.head + ((m.marked || []).length ? "; the claimed cell outlined in red" : "");
+    return el("figure", {}, [canvas, el("figcaption", {text: caption}), readout]);
+  }
+
+  function promptName(key) { return key === "counterexample" ? "the counterexample" : "prompt " + key; }
+
+  function heatScale() {
+    return el("div", {cls: "heat-scale", "aria-label": "colour scale: attention weight 0 (white) to 1 (dark blue)"},
+              [el("span", {text: "0"}), el("i"), el("span", {text: "1 (attention weight)"})]);
+  }
+
+  function renderHeatmaps(box, maps, title, cls) {
+    box.appendChild(el("h4", {text: title}));
+    box.appendChild(el("div", {cls: "heatmaps" + (cls ? " " + cls : "")}, maps.map(heatFigure)));
+    box.appendChild(heatScale());
+  }
+
+  /* ---------- any head on any prompt of the bank (sadlang/html/patterns.py) */
+  function bankWeights(b, bank, layer, head) {
+    var raw = atob(b.weights), n = b.tokens.length, t = n * (n + 1) / 2, base = (layer * bank.n_heads + head) * t;
+    var out = [];
+    for (var d = 0; d < n; d++) {
+      var row = [];
+      for (var s = 0; s < n; s++) { row.push(s > d ? 0 : raw.charCodeAt(base + d * (d + 1) / 2 + s) / 255); }
+      out.push(row);
+    }
+    return out;
+  }
+
+  function renderPicker(box, d) {
+    var shared = null;
+    if (d.bank !== null && d.bank !== undefined) {      // parsed once, shared by the set's cards
+      shared = state.banks[d.bank] || (state.banks[d.bank] = readBlock("sad-bank-" + d.bank));
+    }
+    var entries = (d.bank_extra || []).concat(shared ? shared.prompts : []);
+    var bank = {n_layers: d.bank_shape[0], n_heads: d.bank_shape[1]};
+    if (!entries.length) { return; }
+    var pick = (d.pick || ["0.0", entries[0].key]), parts = pick[0].split(".");
+    var layer = el("input", {type: "number", cls: "pick-layer", min: "0", max: String(bank.n_layers - 1),
+                             value: parts[0], "aria-label": "layer"});
+    var head = el("input", {type: "number", cls: "pick-head", min: "0", max: String(bank.n_heads - 1),
+                            value: parts[1], "aria-label": "head"});
+    var prompt = el("select", {cls: "pick-prompt", "aria-label": "prompt"}, entries.map(function (b) {
+      return el("option", {value: b.key, text: b.label.length > 70 ? b.label.slice(0, 69) + "…" : b.label});
+    }));
+    prompt.value = entries.some(function (b) { return b.key === pick[1]; }) ? pick[1] : entries[0].key;
+    var show = el("button", {type: "button", cls: "pick-show", text: "draw"});
+    var out = el("div", {cls: "heatmaps picked"});
+    var note = el("span", {cls: "pick-note"});
+    function draw() {
+      var l = parseInt(layer.value, 10), h = parseInt(head.value, 10);
+      var b = entries.filter(function (e) { return e.key === prompt.value; })[0];
+      out.textContent = "";
+      if (!(l >= 0 && l < bank.n_layers && h >= 0 && h < bank.n_heads)) {
+        note.textContent = "layers are 0–" + (bank.n_layers - 1) + ", heads 0–" + (bank.n_heads - 1);
+        return;
+      }
+      note.textContent = "";
+      out.appendChild(heatFigure({head: l + "." + h, prompt: b.key, tokens: b.tokens, approx: true,
+                                  weights: bankWeights(b, bank, l, h), marked: (d.bank_cells || {})[b.key] || []}));
+    }
+    show.addEventListener("click", draw);
+    [layer, head, prompt].forEach(function (x) { x.addEventListener("change", draw); });
+    box.appendChild(el("h4", {text: "any head on any of these prompts"}));
+    box.appendChild(el("div", {cls: "heat-picker"}, [document.createTextNode("head "), layer,
+      document.createTextNode("."), head, document.createTextNode(" on "), prompt, show, note]));
+    box.appendChild(out);
+    if (!(d.heatmaps || []).length && !(d.counterexample_heatmaps || []).length) { draw(); }   // else on demand
   }
 
   /* ---------- circuit viewer
@@ -350,9 +418,11 @@
     box.appendChild(el("div", {cls: "graph-controls"}, controls));
     box.appendChild(el("div", {cls: "graph-wrap"}, [holder, el("aside", {}, [legend, info])]));
     box.appendChild(el("details", {cls: "edge-list-box"}, [el("summary", {text: "drawn edges (keyboard: Tab to an edge, Enter selects it)"}), list]));
-    var claimed = {}, extra = {};
+    var claimed = {}, extra = {}, claimedEdge = {}, extraEdge = {};
     (g.claimed || []).forEach(function (id) { claimed[id] = true; });
     (g.extra || []).forEach(function (id) { extra[id] = true; });
+    (g.claimed_edges || []).forEach(function (id) { claimedEdge[id] = true; });
+    (g.extra_edges || []).forEach(function (id) { extraEdge[id] = true; });
     var cy = cytoscape({
       container: holder, elements: [], layout: {name: "preset"}, minZoom: 0.05, maxZoom: 4,
       style: [
@@ -368,6 +438,10 @@
           "line-style": function (e) { return SIDE_DASH[e.data("side")] || "solid"; },
           "target-arrow-color": function (e) { return SIDE_COLOUR[e.data("side")] || "#000"; },
           "width": function (e) { return 1 + 5 * Math.abs(e.data("weight")) / wmax; }}},
+        {selector: "edge.claimed", style: {"opacity": 1, "underlay-color": "#1b5e20", "underlay-opacity": 0.35,
+          "underlay-padding": 5}},
+        {selector: "edge.extra", style: {"opacity": 1, "underlay-color": "#b34700", "underlay-opacity": 0.35,
+          "underlay-padding": 5}},
         {selector: ".faded", style: {"opacity": 0.12}},
         {selector: ".path", style: {"opacity": 1, "border-width": 3, "border-color": "#000"}},
         {selector: "node:selected", style: {"border-width": 4, "border-color": "#000", "overlay-color": "#000",
@@ -385,11 +459,16 @@
       var keepNode = function (id) {
         var n = nodeById[id]; return n && !(n.frequency !== undefined && n.frequency < fmin);
       };
-      var edges = [];
+      var edges = [], marked = g.edges.filter(function (e) {   // what the claim names is drawn first
+        return (claimedEdge[e.id] || extraEdge[e.id]) && keepNode(e.source) && keepNode(e.target);
+      });
       for (var i = 0; i < edgesByWeight.length && edges.length < k; i++) {
         var e = edgesByWeight[i];
-        if (Math.abs(e.weight) >= wmin && keepNode(e.source) && keepNode(e.target)) { edges.push(e); }
+        if (Math.abs(e.weight) >= wmin && keepNode(e.source) && keepNode(e.target) && marked.indexOf(e) < 0) {
+          edges.push(e);
+        }
       }
+      edges = marked.concat(edges);
       var ids = {};
       edges.forEach(function (e) { ids[e.source] = true; ids[e.target] = true; });
       g.nodes.forEach(function (n) {           // the logit root, and every node of an edgeless view
@@ -460,7 +539,9 @@
         cy.add(w.nodes.map(function (n) {
           return {group: "nodes", data: n, position: placed.pos[n.id],
                   classes: claimed[n.id] ? "claimed" : (extra[n.id] ? "extra" : "")};
-        }).concat(placed.axes).concat(w.edges.map(function (e) { return {group: "edges", data: e}; })));
+        }).concat(placed.axes).concat(w.edges.map(function (e) {
+          return {group: "edges", data: e, classes: claimedEdge[e.id] ? "claimed" : (extraEdge[e.id] ? "extra" : "")};
+        })));
       });
       view();
       count.textContent = w.edges.length + " of " + g.edges.length + " edges shown (the strongest " +
