@@ -348,6 +348,7 @@
     box.appendChild(el("div", {cls: "heat-picker"}, [document.createTextNode("head "), layer,
       document.createTextNode("."), head, document.createTextNode(" on "), prompt, show, note]));
     box.appendChild(out);
+    box.appendChild(heatScale());
     if (!(d.heatmaps || []).length && !(d.counterexample_heatmaps || []).length) { draw(); }   // else on demand
   }
 
