@@ -269,10 +269,12 @@ def test_value_shares_decompose_each_head_output_exactly(tiny):
     for acts in _acts(tiny):
         vo = value_outputs(acts, W)
         L, H, n = tiny.info.n_layers, tiny.info.n_heads, acts.n
+        with torch.no_grad():                   # the hooked attention output, read apart
+            _, cache = tiny.bridge.run_with_cache(acts.tokens[None], names_filter=lambda k: k.endswith("hook_attn_out"))
         for layer in range(L):
             for d in range(n):
                 heads = torch.stack([head_output(acts, W, vo, layer, h, d) for h in range(H)])
-                want = acts.attn_out[layer, d]
+                want = cache[f"blocks.{layer}.hook_attn_out"][0, d]
                 assert torch.allclose(heads.sum(0) + W.b_O[layer], want, atol=1e-4 * max(1.0, float(want.abs().max())))
         layer, d = L - 1, n - 1
         comps = residual_components(acts, W, layer)                      # (C - 1, n, D)

@@ -7,6 +7,7 @@ import torch
 
 from sadlang.decomp import prompt as P
 from sadlang.decomp.activations import run_batch
+from sadlang.decomp.budget import ByteBudget
 from sadlang.trace.tracer import decomposition
 
 
@@ -23,7 +24,7 @@ def test_the_memo_budget_evicts_across_decompositions_and_recomputes_identically
     first, second = (decomposition(tiny_llama, a) for a in run_batch(tiny_llama, [tokens, tokens]))
     one = first.a(3, 0)
     size = one.numel() * one.element_size()
-    budget = P.MemoBudget(3 * size, keep=1)
+    budget = ByteBudget(3 * size, keep=1)
     monkeypatch.setattr(P, "MEMO", budget)
     first._cache.clear()
     kept = {h: first.a(3, h).clone() for h in range(4)}        # the 4th evicts the 1st
@@ -39,7 +40,7 @@ def test_the_memo_budget_evicts_across_decompositions_and_recomputes_identically
 def test_the_newest_tables_stay_past_the_limit(tiny_llama, monkeypatch):
     tokens = tiny_llama.to_tokens("When Mary and John went to the store")
     dec = decomposition(tiny_llama, run_batch(tiny_llama, [tokens])[0])
-    budget = P.MemoBudget(0, keep=2)
+    budget = ByteBudget(0, keep=2)
     monkeypatch.setattr(P, "MEMO", budget)
     dec._cache.clear()
     for h in range(4):
@@ -49,7 +50,7 @@ def test_the_newest_tables_stay_past_the_limit(tiny_llama, monkeypatch):
 
 def test_a_dead_decompositions_tables_leave_the_budget(tiny_llama, monkeypatch):
     tokens = tiny_llama.to_tokens("When Mary and John went to the store")
-    budget = P.MemoBudget(2**30, keep=1)
+    budget = ByteBudget(2**30, keep=1)
     monkeypatch.setattr(P, "MEMO", budget)
     dec = decomposition(tiny_llama, run_batch(tiny_llama, [tokens])[0])
     dec.a(2, 0)

@@ -309,7 +309,7 @@ def run_rows(ev: PromptSetEvidence, rows: list[Row], values: list[torch.Tensor],
     clean_z: dict[int, torch.Tensor] = {}            # prompt -> (L, n, H, r) its clean head outputs
     out = torch.empty(len(rows), model.bridge.cfg.d_vocab, device=model.device)
     for layer, chunk in plan:
-        tokens = torch.stack([ev.acts(rows[k].prompt).tokens for k in chunk])
+        tokens = ev.token_ids([rows[k].prompt for k in chunk])
         hooks, wired = _ablation_hooks(model, rows, chunk, ev, values, mlp_values)
         resume = None
         if layer > 0:
@@ -337,7 +337,7 @@ def run_rows(ev: PromptSetEvidence, rows: list[Row], values: list[torch.Tensor],
                 mlp_writes[k] = {lay: d[i] for lay, d in wired.mlp_delta.items() if lay < max(taps[k])}
     for k, s in enumerate(starts):                   # rows equal to their base everywhere
         if s.layer == L:
-            out[k] = ev.acts(rows[k].prompt).logits_end if s.base is None else out[s.base]
+            out[k] = ev.logits_end(rows[k].prompt) if s.base is None else out[s.base]
     return out
 
 

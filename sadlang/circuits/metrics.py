@@ -84,7 +84,7 @@ class CircuitLab:
         return get_ablation(self.kind).describe(self.ev, self.source)
 
     def clean(self) -> list[float]:
-        return [score(self.metric, self.ev.acts(i).logits_end, self.ev.acts(i).logits_end, p.answer, p.against)
+        return [score(self.metric, self.ev.logits_end(i), self.ev.logits_end(i), p.answer, p.against)
                 for i, p in enumerate(self.ev.prompts)]
 
     def run(self, variants: list[Variant]) -> list[list[float]]:
@@ -124,7 +124,7 @@ class CircuitLab:
         out = [[0.0] * len(self.ev) for _ in range(n_variants)]
         for k, (v, i) in enumerate(where):
             p = self.ev.prompts[i]
-            out[v][i] = score(self.metric, logits[k], self.ev.acts(i).logits_end, p.answer, p.against)
+            out[v][i] = score(self.metric, logits[k], self.ev.logits_end(i), p.answer, p.against)
         return out
 
 

@@ -72,7 +72,7 @@ def patched_logits(ev: PromptSetEvidence, cf: PromptSetEvidence, sender: tuple[i
             delta = torch.zeros(len(chunk), model.info.n_heads, n, n, device=model.device)
             for j, i in enumerate(chunk):
                 delta[j, hr] = score_delta(model, ev.acts(i), cf.acts(i), sender, receiver, side)
-            tokens = torch.stack([ev.acts(i).tokens for i in chunk])
+            tokens = ev.token_ids(chunk)
 
             def add(scores: torch.Tensor, hook: Any, delta: torch.Tensor = delta) -> torch.Tensor:
                 return scores + delta.to(scores.dtype)

@@ -27,7 +27,6 @@ class PromptActivations:
     pattern:     (L, H, n, n)  attention weights
     scores:      (L, H, n, n)  hooked attention scores (after scaling and soft-cap)
     v:           (L, n, K, r)  value vectors (value bias folded into b_O)
-    attn_out:    (L, n, D)
     mlp_out:     (L, n, D)
     resid_pre:   (L, n, D)     for checks and signal alignment
     normalized:  (L, n, D)     blocks.l.ln1.hook_normalized
@@ -46,7 +45,6 @@ class PromptActivations:
     pattern: torch.Tensor
     scores: torch.Tensor
     v: torch.Tensor
-    attn_out: torch.Tensor
     mlp_out: torch.Tensor
     resid_pre: torch.Tensor
     normalized: torch.Tensor
@@ -99,7 +97,7 @@ class PromptActivations:
 
 
 _NEEDED = ("hook_resid_pre", "ln1.hook_scale", "ln1.hook_normalized", "attn.hook_pattern",
-           "attn.hook_attn_scores", "attn.hook_v", "hook_attn_out", "hook_mlp_out",
+           "attn.hook_attn_scores", "attn.hook_v", "hook_mlp_out",
            "attn.hook_cos", "attn.hook_sin", "ln_final.hook_scale", "ln_final.hook_normalized",
            "ln1_post.hook_scale", "attn.q_norm.hook_scale", "attn.k_norm.hook_scale")
 
@@ -141,14 +139,27 @@ def run_batch(model: LoadedModel, batch: list[list[int]]) -> list[PromptActivati
     tokens = torch.tensor(batch, dtype=torch.long, device=model.device)
     with torch.no_grad(), ForwardCounter.counting():
         logits, cache = model.bridge.run_with_cache(tokens, names_filter=_names_filter)
+    # the last position's logits on their own: a view of `logits` would keep every position's
+    # (n x V per prompt, 3 MB on the bundled model at 16 tokens) alive with the activations
+    logits_end = logits[:, -1].float().clone()
+    del logits
+    held = cache.cache_dict if hasattr(cache, "cache_dict") else None
+
     def stack(key: str) -> torch.Tensor:
-        return torch.stack([cache[f"blocks.{l}.{key}"] for l in range(L)], dim=1).float()
+        """(b, L, ...) of one hook over the layers. The hooked tensors are let go as they are
+        stacked (with any alias of them), so a batch's activations are never held twice over."""
+        parts = [cache[f"blocks.{l}.{key}"] for l in range(L)]
+        out = torch.stack(parts, dim=1).float()
+        if held is not None:
+            taken = {id(t) for t in parts}
+            for name in [k for k, t in held.items() if id(t) in taken]:
+                del held[name]
+        return out
     resid = stack("hook_resid_pre")                      # (b, L, n, D)
     ln_scale = _scale(stack("ln1.hook_scale"))            # (b, L, n)
     pattern = stack("attn.hook_pattern")                  # (b, L, H, n, n)
     scores = stack("attn.hook_attn_scores")
     v = stack("attn.hook_v")                              # (b, L, n, K, r)
-    attn_out = stack("hook_attn_out")
     mlp_out = stack("hook_mlp_out")
     normalized = stack("ln1.hook_normalized")
     post = _scale(stack("ln1_post.hook_scale")) if model.weights.post_norm else None   # (b, L, n)
@@ -168,9 +179,6 @@ def run_batch(model: LoadedModel, batch: list[list[int]]) -> list[PromptActivati
     has_rope = "blocks.0.attn.hook_cos" in cache.cache_dict if hasattr(cache, "cache_dict") else False
     cos_all = cache["blocks.0.attn.hook_cos"].float() if has_rope else None
     sin_all = cache["blocks.0.attn.hook_sin"].float() if has_rope else None
-    # the last position's logits on their own: a view of `logits` would keep every position's
-    # (n x V per prompt, 3 MB on the bundled model at 16 tokens) alive with the activations
-    logits_end = logits[:, -1].float().clone()
     out = []
     for i in range(len(batch)):
         cos = sin = None
@@ -182,7 +190,7 @@ def run_batch(model: LoadedModel, batch: list[list[int]]) -> list[PromptActivati
         out.append(PromptActivations(
             tokens=tokens[i], embed=resid[i, 0], ln_scale=ln_scale[i],
             final_scale=final_scale[i], final_normalized=final_norm[i], pattern=pattern[i],
-            scores=scores[i], v=v[i], attn_out=attn_out[i], mlp_out=mlp_out[i],
+            scores=scores[i], v=v[i], mlp_out=mlp_out[i],
             resid_pre=resid[i], normalized=normalized[i], cos=cos, sin=sin,
             logits_end=logits_end[i], post_scale=None if post is None else post[i],
             q_scale=None if q_scale is None else q_scale[i], k_scale=None if k_scale is None else k_scale[i],

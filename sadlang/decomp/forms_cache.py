@@ -2,7 +2,8 @@
 
 A missing, partial, corrupt or out-of-version file is a cache miss with a warning. "Corrupt"
 includes bytes changed in place with sizes and shapes intact: the file carries the sha256 of its
-tensors, checked on every read (~0.2 s for the bundled model's 100 MB of forms).
+tensors, checked on every read from the file itself (~0.2 s for the bundled model's 168 MB of
+forms); the tensors are then mapped, not read, so the bulk of them never takes memory.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from sadlang.decomp.forms import FORMS_VERSION, HeadForms, compute_forms
 from sadlang.models.cache_dir import cache_root
@@ -34,36 +35,84 @@ def digest(tensors: dict[str, torch.Tensor]) -> str:
     for key in sorted(tensors):
         t = tensors[key].detach().to("cpu").contiguous()
         h.update(f"{key}{tuple(t.shape)}{t.dtype}".encode())
-        h.update(t.numpy().tobytes())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().data)     # no copy of the bytes
     return h.hexdigest()
 
 
+_DTYPES = {"F32": torch.float32, "F64": torch.float64, "F16": torch.float16, "BF16": torch.bfloat16}
+
+
+def _header(path: Path) -> tuple[dict, int]:
+    """The safetensors header (name -> dtype, shape, data_offsets; `__metadata__`) and where the
+    data starts."""
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        return json.loads(f.read(n)), 8 + n
+
+
+def _file_digest(path: Path, header: dict, start: int) -> str:
+    """`digest` of the file's tensors, read from the file in chunks (through the page cache, not
+    into the process: the mapped tensors stay unread until a claim reads them)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for key in sorted(k for k in header if k != "__metadata__"):
+            info = header[key]
+            h.update(f"{key}{tuple(info['shape'])}{_DTYPES[info['dtype']]}".encode())
+            begin, end = info["data_offsets"]
+            f.seek(start + begin)
+            left = end - begin
+            while left > 0:
+                chunk = f.read(min(left, 8 * 2**20))
+                if not chunk:
+                    raise ValueError(f"{key} is cut short")
+                h.update(chunk)
+                left -= len(chunk)
+    return h.hexdigest()
+
+
+def _mapped(path: Path, header: dict, start: int) -> dict[str, torch.Tensor]:
+    """The file's tensors as views of one private mapping of it: a page is read (and counts in
+    memory) only when a tensor on it is; writes would stay in memory, never reach the file."""
+    buffer = torch.from_file(str(path), shared=False, size=path.stat().st_size, dtype=torch.uint8)
+    out = {}
+    for key, info in header.items():
+        if key == "__metadata__":
+            continue
+        begin, end = info["data_offsets"]
+        out[key] = buffer[start + begin:start + end].view(_DTYPES[info["dtype"]]).reshape(info["shape"])
+    return out
+
+
 def load_cached(path: Path, weights: ModelWeights) -> HeadForms | None:
+    """The cached forms, mapped from the file (U, V and the pseudo-inverses are 95% of the bytes
+    and are read for the few heads that interventions touch), or None on any doubt."""
     if not path.is_file():
         return None
     try:
-        tensors = load_file(str(path))
-        from safetensors import safe_open
-        with safe_open(str(path), "pt") as f:
-            meta = f.metadata() or {}
+        header, start = _header(path)
+        meta = header.get("__metadata__") or {}
         L, H, r, D = weights.n_layers, weights.n_heads, weights.d_head, weights.d_model
         expected = {"U": (L, H, D, r), "S": (L, H, r), "V": (L, H, D, r), "Gq": (L, H, r, r),
                     "Gk": (L, H, r, r), "WQ_pinv": (L, H, r, D), "WK_pinv": (L, H, r, D)}
         for key, shape in expected.items():
-            if tuple(tensors[key].shape) != shape or not torch.isfinite(tensors[key]).all():
-                raise ValueError(f"{key} has shape {tuple(tensors[key].shape)}")
+            if key not in header or tuple(header[key]["shape"]) != shape or header[key]["dtype"] != "F32":
+                raise ValueError(f"{key} has shape {header.get(key, {}).get('shape')}")
         if meta.get("version") != FORMS_VERSION:
             raise ValueError("version mismatch")
-        if meta.get("sha256") != digest(tensors):
+        if meta.get("sha256") != _file_digest(path, header, start):
             raise ValueError("content does not match its recorded sha256" if meta.get("sha256")
                              else "no content digest (written by an older sadlang)")
+        tensors = _mapped(path, header, start)
+        if not all(bool(torch.isfinite(tensors[k]).all()) for k in ("S", "Gq", "Gk")):
+            raise ValueError("non-finite singular values or coordinate maps")
         fallback = [tuple(x) for x in json.loads(meta.get("fallback", "[]"))]
         deficient = [tuple(x) for x in json.loads(meta.get("rank_deficient", "[]"))]
     except Exception as exc:  # any unreadable file is a miss, never a crash
         log.warning("ignoring unreadable forms cache %s (%s); recomputing", path, exc)
         return None
     dev = weights.W_Q.device
-    return HeadForms(**{k: v.to(dev) for k, v in tensors.items()}, fallback_heads=fallback, rank_deficient=deficient)
+    return HeadForms(**{k: v.to(dev) for k, v in tensors.items() if k in expected}, fallback_heads=fallback,
+                     rank_deficient=deficient)
 
 
 def save_cached(path: Path, forms: HeadForms) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import torch
 
 from sadlang.decomp.activations import PromptActivations
+from sadlang.decomp.budget import ByteBudget
 from sadlang.decomp.components import ComponentTable, SideCoordinates
 from sadlang.decomp.forms import HeadForms
 from sadlang.models.weights import ModelWeights
@@ -20,48 +20,14 @@ def softcap(x: torch.Tensor, cap: float) -> torch.Tensor:
     return cap * torch.tanh(x / cap) if cap > 0 else x
 
 
-class MemoBudget:
-    """Bytes of per-head coordinate tables that all decompositions of the process may keep.
-
-    One table of a late layer holds every upstream head at every source position, (C, n, r) with
-    C ~ layers x heads x n: 17 MB at 16 tokens on the bundled model and growing as n^2, so a count
-    of tables is no bound. Tables are kept least-recently-used first out across decompositions;
-    an evicted one is recomputed, identically, when asked again. `SADLANG_MEMO_MB` sets the limit
-    (default 256: checking specs/ioi.sad took as long with 128 as without a limit, see
-    docs/benchmarks.md). The newest `keep` tables stay whatever their size, so the query and key
-    tables of one head outlive the firing that reads them even on long prompts."""
-
-    def __init__(self, limit_bytes: int, keep: int = 4):
-        self.limit = limit_bytes
-        self.keep = keep
-        self.total = 0
-        self._entries: OrderedDict = OrderedDict()     # (id(owner), key) -> (weakref(owner), nbytes)
-
-    def touch(self, owner: PromptDecomposition, key: tuple[Any, ...]) -> None:
-        if (id(owner), key) in self._entries:
-            self._entries.move_to_end((id(owner), key))
-
-    def forget(self, owner: PromptDecomposition, key: tuple[Any, ...]) -> None:
-        found = self._entries.pop((id(owner), key), None)
-        if found is not None:
-            self.total -= found[1]
-
-    def add(self, owner: PromptDecomposition, key: tuple[Any, ...], value: torch.Tensor) -> None:
-        size = value.numel() * value.element_size()
-        entry = (id(owner), key)
-        if entry in self._entries:             # an id reused by a new decomposition after a dead one
-            self.total -= self._entries.pop(entry)[1]
-        self._entries[entry] = (weakref.ref(owner), size)
-        self.total += size
-        while self.total > self.limit and len(self._entries) > self.keep:
-            (_, old_key), (ref, old_size) = self._entries.popitem(last=False)
-            self.total -= old_size
-            holder = ref()
-            if holder is not None:
-                holder._cache.pop(old_key, None)
-
-
-MEMO = MemoBudget(int(float(os.environ.get("SADLANG_MEMO_MB", "256")) * 2**20))
+# Bytes of per-head coordinate tables that all decompositions of the process may keep. One table
+# of a late layer holds every upstream head at every source position, (C, n, r) with C ~ layers x
+# heads x n: 17 MB at 16 tokens on the bundled model and growing as n^2, so a count of tables is
+# no bound. An evicted table is recomputed, identically, when asked again. `SADLANG_MEMO_MB` sets
+# the limit (default 256: checking specs/ioi.sad took as long with 128 as without a limit, see
+# docs/benchmarks.md). The newest 4 tables stay whatever their size, so the query and key tables
+# of one head outlive the firing that reads them even on long prompts.
+MEMO = ByteBudget(int(float(os.environ.get("SADLANG_MEMO_MB", "256")) * 2**20), keep=4)
 
 
 class PromptDecomposition:
@@ -87,6 +53,10 @@ class PromptDecomposition:
     def table(self, layer: int) -> ComponentTable:
         return ComponentTable(layer=layer, n_heads=self.weights.n_heads, n=self.n)
 
+    def evict(self, key: tuple[Any, ...]) -> None:
+        """Drop a table (the memory budget's call); it is recomputed if asked again."""
+        self._cache.pop(key, None)
+
     def _memo(self, key: tuple[Any, ...], fn: Callable[[], torch.Tensor]) -> torch.Tensor:
         if key in self._cache:
             self._cache.move_to_end(key)
@@ -94,7 +64,7 @@ class PromptDecomposition:
             return self._cache[key]
         value = fn()
         self._cache[key] = value
-        MEMO.add(self, key, value)
+        MEMO.add(self, key, value.numel() * value.element_size())
         if len(self._cache) > self._max:
             MEMO.forget(self, self._cache.popitem(last=False)[0])
         return value

@@ -8,8 +8,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import networkx as nx
+import torch
 
 from sadlang.decomp.activations import PromptActivations, batches, run_batch
+from sadlang.decomp.acts_cache import ActsCache
 from sadlang.decomp.prompt import PromptDecomposition
 from sadlang.evidence import metrics
 from sadlang.evidence.roles import comp_matches, resolve
@@ -55,7 +57,8 @@ class PromptSetEvidence:
         self.name = name
         self.decl = decl
         self.origin: list[int] = origin if origin is not None else list(range(len(prompts)))
-        self._acts: dict[int, PromptActivations] = {}
+        self._acts = ActsCache()      # within the process's byte budget; older prompts spilled to a file
+        self._logits: dict[int, torch.Tensor] = {}
         self._batches: list[list[int]] | None = None
         self._decs: dict[int, PromptDecomposition] = {}
         self._firings: dict[tuple[int, int, int, int, int], Firing] = {}
@@ -69,7 +72,7 @@ class PromptSetEvidence:
         """The same prompts and activations, explained under other tracing options."""
         view = PromptSetEvidence(self.model, self.prompts, opts, self.batch_size, self.progress,
                                  self.name, self.decl, self.origin)
-        view._acts, view._decs = self._acts, self._decs     # one forward pass serves both views
+        view._acts, view._decs, view._logits = self._acts, self._decs, self._logits   # one pass serves both views
         return view
 
     def __len__(self) -> int:
@@ -84,19 +87,42 @@ class PromptSetEvidence:
         return self._batches
 
     def acts(self, i: int) -> PromptActivations:
-        if i not in self._acts:
+        """Prompt i's activations: kept, read back from the spill file, or computed with its batch
+        (the batch's other prompts are kept too; i last, so the budget never spills it first)."""
+        found = self._acts.get(i)
+        if found is None:
             batch = next(b for b in self.batches() if i in b)
-            for j, a in zip(batch, run_batch(self.model, [self.prompts[j].tokens for j in batch])):
-                self._acts[j] = a
-        return self._acts[i]
+            computed = dict(zip(batch, run_batch(self.model, [self.prompts[j].tokens for j in batch]), strict=True))
+            for j, a in computed.items():
+                if j != i and j not in self._acts:
+                    self._acts.put(j, a)
+            self._acts.put(i, computed.pop(i))
+            del computed
+            found = self._acts.get(i)
+            assert found is not None
+        return found
+
+    def logits_end(self, i: int) -> torch.Tensor:
+        """(V,) prompt i's logits at its last position, kept apart from its activations (within
+        the activations' budget they could be spilled, and every run of a circuit claim reads its
+        prompt's clean logits; 0.2 MB a prompt on the bundled model)."""
+        if i not in self._logits:     # a copy: a read-back prompt's tensors share one buffer
+            self._logits[i] = self.acts(i).logits_end.clone()
+        return self._logits[i]
+
+    def token_ids(self, indices: list[int]) -> torch.Tensor:
+        """(b, n) the token ids of these equal-length prompts, on the model's device, from the
+        prompts themselves (reading them off the activations could read spilled ones back)."""
+        return torch.tensor([self.prompts[i].tokens for i in indices], dtype=torch.long, device=self.model.device)
 
     def release(self, indices: list[int]) -> None:
         """Forget what was computed for these prompts (a worker that measured a shard frees its
         memory; anything needed again is recomputed, identically, from the same batch)."""
         drop = set(indices)
+        self._acts.drop(list(drop))
         for i in drop:
-            self._acts.pop(i, None)
             self._decs.pop(i, None)
+            self._logits.pop(i, None)
             self._circuits.pop(i, None)
         for key in [k for k in self._firings if k[0] in drop]:
             del self._firings[key]
@@ -144,10 +170,10 @@ class PromptSetEvidence:
     # ---- task metrics
     def logit_diff(self, i: int) -> float:
         p = self.prompts[i]
-        return metrics.logit_diff(self.acts(i).logits_end, p.answer, p.against)
+        return metrics.logit_diff(self.logits_end(i), p.answer, p.against)
 
     def correct(self, i: int) -> bool:
-        return metrics.is_correct(self.acts(i).logits_end, self.prompts[i].answer)
+        return metrics.is_correct(self.logits_end(i), self.prompts[i].answer)
 
     # ---- edges named by a claim
     def edges_into(self, i: int, sel: A.EdgeSelector) -> list[FiringEdge]:

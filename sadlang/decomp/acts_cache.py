@@ -1,0 +1,135 @@
+"""Prompt activations under one byte budget for the whole process.
+
+A check keeps each prompt's activations for as long as its set is checked (5.5 MB per prompt of
+16 tokens on the bundled model: four (layers, n, d_model) tensors, the patterns and scores), and
+a sampled set's last look holds its prompts, their twins and a reference draw: 224 prompts, 1.2
+GB, growing with the prompts. Here the most recently used activations stay in memory up to
+`SADLANG_ACTS_MB` (default 128) and older ones are written once to a spill file in a temporary
+folder and read back when needed again: the same bits, at the cost of a read from the page
+cache instead of a forward pass. The folder goes when its cache does (or at exit).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import tempfile
+import weakref
+from pathlib import Path
+
+import torch
+
+from sadlang.decomp.activations import PromptActivations
+from sadlang.decomp.budget import ByteBudget
+
+
+def nbytes(acts: PromptActivations) -> int:
+    """Bytes the prompt's own tensors take (shared RoPE tables counted too: they are small)."""
+    return sum(t.numel() * t.element_size() for t in _tensors(acts).values())
+
+
+def _tensors(acts: PromptActivations) -> dict[str, torch.Tensor]:
+    return {f.name: getattr(acts, f.name) for f in dataclasses.fields(acts)
+            if isinstance(getattr(acts, f.name), torch.Tensor)}
+
+
+def owned(acts: PromptActivations) -> PromptActivations:
+    """The same activations on storage of their own. A batch's are views into its stacked
+    tensors, and one kept view would keep the whole batch alive after the rest is dropped."""
+    return dataclasses.replace(acts, **{k: t.clone() for k, t in _tensors(acts).items()})
+
+
+# where each tensor of a spilled prompt sits in its file: name -> (dtype, shape, device, byte offset)
+Layout = dict[str, tuple[torch.dtype, tuple[int, ...], torch.device, int]]
+
+
+def _write(path: Path, acts: PromptActivations) -> Layout:
+    """The prompt's tensors as raw bytes, one after another (a read back is one file read, not
+    an unpickling: 1-2 ms for a bundled-model prompt)."""
+    layout: Layout = {}
+    offset = 0
+    with open(path, "wb") as f:
+        for name, t in _tensors(acts).items():
+            raw = t.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8)
+            layout[name] = (t.dtype, tuple(t.shape), t.device, offset)
+            f.write(raw.numpy().data)
+            offset += raw.numel()
+    return layout
+
+
+def _read(path: Path, layout: Layout) -> PromptActivations:
+    """One read of the file into memory of the process's own (a mapping would take a page fault
+    per 4 KB on first touch, and every claim touches every prompt)."""
+    buffer = torch.empty(path.stat().st_size, dtype=torch.uint8)
+    with open(path, "rb") as f:
+        if f.readinto(buffer.numpy().data) != buffer.numel():
+            raise OSError(f"spilled activations {path} were cut short")
+    fields = {}
+    for name, (dtype, shape, device, offset) in layout.items():
+        size = int(torch.Size(shape).numel()) * torch.empty((), dtype=dtype).element_size()
+        fields[name] = buffer[offset:offset + size].view(dtype).reshape(shape).to(device)
+    return PromptActivations(**{f.name: fields.get(f.name) for f in dataclasses.fields(PromptActivations)})  # type: ignore[arg-type]
+
+
+# the newest 8 prompts stay whatever their size, so the prompts a computation reads side by side
+# (a prompt and its twin) are never spilled under it
+BUDGET = ByteBudget(int(float(os.environ.get("SADLANG_ACTS_MB", "128")) * 2**20), keep=8)
+
+
+class ActsCache:
+    """One prompt set's activations by prompt index: in memory while the budget allows, else in
+    a spill file (written once: activations never change)."""
+
+    written = 0                  # spill files written by every cache of the process (tests, benchmarks)
+
+    def __init__(self, budget: ByteBudget = BUDGET):
+        self.budget = budget
+        self._held: dict[int, PromptActivations] = {}
+        self._spilled: dict[int, Path] = {}
+        self._layouts: dict[int, Layout] = {}
+        self._folder: Path | None = None
+        self.spills = 0          # files written
+        self.reads = 0           # files read back
+
+    def __contains__(self, i: int) -> bool:
+        return i in self._held or i in self._spilled
+
+    def get(self, i: int) -> PromptActivations | None:
+        if i in self._held:
+            self.budget.touch(self, i)
+            return self._held[i]
+        path = self._spilled.get(i)
+        if path is None:
+            return None
+        self.reads += 1
+        acts = _read(path, self._layouts[i])
+        self._hold(i, acts)
+        return acts
+
+    def put(self, i: int, acts: PromptActivations) -> None:
+        self._hold(i, owned(acts))
+
+    def _hold(self, i: int, acts: PromptActivations) -> None:
+        self._held[i] = acts
+        self.budget.add(self, i, nbytes(acts))
+
+    def evict(self, i: int) -> None:
+        """Move prompt i out of memory (the budget's call)."""
+        acts = self._held.pop(i, None)
+        if acts is None or i in self._spilled:
+            return
+        if self._folder is None:
+            self._folder = Path(tempfile.mkdtemp(prefix="sadlang-acts-"))
+            weakref.finalize(self, shutil.rmtree, self._folder, True)
+        path = self._folder / f"{i}.bin"
+        self._layouts[i] = _write(path, acts)
+        self._spilled[i] = path
+        self.spills += 1
+        ActsCache.written += 1
+
+    def drop(self, indices: list[int]) -> None:
+        """Forget these prompts in memory (spill files stay: reading one back is cheap)."""
+        for i in indices:
+            if self._held.pop(i, None) is not None:
+                self.budget.forget(self, i)
