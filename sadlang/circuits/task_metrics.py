@@ -7,13 +7,16 @@ this registry.
     METRICS["prob"].score(logits_end, clean_end, answer, against)
     METRICS["prob"].batched(logits_end, answers, against)     # (b,), differentiable (attribution)
 
-How a circuit's faithfulness is read from F depends on the metric's `faithfulness`:
+How a circuit's faithfulness is read from F depends on the metric's reading (`READINGS`):
 
-    ratio       higher is better, F(M) > 0:  F(C) / F(M)           (logit_diff, accuracy, prob)
-    recovered   lower is better:  (F(empty) - F(C)) / (F(empty) - F(M))   (loss: loss recovered)
-    divergence  lower is better, 0 on the clean run: F(C) itself, stated as `with kl <= X` (kl)
+    ratio       F higher is better, F(M) > 0:  F(C) / F(M)           (logit_diff, accuracy, prob)
+    recovered   F lower is better:  (F(empty) - F(C)) / (F(empty) - F(M))   (loss: loss recovered)
+    divergence  F lower is better, 0 on the clean run: F(C) itself, stated as `with kl <= X` (kl)
 
-Adding one is adding a record here and running scripts/gen_docs.py; see docs/architecture.md.
+Each reading says how faithfulness and necessity are computed from the means, which way is
+better, its unit and the words of its headline; circuit claims (claims/whole_circuit.py) read
+everything from it. Adding a metric is adding a record here and running scripts/gen_docs.py;
+see docs/architecture.md.
 
 Importing this module loads no tensor code (the settings read it).
 """
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sadlang.errors import one_of
 
@@ -35,6 +38,66 @@ Faithfulness = Literal["ratio", "recovered", "divergence"]
 Batched = Callable[["torch.Tensor", "torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 
 
+# (F(M), F(C), F(M without C), F(empty)) means, floats or numpy arrays alike -> a value (NaN where
+# undefined: `_share` guards its denominators)
+ReadingOf = Callable[[Any, Any, Any, Any], Any]
+
+
+def _share(num: Any, den: Any) -> Any:
+    import numpy as np
+
+    return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """How circuit claims read faithfulness and necessity from a metric's F.
+
+    formula:        the faithfulness formula (docs table)
+    faithfulness:   means -> the faithful claim's value
+    necessity:      means -> the necessary claim's value
+    higher_is_better: a larger value is the better circuit (a divergence is better smaller)
+    unit:           what values are stated in (" nats"); "" for shares, stated as percentages. A
+                    reading with a unit must be named per claim: `is faithful with kl <= 0.5`
+    what:           its values in words, for messages ("a divergence")
+    headline:       a faithful claim's value in words; `{metric}` becomes the metric's name
+    necessity_headline: a necessary claim's value in words
+    shares:         values are shares of F(M), which completeness, minimality and random circuits
+                    compare
+    needs_positive_model: undefined unless F(M) > 0 (checked before any run)
+    needs_empty_above_model: undefined unless F(empty) > F(M) (checked once the empty circuit ran)
+    metric_lower_is_better: the metric's F itself is better smaller
+    """
+
+    name: str
+    formula: str
+    faithfulness: ReadingOf
+    necessity: ReadingOf
+    higher_is_better: bool = True
+    unit: str = ""
+    what: str = "a share"
+    headline: str = "faithfulness"
+    necessity_headline: str = "necessity"
+    shares: bool = False
+    needs_positive_model: bool = False
+    needs_empty_above_model: bool = False
+    metric_lower_is_better: bool = True
+
+
+READINGS: dict[str, Reading] = {r.name: r for r in (
+    Reading("ratio", "F(C) / F(M)",
+            lambda m, c, w, e: _share(c, m), lambda m, c, w, e: _share(m - w, m),
+            shares=True, needs_positive_model=True, metric_lower_is_better=False),
+    Reading("recovered", "(F(empty) − F(C)) / (F(empty) − F(M)): the loss recovered",
+            lambda m, c, w, e: _share(e - c, e - m), lambda m, c, w, e: _share(w - m, e - m),
+            headline="{metric} recovered", needs_empty_above_model=True),
+    Reading("divergence", "F(C) itself, in nats: `is faithful with kl <= X`",
+            lambda m, c, w, e: c + 0.0 * m, lambda m, c, w, e: w + 0.0 * m,
+            higher_is_better=False, unit=" nats", what="a divergence", headline="{metric}",
+            necessity_headline="{metric}"),
+)}
+
+
 @dataclass(frozen=True)
 class TaskMetric:
     """One task metric.
@@ -45,7 +108,8 @@ class TaskMetric:
               -> the prompt's value
     batched:  the same for a batch of rows as a differentiable tensor (attribution patching
               takes its gradient), or None where it has no useful gradient
-    faithfulness: how circuit claims read faithfulness and necessity from F (module docstring)
+    faithfulness: the name of its reading in `READINGS`: how circuit claims read faithfulness
+                  and necessity from F
     no_gradient:  why `batched` is None, for the refusal
     """
 
@@ -57,8 +121,12 @@ class TaskMetric:
     no_gradient: str = ""
 
     @property
+    def reading(self) -> Reading:
+        return READINGS[self.faithfulness]
+
+    @property
     def lower_is_better(self) -> bool:
-        return self.faithfulness != "ratio"
+        return self.reading.metric_lower_is_better
 
 
 def _logit_diff(logits_end: torch.Tensor, clean_end: torch.Tensor, answer: int | None, against: int | None) -> float:
@@ -132,15 +200,13 @@ def differentiable_text() -> str:
 
 def ratio_text() -> str:
     """The names of the higher-is-better (ratio) metrics, for messages."""
-    return one_of([m.name for m in METRICS.values() if m.faithfulness == "ratio"])
+    return one_of([m.name for m in METRICS.values() if m.reading.shares])
 
 
 def docs_table() -> str:
     """The task-metrics table of docs/language.md."""
-    reading = {"ratio": "F(C) / F(M)", "recovered": "(F(empty) − F(C)) / (F(empty) − F(M)): the loss recovered",
-               "divergence": "F(C) itself, in nats: `is faithful with kl <= X`"}
     rows = ["| metric | one prompt's value | faithfulness | gradient (discovery) |", "| --- | --- | --- | --- |"]
-    rows += [f"| `{m.name}` | {m.summary} | {reading[m.faithfulness]} | "
+    rows += [f"| `{m.name}` | {m.summary} | {m.reading.formula} | "
              f"{'yes' if m.batched is not None else 'no: ' + (m.no_gradient or 'a step function')} |"
              for m in METRICS.values()]
     return "\n".join(rows)

@@ -273,9 +273,9 @@ class CircuitTestKind(ClaimKind):
             margin = f" within {A.percent(-value)}" if value else ""
             return f"at least as faithful as {body.reference}{margin}"
         record = METRICS.get(body.metric or "")
-        if record is not None and record.faithfulness == "divergence":
+        if record is not None and record.reading.unit:
             within = f" within {value:g}..{body.upper.value:g}" if body.upper is not None else ""
-            return f"{body.prop} with {record.name}" + (within or f" {body.bound.cmp} {value:g} nats")
+            return f"{body.prop} with {record.name}" + (within or f" {body.bound.cmp} {value:g}{record.reading.unit}")
         if record is not None:
             within = f"within {A.percent(value)}..{A.percent(body.upper.value)}" if body.upper is not None else ""
             return f"{body.prop} with {record.name} " + (within or f"{body.bound.cmp} {A.percent(value)}")
@@ -344,7 +344,7 @@ class CircuitTestKind(ClaimKind):
         if not names:
             return Measurement(False, prefix + f"circuit {body.circuit} has no node: nothing to test", 0.0,
                                details=details, status="failed")
-        if record.faithfulness == "ratio" and not f_m > 0:
+        if record.reading.needs_positive_model and not f_m > 0:
             return Measurement(False, prefix + "the whole model's F(M) is not positive, so no share of it can be "
                                "kept or lost: the claim cannot be judged on this task", f_m, details=details,
                                status="failed")
@@ -404,14 +404,18 @@ def _metric_problems(spec: A.Spec, body: CircuitTest) -> list[Problem]:
     record = METRICS.get(body.metric or spec_option(spec, "metric"))   # its own `with NAME`, else the option
     if record is None or body.prop in ("matches", "as_faithful"):
         return []
-    if record.faithfulness != "ratio" and body.prop in ("complete", "minimal", "random"):
+    if not record.reading.shares and body.prop in ("complete", "minimal", "random"):
         return [(f"`{_PROP_TEXT[body.prop]}` compares shares of F(M), which need a higher-is-better metric "
                  f"({ratio_text()}); this claim's metric is {record.name}: state it `by ... ablation` under "
                  f"`option metric = logit_diff`", body.loc)]
-    if record.faithfulness == "divergence" and body.metric is None:
-        return [(f"under metric {record.name} a circuit is {body.prop} by a divergence in nats, not a share: "
-                 f"write `circuit {body.circuit} is {body.prop} with {record.name} "
-                 f"{'<=' if body.prop == 'faithful' else '>='} X`", body.loc)]
+    reading = record.reading
+    if reading.unit and body.metric is None:
+        # a faithful circuit keeps the value on its better side, a necessary one's removal leaves the other
+        better = (">=" if reading.higher_is_better else "<=") if body.prop == "faithful" else \
+            ("<=" if reading.higher_is_better else ">=")
+        return [(f"under metric {record.name} a circuit is {body.prop} by {reading.what} in{reading.unit}, "
+                 f"not a share: write `circuit {body.circuit} is {body.prop} with {record.name} {better} X`",
+                 body.loc)]
     return []
 
 
@@ -469,24 +473,12 @@ def _ratio(num: Any, den: Any) -> Any:
     return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 
 
-def _reading(faithfulness: str) -> tuple[Any, Any]:
-    """(faithfulness, necessity) as functions of numpy arrays of the means (F(M), F(C), F(M without
-    C), F(empty)) under a metric's reading (sadlang/circuits/task_metrics.py): NaN where undefined."""
-    if faithfulness == "ratio":
-        return (lambda m, c, w, e: _ratio(c, m)), (lambda m, c, w, e: _ratio(m - w, m))
-    if faithfulness == "recovered":
-        return (lambda m, c, w, e: _ratio(e - c, e - m)), (lambda m, c, w, e: _ratio(w - m, e - m))
-    return (lambda m, c, w, e: c + 0.0 * m), (lambda m, c, w, e: w + 0.0 * m)
-
-
 def _claims_goodness(body: CircuitTest, record: Any) -> bool:
     """Does the claim say the circuit is faithful (so an empty circuit meeting it makes it vacuous)?"""
     assert body.bound is not None
     if body.upper is not None:
         return True
-    if record.faithfulness == "divergence":
-        return body.bound.cmp in ("<=", "<")
-    return body.bound.cmp in (">=", ">")
+    return body.bound.cmp in ((">=", ">") if record.reading.higher_is_better else ("<=", "<"))
 
 
 def _point(f: Any, *means: float) -> float:
@@ -515,18 +507,18 @@ def _measure(body: CircuitTest, lab: Any, clean: list[float], nodes: list, names
         empty = M.alone([[] for _ in nodes], edges)
         runs = lab.run([M.alone(nodes, edges), removed, empty] + [M.alone(s, edges) for s in singles])
         f_c, f_without, f_empty = M.mean(runs[0]), M.mean(runs[1]), M.mean(runs[2])
-        faith, need = _reading(record.faithfulness)
-        unit = " nats" if record.faithfulness == "divergence" else ""
+        reading = record.reading
+        faith, need, unit = reading.faithfulness, reading.necessity, reading.unit
         effects = {names[k]: _point(faith, f_m, M.mean(runs[3 + k]), f_without, f_empty) for k in range(len(singles))}
         normalised = M.ratio(f_c - f_empty, f_m - f_empty)
         details.update({"F(C)": f_c, "F(M without C)": f_without, "F(empty)": f_empty,
                         "normalised faithfulness": normalised,
                         "faithfulness without each node": dict(sorted(effects.items(), key=lambda kv: kv[1],
-                                                                      reverse=record.faithfulness == "divergence"))})
-        pick_weakest = max if record.faithfulness == "divergence" else min
+                                                                      reverse=not reading.higher_is_better))})
+        pick_weakest = min if reading.higher_is_better else max
         weakest = pick_weakest(effects, key=lambda k: effects[k]) if effects else "-"
         columns = [clean, runs[0], runs[1], runs[2]]
-        if record.faithfulness == "recovered" and not f_empty > f_m:
+        if reading.needs_empty_above_model and not f_empty > f_m:
             return Measurement(False, f"F(empty) = {f_empty:.4g} is not above F(M): ablating every node does not "
                                       f"raise the {record.name}, so no share of it can be recovered: the claim "
                                       f"cannot be judged on this task", f_empty, details=details, status="failed")
@@ -534,8 +526,7 @@ def _measure(body: CircuitTest, lab: Any, clean: list[float], nodes: list, names
             value = _point(faith, f_m, f_c, f_without, f_empty)
             interval = _interval(columns, lambda x: faith(x[..., 0], x[..., 1], x[..., 2], x[..., 3]), settings)
             norm_iv = _interval(columns, lambda x: _ratio(x[..., 1] - x[..., 3], x[..., 0] - x[..., 3]), settings)
-            head = {"ratio": "faithfulness", "recovered": f"{record.name} recovered",
-                    "divergence": record.name}[record.faithfulness]
+            head = reading.headline.format(metric=record.name)
             text = (f"F(C) = {f_c:.4g}: {head} {fmt(value)}{unit}; F(empty) = {f_empty:.4g}: normalised "
                     f"(F(C) - F(empty)) / (F(M) - F(empty)) = {fmt(normalised)}"
                     f"{' ' + norm_iv.text() if norm_iv else ''}; most needed node {weakest}")
@@ -552,7 +543,7 @@ def _measure(body: CircuitTest, lab: Any, clean: list[float], nodes: list, names
         value = _point(need, f_m, f_c, f_without, f_empty)
         interval = _interval(columns, lambda x: need(x[..., 0], x[..., 1], x[..., 2], x[..., 3]), settings)
         ok, status = _decided(value, interval, body, settings)
-        head = "necessity" if record.faithfulness != "divergence" else record.name
+        head = reading.necessity_headline.format(metric=record.name)
         return Measurement(ok, f"F(M without C) = {f_without:.4g}: {head} {fmt(value)}{unit}", value,
                            details=details, status=status, interval=interval)
     if body.prop == "random":
@@ -694,20 +685,20 @@ def _as_faithful(body: CircuitTest, lab: Any, clean: list[float], nodes: list, e
             top: list[M.Node] = [(layer, unit, None) for layer, unit in ranked[:k]]
             variants.append(([list(top) for _ in nodes], True))
     runs = lab.run(variants)
-    faith, _ = _reading(record.faithfulness)
+    faith = record.reading.faithfulness
     f_e = M.mean(runs[2])
 
     def faith_of(run: list[float]) -> float:
         return _point(faith, f_m, M.mean(run), f_m, f_e)
 
-    sign = -1.0 if record.faithfulness == "divergence" else 1.0
+    sign = 1.0 if record.reading.higher_is_better else -1.0
     mine, their = faith_of(runs[0]), faith_of(runs[1])
     value = sign * (mine - their)
     interval = _interval([clean, runs[0], runs[1], runs[2]],
                          lambda x: sign * (faith(x[..., 0], x[..., 1], x[..., 0], x[..., 3])
                                            - faith(x[..., 0], x[..., 2], x[..., 0], x[..., 3])), settings)
     ok, status = _decided(value, interval, body, settings)
-    unit = " nats" if record.faithfulness == "divergence" else ""
+    unit = record.reading.unit
     size_c, size_d = (_count(len(n[0]) if n else 0, "node") for n in (nodes, theirs))
     details.update({"faithfulness": mine, "reference faithfulness": their, "difference": value,
                     "reference": body.reference, "reference nodes": [node_name(n) for n in theirs[0]] if theirs else [],
