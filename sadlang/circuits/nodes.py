@@ -97,7 +97,10 @@ def traced_units(decl: A.CircuitDecl, traced: PromptSetEvidence) -> list[tuple[i
 
 def _first_sample(ev: PromptSetEvidence, twins: PromptSetEvidence) -> tuple[PromptSetEvidence, PromptSetEvidence]:
     """SET's first `sample N` prompts and their twins (the whole sets when SET has no more). N is
-    the spec's own (a look's plan draws SET at the look's size, but keeps the spec as written)."""
+    the spec's own (a look's plan draws SET at the look's size, but keeps the spec as written).
+    The sub-sets run their own passes rather than share the set's activations: the set's batches
+    change from look to look (a prompt's batch-mates change the last bits of fp32 results), and the
+    ranking must be the same at every look; it costs one clean pass of N prompts per look."""
     spec_decl = ev.workspace.spec.prompt_sets.get(ev.name) if ev.workspace is not None else None
     decl = spec_decl or ev.decl
     n = decl.sample if decl is not None and decl.templates else len(ev)
