@@ -1,8 +1,8 @@
 """Prompt activations under one byte budget for the whole process.
 
-A check keeps each prompt's activations for as long as its set is checked (5.5 MB per prompt of
-16 tokens on the bundled model: four (layers, n, d_model) tensors, the patterns and scores), and
-a sampled set's last look holds its prompts, their twins and a reference draw: 224 prompts, 1.2
+A check keeps each prompt's activations for as long as its set is checked (4.4 MB per prompt of
+16 tokens on the bundled model: three (layers, n, d_model) tensors, the patterns and scores), and
+a sampled set's last look holds its prompts, their twins and a reference draw: 224 prompts, 1
 GB, growing with the prompts. Here the most recently used activations stay in memory up to
 `SADLANG_ACTS_MB` (default 128) and older ones are written once to a spill file in a temporary
 folder and read back when needed again: the same bits, at the cost of a read from the page
