@@ -176,7 +176,7 @@ def run_batch(model: LoadedModel, batch: list[list[int]]) -> list[PromptActivati
         sin_l = torch.stack([table("hook_sin", l) for l in range(L)])
     final_scale = _scale(cache["ln_final.hook_scale"].float())
     final_norm = cache["ln_final.hook_normalized"].float()
-    has_rope = "blocks.0.attn.hook_cos" in cache.cache_dict if hasattr(cache, "cache_dict") else False
+    has_rope = held is not None and "blocks.0.attn.hook_cos" in held
     cos_all = cache["blocks.0.attn.hook_cos"].float() if has_rope else None
     sin_all = cache["blocks.0.attn.hook_sin"].float() if has_rope else None
     out = []

@@ -40,8 +40,8 @@ def owned(acts: PromptActivations) -> PromptActivations:
     return dataclasses.replace(acts, **{k: t.clone() for k, t in _tensors(acts).items()})
 
 
-# where each tensor of a spilled prompt sits in its file: name -> (dtype, shape, device, byte offset)
-Layout = dict[str, tuple[torch.dtype, tuple[int, ...], torch.device, int]]
+# where each tensor of a spilled prompt sits in its file: name -> (dtype, shape, device, byte offset, bytes)
+Layout = dict[str, tuple[torch.dtype, tuple[int, ...], torch.device, int, int]]
 
 
 def _write(path: Path, acts: PromptActivations) -> Layout:
@@ -52,7 +52,7 @@ def _write(path: Path, acts: PromptActivations) -> Layout:
     with open(path, "wb") as f:
         for name, t in _tensors(acts).items():
             raw = t.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8)
-            layout[name] = (t.dtype, tuple(t.shape), t.device, offset)
+            layout[name] = (t.dtype, tuple(t.shape), t.device, offset, raw.numel())
             f.write(raw.numpy().data)
             offset += raw.numel()
     return layout
@@ -66,8 +66,7 @@ def _read(path: Path, layout: Layout) -> PromptActivations:
         if f.readinto(buffer.numpy().data) != buffer.numel():
             raise OSError(f"spilled activations {path} were cut short")
     fields = {}
-    for name, (dtype, shape, device, offset) in layout.items():
-        size = int(torch.Size(shape).numel()) * torch.empty((), dtype=dtype).element_size()
+    for name, (dtype, shape, device, offset, size) in layout.items():
         fields[name] = buffer[offset:offset + size].view(dtype).reshape(shape).to(device)
     return PromptActivations(**{f.name: fields.get(f.name) for f in dataclasses.fields(PromptActivations)})  # type: ignore[arg-type]
 
@@ -89,8 +88,12 @@ class ActsCache:
         self._spilled: dict[int, Path] = {}
         self._layouts: dict[int, Layout] = {}
         self._folder: Path | None = None
-        self.spills = 0          # files written
         self.reads = 0           # files read back
+
+    @property
+    def spills(self) -> int:
+        """Prompts written to the spill folder (each once)."""
+        return len(self._spilled)
 
     def __contains__(self, i: int) -> bool:
         return i in self._held or i in self._spilled
@@ -125,7 +128,6 @@ class ActsCache:
         path = self._folder / f"{i}.bin"
         self._layouts[i] = _write(path, acts)
         self._spilled[i] = path
-        self.spills += 1
         ActsCache.written += 1
 
     def drop(self, indices: list[int]) -> None:
