@@ -19,6 +19,17 @@ def test_activations_keep_the_last_positions_logits_alone(tiny_llama):
     assert acts[0].logits_end.untyped_storage().nbytes() == len(batch) * vocab * 4
 
 
+def test_a_batch_unembeds_only_its_last_position_and_leaves_the_model_as_it_was(tiny_llama):
+    tokens = tiny_llama.to_tokens("When Mary and John went to the store")
+    acts = run_batch(tiny_llama, [tokens, tokens])
+    with torch.no_grad():
+        full = tiny_llama.bridge(torch.tensor([tokens]))          # the hook went with the batch
+    assert full.shape[:2] == (1, len(tokens))
+    # one row through the unembedding instead of n: the same dot products, up to fp32 rounding
+    scale = float(full.abs().max())
+    torch.testing.assert_close(acts[0].logits_end, full[0, -1], rtol=0, atol=1e-5 * scale)
+
+
 def test_the_memo_budget_evicts_across_decompositions_and_recomputes_identically(tiny_llama, monkeypatch):
     tokens = tiny_llama.to_tokens("When Mary and John went to the store, John gave a drink to")
     first, second = (decomposition(tiny_llama, a) for a in run_batch(tiny_llama, [tokens, tokens]))

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from sadlang.decomp.activations import ForwardCounter
+from sadlang.decomp.activations import ForwardCounter, last_position
 
 Hook = tuple[str, Any]
 Read = tuple[int, int, int, int]      # (layer, head, d, s)
@@ -76,10 +76,6 @@ def _skipping(model: Any, layer: int) -> Iterator[None]:
             object.__delattr__(block, "forward")
 
 
-def _last_position(x: torch.Tensor, hook: Any) -> torch.Tensor:
-    return x[:, -1:]
-
-
 def last_logits(model: Any, tokens: torch.Tensor, hooks: list[Hook], resume: Resume | None = None) -> torch.Tensor:
     """(B, V) logits at the last position of a pass over `tokens` (B, n) with `hooks`, started
     at `resume.layer` when given."""
@@ -121,7 +117,7 @@ def lean_pass(model: Any, tokens: torch.Tensor, hooks: list[Hook], reads: list[R
 
     extra = [(f"blocks.{layer}.attn.hook_pattern", reader(layer)) for layer in sorted(wanted)]
     if logits:
-        extra.append(("unembed.hook_in", _last_position))
+        extra.append(("unembed.hook_in", last_position))
     elif not wanted:
         return None, att
     start: list[Hook] = []
