@@ -64,7 +64,12 @@ class Ablation:
 def _zero(ev: PromptSetEvidence, source: PromptSetEvidence | None, read: Read) -> list[torch.Tensor]:
     import torch
 
-    return [torch.zeros_like(read(ev.acts(i), ev.model)) for i in range(len(ev))]
+    zeros: dict[tuple[int, ...], torch.Tensor] = {}        # one (read-only) tensor per shape
+    out = []
+    for i in range(len(ev)):
+        like = read(ev.acts(i), ev.model)
+        out.append(zeros.setdefault(tuple(like.shape), torch.zeros_like(like)))
+    return out
 
 
 def _mean(ev: PromptSetEvidence, source: PromptSetEvidence | None, read: Read) -> list[torch.Tensor]:
