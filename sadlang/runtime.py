@@ -98,3 +98,20 @@ def between_work() -> None:
     """A point between units of work (after loading, between claims): re-choose the threads."""
     if WATCH is not None:
         WATCH.adjust()
+
+
+def release_free_memory() -> bool:
+    """Hand memory the process has freed back to the system (glibc's `malloc_trim`). A load frees
+    what folding and stacking replaced (the untied unembedding's source, each layer's projections
+    before they moved into stacks), but glibc keeps freed blocks below its mmap threshold in its
+    heap, where the resident set still counts them. False where there is no glibc."""
+    import ctypes
+    import ctypes.util
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.malloc_trim(0))
+    except (OSError, AttributeError):
+        return False

@@ -1,6 +1,7 @@
-"""The fast path for cached fp32 weights (models/bundled.py: read into one buffer, assigned to a
-model built without initialisation) gives what transformers' `from_pretrained` gives: every
-parameter and buffer, and the logits, to the bit; files it does not expect fall back."""
+"""The fast path for cached fp32 weights (models/bundled.py: read into memory, the attention
+projections straight into stacks, assigned to a model built without initialisation) gives what
+transformers' `from_pretrained` gives: every parameter and buffer to the bit, and the logits;
+files it does not expect fall back."""
 
 from __future__ import annotations
 
@@ -43,6 +44,8 @@ def test_the_fast_path_equals_from_pretrained(tmp_path, name, tied):
         assert torch.equal(value, buffers[key]), key
     if tied:
         assert fast.get_output_embeddings().weight.data_ptr() == fast.get_input_embeddings().weight.data_ptr()
+    stacks = getattr(fast, "_sadlang_stacks", None)
+    assert (stacks is not None and stacks.current(fast)) == (name != "tiny-gpt2")   # q/k/v/o_proj decoders
     tokens = torch.tensor([[0, 5, 9, 13, 7, 21, 4]])
     with torch.no_grad():
         assert torch.equal(fast(tokens).logits, slow(tokens).logits)

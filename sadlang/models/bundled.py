@@ -16,6 +16,7 @@ import logging
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -164,8 +165,8 @@ def verified(model: Any, directory: Path) -> bool:
 
 
 def load_cached_hf(directory: Path) -> tuple[Any, Any]:
-    """(hf_model, tokenizer) from a valid fp32 cache directory. The weights are read into one
-    anonymous buffer (`read_safetensors`) and assigned to a model built without initialising its
+    """(hf_model, tokenizer) from a valid fp32 cache directory. The weights are read into memory
+    (`read_safetensors`) and assigned to a model built without initialising its
     parameters; transformers' `from_pretrained` maps the file instead, and folding a mapped weight
     in place then copies it page by page (0.9 s of a 6.7 s load of the bundled model). A file
     this fast path does not expect falls back to `from_pretrained`."""
@@ -192,14 +193,27 @@ def _from_pretrained(directory: Path) -> Any:
 def _assembled(directory: Path) -> Any | None:
     """The cached model built from its config with uninitialised parameters, then given the
     file's tensors (None when the file is not what this path expects: another dtype, misaligned
-    offsets, names the model does not have or missing ones other than a tied unembedding)."""
+    offsets, names the model does not have or missing ones other than a tied unembedding). The
+    attention projections are read straight into stacks (models/stacking.py), which the model's
+    layers then view."""
     from transformers import AutoConfig, AutoModelForCausalLM
     from transformers.initialization import no_init_weights
 
-    state = read_safetensors(directory / WEIGHTS)
+    from sadlang.models.stacking import d_head_of, planned
+
+    config = AutoConfig.from_pretrained(str(directory))
+    plan: dict[str, Any] = {}
+
+    def into(shapes: dict[str, tuple[int, ...]]) -> dict[str, torch.Tensor]:
+        found = planned(shapes, d_head_of(config))
+        if found is None:
+            return {}
+        plan["stacks"] = found[0]
+        return found[1]
+
+    state = read_safetensors(directory / WEIGHTS, into)
     if state is None:
         return None
-    config = AutoConfig.from_pretrained(str(directory))
     with no_init_weights():
         model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     expected = set(model.state_dict())
@@ -216,10 +230,14 @@ def _assembled(directory: Path) -> Any | None:
     if set(state) != expected:
         return None
     model.load_state_dict(state, strict=True, assign=True)
+    del state
     if tied:
         model.tie_weights()
     if any(p.is_meta for p in model.parameters()):
         return None
+    stacks = plan.get("stacks")
+    if stacks is not None and stacks.current(model):
+        model._sadlang_stacks = stacks
     model.config.name_or_path = str(directory)
     return model.eval()
 
@@ -227,24 +245,37 @@ def _assembled(directory: Path) -> Any | None:
 _SAFETENSORS_DTYPES = {"F32": torch.float32}
 
 
-def read_safetensors(path: Path) -> dict[str, torch.Tensor] | None:
-    """name -> tensor of an fp32 safetensors file, read (not mapped) into one anonymous buffer that
-    the tensors view. None when a tensor is not fp32 or not aligned to its element size."""
+def read_safetensors(path: Path, into: Callable[[dict[str, tuple[int, ...]]], dict[str, torch.Tensor]] | None = None,
+                     ) -> dict[str, torch.Tensor] | None:
+    """name -> tensor of an fp32 safetensors file, each read (not mapped) into memory of its own,
+    or into the tensor `into(shapes)` names for it (a view of a stack; one that is not contiguous
+    is filled through a scratch buffer). None when a tensor is not fp32 or not aligned to its
+    element size, a destination has another shape, or the file is shorter than its header says."""
     import struct
 
+    out = {}
     with open(path, "rb") as handle:
         (size,) = struct.unpack("<Q", handle.read(8))
         header = json.loads(handle.read(size))
-        body = torch.empty(path.stat().st_size - 8 - size, dtype=torch.uint8)
-        if handle.readinto(body.numpy().data) != body.numel():
-            return None
-    out = {}
-    for name, entry in header.items():
-        if name == "__metadata__":
-            continue
-        dtype = _SAFETENSORS_DTYPES.get(entry.get("dtype"))
-        lo, hi = entry["data_offsets"]
-        if dtype is None or lo % 4:
-            return None
-        out[name] = body[lo:hi].view(dtype).reshape(entry["shape"])
+        entries = sorted(((name, e) for name, e in header.items() if name != "__metadata__"),
+                         key=lambda item: item[1]["data_offsets"][0])
+        targets = into({name: tuple(e["shape"]) for name, e in entries}) if into is not None else {}
+        for name, entry in entries:
+            dtype = _SAFETENSORS_DTYPES.get(entry.get("dtype"))
+            lo, hi = entry["data_offsets"]
+            if dtype is None or lo % 4:
+                return None
+            tensor = targets.get(name)
+            if tensor is None:
+                tensor = torch.empty(entry["shape"], dtype=dtype)
+            if tuple(tensor.shape) != tuple(entry["shape"]) or tensor.dtype != dtype or \
+                    tensor.numel() * tensor.element_size() != hi - lo:
+                return None
+            handle.seek(8 + size + lo)
+            direct = tensor if tensor.is_contiguous() else torch.empty(entry["shape"], dtype=dtype)
+            if direct.numel() and handle.readinto(direct.reshape(-1).view(torch.uint8).numpy().data) != hi - lo:
+                return None
+            if direct is not tensor:
+                tensor.copy_(direct)
+            out[name] = tensor
     return out

@@ -27,6 +27,7 @@ from sadlang.models import builtin, gemma3
 from sadlang.models.bundled import BUNDLED_NAME, HF_NAME, load_bundled_hf
 from sadlang.models.info import ModelInfo, prompt_ids
 from sadlang.models.weights import ModelWeights, read_weights, weights_digest
+from sadlang.runtime import release_free_memory
 
 log = logging.getLogger(__name__)
 
@@ -358,6 +359,7 @@ def load_model(ref: str = BUNDLED_NAME, device: str = "auto", *, reuse: bool = T
     # to check its cache against the digest it recorded)
     raw_digest = getattr(hf, "_sadlang_digest", None) or weights_digest(hf)
     loaded = _loaded(_boot(hf, tok, arch_name, dev, ref), hf, ref, source, raw_digest, dev, dtype)
+    release_free_memory()         # what folding and stacking replaced leaves the resident set
     if reuse:
         _LOADED[key] = loaded
     return loaded
@@ -373,11 +375,16 @@ def _boot(hf: Any, tok: Any, arch_name: str, dev: torch.device, ref: str) -> Any
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
     from sadlang.models.folding import fold_in_place
+    from sadlang.models.stacking import stack_projections
 
     try:
         # a family with an in-place folder is folded here, without the bridge's whole-state-dict
-        # copies (models/folding.py); the bridge then only adds its hooks
+        # copies (models/folding.py); the bridge then only adds its hooks. Its attention
+        # projections move into one tensor each, which the decomposition views instead of
+        # stacking copies (models/stacking.py); the bridge's own processing would replace them.
         folded = fold_in_place(hf)
+        if folded:
+            stack_projections(hf)
         bridge = TransformerBridge.boot_transformers(arch_name, hf_model=hf, tokenizer=tok, device=str(dev))
         bridge.enable_compatibility_mode(no_processing=folded)
         if folded:
@@ -399,8 +406,13 @@ def _loaded(bridge: Any, hf: Any, ref: str, source: str, raw_digest: str, dev: t
     if dtype != "fp32":
         bridge.to(DTYPES[dtype], print_details=False)
         raw_digest = f"{raw_digest}:{dtype}"          # a cast model has other weights: other caches
+    stacks = getattr(hf, "_sadlang_stacks", None)
+    shared = stacks.per_head() if stacks is not None and stacks.current(hf) else None
+    if stacks is not None and shared is None:
+        del hf._sadlang_stacks           # a cast replaced the weights: the stacks would be a dead copy
     weights = read_weights(bridge, tuple(fam.sliding_windows(hf.config)), fam.attn_scale(hf.config),
-                           fam.post_attention_gains(hf), fam.qk_norm_gains(hf), fam.rope_per_layer(hf.config))
+                           fam.post_attention_gains(hf), fam.qk_norm_gains(hf), fam.rope_per_layer(hf.config),
+                           stacks=shared)
     cfg = bridge.cfg
     tok = bridge.tokenizer
     info = ModelInfo(

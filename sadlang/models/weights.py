@@ -115,19 +115,24 @@ def _param(bridge: Any, name: str, like: torch.Tensor) -> torch.Tensor:
 
 def read_weights(bridge: Any, windows: tuple[int | None, ...] = (), attn_scale: float | None = None,
                  post_gain: torch.Tensor | None = None, qk_gains: tuple[torch.Tensor, torch.Tensor] | None = None,
-                 rope_per_layer: bool = False) -> ModelWeights:
+                 rope_per_layer: bool = False, stacks: dict[str, torch.Tensor] | None = None) -> ModelWeights:
     """Read folded weights from a bridge in compatibility mode (fp32, detached). From the
     model's own config and modules (models.families): `windows`, the per-layer sliding windows;
     `attn_scale`, the score divisor when it is not sqrt(d_head) (Gemma's query_pre_attn_scalar);
     `post_gain` (L, D), the post-attention norm gains, folded into W_O; `qk_gains` ((L, r), (L, r)),
     the QK-norm gains, folded into W_Q, b_Q and W_K, b_K (the per-head scales are frozen per
-    prompt, PromptActivations.q_scale); `rope_per_layer`, whether layers use different RoPE bases."""
+    prompt, PromptActivations.q_scale); `rope_per_layer`, whether layers use different RoPE bases;
+    `stacks`, W_Q, W_K, W_V and W_O as views of the model's own weights (models/stacking.py),
+    read instead of the bridge's stacked copies."""
     cfg = bridge.cfg
     with torch.no_grad():
-        W_Q = bridge.W_Q.detach().float()
-        W_K = bridge.W_K.detach().float()
-        W_V = bridge.W_V.detach().float()
-        W_O = bridge.W_O.detach().float()
+        if stacks is not None:
+            W_Q, W_K, W_V, W_O = (stacks[k].detach().float() for k in ("W_Q", "W_K", "W_V", "W_O"))
+        else:
+            W_Q = bridge.W_Q.detach().float()
+            W_K = bridge.W_K.detach().float()
+            W_V = bridge.W_V.detach().float()
+            W_O = bridge.W_O.detach().float()
         b_Q = _param(bridge, "b_Q", W_Q[:, :, 0, :]).detach().float()
         b_K = _param(bridge, "b_K", W_K[:, :, 0, :]).detach().float()
         b_O = _param(bridge, "b_O", W_O[:, 0, 0, :]).detach().float()
