@@ -11,11 +11,17 @@ model), with no second copy. Any other model is left to the bridge.
 What `fold_rms_pre` does to a pre-norm RMS decoder without biases (Llama, Mistral, Qwen3):
 - each layer's input-norm gain g1 multiplies the columns of W_q, W_k, W_v and becomes 1;
 - each layer's post-attention-norm gain g2 multiplies the columns of W_gate, W_up and becomes 1;
-- the final norm's gain multiplies the columns of the unembedding (untied from the embedding
-  first: a tied embedding stays as it was) and becomes 1;
+- the final norm's gain multiplies the columns of the unembedding and becomes 1;
 - the unembedding is centred over the vocabulary (logits shift by one number per position, which
   no softmax, logit difference or KL sees).
 RMS norms have no centring and bias-free layers have no value biases, so nothing else changes.
+
+A tied unembedding (SmolLM2's, Gemma's) stays tied: folding the final gain into it or centring it
+would first copy the embedding (113 MB on the bundled model). The final norm keeps its gain, and
+`centre_logits`, a permanent hook on `unembed.hook_out` that `finish` adds, centres the logits
+instead: x . (w_v - mean_u w_u) = x . w_v - mean_u (x . w_u), the same logits up to fp32 rounding.
+The decomposition reads the gain and the vocabulary mean from ModelWeights (`final_gain`,
+`W_U_mean`), so a logit direction is the folded one either way.
 """
 
 from __future__ import annotations
@@ -50,13 +56,38 @@ def fold_rms_pre(model: Any) -> bool:
             attn, mlp = layer.self_attn, layer.mlp
             _fold(layer.input_layernorm.weight, (attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight))
             _fold(layer.post_attention_layernorm.weight, (mlp.gate_proj.weight, mlp.up_proj.weight))
-        embed = body.embed_tokens.weight
-        if head.weight.data_ptr() == embed.data_ptr():      # tied: the unembedding gets its own copy
-            head.weight = torch.nn.Parameter(embed.detach().clone(), requires_grad=embed.requires_grad)
-            model.config.tie_word_embeddings = False
-        _fold(body.norm.weight, (head.weight,))
-        head.weight.sub_(head.weight.mean(0, keepdim=True))
+        if not tied_unembedding(model):     # a tied one stays as it is (module docstring)
+            _fold(body.norm.weight, (head.weight,))
+            head.weight.sub_(head.weight.mean(0, keepdim=True))
     return True
+
+
+def tied_unembedding(model: Any) -> bool:
+    """Is the model's unembedding the embedding matrix itself (one tensor)?"""
+    head, embed = getattr(model, "lm_head", None), getattr(getattr(model, "model", None), "embed_tokens", None)
+    return head is not None and embed is not None and head.weight.data_ptr() == embed.weight.data_ptr()
+
+
+def centre_logits(logits: torch.Tensor, hook: Any = None) -> torch.Tensor:
+    """(..., V) logits less their mean over the vocabulary: what a centred unembedding gives."""
+    return logits - logits.mean(-1, keepdim=True)
+
+
+def finish(bridge: Any, model: Any) -> None:
+    """After the bridge boots over a model folded here: a tied unembedding, left uncentred, gets
+    its logits centred by a permanent hook (kept through `reset_hooks`)."""
+    if tied_unembedding(model):
+        bridge.unembed.hook_out.add_perma_hook(centre_logits)
+
+
+def unembedding_terms(model: Any) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(final gain (D,), vocabulary mean of the unembedding (D,)) that a tied unembedding left
+    out of its weights, for ModelWeights; (None, None) when they are folded in."""
+    if not (getattr(model, "_sadlang_folded", False) and tied_unembedding(model)):
+        return None, None
+    with torch.no_grad():
+        embed = model.model.embed_tokens.weight
+        return model.model.norm.weight.detach().float().clone(), embed.detach().float().mean(0)
 
 
 def _fold(gain: torch.Tensor, readers: tuple[torch.Tensor, ...]) -> None:
@@ -77,4 +108,7 @@ def fold_in_place(model: Any) -> bool:
 
     family = family_of(model.config)
     folder = FOLDERS.get(family.fold) if family is not None and family.fold else None
-    return bool(folder and folder(model))
+    folded = bool(folder and folder(model))
+    if folded:
+        model._sadlang_folded = True
+    return folded

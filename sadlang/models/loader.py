@@ -374,7 +374,7 @@ def _boot(hf: Any, tok: Any, arch_name: str, dev: torch.device, ref: str) -> Any
     if dev.type == "cuda":                      # fp32 means fp32: no TF32 matmuls
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
-    from sadlang.models.folding import fold_in_place
+    from sadlang.models.folding import finish, fold_in_place
     from sadlang.models.stacking import stack_projections
 
     try:
@@ -389,6 +389,7 @@ def _boot(hf: Any, tok: Any, arch_name: str, dev: torch.device, ref: str) -> Any
         bridge.enable_compatibility_mode(no_processing=folded)
         if folded:
             bridge._weights_processed = True    # the bridge must never fold these weights again
+            finish(bridge, hf)
     except Exception as exc:  # the bridge raises many types for unsupported architectures
         raise UnsupportedModelError(f"{ref}: TransformerLens could not wrap this model: {exc}") from exc
     bridge.eval()
@@ -406,13 +407,16 @@ def _loaded(bridge: Any, hf: Any, ref: str, source: str, raw_digest: str, dev: t
     if dtype != "fp32":
         bridge.to(DTYPES[dtype], print_details=False)
         raw_digest = f"{raw_digest}:{dtype}"          # a cast model has other weights: other caches
+    from sadlang.models.folding import unembedding_terms
+
+    final_gain, W_U_mean = unembedding_terms(hf)
     stacks = getattr(hf, "_sadlang_stacks", None)
     shared = stacks.per_head() if stacks is not None and stacks.current(hf) else None
     if stacks is not None and shared is None:
         del hf._sadlang_stacks           # a cast replaced the weights: the stacks would be a dead copy
     weights = read_weights(bridge, tuple(fam.sliding_windows(hf.config)), fam.attn_scale(hf.config),
                            fam.post_attention_gains(hf), fam.qk_norm_gains(hf), fam.rope_per_layer(hf.config),
-                           stacks=shared)
+                           stacks=shared, final_gain=final_gain, W_U_mean=W_U_mean)
     cfg = bridge.cfg
     tok = bridge.tokenizer
     info = ModelInfo(

@@ -21,6 +21,12 @@ class ModelWeights:
     W_V: (L, K, D, r)
     W_O: (L, H, r, D)   b_O: (L, D)       b_O includes folded value biases
     W_U: (D, V)         b_U: (V,)
+    final_gain: (D,) or None   W_U_mean: (D,) or None
+
+    W_U is the unembedding as the model holds it. Folded, it is final_gain[:, None] *
+    (W_U - W_U_mean[:, None]); both are None where the gain and the centring are in W_U already.
+    They are not for a tied unembedding (models/folding.py): read logit directions through
+    `logit_direction`, which folds them in.
     """
 
     W_Q: torch.Tensor
@@ -39,6 +45,16 @@ class ModelWeights:
     post_norm: bool = False   # Gemma-2/3: attention output RMS-normed before the residual (gain in W_O)
     qk_norm: bool = False     # Gemma-3, Qwen3: q and k RMS-normed per head after projection (gains in W_Q/W_K)
     rope_per_layer: bool = False   # Gemma-3: local and global layers rotate with different bases
+    final_gain: torch.Tensor | None = None    # a tied unembedding's final norm gain, left in the norm
+    W_U_mean: torch.Tensor | None = None      # a tied unembedding's mean over the vocabulary (uncentred)
+
+    def logit_direction(self, answer: int, against: int | None) -> torch.Tensor:
+        """(D,) the folded unembedding's column of `answer` less that of `against` (or less
+        nothing): the direction the final normalized residual (ln_final.hook_normalized) is read
+        along for that logit (difference)."""
+        other = self.W_U[:, against] if against is not None else self.W_U_mean
+        w = self.W_U[:, answer].clone() if other is None else self.W_U[:, answer] - other
+        return w if self.final_gain is None else w * self.final_gain
 
     @property
     def n_layers(self) -> int:
@@ -115,7 +131,8 @@ def _param(bridge: Any, name: str, like: torch.Tensor) -> torch.Tensor:
 
 def read_weights(bridge: Any, windows: tuple[int | None, ...] = (), attn_scale: float | None = None,
                  post_gain: torch.Tensor | None = None, qk_gains: tuple[torch.Tensor, torch.Tensor] | None = None,
-                 rope_per_layer: bool = False, stacks: dict[str, torch.Tensor] | None = None) -> ModelWeights:
+                 rope_per_layer: bool = False, stacks: dict[str, torch.Tensor] | None = None,
+                 final_gain: torch.Tensor | None = None, W_U_mean: torch.Tensor | None = None) -> ModelWeights:
     """Read folded weights from a bridge in compatibility mode (fp32, detached). From the
     model's own config and modules (models.families): `windows`, the per-layer sliding windows;
     `attn_scale`, the score divisor when it is not sqrt(d_head) (Gemma's query_pre_attn_scalar);
@@ -123,7 +140,8 @@ def read_weights(bridge: Any, windows: tuple[int | None, ...] = (), attn_scale: 
     the QK-norm gains, folded into W_Q, b_Q and W_K, b_K (the per-head scales are frozen per
     prompt, PromptActivations.q_scale); `rope_per_layer`, whether layers use different RoPE bases;
     `stacks`, W_Q, W_K, W_V and W_O as views of the model's own weights (models/stacking.py),
-    read instead of the bridge's stacked copies."""
+    read instead of the bridge's stacked copies; `final_gain` and `W_U_mean`, what a tied
+    unembedding left out of its weights (models/folding.py)."""
     cfg = bridge.cfg
     with torch.no_grad():
         if stacks is not None:
@@ -155,5 +173,5 @@ def read_weights(bridge: Any, windows: tuple[int | None, ...] = (), attn_scale: 
         attn_scale=scale, softcap=max(softcap, 0.0),
         rotary=getattr(cfg, "positional_embedding_type", "standard") == "rotary",
         windows=tuple(windows), post_norm=post_gain is not None, qk_norm=qk_gains is not None,
-        rope_per_layer=rope_per_layer,
+        rope_per_layer=rope_per_layer, final_gain=final_gain, W_U_mean=W_U_mean,
     )

@@ -19,11 +19,9 @@ class Seed:
 
 
 def direction(weights: ModelWeights, answer: int, against: int | None) -> torch.Tensor:
-    """(D,) logit direction W_U[:, answer] - W_U[:, against] (or W_U[:, answer])."""
-    w = weights.W_U[:, answer].clone()
-    if against is not None:
-        w = w - weights.W_U[:, against]
-    return w
+    """(D,) logit direction W_U[:, answer] - W_U[:, against] (or W_U[:, answer]) of the folded
+    unembedding (ModelWeights.logit_direction)."""
+    return weights.logit_direction(answer, against)
 
 
 def final_contributions(acts: PromptActivations, weights: ModelWeights, w: torch.Tensor,
