@@ -123,6 +123,11 @@ def _agree(model_name: str, kind: str, cf: str | None) -> None:
     # batches of other sizes round differently in float32: to ~1e-5 of the logits' size (rows
     # with every MLP but one ablated reach larger logits than the clean run)
     torch.testing.assert_close(shared, whole, rtol=1e-5, atol=1e-5 * max(10.0, float(whole.abs().max())))
+    # reduced as each pass ends: the same values as reducing the whole table afterwards
+    def top(k, logits):
+        return float(logits.max()) + 1000.0 * rows[k].prompt
+    reduced = run_rows(ev, rows, lab.values, 4, lab.mlp_values, reduce=top)
+    assert reduced.tolist() == [top(k, shared[k]) for k in range(len(rows))]
     plan = row_passes(ev, rows, 4)
     assert any(layer > 0 for layer, _ in plan)                      # some rows did start late
     starts = shared_prefixes(rows)

@@ -120,11 +120,15 @@ class CircuitLab:
             return []
         needs = any(row.mlp_keep is not None for row in rows) or cuts_mlps(rows)
         mlp_values = self.mlp_values if needs else None
-        logits = run_rows(self.ev, rows, self.values, self.batch_size, mlp_values)
+
+        def reduce(k: int, logits: torch.Tensor) -> float:
+            i = where[k][1]
+            p = self.ev.prompts[i]
+            return score(self.metric, logits, self.ev.logits_end(i), p.answer, p.against)
+        scores = run_rows(self.ev, rows, self.values, self.batch_size, mlp_values, reduce=reduce)
         out = [[0.0] * len(self.ev) for _ in range(n_variants)]
         for k, (v, i) in enumerate(where):
-            p = self.ev.prompts[i]
-            out[v][i] = score(self.metric, logits[k], self.ev.logits_end(i), p.answer, p.against)
+            out[v][i] = float(scores[k])
         return out
 
 

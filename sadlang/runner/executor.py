@@ -172,6 +172,9 @@ def run_plan(plan: Plan, model: LoadedModel, explore: int = 0, progress: bool = 
         verdicts[claim.name] = run(plan, stores, claim, cp)
         if bar is not None:
             bar.update(1)
+    if growing:                   # no look reads the unsampled sets' evidence: let it go first
+        stores.clear()
+        gc.collect()
     for base, sizes in growing.items():
         pending = [(c, cp) for c, cp in items if S.base_of(plan, cp.prompt_set) == base]
         for k, size in enumerate(sizes):
