@@ -43,6 +43,8 @@ def test_spilled_activations_read_back_bit_for_bit(tight, tiny_llama):
             for f in dataclasses.fields(want):
                 a, b = getattr(got, f.name), getattr(want, f.name)
                 assert (a is None and b is None) or torch.equal(a, b), f.name
+                # each field on storage of its own: one kept elsewhere pins nothing more
+                assert a is None or a.untyped_storage().nbytes() == a.numel() * a.element_size(), f.name
             assert len(ev._acts._held) <= tight.keep
     assert ev._acts.spills == len(prompts) and ev._acts.reads >= len(prompts)
     kept = ev.logits_end(0)                      # kept apart: it pins no read-back buffer

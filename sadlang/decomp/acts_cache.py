@@ -59,15 +59,18 @@ def _write(path: Path, acts: PromptActivations) -> Layout:
 
 
 def _read(path: Path, layout: Layout) -> PromptActivations:
-    """One read of the file into memory of the process's own (a mapping would take a page fault
-    per 4 KB on first touch, and every claim touches every prompt)."""
-    buffer = torch.empty(path.stat().st_size, dtype=torch.uint8)
-    with open(path, "rb") as f:
-        if f.readinto(buffer.numpy().data) != buffer.numel():
-            raise OSError(f"spilled activations {path} were cut short")
+    """The file read into memory of the process's own, each tensor on storage of its own (a
+    mapping would take a page fault per 4 KB on first touch, and every claim touches every
+    prompt; one buffer shared by the fields would let any one field kept elsewhere, such as an
+    MLP output kept as a resample value, pin the whole prompt)."""
     fields = {}
-    for name, (dtype, shape, device, offset, size) in layout.items():
-        fields[name] = buffer[offset:offset + size].view(dtype).reshape(shape).to(device)
+    with open(path, "rb") as f:
+        for name, (dtype, shape, device, offset, size) in layout.items():
+            t = torch.empty(shape, dtype=dtype)
+            f.seek(offset)
+            if size and f.readinto(t.reshape(-1).view(torch.uint8).numpy().data) != size:
+                raise OSError(f"spilled activations {path} were cut short")
+            fields[name] = t.to(device)
     return PromptActivations(**{f.name: fields.get(f.name) for f in dataclasses.fields(PromptActivations)})  # type: ignore[arg-type]
 
 
