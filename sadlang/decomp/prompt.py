@@ -39,16 +39,28 @@ class PromptDecomposition:
     """
 
     def __init__(self, weights: ModelWeights, forms: HeadForms, acts: PromptActivations,
-                 max_cached: int = 24):
+                 max_cached: int = 24, reload: Callable[[], PromptActivations] | None = None):
+        """With `reload` (an evidence store's `lambda: store.acts(i)`), the decomposition does
+        not hold `acts`: it asks for them on each use, so activations the store's byte budget
+        spilled are not pinned here (and read back twice)."""
         self.weights = weights
         self.forms = forms
-        self.acts = acts
+        self._acts: PromptActivations | None = None if reload is not None else acts
+        self._reload = reload
+        self._n = acts.n
         self._cache: OrderedDict = OrderedDict()
         self._max = max_cached
 
     @property
+    def acts(self) -> PromptActivations:
+        if self._reload is not None:
+            return self._reload()
+        assert self._acts is not None
+        return self._acts
+
+    @property
     def n(self) -> int:
-        return self.acts.n
+        return self._n
 
     def table(self, layer: int) -> ComponentTable:
         return ComponentTable(layer=layer, n_heads=self.weights.n_heads, n=self.n)
@@ -84,12 +96,11 @@ class PromptDecomposition:
 
     @property
     def vo(self) -> torch.Tensor:
-        """(L, H, n, D) value outputs per source token (see readers.value_outputs)."""
+        """(L, H, n, D) value outputs per source token (see readers.value_outputs): 10 MB at 16
+        tokens on the bundled model, so it is a table under the byte budget like the others."""
         from sadlang.decomp.readers import value_outputs
 
-        if "_vo" not in self.__dict__:
-            self.__dict__["_vo"] = value_outputs(self.acts, self.weights)
-        return self.__dict__["_vo"]
+        return self._memo(("vo",), lambda: value_outputs(self.acts, self.weights))
 
     def a_total(self, layer: int, head: int) -> torch.Tensor:
         """(n, r) singular coordinates of the whole query at every position (hooked input)."""

@@ -135,7 +135,7 @@ class PromptSetEvidence:
         if i in self._decs:
             self._decs[i] = self._decs.pop(i)          # most recently used last
         else:
-            self._decs[i] = decomposition(self.model, self.acts(i))
+            self._decs[i] = decomposition(self.model, self.acts(i), reload=lambda: self.acts(i))
             while len(self._decs) > MAX_DECOMPOSITIONS:
                 del self._decs[next(iter(self._decs))]
         return self._decs[i]

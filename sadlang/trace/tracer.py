@@ -3,6 +3,7 @@ upstream head that fires, memoized per prompt."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import networkx as nx
@@ -59,8 +60,11 @@ def forms_for(model: LoadedModel) -> HeadForms:
     return model._forms
 
 
-def decomposition(model: LoadedModel, acts: PromptActivations) -> PromptDecomposition:
-    return PromptDecomposition(model.weights, forms_for(model), acts)
+def decomposition(model: LoadedModel, acts: PromptActivations,
+                  reload: Callable[[], PromptActivations] | None = None) -> PromptDecomposition:
+    """The decomposition of one prompt; `reload` fetches its activations on each use instead
+    of holding them (PromptDecomposition)."""
+    return PromptDecomposition(model.weights, forms_for(model), acts, reload=reload)
 
 
 def trace_prompt(model: LoadedModel, acts: PromptActivations, answer: int, against: int | None,
