@@ -105,6 +105,9 @@ def test_a_tied_unembedding_stays_tied_and_gives_the_bridges_logits(name):
     tol = 1e-5 * scale
     torch.testing.assert_close(logits_b, logits_a, rtol=0, atol=tol)
     assert float(logits_b.detach().mean(-1).abs().max()) < tol                    # centred, as the bridge's are
+    mine.reset_hooks()                       # the centring hook is permanent: it survives a reset
+    with torch.no_grad():
+        assert float(mine(tokens).mean(-1).abs().max()) < tol
     gain = model.model.norm.weight.detach()
     for key in cache_a.keys():
         if key in GAINED:
