@@ -20,6 +20,7 @@ from safetensors.torch import save_file
 
 from sadlang.decomp.forms import FORMS_VERSION, HeadForms, compute_forms
 from sadlang.models.cache_dir import cache_root
+from sadlang.models.safetensors_file import DTYPES, read_header, tensors_of
 from sadlang.models.weights import ModelWeights
 
 log = logging.getLogger(__name__)
@@ -39,15 +40,10 @@ def digest(tensors: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
-_DTYPES = {"F32": torch.float32, "F64": torch.float64, "F16": torch.float16, "BF16": torch.bfloat16}
-
-
 def _header(path: Path) -> tuple[dict, int]:
-    """The safetensors header (name -> dtype, shape, data_offsets; `__metadata__`) and where the
-    data starts."""
+    """The file's safetensors header and where its data starts (models/safetensors_file.py)."""
     with open(path, "rb") as f:
-        n = int.from_bytes(f.read(8), "little")
-        return json.loads(f.read(n)), 8 + n
+        return read_header(f)
 
 
 def _file_digest(path: Path, header: dict, start: int) -> str:
@@ -55,9 +51,9 @@ def _file_digest(path: Path, header: dict, start: int) -> str:
     into the process: the mapped tensors stay unread until a claim reads them)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
-        for key in sorted(k for k in header if k != "__metadata__"):
+        for key in sorted(tensors_of(header)):
             info = header[key]
-            h.update(f"{key}{tuple(info['shape'])}{_DTYPES[info['dtype']]}".encode())
+            h.update(f"{key}{tuple(info['shape'])}{DTYPES[info['dtype']]}".encode())
             begin, end = info["data_offsets"]
             f.seek(start + begin)
             left = end - begin
@@ -75,11 +71,9 @@ def _mapped(path: Path, header: dict, start: int) -> dict[str, torch.Tensor]:
     memory) only when a tensor on it is; writes would stay in memory, never reach the file."""
     buffer = torch.from_file(str(path), shared=False, size=path.stat().st_size, dtype=torch.uint8)
     out = {}
-    for key, info in header.items():
-        if key == "__metadata__":
-            continue
+    for key, info in tensors_of(header).items():
         begin, end = info["data_offsets"]
-        out[key] = buffer[start + begin:start + end].view(_DTYPES[info["dtype"]]).reshape(info["shape"])
+        out[key] = buffer[start + begin:start + end].view(DTYPES[info["dtype"]]).reshape(info["shape"])
     return out
 
 

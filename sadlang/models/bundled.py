@@ -242,28 +242,23 @@ def _assembled(directory: Path) -> Any | None:
     return model.eval()
 
 
-_SAFETENSORS_DTYPES = {"F32": torch.float32}
-
-
 def read_safetensors(path: Path, into: Callable[[dict[str, tuple[int, ...]]], dict[str, torch.Tensor]] | None = None,
                      ) -> dict[str, torch.Tensor] | None:
     """name -> tensor of an fp32 safetensors file, each read (not mapped) into memory of its own,
     or into the tensor `into(shapes)` names for it (a view of a stack; one that is not contiguous
     is filled through a scratch buffer). None when a tensor is not fp32 or not aligned to its
     element size, a destination has another shape, or the file is shorter than its header says."""
-    import struct
+    from sadlang.models.safetensors_file import DTYPES, read_header, tensors_of
 
     out = {}
     with open(path, "rb") as handle:
-        (size,) = struct.unpack("<Q", handle.read(8))
-        header = json.loads(handle.read(size))
-        entries = sorted(((name, e) for name, e in header.items() if name != "__metadata__"),
-                         key=lambda item: item[1]["data_offsets"][0])
-        targets = into({name: tuple(e["shape"]) for name, e in entries}) if into is not None else {}
-        for name, entry in entries:
-            dtype = _SAFETENSORS_DTYPES.get(entry.get("dtype"))
+        header, start = read_header(handle)
+        entries = tensors_of(header)
+        targets = into({name: tuple(e["shape"]) for name, e in entries.items()}) if into is not None else {}
+        for name, entry in entries.items():
+            dtype = DTYPES.get(str(entry.get("dtype")))
             lo, hi = entry["data_offsets"]
-            if dtype is None or lo % 4:
+            if dtype is not torch.float32 or lo % 4:
                 return None
             tensor = targets.get(name)
             if tensor is None:
@@ -271,7 +266,7 @@ def read_safetensors(path: Path, into: Callable[[dict[str, tuple[int, ...]]], di
             if tuple(tensor.shape) != tuple(entry["shape"]) or tensor.dtype != dtype or \
                     tensor.numel() * tensor.element_size() != hi - lo:
                 return None
-            handle.seek(8 + size + lo)
+            handle.seek(start + lo)
             direct = tensor if tensor.is_contiguous() else torch.empty(entry["shape"], dtype=dtype)
             if direct.numel() and handle.readinto(direct.reshape(-1).view(torch.uint8).numpy().data) != hi - lo:
                 return None
