@@ -39,11 +39,12 @@ Batched = Callable[["torch.Tensor", "torch.Tensor", "torch.Tensor"], "torch.Tens
 
 
 # (F(M), F(C), F(M without C), F(empty)) means, floats or numpy arrays alike -> a value (NaN where
-# undefined: `_share` guards its denominators)
+# undefined: `share` guards its denominators)
 ReadingOf = Callable[[Any, Any, Any, Any], Any]
 
 
-def _share(num: Any, den: Any) -> Any:
+def share(num: Any, den: Any) -> Any:
+    """num / den where den > 0, else NaN (floats or numpy arrays)."""
     import numpy as np
 
     return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
@@ -86,10 +87,10 @@ class Reading:
 
 READINGS: dict[str, Reading] = {r.name: r for r in (
     Reading("ratio", "F(C) / F(M)",
-            lambda m, c, w, e: _share(c, m), lambda m, c, w, e: _share(m - w, m),
+            lambda m, c, w, e: share(c, m), lambda m, c, w, e: share(m - w, m),
             shares=True, needs_positive_model=True, metric_lower_is_better=False),
     Reading("recovered", "(F(empty) − F(C)) / (F(empty) − F(M)): the loss recovered",
-            lambda m, c, w, e: _share(e - c, e - m), lambda m, c, w, e: _share(w - m, e - m),
+            lambda m, c, w, e: share(e - c, e - m), lambda m, c, w, e: share(w - m, e - m),
             headline="{metric} recovered", needs_empty_above_model=True),
     Reading("divergence", "F(C) itself, in nats: `is faithful with kl <= X`",
             lambda m, c, w, e: c + 0.0 * m, lambda m, c, w, e: w + 0.0 * m,

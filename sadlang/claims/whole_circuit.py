@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field
 
 from sadlang.circuits.ablations import ABLATIONS
+from sadlang.circuits.task_metrics import share
 from sadlang.claims.base import (
     Builder,
     ClaimKind,
@@ -467,12 +468,6 @@ def _interval(columns: list[list[float]], stat: Any, settings: Any) -> Any:
     return bootstrap_interval(columns, stat, settings.confidence, settings.seed)
 
 
-def _ratio(num: Any, den: Any) -> Any:
-    import numpy as np
-
-    return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
-
-
 def _claims_goodness(body: CircuitTest, record: Any) -> bool:
     """Does the claim say the circuit is faithful (so an empty circuit meeting it makes it vacuous)?"""
     assert body.bound is not None
@@ -525,7 +520,7 @@ def _measure(body: CircuitTest, lab: Any, clean: list[float], nodes: list, names
         if body.prop == "faithful":
             value = _point(faith, f_m, f_c, f_without, f_empty)
             interval = _interval(columns, lambda x: faith(x[..., 0], x[..., 1], x[..., 2], x[..., 3]), settings)
-            norm_iv = _interval(columns, lambda x: _ratio(x[..., 1] - x[..., 3], x[..., 0] - x[..., 3]), settings)
+            norm_iv = _interval(columns, lambda x: share(x[..., 1] - x[..., 3], x[..., 0] - x[..., 3]), settings)
             head = reading.headline.format(metric=record.name)
             text = (f"F(C) = {f_c:.4g}: {head} {fmt(value)}{unit}; F(empty) = {f_empty:.4g}: normalised "
                     f"(F(C) - F(empty)) / (F(M) - F(empty)) = {fmt(normalised)}"
@@ -624,7 +619,7 @@ def _beats_random(body: CircuitTest, lab: Any, clean: list[float], nodes: list, 
     head = (f"faithfulness {fmt(faith)} vs random circuits of {size} nodes: mean {fmt(base)}, sd {fmt(spread)} "
             f"over {len(rand)} draws; p = {p:.4g} (share of random circuits at least as faithful)")
     columns = [runs[0], *runs[1:]]
-    interval = None if base <= 0 else _interval(columns, lambda x: _ratio(x[..., 0], x[..., 1:].mean(-1)), settings)
+    interval = None if base <= 0 else _interval(columns, lambda x: share(x[..., 0], x[..., 1:].mean(-1)), settings)
     if base <= 0 or (interval is None and settings.confidence is not None):
         why = ("the random mean is not positive" if base <= 0 else
                "the random mean is not clearly positive across resampled prompts")
