@@ -22,13 +22,13 @@ the weights reader stacks a copy otherwise.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 _PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj")
+_NAME = re.compile(r"^model\.layers\.(\d+)\.self_attn\.(q_proj|k_proj|v_proj|o_proj)\.weight$")
 
 
 @dataclass(frozen=True)
@@ -49,20 +49,35 @@ class Stacks:
             return t.view(L, t.shape[1] // r, r, D).transpose(2, 3)
         return {"W_Q": heads(self.q), "W_K": heads(self.k), "W_V": heads(self.v), "W_O": self.o}
 
+    def destinations(self) -> dict[str, torch.Tensor]:
+        """Parameter name (`model.layers.{l}.self_attn.{q,k,v,o}_proj.weight`) -> the view of the
+        stacks that is that layer's weight."""
+        out = {}
+        for l in range(self.o.shape[0]):
+            base = f"model.layers.{l}.self_attn."
+            out[base + "q_proj.weight"] = self.q[l]
+            out[base + "k_proj.weight"] = self.k[l]
+            out[base + "v_proj.weight"] = self.v[l]
+            out[base + "o_proj.weight"] = _o_weight(self.o[l])
+        return out
+
     def current(self, model: Any) -> bool:
-        """Does every layer's projection weight still view its slice of the stacks?"""
-        layers = _layers(model)
-        if layers is None or len(layers) != self.o.shape[0]:
-            return False
-        for l, (q, k, v, o) in enumerate(_weights(layers)):
-            if not (_views(q, self.q[l]) and _views(k, self.k[l]) and _views(v, self.v[l])
-                    and _views(o, _o_weight(self.o[l]))):
-                return False
-        return True
+        """Does every layer's projection weight still view its slice of the stacks? (Read by
+        attribute, which a bridge around the model forwards to it.)"""
+        return all(_views(_attribute(model, name), target) for name, target in self.destinations().items())
 
 
-def _views(param: torch.Tensor, target: torch.Tensor) -> bool:
-    return (param.data_ptr() == target.data_ptr() and param.shape == target.shape
+def _attribute(model: Any, dotted: str) -> Any:
+    obj = model
+    for part in dotted.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return None
+    return obj
+
+
+def _views(param: torch.Tensor | None, target: torch.Tensor) -> bool:
+    return (param is not None and param.data_ptr() == target.data_ptr() and param.shape == target.shape
             and param.stride() == target.stride() and param.dtype == target.dtype)
 
 
@@ -70,22 +85,6 @@ def _o_weight(o_layer: torch.Tensor) -> torch.Tensor:
     """(H, r, D) -> the o_proj weight (D, H * r) as a transposed view."""
     H, r, D = o_layer.shape
     return o_layer.reshape(H * r, D).T
-
-
-def _layers(model: Any) -> Any:
-    body = getattr(model, "model", None)
-    layers = getattr(body, "layers", None)
-    if layers is None:
-        return None
-    if not all(all(hasattr(getattr(layer, "self_attn", None), p) for p in _PROJECTIONS) for layer in layers):
-        return None
-    return layers
-
-
-def _weights(layers: Any) -> Iterator[tuple[torch.nn.Parameter, ...]]:
-    for layer in layers:
-        attn = layer.self_attn
-        yield tuple(getattr(attn, p).weight for p in _PROJECTIONS)
 
 
 def d_head_of(config: Any) -> int | None:
@@ -98,55 +97,13 @@ def d_head_of(config: Any) -> int | None:
     return int(hidden) // int(heads) if hidden and heads else None
 
 
-def stack_projections(model: Any, d_head: int | None = None) -> Stacks | None:
-    """Move a decoder's attention projections (`model.model.layers[i].self_attn.{q,k,v,o}_proj`)
-    into stacks and point each layer's weight at its slice, in place; kept on the model as
-    `_sadlang_stacks`. None (the model untouched) for other layouts or shapes that do not
-    stack (layers of different widths). A layer's old weight is freed when nothing else holds
-    it, so the stacks cost one projection's worth of memory while they fill."""
-    kept = getattr(model, "_sadlang_stacks", None)
-    if kept is not None and kept.current(model):     # read into stacks already (`planned`)
-        return kept
-    layers = _layers(model)
-    d_head = d_head or d_head_of(getattr(model, "config", None))
-    if layers is None or len(layers) == 0 or not d_head:
-        return None
-    found = list(_weights(layers))
-    q0, k0, v0, o0 = found[0]
-    D = q0.shape[1]
-    if any(w.ndim != 2 for w in found[0]) or q0.shape[0] % d_head or k0.shape[0] % d_head or \
-            o0.shape != (D, q0.shape[0]) or v0.shape != k0.shape or k0.shape[1] != D:
-        return None
-    if any(tuple(w.shape for w in ws) != tuple(w.shape for w in found[0]) or
-           any(w.dtype != q0.dtype or w.device != q0.device or w.is_meta for w in ws) for ws in found):
-        return None
-    L, H = len(found), q0.shape[0] // d_head
-
-    def stacked(index: int, shape: tuple[int, ...], place: Any) -> torch.Tensor:
-        out = torch.empty((L, *shape), dtype=q0.dtype, device=q0.device)
-        for l, ws in enumerate(found):
-            target = place(out[l])
-            with torch.no_grad():
-                target.copy_(ws[index])
-            ws[index].data = target         # the parameter (same object) now views the stack
-        return out
-
-    same = lambda t: t  # noqa: E731
-    stacks = Stacks(q=stacked(0, tuple(q0.shape), same), k=stacked(1, tuple(k0.shape), same),
-                    v=stacked(2, tuple(v0.shape), same), o=stacked(3, (H, d_head, D), _o_weight))
-    model._sadlang_stacks = stacks
-    return stacks
-
-
-_NAME = re.compile(r"^model\.layers\.(\d+)\.self_attn\.(q_proj|k_proj|v_proj|o_proj)\.weight$")
-
-
-def planned(shapes: dict[str, tuple[int, ...]], d_head: int | None,
-            dtype: torch.dtype = torch.float32) -> tuple[Stacks, dict[str, torch.Tensor]] | None:
-    """Empty stacks for a checkpoint's attention projections, and where each of its tensors
-    (`model.layers.{l}.self_attn.{q,k,v,o}_proj.weight`, by name -> shape) goes in them: a
-    reader fills those views, and the model is assigned them, so the weights are never held
-    twice. None when the names or shapes do not stack."""
+def planned(shapes: dict[str, tuple[int, ...]], d_head: int | None, dtype: torch.dtype = torch.float32,
+            device: torch.device | str = "cpu") -> tuple[Stacks, dict[str, torch.Tensor]] | None:
+    """Empty stacks for the attention projections among `shapes` (name -> shape, the names of
+    `Stacks.destinations`), and where each of those tensors goes in them: a reader fills the
+    views, and the model is assigned them, so the weights are never held twice. None when the
+    names or shapes do not stack (a projection missing, layers of different widths). The stacks
+    are allocated untouched: their pages take memory as the views are filled."""
     found: dict[tuple[int, str], tuple[int, ...]] = {}
     for name, shape in shapes.items():
         m = _NAME.match(name)
@@ -160,13 +117,34 @@ def planned(shapes: dict[str, tuple[int, ...]], d_head: int | None,
             q[0] % d_head or k != v or len(k) != 2 or k[1] != q[1] or o != (q[1], q[0]) or k[0] % d_head:
         return None
     H, D = q[0] // d_head, q[1]
-    stacks = Stacks(q=torch.empty((L, *q), dtype=dtype), k=torch.empty((L, *k), dtype=dtype),
-                    v=torch.empty((L, *v), dtype=dtype), o=torch.empty((L, H, d_head, D), dtype=dtype))
-    into = {}
-    for l in range(L):
-        base = f"model.layers.{l}.self_attn."
-        into[base + "q_proj.weight"] = stacks.q[l]
-        into[base + "k_proj.weight"] = stacks.k[l]
-        into[base + "v_proj.weight"] = stacks.v[l]
-        into[base + "o_proj.weight"] = _o_weight(stacks.o[l])
-    return stacks, into
+
+    def empty(*shape: int) -> torch.Tensor:
+        return torch.empty(shape, dtype=dtype, device=device)
+    stacks = Stacks(q=empty(L, *q), k=empty(L, *k), v=empty(L, *v), o=empty(L, H, d_head, D))
+    return stacks, stacks.destinations()
+
+
+def stack_projections(model: Any, d_head: int | None = None) -> Stacks | None:
+    """Move a decoder's attention projections (`model.model.layers[i].self_attn.{q,k,v,o}_proj`)
+    into stacks and point each layer's weight at its slice, in place; kept on the model as
+    `_sadlang_stacks`. None (the model untouched) for other layouts, shapes that do not stack,
+    or projections of different dtypes or devices. A layer's old weight is freed (when nothing
+    else holds it) as its slice fills."""
+    kept = getattr(model, "_sadlang_stacks", None)
+    if kept is not None and kept.current(model):     # read into stacks already (`planned`)
+        return kept
+    params = dict(model.named_parameters())
+    attn = [p for name, p in params.items() if _NAME.match(name)]
+    if not attn or any(p.dtype != attn[0].dtype or p.device != attn[0].device or p.is_meta for p in attn):
+        return None
+    found = planned({name: tuple(p.shape) for name, p in params.items()},
+                    d_head or d_head_of(getattr(model, "config", None)), attn[0].dtype, attn[0].device)
+    if found is None:
+        return None
+    stacks, into = found
+    with torch.no_grad():
+        for name, target in into.items():
+            target.copy_(params[name])
+            params[name].data = target       # the parameter (same object) now views the stack
+    model._sadlang_stacks = stacks
+    return stacks
