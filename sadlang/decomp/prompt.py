@@ -45,18 +45,14 @@ class PromptDecomposition:
         spilled are not pinned here (and read back twice)."""
         self.weights = weights
         self.forms = forms
-        self._acts: PromptActivations | None = None if reload is not None else acts
-        self._reload = reload
+        self._get_acts: Callable[[], PromptActivations] = reload if reload is not None else (lambda: acts)
         self._n = acts.n
         self._cache: OrderedDict = OrderedDict()
         self._max = max_cached
 
     @property
     def acts(self) -> PromptActivations:
-        if self._reload is not None:
-            return self._reload()
-        assert self._acts is not None
-        return self._acts
+        return self._get_acts()
 
     @property
     def n(self) -> int:

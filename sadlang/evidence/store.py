@@ -106,9 +106,8 @@ class PromptSetEvidence:
         """(V,) prompt i's logits at its last position, kept apart from its activations (within
         the activations' budget they could be spilled, and every run of a circuit claim reads its
         prompt's clean logits; 0.2 MB a prompt on the bundled model)."""
-        if i not in self._logits:     # its own storage: a view of a batch's would keep the batch
-            t = self.acts(i).logits_end
-            self._logits[i] = t if t.untyped_storage().nbytes() == t.numel() * t.element_size() else t.clone()
+        if i not in self._logits:     # on storage of its own, as everything an ActsCache hands out
+            self._logits[i] = self.acts(i).logits_end
         return self._logits[i]
 
     def token_ids(self, indices: list[int]) -> torch.Tensor:
