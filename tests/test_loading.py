@@ -64,3 +64,25 @@ def test_a_file_the_fast_path_does_not_expect_falls_back(tmp_path):
     extra = {**state, "model.extra.weight": torch.zeros(2)}
     save_file(extra, str(directory / WEIGHTS), metadata={"format": "pt"})
     assert _assembled(directory) is None                              # a name the model lacks
+
+
+@pytest.mark.bundled
+def test_the_cached_tokenizer_is_the_one_the_bridge_would_build():
+    """A cached model's tokenizer is loaded with BOS on, so the bridge keeps it instead of loading
+    it a second time; it tokenizes as the bridge's own reload of a plain load would."""
+    from transformers import AutoTokenizer
+    from transformer_lens.utilities import get_tokenizer_with_bos
+
+    from sadlang.models.bundled import bundled_cache_dir
+
+    directory = bundled_cache_dir()
+    tok = load_cached_hf(directory)[1]
+    assert get_tokenizer_with_bos(tok) is tok
+    theirs = get_tokenizer_with_bos(AutoTokenizer.from_pretrained(str(directory)))
+    assert theirs is not tok and tok.bos_token is not None
+    for text in ("When Mary and John went to the store, John gave a drink to", " Mary", "", "a\nb  c"):
+        assert tok(text)["input_ids"] == theirs(text)["input_ids"], text
+        assert tok.tokenize(text) == theirs.tokenize(text)
+    assert tok.special_tokens_map == theirs.special_tokens_map
+    assert (tok.padding_side, tok.bos_token_id, tok.eos_token_id) == \
+        (theirs.padding_side, theirs.bos_token_id, theirs.eos_token_id)

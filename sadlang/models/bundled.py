@@ -182,7 +182,8 @@ def load_cached_hf(directory: Path) -> tuple[Any, Any]:
     hf_logging.disable_progress_bar()   # a warm load takes seconds: no bar
     try:
         model = _assembled(directory) or _from_pretrained(directory)
-        tok = AutoTokenizer.from_pretrained(str(directory))
+        # with BOS on, as the bridge wants it: it would otherwise load the tokenizer a second time
+        tok = AutoTokenizer.from_pretrained(str(directory), add_bos_token=True)
     finally:
         if was_enabled:
             hf_logging.enable_progress_bar()
