@@ -375,6 +375,7 @@ def _boot(hf: Any, tok: Any, arch_name: str, dev: torch.device, ref: str) -> Any
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
     from sadlang.models.folding import finish, fold_in_place
+    from sadlang.models.hook_scan import scanning
     from sadlang.models.stacking import stack_projections
 
     try:
@@ -385,8 +386,9 @@ def _boot(hf: Any, tok: Any, arch_name: str, dev: torch.device, ref: str) -> Any
         folded = fold_in_place(hf)
         if folded:
             stack_projections(hf)
-        bridge = TransformerBridge.boot_transformers(arch_name, hf_model=hf, tokenizer=tok, device=str(dev))
-        bridge.enable_compatibility_mode(no_processing=folded)
+        with scanning():                        # the bridge's hook walks, faster (models/hook_scan.py)
+            bridge = TransformerBridge.boot_transformers(arch_name, hf_model=hf, tokenizer=tok, device=str(dev))
+            bridge.enable_compatibility_mode(no_processing=folded)
         if folded:
             bridge._weights_processed = True    # the bridge must never fold these weights again
             finish(bridge, hf)
