@@ -70,8 +70,8 @@ def test_a_file_the_fast_path_does_not_expect_falls_back(tmp_path):
 def test_the_cached_tokenizer_is_the_one_the_bridge_would_build():
     """A cached model's tokenizer is loaded with BOS on, so the bridge keeps it instead of loading
     it a second time; it tokenizes as the bridge's own reload of a plain load would."""
-    from transformers import AutoTokenizer
     from transformer_lens.utilities import get_tokenizer_with_bos
+    from transformers import AutoTokenizer
 
     from sadlang.models.bundled import bundled_cache_dir
 
