@@ -151,29 +151,35 @@ def run_batch(model: LoadedModel, batch: list[list[int]]) -> list[PromptActivati
     logits_end = logits[:, -1].float()
     del logits
     held = cache.cache_dict if hasattr(cache, "cache_dict") else None
+    b = len(batch)
 
-    def stack(key: str) -> torch.Tensor:
-        """(b, L, ...) of one hook over the layers. The hooked tensors are let go as they are
-        stacked (with any alias of them), so a batch's activations are never held twice over."""
+    def stack(key: str) -> list[torch.Tensor]:
+        """Per prompt, (L, ...) of one hook over the layers, each on storage of its own. The
+        hooked tensors are let go as they are stacked (with any alias of them), so a batch's
+        activations are never held twice over; and no prompt's tensors view a batch-wide one,
+        which a kept prompt would pin whole (decomp/acts_cache.py keeps prompts one by one)."""
         parts = [cache[f"blocks.{l}.{key}"] for l in range(L)]
-        out = torch.stack(parts, dim=1).float()
+        out = [torch.stack([p[i] for p in parts]).float() for i in range(b)]
         if held is not None:
             taken = {id(t) for t in parts}
             for name in [k for k, t in held.items() if id(t) in taken]:
                 del held[name]
         return out
-    resid = stack("hook_resid_pre")                      # (b, L, n, D)
-    ln_scale = _scale(stack("ln1.hook_scale"))            # (b, L, n)
-    pattern = stack("attn.hook_pattern")                  # (b, L, H, n, n)
+
+    def scales(key: str) -> list[torch.Tensor]:
+        return [_scale(t) for t in stack(key)]
+    resid = stack("hook_resid_pre")                      # b x (L, n, D)
+    ln_scale = scales("ln1.hook_scale")                   # b x (L, n)
+    pattern = stack("attn.hook_pattern")                  # b x (L, H, n, n)
     scores = stack("attn.hook_attn_scores")
-    v = stack("attn.hook_v")                              # (b, L, n, K, r)
+    v = stack("attn.hook_v")                              # b x (L, n, K, r)
     mlp_out = stack("hook_mlp_out")
     normalized = stack("ln1.hook_normalized")
-    post = _scale(stack("ln1_post.hook_scale")) if model.weights.post_norm else None   # (b, L, n)
+    post = scales("ln1_post.hook_scale") if model.weights.post_norm else None   # b x (L, n)
     q_scale = k_scale = None
-    if model.weights.qk_norm:      # hooks hold (b, heads, n, 1): to (b, L, n, heads)
-        q_scale = stack("attn.q_norm.hook_scale")[..., 0].transpose(-1, -2)
-        k_scale = stack("attn.k_norm.hook_scale")[..., 0].transpose(-1, -2)
+    if model.weights.qk_norm:      # hooks hold (heads, n, 1) a prompt: to (L, n, heads)
+        q_scale = [t[..., 0].transpose(-1, -2) for t in stack("attn.q_norm.hook_scale")]
+        k_scale = [t[..., 0].transpose(-1, -2) for t in stack("attn.k_norm.hook_scale")]
     cos_l = sin_l = None
     if model.weights.rope_per_layer:
         def table(key: str, l: int) -> torch.Tensor:      # (n, rd): shared across the batch
@@ -187,7 +193,7 @@ def run_batch(model: LoadedModel, batch: list[list[int]]) -> list[PromptActivati
     cos_all = cache["blocks.0.attn.hook_cos"].float() if has_rope else None
     sin_all = cache["blocks.0.attn.hook_sin"].float() if has_rope else None
     out = []
-    for i in range(len(batch)):
+    for i in range(b):
         cos = sin = None
         if cos_all is not None and sin_all is not None:
             cos, sin = cos_all, sin_all
@@ -195,7 +201,7 @@ def run_batch(model: LoadedModel, batch: list[list[int]]) -> list[PromptActivati
             cos = cos[min(i, cos.shape[0] - 1)] if cos.ndim == 3 else cos
             sin = sin[min(i, sin.shape[0] - 1)] if sin.ndim == 3 else sin
         out.append(PromptActivations(
-            tokens=tokens[i], embed=resid[i, 0], ln_scale=ln_scale[i],
+            tokens=tokens[i], embed=resid[i][0], ln_scale=ln_scale[i],
             final_scale=final_scale[i], final_normalized=final_norm[i], pattern=pattern[i],
             scores=scores[i], v=v[i], mlp_out=mlp_out[i],
             resid_pre=resid[i], normalized=normalized[i], cos=cos, sin=sin,

@@ -35,9 +35,15 @@ def _tensors(acts: PromptActivations) -> dict[str, torch.Tensor]:
 
 
 def owned(acts: PromptActivations) -> PromptActivations:
-    """The same activations on storage of their own. A batch's are views into its stacked
-    tensors, and one kept view would keep the whole batch alive after the rest is dropped."""
-    return dataclasses.replace(acts, **{k: t.clone() for k, t in _tensors(acts).items()})
+    """The same activations on storage of their own. Some of a batch's are views into batch-wide
+    tensors (the final norm's, the logits), and one kept view would keep the whole batch alive
+    after the rest is dropped; tensors that already own their storage are kept as they are."""
+    return dataclasses.replace(acts, **{k: t.clone() for k, t in _tensors(acts).items() if not _owns(t)})
+
+
+def _owns(t: torch.Tensor) -> bool:
+    """Is `t` all of its storage (a view of nothing larger)?"""
+    return t.storage_offset() == 0 and t.untyped_storage().nbytes() == t.numel() * t.element_size()
 
 
 # where each tensor of a spilled prompt sits in its file: name -> (dtype, shape, device, byte offset, bytes)
