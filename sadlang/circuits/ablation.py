@@ -29,7 +29,7 @@ Shapes: L layers, n positions, H query heads, r d_head, V vocabulary.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -235,7 +235,7 @@ def row_passes(ev: PromptSetEvidence, rows: list[Row], batch_size: int,
 
 
 def _mlp_hooks(model: LoadedModel, rows: list[Row], chunk: list[int],
-               mlp_values: list[torch.Tensor] | None) -> list:
+               mlp_values: Sequence[torch.Tensor] | None) -> list:
     """hook_mlp_out swaps of one pass: every MLP output a row does not keep replaced by its
     reference value (none when no row of the pass ablates an MLP)."""
     if all(rows[k].mlp_keep is None for k in chunk):
@@ -256,7 +256,7 @@ def _mlp_hooks(model: LoadedModel, rows: list[Row], chunk: list[int],
 
 
 def _ablation_hooks(model: LoadedModel, rows: list[Row], chunk: list[int], ev: PromptSetEvidence,
-                    values: list[torch.Tensor], mlp_values: list[torch.Tensor] | None = None,
+                    values: Sequence[torch.Tensor], mlp_values: Sequence[torch.Tensor] | None = None,
                     ) -> tuple[list, WiredRun | None]:
     """The hooks of one pass over rows `chunk`: every head (and MLP) output a row does not keep
     replaced by its reference value, and the row's cut paths (then also the `WiredRun` that cuts
@@ -272,7 +272,7 @@ def cuts_mlps(rows: list[Row]) -> bool:
 
 
 def _head_hooks(model: LoadedModel, rows: list[Row], chunk: list[int], ev: PromptSetEvidence,
-                values: list[torch.Tensor], mlp_values: list[torch.Tensor] | None = None,
+                values: Sequence[torch.Tensor], mlp_values: Sequence[torch.Tensor] | None = None,
                 ) -> tuple[list, WiredRun | None]:
     L = model.info.n_layers
     keep = torch.stack([rows[k].keep for k in chunk]).to(model.device)            # (b, L, n, H)
@@ -295,8 +295,8 @@ def _head_hooks(model: LoadedModel, rows: list[Row], chunk: list[int], ev: Promp
     return hooks, None
 
 
-def run_rows(ev: PromptSetEvidence, rows: list[Row], values: list[torch.Tensor],
-             batch_size: int, mlp_values: list[torch.Tensor] | None = None,
+def run_rows(ev: PromptSetEvidence, rows: list[Row], values: Sequence[torch.Tensor],
+             batch_size: int, mlp_values: Sequence[torch.Tensor] | None = None,
              reduce: Callable[[int, torch.Tensor], float] | None = None) -> torch.Tensor:
     """Logits at the last position of every row, (len(rows), V), in the passes of `row_passes`:
     a pass that starts at layer k > 0 starts each of its rows from its base's residual there
@@ -366,7 +366,7 @@ def run_rows(ev: PromptSetEvidence, rows: list[Row], values: list[torch.Tensor],
     return out
 
 
-def _writes(ev: PromptSetEvidence, row: Row, start: Start, values: list[torch.Tensor],
+def _writes(ev: PromptSetEvidence, row: Row, start: Start, values: Sequence[torch.Tensor],
             writes: dict[int, dict[int, torch.Tensor]], clean_z: dict[int, torch.Tensor], layer: int,
             ) -> torch.Tensor:
     """(n, H, r) what a resumed row's head outputs of `layer` (before its start) differ from their
@@ -382,7 +382,7 @@ def _writes(ev: PromptSetEvidence, row: Row, start: Start, values: list[torch.Te
     return writes[start.base][layer]
 
 
-def _mlp_writes(ev: PromptSetEvidence, row: Row, start: Start, mlp_values: list[torch.Tensor],
+def _mlp_writes(ev: PromptSetEvidence, row: Row, start: Start, mlp_values: Sequence[torch.Tensor],
                 writes: dict[int, dict[int, torch.Tensor]], layer: int) -> torch.Tensor:
     """(n, D) what a resumed row's MLP output of `layer` (before its start) differs from its
     reference value by: its base's (the clean run's). Zero for a row that cuts no MLP path."""

@@ -15,7 +15,7 @@ Importing this module loads no tensor code (the settings and the parser's checks
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 Source = Literal["none", "reference", "counterfactual"]
 Read = Callable[["PromptActivations", "LoadedModel"], "torch.Tensor"]
-Values = Callable[["PromptSetEvidence", "PromptSetEvidence | None", Read], "list[torch.Tensor]"]
+Values = Callable[["PromptSetEvidence", "PromptSetEvidence | None", Read], "Sequence[torch.Tensor]"]
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class Ablation:
         return self.origin.format(set=source.name, n=len(source))
 
 
-def _zero(ev: PromptSetEvidence, source: PromptSetEvidence | None, read: Read) -> list[torch.Tensor]:
+def _zero(ev: PromptSetEvidence, source: PromptSetEvidence | None, read: Read) -> Sequence[torch.Tensor]:
     import torch
 
     zeros: dict[tuple[int, ...], torch.Tensor] = {}        # one (read-only) tensor per shape
@@ -72,16 +72,18 @@ def _zero(ev: PromptSetEvidence, source: PromptSetEvidence | None, read: Read) -
     return out
 
 
-def _mean(ev: PromptSetEvidence, source: PromptSetEvidence | None, read: Read) -> list[torch.Tensor]:
+def _mean(ev: PromptSetEvidence, source: PromptSetEvidence | None, read: Read) -> Sequence[torch.Tensor]:
     from sadlang.circuits.ablation import mean_values
 
     return mean_values(ev, source, read)
 
 
-def _resample(ev: PromptSetEvidence, source: PromptSetEvidence | None, read: Read) -> list[torch.Tensor]:
+def _resample(ev: PromptSetEvidence, source: PromptSetEvidence | None, read: Read) -> Sequence[torch.Tensor]:
+    from sadlang.circuits.per_prompt import PerPrompt
+
     if source is None or len(source) != len(ev):
         raise ValueError("resample ablation needs the aligned counterfactual prompt set")
-    return [read(source.acts(i), ev.model) for i in range(len(ev))]
+    return PerPrompt(len(ev), lambda i: read(source.acts(i), ev.model))   # computed when a pass reads them
 
 
 ABLATIONS: dict[str, Ablation] = {a.name: a for a in (

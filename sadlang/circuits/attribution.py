@@ -29,7 +29,7 @@ Shapes: L layers, H query heads, n positions, D d_model, r d_head, b rows.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -286,7 +286,7 @@ def top_nodes(edges: list[tuple[AttrEdge, float]], k: int) -> list[Unit]:
     return sorted(units)
 
 
-def _deltas(ref: list[torch.Tensor], ref_mlp: list[torch.Tensor], ev: PromptSetEvidence, i: int
+def _deltas(ref: Sequence[torch.Tensor], ref_mlp: Sequence[torch.Tensor], ev: PromptSetEvidence, i: int
             ) -> tuple[torch.Tensor, torch.Tensor]:
     """(L, n, H, D) and (L, n, D): a^ref - a of every head's write and every MLP's output."""
     w = ev.model.weights
@@ -295,7 +295,7 @@ def _deltas(ref: list[torch.Tensor], ref_mlp: list[torch.Tensor], ev: PromptSetE
     return torch.einsum("lnhr,lhrd->lnhd", dz, w.W_O), ref_mlp[i].to(acts.v) - mlp_out(acts, ev.model)
 
 
-def attribute(ev: PromptSetEvidence, ref: list[torch.Tensor], ref_mlp: list[torch.Tensor], metric: str,
+def attribute(ev: PromptSetEvidence, ref: Sequence[torch.Tensor], ref_mlp: Sequence[torch.Tensor], metric: str,
               batch_size: int, twins: PromptSetEvidence | None = None, steps: int = 1) -> EdgeScores:
     """EAP (steps 1, no twins needed) or EAP-IG (`steps` interpolation points between each twin's
     embeddings and its prompt's) scores of every edge, averaged over the prompts of `ev`.

@@ -19,6 +19,7 @@ edges, and `without C` cuts its edges from the whole model (sadlang/circuits/wir
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -53,18 +54,18 @@ class CircuitLab:
     metric: str = "logit_diff"                      # a task metric (circuits/task_metrics.py)
     mlps: bool = False                              # MLPs are circuit nodes: `only S` ablates the MLPs outside S
     ablation_passes: int = 0
-    _values: list[torch.Tensor] | None = field(default=None, repr=False)
-    _mlp_values: list[torch.Tensor] | None = field(default=None, repr=False)
+    _values: Sequence[torch.Tensor] | None = field(default=None, repr=False)
+    _mlp_values: Sequence[torch.Tensor] | None = field(default=None, repr=False)
 
     @property
-    def values(self) -> list[torch.Tensor]:
+    def values(self) -> Sequence[torch.Tensor]:
         """Per prompt, the (L, n, H, r) values that replace ablated head outputs."""
         if self._values is None:
             self._values = get_ablation(self.kind).values(self.ev, self.source, head_z)
         return self._values
 
     @property
-    def mlp_values(self) -> list[torch.Tensor]:
+    def mlp_values(self) -> Sequence[torch.Tensor]:
         """Per prompt, the (L, n, D) values that replace ablated MLP outputs."""
         if self._mlp_values is None:
             self._mlp_values = get_ablation(self.kind).values(self.ev, self.source, mlp_out)
