@@ -20,14 +20,16 @@ def softcap(x: torch.Tensor, cap: float) -> torch.Tensor:
     return cap * torch.tanh(x / cap) if cap > 0 else x
 
 
-# Bytes of per-head coordinate tables that all decompositions of the process may keep. One table
-# of a late layer holds every upstream head at every source position, (C, n, r) with C ~ layers x
-# heads x n: 17 MB at 16 tokens on the bundled model and growing as n^2, so a count of tables is
-# no bound. An evicted table is recomputed, identically, when asked again. `SADLANG_MEMO_MB` sets
-# the limit (default 256: checking specs/ioi.sad took as long with 128 as without a limit, see
-# docs/benchmarks.md). The newest 4 tables stay whatever their size, so the query and key tables
-# of one head outlive the firing that reads them even on long prompts.
-MEMO = ByteBudget(int(float(os.environ.get("SADLANG_MEMO_MB", "256")) * 2**20), keep=4)
+# Bytes of per-head coordinate tables that all decompositions of the process may keep, and of
+# per-prompt ablation values (circuits/per_prompt.py). One table of a late layer holds every
+# upstream head at every source position, (C, n, r) with C ~ layers x heads x n: 10-17 MB at 16
+# tokens on the bundled model and growing as n^2, so a count of tables is no bound. An evicted
+# table is recomputed, identically, when asked again. `SADLANG_MEMO_MB` sets the limit (default
+# 128: on 2026-12-02, `check specs/ioi.sad` peaked at 1730 MiB in 79 s with 128 against 1887 MiB
+# in 78 s with 256, and acc traces of 32 and 64 tokens took as long; docs/benchmarks.md). The
+# newest 4 tables stay whatever their size, so the query and key tables of one head outlive the
+# firing that reads them even on long prompts, where a table alone passes any such limit.
+MEMO = ByteBudget(int(float(os.environ.get("SADLANG_MEMO_MB", "128")) * 2**20), keep=4)
 
 
 class PromptDecomposition:
