@@ -35,6 +35,7 @@ from typing import Any
 
 import torch
 
+from sadlang.circuits.per_prompt import PerPrompt
 from sadlang.circuits.wiring import WiredRun, Wiring
 from sadlang.decomp.activations import PromptActivations
 from sadlang.decomp.passes import ResidualTap, Resume, last_logits
@@ -320,7 +321,7 @@ def run_rows(ev: PromptSetEvidence, rows: list[Row], values: Sequence[torch.Tens
     kept: dict[tuple[int, int], torch.Tensor] = {}   # (base row, layer) -> (n, D) residual
     writes: dict[int, dict[int, torch.Tensor]] = {}  # wired base row -> layer -> (n, H, r) z - ref
     mlp_writes: dict[int, dict[int, torch.Tensor]] = {}  # wired base row -> layer -> (n, D) mlp_out - ref
-    clean_z: dict[int, torch.Tensor] = {}            # prompt -> (L, n, H, r) its clean head outputs
+    clean_z = PerPrompt(len(ev), lambda p: head_z(ev.acts(p), ev.model))   # (L, n, H, r) clean head outputs
     if reduce is None:
         out = torch.empty(len(rows), model.bridge.cfg.d_vocab, device=model.device)
     else:
@@ -367,7 +368,7 @@ def run_rows(ev: PromptSetEvidence, rows: list[Row], values: Sequence[torch.Tens
 
 
 def _writes(ev: PromptSetEvidence, row: Row, start: Start, values: Sequence[torch.Tensor],
-            writes: dict[int, dict[int, torch.Tensor]], clean_z: dict[int, torch.Tensor], layer: int,
+            writes: dict[int, dict[int, torch.Tensor]], clean_z: Sequence[torch.Tensor], layer: int,
             ) -> torch.Tensor:
     """(n, H, r) what a resumed row's head outputs of `layer` (before its start) differ from their
     reference values by: its base's (the clean run's: every output kept). Zero for a row that
@@ -376,8 +377,6 @@ def _writes(ev: PromptSetEvidence, row: Row, start: Start, values: Sequence[torc
     if not row.wiring:
         return torch.zeros_like(ref)
     if start.base is None:
-        if row.prompt not in clean_z:
-            clean_z[row.prompt] = head_z(ev.acts(row.prompt), ev.model)
         return clean_z[row.prompt][layer] - ref
     return writes[start.base][layer]
 
