@@ -36,7 +36,7 @@ from typing import Any
 import torch
 
 from sadlang.circuits.per_prompt import PerPrompt
-from sadlang.circuits.wiring import WiredRun, Wiring
+from sadlang.circuits.wiring import RowValues, WiredRun, Wiring
 from sadlang.decomp.activations import PromptActivations
 from sadlang.decomp.passes import ResidualTap, Resume, last_logits
 from sadlang.errors import SadError
@@ -244,14 +244,14 @@ def _mlp_hooks(model: LoadedModel, rows: list[Row], chunk: list[int],
     assert mlp_values is not None, "rows ablate MLPs, so the lab must give their reference values"
     L = model.info.n_layers
     keep = torch.stack([rows[k].mlps_kept() for k in chunk]).to(model.device)            # (b, L, n)
-    repl = torch.stack([mlp_values[rows[k].prompt] for k in chunk]).to(model.device)      # (b, L, n, D)
+    repl = RowValues([mlp_values[rows[k].prompt] for k in chunk], model.device)    # (b, L, n, D)
     hooks = []
     for layer in range(L):
         if not bool((~keep[:, layer]).any()):
             continue
 
         def swap(x: torch.Tensor, hook: Any, layer: int = layer) -> torch.Tensor:
-            return torch.where(keep[:, layer, :, None], x, repl[:, layer].to(x.dtype))
+            return torch.where(keep[:, layer, :, None], x, repl.at(layer).to(x.dtype))
         hooks.append((f"blocks.{layer}.hook_mlp_out", swap))
     return hooks
 
@@ -277,21 +277,21 @@ def _head_hooks(model: LoadedModel, rows: list[Row], chunk: list[int], ev: Promp
                 ) -> tuple[list, WiredRun | None]:
     L = model.info.n_layers
     keep = torch.stack([rows[k].keep for k in chunk]).to(model.device)            # (b, L, n, H)
-    repl = torch.stack([values[rows[k].prompt] for k in chunk]).to(model.device)  # (b, L, n, H, r)
+    repl = RowValues([values[rows[k].prompt] for k in chunk], model.device)       # (b, L, n, H, r)
     wirings = [rows[k].wiring for k in chunk]
     if any(wirings):
         acts = ev.acts(rows[chunk[0]].prompt)
         mlp_repl = None
         if cuts_mlps([rows[k] for k in chunk]):
             assert mlp_values is not None, "rows cut MLP senders, so the lab must give their reference values"
-            mlp_repl = torch.stack([mlp_values[rows[k].prompt] for k in chunk]).to(model.device)  # (b, L, n, D)
+            mlp_repl = RowValues([mlp_values[rows[k].prompt] for k in chunk], model.device)  # (b, L, n, D)
         run = WiredRun(model, wirings, repl, acts.cos, acts.sin, mlp_repl)
         return run.hooks() + [(f"blocks.{layer}.attn.hook_z", run.z_hook(layer, keep)) for layer in range(L)], run
     hooks = []
     for layer in range(L):
         def swap(z: torch.Tensor, hook: Any, layer: int = layer, keep: torch.Tensor = keep,
-                 repl: torch.Tensor = repl) -> torch.Tensor:
-            return torch.where(keep[:, layer, :, :, None], z, repl[:, layer].to(z.dtype))
+                 repl: RowValues = repl) -> torch.Tensor:
+            return torch.where(keep[:, layer, :, :, None], z, repl.at(layer).to(z.dtype))
         hooks.append((f"blocks.{layer}.attn.hook_z", swap))
     return hooks, None
 

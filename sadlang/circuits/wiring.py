@@ -163,15 +163,29 @@ class Taps:
         return x
 
 
+class RowValues:
+    """The reference values of one pass's rows, (b, L, ...) as if stacked, but stacked one layer
+    at a time when a hook asks (`at`): a whole pass's stack was (b, L, n, H, r), 34 MB for 32
+    rows of 16 tokens on the bundled model, alive for the pass."""
+
+    def __init__(self, per_row: list[torch.Tensor], device: torch.device | str):
+        self.per_row, self.device = per_row, device
+
+    def at(self, layer: int) -> torch.Tensor:
+        """(b, ...) every row's values of `layer`."""
+        return torch.stack([v[layer] for v in self.per_row]).to(self.device)
+
+
 class WiredRun(Taps):
     """The hooks of one batched pass with per-row wirings. Rows without a wiring run as plain
     node ablations. Use `hooks()` inside `model.bridge.hooks(fwd_hooks=...)`, after the MLP
     node-ablation hooks `late_hooks()` (they read the MLP outputs the row ends up with)."""
 
-    def __init__(self, model: LoadedModel, wirings: list[Wiring | None], values: torch.Tensor,
-                 cos: torch.Tensor | None, sin: torch.Tensor | None, mlp_values: torch.Tensor | None = None) -> None:
-        """values: (b, L, n, H, r) the reference head outputs of each row; mlp_values: (b, L, n, D)
-        the reference MLP outputs (needed when a row cuts an MLP sender); cos, sin: (n, r) or None."""
+    def __init__(self, model: LoadedModel, wirings: list[Wiring | None], values: RowValues,
+                 cos: torch.Tensor | None, sin: torch.Tensor | None, mlp_values: RowValues | None = None) -> None:
+        """values: each row's reference head outputs, (L, n, H, r) a row; mlp_values: each row's
+        reference MLP outputs, (L, n, D) a row (needed when a row cuts an MLP sender); cos, sin:
+        (n, r) or None."""
         super().__init__()
         w = model.weights
         if any(wirings):
@@ -229,7 +243,7 @@ class WiredRun(Taps):
     def _mlp_out_hook(self, layer: int) -> Callable[[torch.Tensor, Any], torch.Tensor]:
         def hook(x: torch.Tensor, hook: Any = None) -> torch.Tensor:
             assert self.mlp_values is not None
-            self.mlp_delta[layer] = x - self.mlp_values[:, layer].to(x.dtype)
+            self.mlp_delta[layer] = x - self.mlp_values.at(layer).to(x.dtype)
             return x
         return hook
 
@@ -263,7 +277,7 @@ class WiredRun(Taps):
                     assert self.pattern is not None
                     v = self._input(row, layer, senders) @ w.W_V[layer, w.kv(head)]
                     z[row, :, head] = (self.pattern[row, head].float() @ v).to(z.dtype)
-            ref = self.values[:, layer].to(z.dtype)
+            ref = self.values.at(layer).to(z.dtype)
             z = torch.where(keep[:, layer, :, :, None], z, ref)
             self.delta[layer] = z - ref
             return z
