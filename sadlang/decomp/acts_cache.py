@@ -4,9 +4,11 @@ A check keeps each prompt's activations for as long as its set is checked (4.4 M
 16 tokens on the bundled model: three (layers, n, d_model) tensors, the patterns and scores), and
 a sampled set's last look holds its prompts, their twins and a reference draw: 224 prompts, 1
 GB, growing with the prompts. Here the most recently used activations stay in memory up to
-`SADLANG_ACTS_MB` (default 128) and older ones are written once to a spill file in a temporary
+`SADLANG_ACTS_MB` (default 64) and older ones are written once to a spill file in a temporary
 folder and read back when needed again: the same bits, at the cost of a read from the page
-cache instead of a forward pass. The folder goes when its cache does (or at exit).
+cache instead of a forward pass. The folder goes when its cache does (or at exit). The default
+was 128 until 2026-12-02: `check specs/ioi.sad` peaked at 1561 MiB in 74.4 s with 64 against
+1616 MiB in 74.2 s with 128 (single runs; docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ def _read(path: Path, layout: Layout) -> PromptActivations:
 
 # the newest 8 prompts stay whatever their size, so the prompts a computation reads side by side
 # (a prompt and its twin) are never spilled under it
-BUDGET = ByteBudget(int(float(os.environ.get("SADLANG_ACTS_MB", "128")) * 2**20), keep=8)
+BUDGET = ByteBudget(int(float(os.environ.get("SADLANG_ACTS_MB", "64")) * 2**20), keep=8)
 
 
 class ActsCache:
