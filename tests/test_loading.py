@@ -66,6 +66,26 @@ def test_a_file_the_fast_path_does_not_expect_falls_back(tmp_path):
     assert _assembled(directory) is None                              # a name the model lacks
 
 
+
+def test_reads_side_by_side_and_one_at_a_time_give_the_same_tensors_and_a_cut_file_none(tmp_path, monkeypatch):
+    """The cache is read tensor by tensor, by several threads where preadv exists; the serial
+    path gives the same bytes, and a file cut short of its header's offsets is refused."""
+    from sadlang.models import bundled
+
+    directory = _cache(tmp_path, "tiny-llama", False)
+    parallel = read_safetensors(directory / WEIGHTS)
+    monkeypatch.setattr(bundled, "_PREAD", False)
+    serial = read_safetensors(directory / WEIGHTS)
+    assert parallel is not None and serial is not None and list(parallel) == list(serial)
+    for name in parallel:
+        assert torch.equal(parallel[name], serial[name]), name
+    monkeypatch.undo()
+    data = (directory / WEIGHTS).read_bytes()
+    (directory / WEIGHTS).write_bytes(data[:-1000])
+    assert read_safetensors(directory / WEIGHTS) is None
+    monkeypatch.setattr(bundled, "_PREAD", False)
+    assert read_safetensors(directory / WEIGHTS) is None
+
 @pytest.mark.bundled
 def test_the_cached_tokenizer_is_the_one_the_bridge_would_build():
     """A cached model's tokenizer is loaded with BOS on, so the bridge keeps it instead of loading
