@@ -2,7 +2,8 @@
 
 A resample ablation replaces each prompt's head outputs by its twin's: (L, n, H, r) a prompt,
 1.1 MB at 16 tokens on the bundled model, and as much again for MLP outputs. Held for every
-prompt of a set, that grew with the set (105 MB at 96 prompts, 0.8 GB at 768). `PerPrompt`
+prompt of a set, that grew with the set (105 MB at 96 prompts; by the same arithmetic, 0.8 GB
+at 768). `PerPrompt`
 computes a prompt's values when a pass first reads them and keeps them under
 `decomp.prompt.MEMO`, the byte budget of the decomposition's tables. Values it evicts are
 computed again, identically, from the same activations, if a later pass reads them.
