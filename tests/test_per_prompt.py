@@ -38,7 +38,7 @@ def test_evicted_values_leave_the_budget_and_come_back_identical(monkeypatch):
     monkeypatch.setattr(P, "MEMO", budget)
     values = PerPrompt(5, lambda i: one * (i + 1))
     first = [values[i].clone() for i in range(5)]
-    assert budget.total <= budget.limit and len(values._held) == 2      # the two newest
+    assert budget.total <= budget.limit and len(values._values) == 2      # the two newest
     assert values.computed == 5
     for i in reversed(range(5)):
         assert torch.equal(values[i], first[i])

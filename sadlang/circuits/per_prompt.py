@@ -12,11 +12,12 @@ computed again, identically, from the same activations, if a later pass reads th
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, overload
+from typing import overload
 
 import torch
 
 from sadlang.decomp import prompt as P
+from sadlang.decomp.budget import Memo
 
 
 class PerPrompt(Sequence[torch.Tensor]):
@@ -25,8 +26,12 @@ class PerPrompt(Sequence[torch.Tensor]):
     def __init__(self, n: int, compute: Callable[[int], torch.Tensor]):
         self._n = n
         self._compute = compute
-        self._held: dict[int, torch.Tensor] = {}
-        self.computed = 0            # calls of `compute` (tests read it)
+        self._values = Memo(lambda: P.MEMO)
+
+    @property
+    def computed(self) -> int:
+        """Calls of `compute` (tests read it)."""
+        return self._values.computed
 
     def __len__(self) -> int:
         return self._n
@@ -43,16 +48,4 @@ class PerPrompt(Sequence[torch.Tensor]):
         if not -self._n <= i < self._n:
             raise IndexError(f"prompt {i} of {self._n}")
         i %= self._n
-        found = self._held.get(i)
-        if found is not None:
-            P.MEMO.touch(self, ("values", i))
-            return found
-        value = self._compute(i)
-        self.computed += 1
-        self._held[i] = value
-        P.MEMO.add(self, ("values", i), value.numel() * value.element_size())
-        return value
-
-    def evict(self, key: Any) -> None:
-        """Drop a prompt's values (the budget's call)."""
-        self._held.pop(key[1], None)
+        return self._values.get(i, lambda: self._compute(i))

@@ -1,16 +1,18 @@
 """A byte budget for what many owners keep in memory across the process, least recently used out
-first: decomposition tables (decomp/prompt.py) and prompts' activations (decomp/acts_cache.py).
+first: decomposition tables (decomp/prompt.py), ablation values (circuits/per_prompt.py) and
+prompts' activations (decomp/acts_cache.py).
 
 An owner registers each thing it keeps with its size; when the total passes the limit, the
 oldest things are handed back to their owners' `evict(key)` (drop it, or move it to disk). The
 newest `keep` stay whatever their size. Owners are held weakly: a dead owner's entries just leave.
+`Memo` is the owner for things that are computed again, identically, when asked after eviction.
 """
 
 from __future__ import annotations
 
 import weakref
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any, Protocol
 
 
@@ -46,3 +48,43 @@ class ByteBudget:
             holder = ref()
             if holder is not None:
                 holder.evict(old)
+
+
+class Memo:
+    """Tensors computed when first asked for (`get(key, compute)`) and kept under the byte budget
+    `budget()` returns (looked up at each use); one the budget evicts is computed again when asked
+    for again, so `compute` must give the same tensor each time. `max_kept` also caps how many
+    stay, newest first."""
+
+    def __init__(self, budget: Callable[[], ByteBudget], max_kept: int | None = None):
+        self._budget = budget
+        self._kept: OrderedDict = OrderedDict()
+        self._max = max_kept
+        self.computed = 0            # calls of `compute` (tests read it)
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._kept
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    def clear(self) -> None:
+        self._kept.clear()
+
+    def get(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        budget = self._budget()
+        if key in self._kept:
+            self._kept.move_to_end(key)
+            budget.touch(self, key)
+            return self._kept[key]
+        value = compute()
+        self.computed += 1
+        self._kept[key] = value
+        budget.add(self, key, value.numel() * value.element_size())
+        if self._max is not None and len(self._kept) > self._max:
+            budget.forget(self, self._kept.popitem(last=False)[0])
+        return value
+
+    def evict(self, key: Hashable) -> None:
+        """Drop one (the budget's call)."""
+        self._kept.pop(key, None)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from sadlang.decomp.activations import PromptActivations
-from sadlang.decomp.budget import ByteBudget
+from sadlang.decomp.budget import ByteBudget, Memo
 from sadlang.decomp.components import ComponentTable, SideCoordinates
 from sadlang.decomp.forms import HeadForms
 from sadlang.models.weights import ModelWeights
@@ -49,8 +48,7 @@ class PromptDecomposition:
         self.forms = forms
         self._get_acts: Callable[[], PromptActivations] = reload if reload is not None else (lambda: acts)
         self._n = acts.n
-        self._cache: OrderedDict = OrderedDict()
-        self._max = max_cached
+        self._cache = Memo(lambda: MEMO, max_cached)
 
     @property
     def acts(self) -> PromptActivations:
@@ -63,21 +61,9 @@ class PromptDecomposition:
     def table(self, layer: int) -> ComponentTable:
         return ComponentTable(layer=layer, n_heads=self.weights.n_heads, n=self.n)
 
-    def evict(self, key: tuple[Any, ...]) -> None:
-        """Drop a table (the memory budget's call); it is recomputed if asked again."""
-        self._cache.pop(key, None)
-
     def _memo(self, key: tuple[Any, ...], fn: Callable[[], torch.Tensor]) -> torch.Tensor:
-        if key in self._cache:
-            self._cache.move_to_end(key)
-            MEMO.touch(self, key)
-            return self._cache[key]
-        value = fn()
-        self._cache[key] = value
-        MEMO.add(self, key, value.numel() * value.element_size())
-        if len(self._cache) > self._max:
-            MEMO.forget(self, self._cache.popitem(last=False)[0])
-        return value
+        """A table, computed once and kept under `MEMO` (recomputed if the budget evicted it)."""
+        return self._cache.get(key, fn)
 
     def q_rot(self, layer: int, head: int) -> torch.Tensor:
         """(C, n, r) rotated query contributions of every component (pre singular map)."""
