@@ -21,7 +21,7 @@ from safetensors.torch import save_file
 from sadlang.decomp.forms import FORMS_VERSION, HeadForms, compute_forms
 from sadlang.models.cache_dir import cache_root
 from sadlang.models.safetensors_file import DTYPES, read_header, tensors_of
-from sadlang.models.weights import ModelWeights
+from sadlang.models.weights import ModelWeights, tensors_digest
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +31,8 @@ def forms_path(fingerprint: str, root: Path | None = None) -> Path:
 
 
 def digest(tensors: dict[str, torch.Tensor]) -> str:
-    """sha256 over the tensors' names, shapes and bytes, in name order."""
-    h = hashlib.sha256()
-    for key in sorted(tensors):
-        t = tensors[key].detach().to("cpu").contiguous()
-        h.update(f"{key}{tuple(t.shape)}{t.dtype}".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().data)     # no copy of the bytes
-    return h.hexdigest()
+    """sha256 over the tensors' names, shapes and bytes, in name order (models/weights.py)."""
+    return tensors_digest(tensors, "sha256")
 
 
 def _header(path: Path) -> tuple[dict, int]:

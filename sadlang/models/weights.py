@@ -6,6 +6,7 @@ Shapes use L layers, H query heads, K key/value heads, D d_model, r d_head, V vo
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,20 +108,23 @@ class ModelWeights:
         return h.hexdigest()[:16]
 
 
-def weights_digest(model: torch.nn.Module, algorithm: str = "xxh3") -> str:
-    """A digest of every parameter and buffer of a model (name, shape, dtype, bytes, in name
-    order). `xxh3` (128-bit xxHash, the default) reads the bundled model's 538 MB in about
-    0.05 s, where `sha256` takes 0.5 s of a warm load; it guards against corruption and keys
-    caches, neither of which needs a cryptographic hash. `sha256` reads caches whose manifest
-    was written before (models/bundled.py)."""
+def tensors_digest(tensors: Mapping[str, torch.Tensor], algorithm: str = "xxh3") -> str:
+    """A digest of named tensors: name, shape, dtype and bytes of each, in name order. `xxh3`
+    (128-bit xxHash, the default) reads the bundled model's 538 MB in about 0.05 s, where `sha256`
+    takes 0.5 s of a warm load; a digest that guards against corruption and keys caches needs no
+    cryptographic hash. `sha256` is what older manifests and the forms cache recorded."""
     h: Any = xxhash.xxh3_128() if algorithm == "xxh3" else hashlib.new(algorithm)
-    state = model.state_dict()
-    for name in sorted(state):
-        t = state[name].detach().to("cpu").contiguous()
+    for name in sorted(tensors):
+        t = tensors[name].detach().to("cpu").contiguous()
         h.update(f"{name}{tuple(t.shape)}{t.dtype}".encode())
-        if t.numel():
-            h.update(memoryview(t.view(torch.uint8).numpy()))     # the bytes, without a copy
+        h.update(t.reshape(-1).view(torch.uint8).numpy().data)     # the bytes, without a copy
     return str(h.hexdigest())
+
+
+def weights_digest(model: torch.nn.Module, algorithm: str = "xxh3") -> str:
+    """`tensors_digest` of every parameter and buffer of a model; `sha256` reads caches whose
+    manifest was written before xxh3 (models/bundled.py)."""
+    return tensors_digest(model.state_dict(), algorithm)
 
 
 def _param(bridge: Any, name: str, like: torch.Tensor) -> torch.Tensor:
