@@ -369,8 +369,9 @@ def _boot(hf: Any, tok: Any, arch_name: str, dev: torch.device, ref: str) -> Any
     """A TransformerLens bridge around `hf` in compatibility mode (norms folded, weights centred:
     this changes `hf`'s weights in place, by sadlang's own folder where the family has one), eval
     mode, checked."""
-    from transformer_lens.model_bridge import TransformerBridge
+    from sadlang.models.lean_import import import_bridge
 
+    TransformerBridge = import_bridge()         # without datasets and pandas (models/lean_import.py)
     if dev.type == "cuda":                      # fp32 means fp32: no TF32 matmuls
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
