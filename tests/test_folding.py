@@ -108,7 +108,9 @@ def test_a_tied_unembedding_stays_tied_and_gives_the_bridges_logits(name):
     mine.reset_hooks()                       # the centring hook is permanent: it survives a reset
     with torch.no_grad():
         assert float(mine(tokens).mean(-1).abs().max()) < tol
-    gain = model.model.norm.weight.detach()
+    final_gain, mean = unembedding_terms(model)          # offset + w: Gemma's norms scale by 1 + w
+    assert final_gain is not None and mean is not None
+    gain = final_gain
     for key in cache_a.keys():
         if key in GAINED:
             assert torch.equal(cache_b[key], cache_a[key] * gain), key
@@ -117,8 +119,6 @@ def test_a_tied_unembedding_stays_tied_and_gives_the_bridges_logits(name):
         else:
             assert torch.equal(cache_a[key], cache_b[key]), key
     # the decomposition's logit directions are the folded unembedding's
-    final_gain, mean = unembedding_terms(model)
-    assert final_gain is not None and mean is not None
     weights = read_weights(mine, final_gain=final_gain, W_U_mean=mean)
     W_U = theirs.W_U.detach()
     for against in (7, None):

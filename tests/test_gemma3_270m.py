@@ -51,6 +51,7 @@ def test_gemma3_270m_is_exact_on_its_own_hooks(gemma):
 
 def test_gemma3_270m_does_ioi(gemma):
     for text in PROMPTS:
-        logits = gemma.bridge(torch.tensor([gemma.to_tokens(text)]))[0, -1]
+        with torch.no_grad():
+            logits = gemma.bridge(torch.tensor([gemma.to_tokens(text)]))[0, -1]
         io, s = (" Mary", " John") if "Mary" in text else (" Alice", " Bob")
         assert float(logits[gemma.token_ids(io)[0]] - logits[gemma.token_ids(s)[0]]) > 1.0

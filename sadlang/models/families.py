@@ -128,7 +128,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in [
            "bases (per-layer tables), query_pre_attn_scalar; no edge-level circuits or path patching",
            Tiny("tiny-gemma3", "Gemma-3 style: QK-norm, pre+post norms, local/global layers with two RoPE "
                                "bases, MQA 4/1 (4 layers, d_model 64)",
-                _gemma3_config, "Gemma3ForCausalLM"), built_in=("QK-norm", "post-norms")),
+                _gemma3_config, "Gemma3ForCausalLM"), built_in=("QK-norm", "post-norms"), fold="rms-pre-offset"),
     Family("qwen3", ("qwen3",), "Qwen/Qwen3-0.6B",
            "QK-norm (RMSNorm on q and k per head, gains folded in W_Q/W_K, scales frozen) under "
            "grouped-query attention, no post-norms",

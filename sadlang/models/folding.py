@@ -8,13 +8,19 @@ no_processing=True)`): the same weights to the last bit (tests/test_folding.py c
 folded tensor, every hook and the logits with the bridge's own processing on each family's tiny
 model), with no second copy. Any other model is left to the bridge.
 
-What `fold_rms_pre` does to a pre-norm RMS decoder without biases (Llama, Mistral, Qwen3):
-- each layer's input-norm gain g1 multiplies the columns of W_q, W_k, W_v and becomes 1;
-- each layer's post-attention-norm gain g2 multiplies the columns of W_gate, W_up and becomes 1;
-- the final norm's gain multiplies the columns of the unembedding and becomes 1;
+What `fold_rms_pre` does to a pre-norm RMS decoder without biases (Llama, Mistral, Qwen3, and
+Gemma-3 with `GEMMA`):
+- each layer's input-norm gain g1 multiplies the columns of W_q, W_k, W_v and becomes the
+  identity;
+- the gain g2 of the norm the MLP reads (Llama's post-attention norm, Gemma's pre-feedforward
+  norm) multiplies the columns of W_gate, W_up and becomes the identity;
+- the final norm's gain multiplies the columns of the unembedding and becomes the identity;
 - the unembedding is centred over the vocabulary (logits shift by one number per position, which
   no softmax, logit difference or KL sees).
 RMS norms have no centring and bias-free layers have no value biases, so nothing else changes.
+A Gemma norm's gain is 1 + w, and its identity is w = 0 (`PreNorms.offset`). Gemma's
+post-norms (on the attention and MLP outputs) and QK-norms stay as they are, as the bridge
+leaves them: they normalise after the weights they would fold into.
 
 A tied unembedding (SmolLM2's, Gemma's) stays tied: folding the final gain into it or centring it
 would first copy the embedding (113 MB on the bundled model). The final norm keeps its gain, and
@@ -26,20 +32,35 @@ The decomposition reads the gain and the vocabulary mean from ModelWeights (`fin
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
+
+
+@dataclass(frozen=True)
+class PreNorms:
+    """Where a pre-norm RMS decoder layer keeps the norm its MLP reads, and how a norm's weight
+    w gives its gain: offset + w."""
+
+    mlp: str
+    offset: float = 0.0
+
+
+LLAMA = PreNorms("post_attention_layernorm")
+GEMMA = PreNorms("pre_feedforward_layernorm", offset=1.0)      # Gemma2RMSNorm/Gemma3RMSNorm: (1 + w)
 
 
 def _bias_free(model: Any) -> bool:
     return all(not name.endswith(".bias") for name, _ in model.named_parameters())
 
 
-def fold_rms_pre(model: Any) -> bool:
-    """Fold a Llama-style model's RMSNorm gains into the weights that read the norms, and centre
+def fold_rms_pre(model: Any, norms: PreNorms = LLAMA) -> bool:
+    """Fold a pre-norm RMS decoder's norm gains into the weights that read the norms, and centre
     its unembedding, in place. False (and nothing changed) when the model is not of that shape:
-    biases anywhere, a norm with a bias, or layers without the expected projections."""
+    biases anywhere, a norm with a bias, or layers without the expected projections and norms."""
     body = getattr(model, "model", None)
     head = getattr(model, "lm_head", None)
     layers = getattr(body, "layers", None)
@@ -49,16 +70,18 @@ def fold_rms_pre(model: Any) -> bool:
         attn, mlp = getattr(layer, "self_attn", None), getattr(layer, "mlp", None)
         if not all(hasattr(attn, p) for p in ("q_proj", "k_proj", "v_proj")) or \
                 not all(hasattr(mlp, p) for p in ("gate_proj", "up_proj")) or \
-                not hasattr(layer, "input_layernorm") or not hasattr(layer, "post_attention_layernorm"):
+                not hasattr(layer, "input_layernorm") or not hasattr(layer, norms.mlp):
             return False
     with torch.no_grad():
         for layer in layers:
             attn, mlp = layer.self_attn, layer.mlp
-            _fold(layer.input_layernorm.weight, (attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight))
-            _fold(layer.post_attention_layernorm.weight, (mlp.gate_proj.weight, mlp.up_proj.weight))
+            _fold(layer.input_layernorm.weight, (attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight),
+                  norms.offset)
+            _fold(getattr(layer, norms.mlp).weight, (mlp.gate_proj.weight, mlp.up_proj.weight), norms.offset)
         if not tied_unembedding(model):     # a tied one stays as it is (module docstring)
-            _fold(body.norm.weight, (head.weight,))
+            _fold(body.norm.weight, (head.weight,), norms.offset)
             head.weight.sub_(head.weight.mean(0, keepdim=True))
+    model._sadlang_gain_offset = norms.offset
     return True
 
 
@@ -87,18 +110,29 @@ def unembedding_terms(model: Any) -> tuple[torch.Tensor | None, torch.Tensor | N
         return None, None
     with torch.no_grad():
         embed = model.model.embed_tokens.weight
-        return model.model.norm.weight.detach().float().clone(), embed.detach().float().mean(0)
+        return _gain(model.model.norm.weight, model._sadlang_gain_offset).float().clone(), \
+            embed.detach().float().mean(0)
 
 
-def _fold(gain: torch.Tensor, readers: tuple[torch.Tensor, ...]) -> None:
-    """W (out, in) <- W * gain over its input dimension, for each reader; then gain <- 1."""
+def _gain(weight: torch.Tensor, offset: float) -> torch.Tensor:
+    """The gain a norm with `weight` multiplies by: offset + weight, as the bridge computes it."""
+    return (offset + weight.detach()) if offset else weight.detach()
+
+
+def _fold(weight: torch.Tensor, readers: tuple[torch.Tensor, ...], offset: float) -> None:
+    """W (out, in) <- W * gain over its input dimension, for each reader; then the norm's weight
+    becomes its identity (gain 1)."""
+    gain = _gain(weight, offset)
     for w in readers:
         w.mul_(gain[None, :])
-    gain.fill_(1.0)
+    weight.fill_(1.0 - offset)
 
 
 # folding method name (a family's `fold` in models/families.py) -> the in-place folder
-FOLDERS: dict[str, Callable[[Any], bool]] = {"rms-pre": fold_rms_pre}
+FOLDERS: dict[str, Callable[[Any], bool]] = {
+    "rms-pre": fold_rms_pre,
+    "rms-pre-offset": functools.partial(fold_rms_pre, norms=GEMMA),
+}
 
 
 def fold_in_place(model: Any) -> bool:
