@@ -187,6 +187,32 @@ def test_forms_cache_round_trip_and_corruption(tiny_gpt2, tmp_path, caplog):
     assert load_cached(tmp_path / "missing", tiny_gpt2.weights) is None
 
 
+def test_a_forms_file_with_the_older_sha256_digest_is_still_checked(tiny_gpt2, tmp_path):
+    """Forms files record an xxh3 digest; one written before (with sha256) is checked by its own."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from sadlang.decomp.forms import FORMS_VERSION
+    from sadlang.decomp.forms_cache import digest
+
+    f = compute_forms(tiny_gpt2.weights)
+    path = tmp_path / "forms.safetensors"
+    save_cached(path, f)
+    with safe_open(str(path), "pt") as opened:
+        meta = opened.metadata()
+    assert set(meta) >= {"xxh3"} and "sha256" not in meta
+    tensors = {k: v.contiguous() for k, v in f.tensors().items()}
+    legacy = {"version": FORMS_VERSION, "fallback": json.dumps(f.fallback_heads),
+              "rank_deficient": json.dumps(f.rank_deficient or []), "sha256": digest(tensors, "sha256")}
+    save_file(tensors, str(path), metadata=legacy)
+    g = load_cached(path, tiny_gpt2.weights)
+    assert g is not None and all(torch.equal(a, b) for a, b in zip(f.tensors().values(), g.tensors().values()))
+    save_file(tensors, str(path), metadata={**legacy, "sha256": "0" * 64})
+    assert load_cached(path, tiny_gpt2.weights) is None                  # a wrong digest is a miss
+
+
 def test_dense_fallback_handles_rank_deficient_heads(planted):
     f = get_forms(planted.weights, planted.info.fingerprint, use_disk=False)
     assert f.fallback_heads, "planted heads have rank < d_head and need the dense path"

@@ -108,12 +108,17 @@ class ModelWeights:
         return h.hexdigest()[:16]
 
 
+def hasher(algorithm: str = "xxh3") -> Any:
+    """A fresh hash object: 128-bit xxh3, or any hashlib algorithm (`sha256`)."""
+    return xxhash.xxh3_128() if algorithm == "xxh3" else hashlib.new(algorithm)
+
+
 def tensors_digest(tensors: Mapping[str, torch.Tensor], algorithm: str = "xxh3") -> str:
     """A digest of named tensors: name, shape, dtype and bytes of each, in name order. `xxh3`
     (128-bit xxHash, the default) reads the bundled model's 538 MB in about 0.05 s, where `sha256`
     takes 0.5 s of a warm load; a digest that guards against corruption and keys caches needs no
     cryptographic hash. `sha256` is what older manifests and the forms cache recorded."""
-    h: Any = xxhash.xxh3_128() if algorithm == "xxh3" else hashlib.new(algorithm)
+    h = hasher(algorithm)
     for name in sorted(tensors):
         t = tensors[name].detach().to("cpu").contiguous()
         h.update(f"{name}{tuple(t.shape)}{t.dtype}".encode())
