@@ -80,8 +80,11 @@ def main() -> None:
         stages.append((name, rss_mib(), max(sampler.peak, kernel_peak_mib())))
 
     import torch  # noqa: F401
-    import transformer_lens  # noqa: F401
     import transformers  # noqa: F401
+
+    from sadlang.models.lean_import import import_bridge
+
+    import_bridge()                  # TransformerLens, imported as a load imports it
     stage("imports (torch, transformers, TransformerLens)")
     from sadlang.models.loader import load_model, use_default_threads
 
