@@ -3,8 +3,9 @@
     python benchmarks/load.py [--repeats 3]
 
 Cold = the fp32 cache is rebuilt from the GGUF (run in a fresh cache dir); warm = loaded from
-the cache; floor = importing the same stack (torch, transformers, TransformerLens, and the
-model's transformers classes, which reading its config imports) and reading the same cached
+the cache; floor = importing the same stack (torch, transformers, TransformerLens and its bridge
+module as a load imports them, models/lean_import.py, and the model's transformers classes,
+which reading its config imports) and reading the same cached
 weights with `safetensors.torch.load_file`, which any load must do. Each load runs
 in a fresh subprocess so nothing is memoized; medians are shown.
 """
@@ -33,8 +34,10 @@ FLOOR = r"""
 import json, resource, time, warnings
 warnings.filterwarnings("ignore")
 t = time.perf_counter()
-import torch, transformers, transformer_lens
+import torch, transformers
 from safetensors.torch import load_file
+from sadlang.models.lean_import import import_bridge
+import_bridge()          # TransformerLens and its bridge module, imported as a load imports them
 from sadlang.models.bundled import WEIGHTS, bundled_cache_dir
 # the model's own transformers classes belong to the stack: a Llama config pulls in most of them
 transformers.AutoConfig.from_pretrained(str(bundled_cache_dir()))
