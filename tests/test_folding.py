@@ -127,6 +127,44 @@ def test_a_tied_unembedding_stays_tied_and_gives_the_bridges_logits(name):
                                    atol=1e-6 * float(W_U.abs().max()))
 
 
+@pytest.mark.parametrize("tied", [False, True], ids=["untied", "tied"])
+def test_soft_capped_logits_are_not_centred_as_the_bridge_does_not_centre_them(tied):
+    """Gemma-2 caps its logits (`final_logit_softcapping`); the bridge then folds the final gain
+    but leaves the unembedding uncentred, and so does the in-place folder."""
+    import transformers as tf
+
+    from sadlang.models.folding import centres_logits, unembedding_terms
+    from sadlang.models.weights import read_weights
+
+    config = builtin.build_config("tiny-gemma2")
+    config.final_logit_softcapping, config.tie_word_embeddings = 3.0, tied
+    hf = tf.Gemma2ForCausalLM(config)
+    builtin._randomize(hf, 3)
+    if tied:
+        hf.tie_weights()
+    assert not centres_logits(hf.eval())
+    theirs, mine = _bridges(hf, "tiny-gemma2")
+    tokens = theirs.to_tokens(PROMPT)
+    logits_a, cache_a = theirs.run_with_cache(tokens)
+    logits_b, cache_b = mine.run_with_cache(tokens)
+    assert float(logits_a.detach().mean(-1).abs().max()) > 0.01           # not centred, in either
+    for key in cache_a.keys():
+        if not tied or key not in GAINED | LOGITS:
+            assert torch.equal(cache_a[key], cache_b[key]), key
+    if not tied:
+        a, b = theirs.original_model.state_dict(), mine.original_model.state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a)
+        assert torch.equal(logits_a, logits_b)
+        return
+    torch.testing.assert_close(logits_b, logits_a, rtol=0, atol=1e-5 * float(logits_a.detach().abs().max()))
+    final_gain, mean = unembedding_terms(mine.original_model)
+    assert final_gain is not None and mean is None
+    weights = read_weights(mine, final_gain=final_gain, W_U_mean=mean)
+    W_U = theirs.W_U.detach()
+    torch.testing.assert_close(weights.logit_direction(3, None), W_U[:, 3], rtol=0,
+                               atol=1e-6 * float(W_U.abs().max()))
+
+
 def test_a_model_with_biases_is_left_to_the_bridge():
     import transformers as tf
 

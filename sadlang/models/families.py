@@ -121,7 +121,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in [
                                              attn_logit_softcapping=50.0, final_logit_softcapping=None,
                                              query_pre_attn_scalar=32),
                 "Gemma2ForCausalLM"),
-           ("Gemma-2-2B (ACC++)",), built_in=("post-norms",)),
+           ("Gemma-2-2B (ACC++)",), built_in=("post-norms",), fold="rms-pre-offset"),
     Family("gemma3", ("gemma3_text", "gemma3"), "google/gemma-3-270m",
            "QK-norm (RMSNorm on q and k per head after projection: gains folded in W_Q/W_K, scales "
            "frozen per position and head), pre+post norms, 5:1 local/global layers with two RoPE "

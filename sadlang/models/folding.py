@@ -9,7 +9,7 @@ folded tensor, every hook and the logits with the bridge's own processing on eac
 model), with no second copy. Any other model is left to the bridge.
 
 What `fold_rms_pre` does to a pre-norm RMS decoder without biases (Llama, Mistral, Qwen3, and
-Gemma-3 with `GEMMA`):
+Gemma-2/3 with `GEMMA`):
 - each layer's input-norm gain g1 multiplies the columns of W_q, W_k, W_v and becomes the
   identity;
 - the gain g2 of the norm the MLP reads (Llama's post-attention norm, Gemma's pre-feedforward
@@ -20,7 +20,8 @@ Gemma-3 with `GEMMA`):
 RMS norms have no centring and bias-free layers have no value biases, so nothing else changes.
 A Gemma norm's gain is 1 + w, and its identity is w = 0 (`PreNorms.offset`). Gemma's
 post-norms (on the attention and MLP outputs) and QK-norms stay as they are, as the bridge
-leaves them: they normalise after the weights they would fold into.
+leaves them: they normalise after the weights they would fold into. Soft-capped logits
+(Gemma-2) are not centred, as the bridge does not centre them (`centres_logits`).
 
 A tied unembedding (SmolLM2's, Gemma's) stays tied: folding the final gain into it or centring it
 would first copy the embedding (113 MB on the bundled model). The final norm keeps its gain, and
@@ -80,7 +81,8 @@ def fold_rms_pre(model: Any, norms: PreNorms = LLAMA) -> bool:
             _fold(getattr(layer, norms.mlp).weight, (mlp.gate_proj.weight, mlp.up_proj.weight), norms.offset)
         if not tied_unembedding(model):     # a tied one stays as it is (module docstring)
             _fold(body.norm.weight, (head.weight,), norms.offset)
-            head.weight.sub_(head.weight.mean(0, keepdim=True))
+            if centres_logits(model):
+                head.weight.sub_(head.weight.mean(0, keepdim=True))
     model._sadlang_gain_offset = norms.offset
     return True
 
@@ -91,6 +93,13 @@ def tied_unembedding(model: Any) -> bool:
     return head is not None and embed is not None and head.weight.data_ptr() == embed.weight.data_ptr()
 
 
+def centres_logits(model: Any) -> bool:
+    """Does folding centre this model's unembedding? Not where the logits are soft-capped
+    (Gemma-2's `final_logit_softcapping`): centring before the cap would change the capped
+    logits, and the bridge leaves such an unembedding uncentred too."""
+    return not getattr(getattr(model, "config", None), "final_logit_softcapping", None)
+
+
 def centre_logits(logits: torch.Tensor, hook: Any = None) -> torch.Tensor:
     """(..., V) logits less their mean over the vocabulary: what a centred unembedding gives."""
     return logits - logits.mean(-1, keepdim=True)
@@ -98,20 +107,22 @@ def centre_logits(logits: torch.Tensor, hook: Any = None) -> torch.Tensor:
 
 def finish(bridge: Any, model: Any) -> None:
     """After the bridge boots over a model folded here: a tied unembedding, left uncentred, gets
-    its logits centred by a permanent hook (kept through `reset_hooks`)."""
-    if tied_unembedding(model):
+    its logits centred by a permanent hook (kept through `reset_hooks`), unless they are
+    soft-capped (`centres_logits`)."""
+    if tied_unembedding(model) and centres_logits(model):
         bridge.unembed.hook_out.add_perma_hook(centre_logits)
 
 
 def unembedding_terms(model: Any) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """(final gain (D,), vocabulary mean of the unembedding (D,)) that a tied unembedding left
-    out of its weights, for ModelWeights; (None, None) when they are folded in."""
+    out of its weights, for ModelWeights; (None, None) when they are folded in, and no mean where
+    the logits are not centred (`centres_logits`)."""
     if not (getattr(model, "_sadlang_folded", False) and tied_unembedding(model)):
         return None, None
     with torch.no_grad():
         embed = model.model.embed_tokens.weight
-        return _gain(model.model.norm.weight, model._sadlang_gain_offset).float().clone(), \
-            embed.detach().float().mean(0)
+        mean = embed.detach().float().mean(0) if centres_logits(model) else None
+        return _gain(model.model.norm.weight, model._sadlang_gain_offset).float().clone(), mean
 
 
 def _gain(weight: torch.Tensor, offset: float) -> torch.Tensor:
