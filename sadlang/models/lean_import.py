@@ -12,7 +12,7 @@ the three `datasets` submodules TransformerLens imports from are stand-in module
   instance-checked or read;
 - any other name read from a stand-in (`pd.DataFrame`, inside a function) imports the real
   module there and then and returns its attribute;
-- a `datasets` submodule without a stand-in imports the real package.
+- a submodule without a stand-in (`datasets.config`) imports the real package.
 On leaving, the stand-ins leave `sys.modules`, so a later `import pandas` or `import datasets`
 gets the real module. (importlib's LazyLoader is no help here: torch's op registration calls
 `inspect.getmodule`, which reads `__file__` of every module in sys.modules and so loads lazy
