@@ -195,7 +195,7 @@ def test_a_forms_file_with_the_older_sha256_digest_is_still_checked(tiny_gpt2, t
     from safetensors.torch import save_file
 
     from sadlang.decomp.forms import FORMS_VERSION
-    from sadlang.decomp.forms_cache import digest
+    from sadlang.models.weights import tensors_digest
 
     f = compute_forms(tiny_gpt2.weights)
     path = tmp_path / "forms.safetensors"
@@ -205,7 +205,7 @@ def test_a_forms_file_with_the_older_sha256_digest_is_still_checked(tiny_gpt2, t
     assert set(meta) >= {"xxh3"} and "sha256" not in meta
     tensors = {k: v.contiguous() for k, v in f.tensors().items()}
     legacy = {"version": FORMS_VERSION, "fallback": json.dumps(f.fallback_heads),
-              "rank_deficient": json.dumps(f.rank_deficient or []), "sha256": digest(tensors, "sha256")}
+              "rank_deficient": json.dumps(f.rank_deficient or []), "sha256": tensors_digest(tensors, "sha256")}
     save_file(tensors, str(path), metadata=legacy)
     g = load_cached(path, tiny_gpt2.weights)
     assert g is not None and all(torch.equal(a, b) for a, b in zip(f.tensors().values(), g.tensors().values()))

@@ -31,13 +31,8 @@ def forms_path(fingerprint: str, root: Path | None = None) -> Path:
     return (root or cache_root()) / "forms" / f"{fingerprint}-v{FORMS_VERSION}.safetensors"
 
 
-# the digests a forms file may record, the current one first
+# the digests a forms file may record (`tensors_digest` algorithms), the current one first
 DIGESTS = ("xxh3", "sha256")
-
-
-def digest(tensors: dict[str, torch.Tensor], algorithm: str = "xxh3") -> str:
-    """The digest of the tensors' names, shapes and bytes, in name order (models/weights.py)."""
-    return tensors_digest(tensors, algorithm)
 
 
 def _header(path: Path) -> tuple[dict, int]:
@@ -47,8 +42,8 @@ def _header(path: Path) -> tuple[dict, int]:
 
 
 def _file_digest(path: Path, header: dict, start: int, algorithm: str) -> str:
-    """`digest` of the file's tensors, read from the file in chunks (through the page cache, not
-    into the process: the mapped tensors stay unread until a claim reads them)."""
+    """`tensors_digest` of the file's tensors, read from the file in chunks (through the page
+    cache, not into the process: the mapped tensors stay unread until a claim reads them)."""
     h = hasher(algorithm)
     with open(path, "rb") as f:
         for key in sorted(tensors_of(header)):
@@ -119,7 +114,8 @@ def save_cached(path: Path, forms: HeadForms) -> None:
         tensors = {k: v.cpu() for k, v in forms.tensors().items()}
         save_file(tensors, tmp,
                   metadata={"version": FORMS_VERSION, "fallback": json.dumps(forms.fallback_heads),
-                            "rank_deficient": json.dumps(forms.rank_deficient or []), DIGESTS[0]: digest(tensors)})
+                            "rank_deficient": json.dumps(forms.rank_deficient or []),
+                            DIGESTS[0]: tensors_digest(tensors, DIGESTS[0])})
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
